@@ -1,0 +1,87 @@
+import { jetstreamManager, JetStreamApiError, StorageType, RetentionPolicy, DiscardPolicy, type StreamConfig, type ConsumerConfig, type JetStreamManager } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { StreamDefinition } from '@mandate/contracts';
+
+export interface StreamPlacement {
+  /** 1 on the embedded single node; 3 on the production cluster. */
+  replicas: number;
+}
+
+export type StreamDeclaration = { name: string; action: 'created' | 'updated' | 'unchanged' };
+
+const STREAM_NOT_FOUND = 10059;
+const CONSUMER_NOT_FOUND = 10014;
+
+function toStreamConfig(definition: StreamDefinition, placement: StreamPlacement): Partial<StreamConfig> & { name: string } {
+  return {
+    name: definition.name,
+    description: definition.description,
+    subjects: [...definition.subjects],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: placement.replicas,
+    deny_delete: definition.denyDelete,
+    deny_purge: definition.denyPurge,
+    duplicate_window: nanos(definition.duplicateWindowMs),
+    max_age: nanos(definition.maxAgeMs),
+    allow_rollup_hdrs: false,
+  };
+}
+
+/**
+ * Creates each stream, or updates it to the declared shape, so the code is the single source of
+ * truth for stream configuration. Idempotent: a second start changes nothing.
+ */
+export async function declareStreams(
+  nc: NatsConnection,
+  definitions: readonly StreamDefinition[],
+  placement: StreamPlacement = { replicas: 1 },
+): Promise<StreamDeclaration[]> {
+  const jsm = await jetstreamManager(nc);
+  const results: StreamDeclaration[] = [];
+  for (const definition of definitions) {
+    results.push(await declareStream(jsm, toStreamConfig(definition, placement)));
+  }
+  return results;
+}
+
+async function declareStream(jsm: JetStreamManager, wanted: Partial<StreamConfig> & { name: string }): Promise<StreamDeclaration> {
+  let current: StreamConfig;
+  try {
+    current = (await jsm.streams.info(wanted.name)).config;
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND) {
+      await jsm.streams.add(wanted);
+      return { name: wanted.name, action: 'created' };
+    }
+    throw error;
+  }
+  const differs = (Object.keys(wanted) as (keyof StreamConfig)[]).some(
+    (key) => JSON.stringify(current[key]) !== JSON.stringify(wanted[key]),
+  );
+  if (!differs) return { name: wanted.name, action: 'unchanged' };
+  await jsm.streams.update(wanted.name, { ...current, ...wanted });
+  return { name: wanted.name, action: 'updated' };
+}
+
+/** A durable consumer declared in code, created or updated at start-up like streams. */
+export async function declareConsumer(
+  nc: NatsConnection,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<'created' | 'updated'> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.consumers.info(stream, config.durable_name);
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === CONSUMER_NOT_FOUND) {
+      await jsm.consumers.add(stream, config);
+      return 'created';
+    }
+    throw error;
+  }
+  const { durable_name: _durable, ...changes } = config;
+  await jsm.consumers.update(stream, config.durable_name, changes);
+  return 'updated';
+}

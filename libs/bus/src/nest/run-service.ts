@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import { Module, type DynamicModule, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { INestMicroservice } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { STREAMS, type EndpointContract } from '@mandate/contracts';
+import type { BaseEnv } from '@mandate/config';
+import { createLogger, PinoNestLogger, startTelemetry, type Logger, type Telemetry } from '@mandate/telemetry';
+import { connectToBus } from '../connection.js';
+import { declareStreams } from '../jetstream.js';
+import { onShutdownSignal } from '../shutdown.js';
+import { PassThroughRpcErrors } from './pass-through-errors.filter.js';
+import { ServiceRuntimeModule } from './runtime.module.js';
+import { NatsServiceTransport } from './service-transport.js';
+
+export interface ServiceDefinition {
+  name: string;
+  version: string;
+  description: string;
+  module: Type | DynamicModule;
+  endpoints: readonly EndpointContract[];
+}
+
+export interface RunningService {
+  app: INestMicroservice;
+  nc: NatsConnection;
+  logger: Logger;
+  transport: NatsServiceTransport;
+  /** Stops taking requests, finishes those in flight, drains the connection. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one Mandate service: telemetry, the NATS connection, stream declarations, the NestJS
+ * application on the service transport. With `handleSignals`, SIGTERM drains it.
+ */
+export async function runService(
+  definition: ServiceDefinition,
+  env: BaseEnv,
+  options: { handleSignals?: boolean; logger?: Logger; nc?: NatsConnection } = {},
+): Promise<RunningService> {
+  const logger = options.logger ?? createLogger(definition.name, { level: env.LOG_LEVEL });
+  const telemetry: Telemetry | undefined =
+    env.METRICS_PORT || env.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? await startTelemetry({
+          serviceName: definition.name,
+          serviceVersion: definition.version,
+          ...(env.METRICS_PORT ? { prometheusPort: env.METRICS_PORT, prometheusHost: env.METRICS_HOST } : {}),
+          ...(env.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+        })
+      : undefined;
+  const ownsConnection = !options.nc;
+  const nc =
+    options.nc ??
+    (await connectToBus({
+      servers: env.NATS_URL,
+      name: `mandate-${definition.name}`,
+      logger,
+      ...(env.NATS_USER ? { user: env.NATS_USER, password: env.NATS_PASSWORD ?? '' } : {}),
+    }));
+  await declareStreams(nc, STREAMS, { replicas: env.MANDATE_MODE === 'production' ? 3 : 1 });
+
+  const transport = new NatsServiceTransport({
+    connection: nc,
+    service: definition.name,
+    version: definition.version,
+    description: definition.description,
+    endpoints: definition.endpoints,
+    logger,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+  });
+
+  @Module({ imports: [ServiceRuntimeModule.forRoot({ nc, logger, env, instance: randomUUID() }), definition.module] })
+  class ServiceRootModule {}
+
+  const app = await NestFactory.createMicroservice(ServiceRootModule, {
+    strategy: transport,
+    logger: new PinoNestLogger(logger),
+  });
+  app.useGlobalFilters(new PassThroughRpcErrors());
+  await app.listen();
+  logger.info({ service: transport.serviceName, metrics: telemetry?.metricsUrl }, 'service listening');
+
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      await app.close();
+      if (ownsConnection) await nc.drain();
+      await telemetry?.shutdown();
+      logger.info('service stopped');
+    })());
+
+  if (options.handleSignals) onShutdownSignal(stop, (message) => logger.info(message));
+  return { app, nc, logger, transport, stop };
+}

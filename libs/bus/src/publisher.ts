@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import { context } from '@opentelemetry/api';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import {
+  MandateError,
+  auditRecordSchema,
+  auditSubject,
+  eventSubject,
+  parseOrThrow,
+  tenantId,
+  type AuditRecord,
+  type AuditRecordInput,
+  type DomainEvent,
+} from '@mandate/contracts';
+import { contextWithValidSpan, injectTraceContext, traceIds } from '@mandate/telemetry';
+
+const encoder = new TextEncoder();
+
+/**
+ * Publishes audit records and domain events to JetStream. Each message gets a `Nats-Msg-Id`
+ * (the record or event id), so a publish retried after a lost ack is stored once, and carries
+ * `traceparent`.
+ */
+export class JetStreamPublisher {
+  readonly #js: JetStreamClient;
+
+  constructor(nc: NatsConnection) {
+    this.#js = jetstream(nc);
+  }
+
+  /** Validates and publishes an audit record; returns it as stored (with id and time filled in). */
+  async audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'> & Partial<Pick<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>>): Promise<AuditRecord> {
+    const ctx = contextWithValidSpan(context.active());
+    const ids = traceIds(ctx);
+    const full: AuditRecord = parseOrThrow(
+      auditRecordSchema,
+      { id: randomUUID(), occurredAt: new Date().toISOString(), ...ids, ...record },
+      'audit record',
+    );
+    await this.#publish(auditSubject(full.tenant, full.service, full.action), full.id, full, ctx);
+    return full;
+  }
+
+  async event<T>(service: string, name: string, tenant: string, data: T, id: string = randomUUID()): Promise<DomainEvent<T>> {
+    const ctx = contextWithValidSpan(context.active());
+    const event: DomainEvent<T> = {
+      id,
+      tenant: tenantId(tenant),
+      occurredAt: new Date().toISOString(),
+      ...(traceIds(ctx) ? { traceId: traceIds(ctx)!.traceId } : {}),
+      data,
+    };
+    await this.#publish(eventSubject(service, name), id, event, ctx);
+    return event;
+  }
+
+  async #publish(subject: string, msgID: string, body: unknown, ctx: ReturnType<typeof context.active>): Promise<void> {
+    const headers = natsHeaders();
+    injectTraceContext(ctx, headers);
+    try {
+      await this.#js.publish(subject, encoder.encode(JSON.stringify(body)), { msgID, headers });
+    } catch (cause) {
+      throw new MandateError('unavailable', `could not publish to ${subject.split('.').slice(0, 3).join('.')}`, { cause });
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export * from './setup.js';
+export * from './logger.js';
+export * from './nest-logger.js';
+export * from './nats-headers.js';
+export * from './trace-context.js';

@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import { context, isSpanContextValid, trace, TraceFlags, type Context, type SpanContext } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { natsHeaderGetter, natsHeaderSetter, type HeaderCarrier } from './nats-headers.js';
+
+/*
+ * We use the W3C propagator directly rather than the global one so that `traceparent` travels on
+ * every message even in a process that never started the OpenTelemetry SDK (a CLI, a test, a
+ * Python agent's reply): correlation of audit records must not depend on exporters being on.
+ */
+const w3c = new W3CTraceContextPropagator();
+
+/** A context that certainly has a valid span context: the active one, or a fresh random root. */
+export function contextWithValidSpan(base: Context = context.active()): Context {
+  const current = trace.getSpanContext(base);
+  if (current && isSpanContextValid(current)) return base;
+  const root: SpanContext = {
+    traceId: randomBytes(16).toString('hex'),
+    spanId: randomBytes(8).toString('hex'),
+    traceFlags: TraceFlags.NONE,
+    isRemote: false,
+  };
+  return trace.setSpanContext(base, root);
+}
+
+export function injectTraceContext(ctx: Context, headers: HeaderCarrier): void {
+  w3c.inject(ctx, headers, natsHeaderSetter);
+}
+
+export function extractTraceContext(headers: HeaderCarrier | undefined, base: Context = context.active()): Context {
+  return w3c.extract(base, headers, natsHeaderGetter);
+}
+
+/** Trace and span id of a context, for audit records and log lines. */
+export function traceIds(ctx: Context): { traceId: string; spanId: string } | undefined {
+  const spanContext = trace.getSpanContext(ctx);
+  if (!spanContext || !isSpanContextValid(spanContext)) return undefined;
+  return { traceId: spanContext.traceId, spanId: spanContext.spanId };
+}
