@@ -1,0 +1,229 @@
+import { JetStreamApiError, StorageType } from '@nats-io/jetstream';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { MandateError, type TenantId } from '@mandate/contracts';
+import {
+  assertValidCollection,
+  assertValidId,
+  assertValidPrefix,
+  clampLimit,
+  decodeCursor,
+  encodeCursor,
+  expiryOf,
+} from './keys.js';
+import type { Clock, DocumentCollection, DocumentStore, ListOptions, Page, StoredDocument, WriteOptions } from './port.js';
+
+const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
+const encoder = new TextEncoder();
+
+/** What we put in a KV value: the document and, with a TTL, when it expires. */
+interface KvRecord<T> {
+  v: T;
+  e?: number;
+}
+
+export interface JetStreamKvStoreOptions {
+  /** 1 on the embedded node, 3 on a production cluster. */
+  replicas?: number;
+  clock?: Clock;
+}
+
+/**
+ * The embedded default store: one JetStream KV bucket per collection (`mandate_<collection>`),
+ * keys `<tenant>.<id>`, history 1 so a deleted secret does not linger as an older revision.
+ *
+ * TTL is kept in the record and enforced on read (nats-server 2.9 has no per-message TTL);
+ * `sweepExpired` removes expired records for good.
+ */
+export class JetStreamKvStore implements DocumentStore {
+  readonly #kvm: Kvm;
+  readonly #options: Required<JetStreamKvStoreOptions>;
+  readonly #collections = new Map<string, Promise<JetStreamKvCollection<unknown>>>();
+
+  constructor(nc: NatsConnection, options: JetStreamKvStoreOptions = {}) {
+    this.#kvm = new Kvm(nc);
+    this.#options = { replicas: options.replicas ?? 1, clock: options.clock ?? Date.now };
+  }
+
+  collection<T>(name: string): Promise<DocumentCollection<T>> {
+    assertValidCollection(name);
+    let opened = this.#collections.get(name);
+    if (!opened) {
+      opened = this.#kvm
+        .create(`mandate_${name.replaceAll('-', '_')}`, { history: 1, replicas: this.#options.replicas, storage: StorageType.File })
+        .then((kv) => new JetStreamKvCollection<unknown>(kv, this.#options.clock))
+        .catch((cause: unknown) => {
+          this.#collections.delete(name);
+          throw new MandateError('unavailable', `could not open the ${name} store`, { cause });
+        });
+      this.#collections.set(name, opened);
+    }
+    return opened as Promise<DocumentCollection<T>>;
+  }
+
+  async close(): Promise<void> {
+    // The connection belongs to the caller; nothing of ours to close.
+  }
+}
+
+class JetStreamKvCollection<T> implements DocumentCollection<T> {
+  constructor(
+    private readonly kv: KV,
+    private readonly clock: Clock,
+  ) {}
+
+  async get(tenant: TenantId, id: string): Promise<StoredDocument<T> | undefined> {
+    const entry = await this.#entry(tenant, assertValidId(id));
+    return entry ? this.#live(id, entry) : undefined;
+  }
+
+  async create(tenant: TenantId, id: string, value: T, options: WriteOptions = {}): Promise<StoredDocument<T>> {
+    const key = keyOf(tenant, assertValidId(id));
+    const record = this.#record(value, options);
+    try {
+      const revision = await backend(() => this.kv.create(key, encode(record)));
+      return toDocument(id, record, revision);
+    } catch (error) {
+      if (!isWrongLastSequence(error)) throw error;
+    }
+    // The id is taken. An expired record may be replaced, but only if it is still the one we saw.
+    const existing = await this.#entry(tenant, id);
+    if (existing && existing.operation === 'PUT' && !this.#live(id, existing)) {
+      const revision = await this.#casPut(key, record, existing.revision);
+      return toDocument(id, record, revision);
+    }
+    throw new MandateError('conflict', 'a record with this id already exists');
+  }
+
+  async update(tenant: TenantId, id: string, value: T, expectedRevision: number, options: WriteOptions = {}): Promise<StoredDocument<T>> {
+    const current = await this.get(tenant, id);
+    if (!current) throw new MandateError('not_found', 'no such record');
+    if (current.revision !== expectedRevision) throw new MandateError('conflict', 'the record changed since it was read');
+    const record = this.#record(value, options);
+    const revision = await this.#casPut(keyOf(tenant, id), record, expectedRevision);
+    return toDocument(id, record, revision);
+  }
+
+  async delete(tenant: TenantId, id: string, options: { expectedRevision?: number } = {}): Promise<boolean> {
+    const entry = await this.#entry(tenant, assertValidId(id));
+    if (!entry || entry.operation !== 'PUT') {
+      if (options.expectedRevision !== undefined) throw new MandateError('not_found', 'no such record');
+      return false;
+    }
+    if (options.expectedRevision !== undefined && entry.revision !== options.expectedRevision) {
+      throw new MandateError('conflict', 'the record changed since it was read');
+    }
+    const wasLive = this.#live(id, entry) !== undefined;
+    try {
+      await backend(() => this.kv.delete(keyOf(tenant, id), { previousSeq: entry.revision }));
+    } catch (error) {
+      if (!isWrongLastSequence(error)) throw error;
+      if (options.expectedRevision !== undefined) throw new MandateError('conflict', 'the record changed since it was read');
+      return this.delete(tenant, id);
+    }
+    return wasLive;
+  }
+
+  async list(tenant: TenantId, options: ListOptions = {}): Promise<Page<T>> {
+    const limit = clampLimit(options.limit);
+    const prefix = assertValidPrefix(options.prefix ?? '');
+    const after = decodeCursor(options.cursor);
+    const tenantPrefix = `${tenant}.`;
+    const ids: string[] = [];
+    const keys = await backend(() => this.kv.keys(`${tenant}.>`));
+    for await (const key of keys) {
+      const id = key.slice(tenantPrefix.length);
+      if (id.startsWith(prefix) && (after === undefined || id > after)) ids.push(id);
+    }
+    ids.sort();
+    const items: StoredDocument<T>[] = [];
+    let consumed = 0;
+    while (items.length < limit && consumed < ids.length) {
+      const batch = ids.slice(consumed, consumed + (limit - items.length));
+      const docs = await Promise.all(batch.map((id) => this.get(tenant, id)));
+      for (const doc of docs) if (doc) items.push(doc);
+      consumed += batch.length;
+    }
+    const last = items.at(-1);
+    return consumed < ids.length && last ? { items, nextCursor: encodeCursor(last.id) } : { items };
+  }
+
+  async sweepExpired(): Promise<number> {
+    let removed = 0;
+    const keys = await backend(() => this.kv.keys());
+    for await (const key of keys) {
+      const entry = await backend(() => this.kv.get(key));
+      if (!entry || entry.operation !== 'PUT') continue;
+      const record = decode<T>(entry);
+      if (record.e !== undefined && record.e <= this.clock()) {
+        try {
+          await backend(() => this.kv.delete(key, { previousSeq: entry.revision }));
+          removed += 1;
+        } catch (error) {
+          if (!isWrongLastSequence(error)) throw error; // rewritten meanwhile: not expired any more
+        }
+      }
+    }
+    return removed;
+  }
+
+  #entry(tenant: TenantId, id: string): Promise<KvEntry | null> {
+    return backend(() => this.kv.get(keyOf(tenant, id)));
+  }
+
+  #live(id: string, entry: KvEntry): StoredDocument<T> | undefined {
+    if (entry.operation !== 'PUT') return undefined;
+    const record = decode<T>(entry);
+    if (record.e !== undefined && record.e <= this.clock()) return undefined;
+    return toDocument(id, record, entry.revision);
+  }
+
+  #record(value: T, options: WriteOptions): KvRecord<T> {
+    const expiresAt = expiryOf(this.clock(), options.ttlMs);
+    return expiresAt === undefined ? { v: value } : { v: value, e: expiresAt };
+  }
+
+  async #casPut(key: string, record: KvRecord<T>, expectedRevision: number): Promise<number> {
+    try {
+      return await backend(() => this.kv.update(key, encode(record), expectedRevision));
+    } catch (error) {
+      if (isWrongLastSequence(error)) throw new MandateError('conflict', 'the record changed since it was read');
+      throw error;
+    }
+  }
+}
+
+function keyOf(tenant: TenantId, id: string): string {
+  return `${tenant}.${id}`;
+}
+
+function encode(record: KvRecord<unknown>): Uint8Array {
+  return encoder.encode(JSON.stringify(record));
+}
+
+function decode<T>(entry: KvEntry): KvRecord<T> {
+  try {
+    return entry.json<KvRecord<T>>();
+  } catch (cause) {
+    throw new MandateError('internal', 'a stored record is not valid JSON', { cause });
+  }
+}
+
+function toDocument<T>(id: string, record: KvRecord<T>, revision: number): StoredDocument<T> {
+  return record.e === undefined ? { id, value: record.v, revision } : { id, value: record.v, revision, expiresAt: new Date(record.e) };
+}
+
+function isWrongLastSequence(error: unknown): boolean {
+  const cause = error instanceof MandateError ? error.cause : error;
+  return cause instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.has(cause.code);
+}
+
+/** Runs a backend call; anything it throws that is not ours becomes `unavailable`. */
+async function backend<R>(call: () => Promise<R>): Promise<R> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof MandateError) throw error;
+    throw new MandateError('unavailable', 'the store did not answer', { cause: error });
+  }
+}

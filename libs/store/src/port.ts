@@ -1,0 +1,68 @@
+import type { TenantId } from '@mandate/contracts';
+
+/** A record as stored: its id within the tenant and collection, its value and its revision. */
+export interface StoredDocument<T> {
+  readonly id: string;
+  readonly value: T;
+  /**
+   * Changes on every write. Pass it back to `update` or `delete` to make the write conditional:
+   * it succeeds only if nobody wrote in between (compare-and-swap).
+   */
+  readonly revision: number;
+  /** When the record stops being visible, if it was written with a TTL. */
+  readonly expiresAt?: Date;
+}
+
+export interface WriteOptions {
+  /** Time to live in milliseconds: after it, the record reads as absent. */
+  ttlMs?: number;
+}
+
+export interface ListOptions {
+  /** Only ids that start with this (validated like an id, but may be empty). */
+  prefix?: string;
+  /** Page size, 1 to 1000; default 100. */
+  limit?: number;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+export interface Page<T> {
+  readonly items: readonly StoredDocument<T>[];
+  /** Present when more records follow; pass it as `cursor`. */
+  readonly nextCursor?: string;
+}
+
+/**
+ * One named collection of JSON documents, partitioned by tenant. Every method takes a
+ * `TenantId`, so no code path can read or write without naming the tenant.
+ *
+ * Errors (as `MandateError`): `invalid_request` for a bad id, prefix or cursor; `conflict` when
+ * `create` finds the id taken or a revision does not match; `not_found` when `update` finds no
+ * record; `unavailable` when the backend cannot be reached.
+ */
+export interface DocumentCollection<T> {
+  get(tenant: TenantId, id: string): Promise<StoredDocument<T> | undefined>;
+  /** Creates the record; `conflict` if a live record with this id exists. */
+  create(tenant: TenantId, id: string, value: T, options?: WriteOptions): Promise<StoredDocument<T>>;
+  /** Replaces the record only if its revision is still `expectedRevision`. */
+  update(tenant: TenantId, id: string, value: T, expectedRevision: number, options?: WriteOptions): Promise<StoredDocument<T>>;
+  /**
+   * Removes the record; with `expectedRevision`, only if nobody wrote since. Returns whether a
+   * live record was removed.
+   */
+  delete(tenant: TenantId, id: string, options?: { expectedRevision?: number }): Promise<boolean>;
+  /** Records in id order, one page at a time. */
+  list(tenant: TenantId, options?: ListOptions): Promise<Page<T>>;
+  /** Physically removes expired records of every tenant; returns how many. */
+  sweepExpired(): Promise<number>;
+}
+
+export interface DocumentStore {
+  /** Opens (and at first use prepares) a collection; the name is ours, not user input. */
+  collection<T>(name: string): Promise<DocumentCollection<T>>;
+  close(): Promise<void>;
+}
+
+/** Milliseconds since the epoch; injectable so tests freeze time instead of sleeping. */
+export type Clock = () => number;
