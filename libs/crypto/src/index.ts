@@ -1,0 +1,3 @@
+export * from './key-ring.js';
+export * from './envelope.js';
+export * from './master-keys.js';
