@@ -1,7 +1,7 @@
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { echoEndpoint, type ParsedRequestOf, type ResponseOf } from '@mandate/contracts';
-import { MandateRpcContext, SERVICE_INSTANCE } from '@mandate/bus';
+import { type MandateRpcContext, SERVICE_INSTANCE } from '@mandate/bus';
 import { echo } from '../domain/echo.js';
 
 @Controller()

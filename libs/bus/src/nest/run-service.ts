@@ -79,7 +79,7 @@ export async function runService(
   });
   app.useGlobalFilters(new PassThroughRpcErrors());
   await app.listen();
-  logger.info({ service: transport.serviceName, metrics: telemetry?.metricsUrl }, 'service listening');
+  logger.info({ natsService: transport.serviceName, metrics: telemetry?.metricsUrl }, 'service listening');
 
   let stopped: Promise<void> | undefined;
   const stop = () =>

@@ -1,4 +1,4 @@
-import { context, metrics, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, metrics, SpanKind, SpanStatusCode, trace, type Histogram } from '@opentelemetry/api';
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
@@ -29,12 +29,6 @@ export interface ServiceTransportOptions {
 }
 
 const tracer = trace.getTracer('@mandate/bus');
-const meter = metrics.getMeter('@mandate/bus');
-const callDuration = meter.createHistogram('rpc.server.call.duration', {
-  description: 'Duration of request handling per endpoint, including validation',
-  unit: 's',
-  advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] },
-});
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -48,12 +42,19 @@ export class NatsServiceTransport extends Server implements CustomTransportStrat
   readonly #options: ServiceTransportOptions;
   readonly #contracts: ReadonlyMap<string, EndpointContract>;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #callDuration: Histogram;
   #service: Service | undefined;
 
   constructor(options: ServiceTransportOptions) {
     super();
     this.#options = options;
     this.#contracts = endpointsBySubject(options.endpoints);
+    // OpenTelemetry has no proxy meter: instruments must be made after the SDK has started.
+    this.#callDuration = metrics.getMeter('@mandate/bus').createHistogram('rpc.server.call.duration', {
+      description: 'Duration of request handling per endpoint, including validation',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] },
+    });
   }
 
   get serviceName(): string {
@@ -140,7 +141,7 @@ export class NatsServiceTransport extends Server implements CustomTransportStrat
       msg.respondError(ERROR_STATUS[error.code], error.message, encoder.encode(JSON.stringify(errorReply(error.toWire()))));
     } finally {
       span.end();
-      callDuration.record((performance.now() - started) / 1000, {
+      this.#callDuration.record((performance.now() - started) / 1000, {
         'rpc.system': 'nats',
         'rpc.service': contract.service,
         'rpc.method': contract.operation,

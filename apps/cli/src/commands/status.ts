@@ -1,0 +1,49 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Svcm } from '@nats-io/services';
+import { connectToBus } from '@mandate/bus';
+import { STREAMS } from '@mandate/contracts';
+import { bold, CliError, table } from '../output.js';
+
+/** `mandate status`: which services answer on the bus, and the state of the streams. */
+export async function status(options: { natsUrl: string; json: boolean }): Promise<void> {
+  const nc = await connectToBus({ servers: options.natsUrl, name: 'mandate-cli', connectTimeoutMs: 3_000 }).catch((cause: unknown) => {
+    throw new CliError(`cannot reach NATS at ${options.natsUrl}: ${cause instanceof Error ? cause.message : String(cause)}. Is \`npm start\` running?`);
+  });
+  try {
+    const client = new Svcm(nc as never).client();
+    const services: { name: string; id: string; version: string }[] = [];
+    for await (const info of await client.ping()) {
+      if (info.name.startsWith('mandate-')) services.push({ name: info.name, id: info.id, version: info.version });
+    }
+    const jsm = await jetstreamManager(nc);
+    const streams = [];
+    for (const definition of STREAMS) {
+      try {
+        const info = await jsm.streams.info(definition.name);
+        streams.push({ name: definition.name, messages: info.state.messages, bytes: info.state.bytes, denyDelete: info.config.deny_delete, denyPurge: info.config.deny_purge });
+      } catch {
+        streams.push({ name: definition.name, messages: -1, bytes: 0, denyDelete: false, denyPurge: false });
+      }
+    }
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ nats: options.natsUrl, services, streams }, null, 2)}\n`);
+      return;
+    }
+    services.sort((a, b) => a.name.localeCompare(b.name));
+    process.stdout.write(`${bold('Services')} (answering $SRV.PING on ${options.natsUrl})\n`);
+    process.stdout.write(
+      services.length === 0
+        ? 'none\n'
+        : `${table([['name', 'version', 'instance'], ...services.map((s) => [s.name, s.version, s.id])])}\n`,
+    );
+    process.stdout.write(`\n${bold('Streams')}\n`);
+    process.stdout.write(
+      `${table([
+        ['name', 'messages', 'deny delete/purge'],
+        ...streams.map((s) => [s.name, s.messages < 0 ? 'missing' : String(s.messages), `${s.denyDelete}/${s.denyPurge}`]),
+      ])}\n`,
+    );
+  } finally {
+    await nc.close();
+  }
+}

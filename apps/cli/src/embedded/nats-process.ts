@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { connect as tcpConnect } from 'node:net';
+import { join } from 'node:path';
+import { findNatsServer, natsServerVersion } from '@mandate/testing';
+import { CliError } from '../output.js';
+
+export interface EmbeddedNats {
+  url: string;
+  monitorUrl: string;
+  storeDir: string;
+  version: string;
+  stop(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export async function portIsOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Starts `nats-server -js` with its JetStream data under `<dataDir>/jetstream`, so a second
+ * start finds the streams and KV buckets of the first.
+ */
+export async function startEmbeddedNats(options: { dataDir: string; port: number; monitorPort: number; log: (line: string) => void }): Promise<EmbeddedNats> {
+  const binary = findNatsServer();
+  if (!binary) {
+    throw new CliError(
+      'nats-server is not installed. Install it with `sudo apt-get install nats-server` (Debian/Ubuntu), `brew install nats-server` (macOS), or set NATS_SERVER_BIN to its path.',
+    );
+  }
+  for (const port of [options.port, options.monitorPort]) {
+    if (await portIsOpen(port)) {
+      throw new CliError(`port ${port} on 127.0.0.1 is already in use (another nats-server or \`mandate up\`?). Stop it or pass --nats-port/--monitor-port.`);
+    }
+  }
+  const storeDir = join(options.dataDir, 'jetstream');
+  await mkdir(storeDir, { recursive: true });
+  const child: ChildProcess = spawn(
+    binary,
+    ['--name', 'mandate-embedded', '-a', '127.0.0.1', '-p', String(options.port), '-m', String(options.monitorPort), '-js', '-sd', storeDir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let ready = false;
+  let recent = '';
+  const onOutput = (chunk: Buffer) => {
+    const text = chunk.toString();
+    recent = (recent + text).slice(-4_000);
+    if (text.includes('Server is ready')) ready = true;
+    for (const line of text.split('\n')) if (line.includes('[ERR]') || line.includes('[WRN]')) options.log(line.trim());
+  };
+  child.stdout?.on('data', onOutput);
+  child.stderr?.on('data', onOutput);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const deadline = Date.now() + 15_000;
+  while (!ready) {
+    if (child.exitCode !== null) throw new CliError(`nats-server exited during start-up:\n${recent}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new CliError(`nats-server did not become ready within 15 s:\n${recent}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `nats://127.0.0.1:${options.port}`,
+    monitorUrl: `http://127.0.0.1:${options.monitorPort}`,
+    storeDir,
+    version: natsServerVersion(binary),
+    exited,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '@mandate/config';
+import { up } from './commands/up.js';
+import { status } from './commands/status.js';
+import { rotateKeys } from './commands/keys.js';
+import { CliError, fail } from './output.js';
+
+function port(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65_535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return parsed;
+}
+
+const natsUrlOption = new Option('--nats-url <url>', 'NATS server to talk to').env('NATS_URL').default('nats://127.0.0.1:4222');
+const dataDirOption = new Option('--data-dir <dir>', 'where the embedded system keeps its data').env('MANDATE_DATA_DIR').default('.mandate');
+
+const program = new Command()
+  .name('mandate')
+  .description('Mandate: identity, consent and credentials for AI agents')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('up')
+  .description('start the whole system on the embedded default (nats-server with JetStream, every service); Ctrl-C stops it')
+  .addOption(dataDirOption)
+  .addOption(new Option('--nats-port <port>', 'NATS client port').argParser(port).default(4222))
+  .addOption(new Option('--monitor-port <port>', 'NATS HTTP monitoring port').argParser(port).default(8222))
+  .addOption(new Option('--metrics-port <port>', 'first Prometheus port (one per service); 0 disables').argParser(port).default(9464))
+  .addOption(new Option('--no-services', 'start NATS and the streams only'))
+  .addOption(new Option('--log-level <level>', 'service log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
+  .action(async (options: { dataDir: string; natsPort: number; monitorPort: number; metricsPort: number; services: boolean; logLevel: string }) => {
+    await up(options);
+  });
+
+program
+  .command('status')
+  .description('list the services answering on the bus and the state of the streams')
+  .addOption(natsUrlOption)
+  .option('--json', 'print JSON instead of tables', false)
+  .action(async (options: { natsUrl: string; json: boolean }) => {
+    await status(options);
+  });
+
+program
+  .command('keys')
+  .description('manage the master keys that encrypt stored secrets')
+  .command('rotate')
+  .description('add a new primary key to the embedded key file (old keys stay readable)')
+  .addOption(dataDirOption)
+  .option('--key-file <file>', 'key file to rotate (default: <data-dir>/keys/master-keys.json)')
+  .action(async (options: { dataDir: string; keyFile?: string }) => {
+    await rotateKeys(options);
+  });
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (error instanceof CliError || error instanceof ConfigError) {
+    fail(error.message);
+    process.exit(error instanceof CliError ? error.exitCode : 78);
+  }
+  fail(`unexpected error: ${error instanceof Error ? error.message : String(error)}`);
+  if (process.env['DEBUG']) console.error(error);
+  else process.stderr.write('  (set DEBUG=1 for the stack trace)\n');
+  process.exit(1);
+}

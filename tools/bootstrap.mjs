@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// The README's two commands start here: `npm start` and `npm test`.
+// This file runs on whatever Node launched npm (often older than 24), so it is plain JavaScript
+// with no dependencies. It installs what is missing, then hands over to the project's Node 24
+// (installed from the npm registry as the `node` dev dependency) for everything else.
+import { spawnSync, spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const localNode = join(root, 'node_modules', '.bin', 'node');
+const [command = 'help', ...args] = process.argv.slice(2);
+
+const say = (message) => process.stderr.write(`• ${message}\n`);
+const die = (message) => {
+  process.stderr.write(`✗ ${message}\n`);
+  process.exit(1);
+};
+
+function run(cmd, cmdArgs, options = {}) {
+  const result = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', ...options });
+  if (result.error) return { ok: false, error: result.error };
+  return { ok: result.status === 0, status: result.status };
+}
+
+function mtime(path) {
+  return existsSync(path) ? statSync(path).mtimeMs : 0;
+}
+
+function ensureDependencies() {
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  const stale = !existsSync(marker) || mtime(join(root, 'package-lock.json')) > mtime(marker) || !existsSync(localNode);
+  if (stale) {
+    const useCi = existsSync(join(root, 'package-lock.json'));
+    say(`installing dependencies (npm ${useCi ? 'ci' : 'install'}; this includes Node 24 from the npm registry)`);
+    // npm passes its own log level down; the install should show progress whatever it was.
+    const env = { ...process.env, npm_config_loglevel: 'warn', npm_config_fund: 'false', npm_config_audit: 'false' };
+    const result = run('npm', [useCi ? 'ci' : 'install'], { env });
+    if (!result.ok) die('dependency installation failed (see npm output above)');
+  }
+  const version = spawnSync(localNode, ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  if (!version.startsWith('v24.')) {
+    die(`expected Node 24 at ${localNode}, found ${version || 'nothing'}; run \`npm ci\` (npm must run install scripts for the "node" package)`);
+  }
+}
+
+function findOnPath(binary) {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin'];
+  return dirs.map((dir) => join(dir, binary)).find((candidate) => existsSync(candidate));
+}
+
+function ensureNatsServer({ required }) {
+  if (process.env.NATS_SERVER_BIN && existsSync(process.env.NATS_SERVER_BIN)) return true;
+  if (findOnPath('nats-server')) return true;
+  const hasApt = Boolean(findOnPath('apt-get'));
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const canSudo = !isRoot && Boolean(findOnPath('sudo')) && spawnSync('sudo', ['-n', 'true']).status === 0;
+  if (hasApt && (isRoot || canSudo)) {
+    say('nats-server is missing: installing the Debian package (apt-get install nats-server)');
+    const prefix = isRoot ? [] : ['sudo', '-n'];
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const apt = (aptArgs) => run(prefix[0] ?? 'apt-get', prefix.length ? [...prefix.slice(1), 'apt-get', ...aptArgs] : aptArgs, { env });
+    apt(['update', '-qq']);
+    if (apt(['install', '-y', '-qq', 'nats-server']).ok && findOnPath('nats-server')) return true;
+  }
+  const how =
+    'install nats-server: `sudo apt-get install nats-server` (Debian/Ubuntu), `brew install nats-server` (macOS), ' +
+    'or download it from the NATS project and set NATS_SERVER_BIN to its path';
+  if (required) die(`nats-server is not installed and could not be installed automatically; ${how}`);
+  say(`nats-server is not installed; tests that need it will be skipped and say so. To run them, ${how}`);
+  return false;
+}
+
+function build() {
+  say('building (tsc -b)');
+  if (!run(localNode, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'tsconfig.build.json']).ok) die('build failed');
+}
+
+/** Replaces this process with one under Node 24, forwarding signals so Ctrl-C reaches it. */
+function handOver(script, scriptArgs) {
+  const env = { ...process.env, PATH: `${join(root, 'node_modules', '.bin')}${delimiter}${process.env.PATH ?? ''}` };
+  const child = spawn(localNode, [script, ...scriptArgs], { cwd: root, stdio: 'inherit', env });
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+switch (command) {
+  case 'start':
+    ensureDependencies();
+    ensureNatsServer({ required: true });
+    build();
+    handOver(join(root, 'apps', 'cli', 'dist', 'main.js'), ['up', ...args]);
+    break;
+  case 'test':
+    ensureDependencies();
+    ensureNatsServer({ required: false });
+    handOver(join(root, 'tools', 'run-tests.mjs'), args);
+    break;
+  case 'bench':
+    ensureDependencies();
+    ensureNatsServer({ required: true });
+    build();
+    handOver(join(root, 'bench', 'dist', 'main.js'), args);
+    break;
+  default:
+    die(`unknown command ${command}; use start, test or bench`);
+}
