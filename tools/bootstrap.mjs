@@ -73,8 +73,9 @@ function ensureNatsServer({ required }) {
 }
 
 function build() {
-  say('building (tsc -b)');
-  if (!run(localNode, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'tsconfig.build.json']).ok) die('build failed');
+  say('building every project (nx run-many -t build)');
+  const env = { ...process.env, PATH: `${join(root, 'node_modules', '.bin')}${delimiter}${process.env.PATH ?? ''}` };
+  if (!run(join(root, 'node_modules', '.bin', 'nx'), ['run-many', '-t', 'build', '--output-style=static'], { env }).ok) die('build failed');
 }
 
 /** Replaces this process with one under Node 24, forwarding signals so Ctrl-C reaches it. */

@@ -26,7 +26,7 @@ function check(name, cmd, args) {
   return ok;
 }
 
-check('build', bin('tsc'), ['-b', 'tsconfig.build.json']);
+check('build', bin('nx'), ['run-many', '-t', 'build', '--output-style=static']);
 check('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
 check('lint', bin('eslint'), ['--max-warnings', '0', '.']);
 

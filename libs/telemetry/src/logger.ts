@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { scrubSecrets } from './scrub.js';
 
 /**
  * Field names whose values are credentials. pino replaces them with "[redacted]" wherever they
@@ -37,8 +38,25 @@ export function createLogger(service: string, options: { level?: string; destina
     redact: { paths: redactPaths, censor: '[redacted]' },
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
+    serializers: { err: serializeError },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrubSecrets(arg) : arg)) as Parameters<typeof method>);
+      },
+    },
   };
   return options.destination ? pino(config, options.destination as pino.DestinationStream) : pino(config);
 }
 
 export type { Logger } from 'pino';
+
+/** Errors keep their type, code and stack, with free text scrubbed of anything credential-shaped. */
+function serializeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: scrubSecrets(String(error)) };
+  const serialized: Record<string, unknown> = { type: error.name, message: scrubSecrets(error.message) };
+  if (error.stack) serialized['stack'] = scrubSecrets(error.stack);
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') serialized['code'] = code;
+  if (error.cause !== undefined) serialized['cause'] = serializeError(error.cause);
+  return serialized;
+}

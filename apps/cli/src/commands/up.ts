@@ -49,6 +49,12 @@ export async function up(options: UpOptions): Promise<void> {
     done(`stopped; data kept in ${dataDir}`);
   };
 
+  // Last resort if this process dies of an uncaught error: do not leave children behind.
+  process.once('exit', () => {
+    for (const service of running) service.child.kill('SIGTERM');
+    nats?.kill();
+  });
+
   try {
     step(`data directory ${dataDir}`);
     const keys = await loadMasterKeys({ mode: 'embedded', dataDir });

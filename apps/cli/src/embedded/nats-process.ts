@@ -11,6 +11,8 @@ export interface EmbeddedNats {
   storeDir: string;
   version: string;
   stop(): Promise<void>;
+  /** Synchronous SIGTERM, for process-exit handlers. */
+  kill(): void;
   exited: Promise<number | null>;
 }
 
@@ -75,6 +77,9 @@ export async function startEmbeddedNats(options: { dataDir: string; port: number
     storeDir,
     version: natsServerVersion(binary),
     exited,
+    kill() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+    },
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');

@@ -1,0 +1,90 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { BusClient, JetStreamPublisher } from '@mandate/bus';
+import { AUDIT_STREAM, echoEndpoint, tenantId } from '@mandate/contracts';
+import { freePort, natsServerMissing } from '@mandate/testing';
+import { assertBuilt, cliEntry, spawnNode, type Spawned } from './processes.js';
+
+const missing = natsServerMissing('`mandate up` end to end');
+
+describe.skipIf(missing)('mandate up: the whole system on the embedded default', () => {
+  const running: Spawned[] = [];
+  afterEach(async () => {
+    // Ctrl-C, not SIGKILL: `mandate up` must stop its nats-server and services itself.
+    for (const process of running.splice(0)) {
+      if (process.child.exitCode !== null) continue;
+      process.child.kill('SIGINT');
+      const timer = setTimeout(() => process.child.kill('SIGKILL'), 20_000);
+      await process.exit;
+      clearTimeout(timer);
+    }
+  });
+
+  async function up(dataDir: string, natsPort: number, monitorPort: number, metricsPort: number): Promise<Spawned> {
+    const args = ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(monitorPort), '--metrics-port', String(metricsPort)];
+    const started = spawnNode(cliEntry, args);
+    running.push(started);
+    await started.waitFor('Press Ctrl-C to stop.');
+    return started;
+  }
+
+  it('starts NATS, the streams and every service; Ctrl-C stops it all; a second start finds its data', async () => {
+    assertBuilt(cliEntry);
+    const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
+    const [natsPort, monitorPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+
+    const first = await up(dataDir, natsPort, monitorPort, metricsPort);
+    expect(first.output()).toContain('generated master key file');
+    expect(first.output()).toMatch(/MANDATE_EVENTS \(created\), MANDATE_AUDIT \(created\)/);
+    expect(first.output()).toContain('diagnostics answers $SRV.PING');
+    expect(first.output()).toContain(`nats://127.0.0.1:${natsPort}`);
+
+    const nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` });
+    expect((await new BusClient(nc).request(echoEndpoint, { message: 'through up' })).message).toBe('through up');
+    await new JetStreamPublisher(nc).audit({ tenant: tenantId('acme'), service: 'directory', action: 'workload-created', outcome: 'succeeded', actor: { admin: 'e2e' } });
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toContain('rpc_server_call_duration');
+    await nc.close();
+
+    const status = spawnNode(cliEntry, ['status', '--json', '--nats-url', `nats://127.0.0.1:${natsPort}`]);
+    expect(await status.exit).toBe(0);
+    const report = JSON.parse(status.output()) as { services: { name: string }[]; streams: { name: string; messages: number; denyDelete: boolean }[] };
+    expect(report.services.map((s) => s.name)).toContain('mandate-diagnostics');
+    expect(report.streams.find((s) => s.name === AUDIT_STREAM.name)).toMatchObject({ messages: 1, denyDelete: true });
+
+    first.child.kill('SIGINT');
+    expect(await first.exit).toBe(0);
+    expect(first.output()).toContain(`stopped; data kept in ${dataDir}`);
+    await expect(connect({ servers: `nats://127.0.0.1:${natsPort}`, reconnect: false, timeout: 500 })).rejects.toThrow();
+
+    const second = await up(dataDir, natsPort, monitorPort, metricsPort);
+    expect(second.output()).not.toContain('generated master key file');
+    expect(second.output()).toMatch(/MANDATE_EVENTS \(unchanged\), MANDATE_AUDIT \(unchanged\)/);
+    const again = await connect({ servers: `nats://127.0.0.1:${natsPort}` });
+    expect((await (await jetstreamManager(again)).streams.info(AUDIT_STREAM.name)).state.messages).toBe(1);
+    await again.close();
+    second.child.kill('SIGTERM');
+    expect(await second.exit).toBe(0);
+  });
+
+  it('says clearly when the NATS port is taken, and exits non-zero', async () => {
+    assertBuilt(cliEntry);
+    const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
+    const [natsPort, monitorPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    await up(dataDir, natsPort, monitorPort, metricsPort);
+    const clash = spawnNode(cliEntry, ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(await freePort())]);
+    expect(await clash.exit).toBe(1);
+    expect(clash.output()).toContain(`port ${natsPort} on 127.0.0.1 is already in use`);
+  });
+
+  it('status says how to start the system when nothing is running', async () => {
+    assertBuilt(cliEntry);
+    const status = spawnNode(cliEntry, ['status', '--nats-url', `nats://127.0.0.1:${await freePort()}`]);
+    expect(await status.exit).toBe(1);
+    expect(status.output()).toMatch(/cannot reach NATS .* Is `npm start` running\?/);
+  });
+});
