@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Svcm } from '@nats-io/services';
-import { BusClient, runService, type RunningService } from '@mandate/bus';
+import { BusClient, connectToBus, runService, type RunningService } from '@mandate/bus';
 import { echoEndpoint, MandateError, serviceSubject, type EndpointContract } from '@mandate/contracts';
 import { baseEnvSchema } from '@mandate/config';
 import { createLogger } from '@mandate/telemetry';
@@ -21,7 +21,8 @@ describe.skipIf(missing)('diagnostics service over a real nats-server', () => {
     nats = await startNatsServer();
     const env = baseEnvSchema.parse({ NATS_URL: nats.url, LOG_LEVEL: 'silent' });
     service = await runService(diagnosticsService, env, { logger: createLogger('diagnostics', { level: 'silent' }) });
-    nc = await connect({ servers: nats.url });
+    // connectToBus, as services connect: its options (no async traces) change how errors arrive.
+    nc = await connectToBus({ servers: nats.url, name: 'echo-test' });
     bus = new BusClient(nc, { defaultTimeoutMs: 2_000 });
   });
 
@@ -72,6 +73,12 @@ describe.skipIf(missing)('diagnostics service over a real nats-server', () => {
     expect((error as MandateError).code).toBe('invalid_request');
   });
 
+  it('answers unavailable when a service does not reply in time', async () => {
+    const slow = await new BusClient(nc, { defaultTimeoutMs: 200 }).request(echoEndpoint, { message: 'slow', delayMs: 1_000 }).catch((e: unknown) => e);
+    expect((slow as MandateError).code).toBe('unavailable');
+    expect((slow as MandateError).message).toContain('did not answer');
+  });
+
   it('answers a subject nobody serves with unavailable quickly, not a hang', async () => {
     const nobody: EndpointContract = {
       service: 'nobody',
@@ -84,6 +91,7 @@ describe.skipIf(missing)('diagnostics service over a real nats-server', () => {
     const started = performance.now();
     const error = await new BusClient(nc, { defaultTimeoutMs: 10_000 }).request(nobody, {}).catch((e: unknown) => e);
     expect((error as MandateError).code).toBe('unavailable');
+    expect((error as MandateError).message).toContain('no nobody service is running');
     expect(performance.now() - started).toBeLessThan(1_000);
   });
 });

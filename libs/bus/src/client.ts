@@ -16,6 +16,17 @@ export interface RequestOptions {
 }
 
 const tracer = trace.getTracer('@mandate/bus');
+/** Building a zod schema is costly; one envelope schema per endpoint, made on first use. */
+const envelopeSchemas = new WeakMap<EndpointContract, ReturnType<typeof replyEnvelopeSchema>>();
+
+function envelopeSchemaOf(endpoint: EndpointContract) {
+  let schema = envelopeSchemas.get(endpoint);
+  if (!schema) {
+    schema = replyEnvelopeSchema(endpoint.response);
+    envelopeSchemas.set(endpoint, schema);
+  }
+  return schema;
+}
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -69,7 +80,7 @@ export class BusClient {
     } catch (cause) {
       throw new MandateError('internal', `${endpoint.service} sent a reply that is not JSON`, { cause });
     }
-    const parsed = replyEnvelopeSchema(endpoint.response).safeParse(json);
+    const parsed = envelopeSchemaOf(endpoint).safeParse(json);
     if (!parsed.success) {
       throw new MandateError('internal', `${endpoint.service} sent a reply that does not match the contract`, { cause: parsed.error });
     }

@@ -1,0 +1,28 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { natsServerMissing } from '@mandate/testing';
+import { assertBuilt, root, spawnNode } from './processes.js';
+
+const benchEntry = join(root, 'bench', 'dist', 'main.js');
+const missing = natsServerMissing('npm run bench smoke run');
+
+// The benchmark is judged by `npm run bench`, not here: this only proves it still runs and
+// reports every row against the baseline. No timing is asserted.
+describe.skipIf(missing)('npm run bench', () => {
+  it('measures raw NATS, @nats-io/services and the Mandate layer and reports ratios to raw', async () => {
+    assertBuilt(benchEntry);
+    const bench = spawnNode(benchEntry, ['--quick', '--json']);
+    expect(await bench.exit).toBe(0);
+    const report = JSON.parse(bench.output().slice(bench.output().indexOf('{'))) as {
+      results: { name: string; medianUs: number; requestsPerSecond: number; throughputRatio: number }[];
+      verdict: Record<string, string>;
+    };
+    expect(report.results.map((r) => r.name)).toEqual(['raw NATS request/reply', '@nats-io/services endpoint', 'Mandate bus + NestJS service']);
+    expect(report.results[0]?.throughputRatio).toBe(1);
+    for (const row of report.results) {
+      expect(row.requestsPerSecond).toBeGreaterThan(0);
+      expect(row.medianUs).toBeGreaterThan(0);
+    }
+    expect(Object.keys(report.verdict)).toEqual(['throughputTarget', 'latencyTarget']);
+  }, 120_000);
+});
