@@ -41,6 +41,17 @@ export const baseEnvSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
   /** How long a SIGTERM waits for in-flight requests before closing anyway. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  /** Where documents live: JetStream KV (embedded default) or MongoDB (production). */
+  MANDATE_STORE: z.enum(['jetstream-kv', 'mongodb']).default('jetstream-kv'),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// connection string')
+    .optional(),
+  MONGODB_DATABASE: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be 1-63 letters, digits, _ or -').default('mandate'),
+}).superRefine((env, ctx) => {
+  if (env.MANDATE_STORE === 'mongodb' && !env.MONGODB_URI) {
+    ctx.addIssue({ code: 'custom', path: ['MONGODB_URI'], message: 'required when MANDATE_STORE=mongodb' });
+  }
 });
 
 export type BaseEnv = z.output<typeof baseEnvSchema>;

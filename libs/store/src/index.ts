@@ -2,3 +2,4 @@ export * from './port.js';
 export { encodeKeySegment, decodeKeySegment, MAX_ID_LENGTH } from './keys.js';
 export * from './jetstream-kv.js';
 export * from './mongodb.js';
+export * from './open-store.js';

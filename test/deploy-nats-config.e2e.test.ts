@@ -1,0 +1,121 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { BusClient, runService, type RunningService } from '@mandate/bus';
+import { baseEnvSchema } from '@mandate/config';
+import { echoEndpoint } from '@mandate/contracts';
+import { createLogger } from '@mandate/telemetry';
+import { findNatsServer, freePort, natsServerMissing, natsServerVersion, skipReason } from '@mandate/testing';
+import { diagnosticsService } from '../apps/diagnostics/src/diagnostics.module.js';
+import { root } from './processes.js';
+
+const missing = natsServerMissing('deploy/nats configs');
+const passwords = { DIAGNOSTICS_NATS_PASSWORD: 'diag-pw-1', ADMIN_NATS_PASSWORD: 'admin-pw-2', AGENT_NATS_PASSWORD: 'agent-pw-3', NATS_ROUTE_PASSWORD: 'route-pw-4' };
+
+/** `sync_interval` needs nats-server 2.10+; Debian 12 ships 2.9, so the copy under test drops it there. */
+function supportsSyncInterval(binary: string): boolean {
+  const [major, minor] = (natsServerVersion(binary).match(/v(\d+)\.(\d+)/) ?? []).slice(1).map(Number);
+  return (major ?? 0) > 2 || ((major ?? 0) === 2 && (minor ?? 0) >= 10);
+}
+
+async function copyConfigs(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mandate-deploy-'));
+  await cp(join(root, 'deploy', 'nats'), dir, { recursive: true });
+  if (!supportsSyncInterval(findNatsServer()!)) {
+    skipReason('sync_interval in deploy/nats', `${natsServerVersion(findNatsServer()!)} predates it; tested without that line`);
+    for (const file of ['single-node.conf', 'cluster/nats-1.conf', 'cluster/nats-2.conf', 'cluster/nats-3.conf']) {
+      const path = join(dir, file);
+      await writeFile(path, (await readFile(path, 'utf8')).replace(/^\s*sync_interval:.*$/m, ''));
+    }
+  }
+  return dir;
+}
+
+describe.skipIf(missing)('deploy/nats', () => {
+  it.each(['single-node.conf', 'cluster/nats-1.conf', 'cluster/nats-2.conf', 'cluster/nats-3.conf'])('%s is a valid nats-server configuration', async (file) => {
+    const dir = await copyConfigs();
+    const result = spawnSync(findNatsServer()!, ['-c', join(dir, file), '-t'], { env: { ...process.env, ...passwords }, encoding: 'utf8' });
+    expect(`${result.stdout}${result.stderr}`).toContain('is valid');
+    expect(result.status).toBe(0);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('single node with per-service users', () => {
+    let dir: string;
+    let url: string;
+    let stopServer: () => Promise<void>;
+    let service: RunningService | undefined;
+
+    beforeAll(async () => {
+      dir = await copyConfigs();
+      const [port, http] = [await freePort(), await freePort()];
+      const config = join(dir, 'single-node.conf');
+      await writeFile(
+        config,
+        (await readFile(config, 'utf8'))
+          .replace('listen: 127.0.0.1:4222', `listen: 127.0.0.1:${port}`)
+          .replace('http: 127.0.0.1:8222', `http: 127.0.0.1:${http}`)
+          .replace('store_dir: "./.mandate/jetstream"', `store_dir: "${join(dir, 'js')}"`),
+      );
+      const child = spawn(findNatsServer()!, ['-c', config], { env: { ...process.env, ...passwords }, stdio: 'ignore' });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      stopServer = async () => {
+        child.kill('SIGTERM');
+        await exited;
+      };
+      url = `nats://127.0.0.1:${port}`;
+      for (let i = 0; i < 100; i += 1) {
+        const probe = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD, reconnect: false }).catch(() => undefined);
+        if (probe) {
+          await probe.close();
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('nats-server with deploy/nats/single-node.conf did not start');
+    });
+
+    afterAll(async () => {
+      await service?.stop();
+      await stopServer?.();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    async function permissionError(nc: NatsConnection, subject: string): Promise<string | undefined> {
+      const seen = (async () => {
+        for await (const status of nc.status()) if (status.type === 'error') return String((status as { error?: unknown }).error);
+        return undefined;
+      })();
+      nc.publish(subject, 'x');
+      await nc.flush();
+      return Promise.race([seen, new Promise<undefined>((r) => setTimeout(() => r(undefined), 500))]);
+    }
+
+    it('refuses a wrong password', async () => {
+      await expect(connect({ servers: url, user: 'diagnostics', pass: 'wrong', reconnect: false })).rejects.toThrow(/Authorization/i);
+    });
+
+    it('runs the diagnostics service as its own user: streams declared, echo served', async () => {
+      const env = baseEnvSchema.parse({ NATS_URL: url, NATS_USER: 'diagnostics', NATS_PASSWORD: passwords.DIAGNOSTICS_NATS_PASSWORD });
+      service = await runService(diagnosticsService, env, { logger: createLogger('diagnostics', { level: 'silent' }) });
+      const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD });
+      expect((await new BusClient(agent).request(echoEndpoint, { message: 'as agent' })).message).toBe('as agent');
+      await agent.close();
+    });
+
+    it('stops a service user from publishing another service’s events', async () => {
+      const nc = await connect({ servers: url, user: 'diagnostics', pass: passwords.DIAGNOSTICS_NATS_PASSWORD });
+      expect(await permissionError(nc, 'mandate.evt.vault.token-refreshed')).toMatch(/permissions violation/i);
+      await nc.close();
+    });
+
+    it('stops agent code from writing audit records', async () => {
+      const nc = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD });
+      expect(await permissionError(nc, 'mandate.audit.acme.vault.token-released')).toMatch(/permissions violation/i);
+      await nc.close();
+    });
+  });
+});
