@@ -9,12 +9,13 @@ const missing = natsServerMissing('npm run bench smoke run');
 // The benchmark is judged by `npm run bench`, not here: this only proves it still runs and
 // reports every row against the baseline. No timing is asserted.
 describe.skipIf(missing)('npm run bench', () => {
-  it('measures raw NATS, @nats-io/services and the Mandate layer and reports ratios to raw', async () => {
+  it('measures raw NATS, @nats-io/services, the Mandate layer and authorize + WAT mint, and reports ratios to their baselines', async () => {
     assertBuilt(benchEntry);
     const bench = spawnNode(benchEntry, ['--quick', '--json']);
     expect(await bench.exit).toBe(0);
     const report = JSON.parse(bench.output().slice(bench.output().indexOf('{'))) as {
       results: { name: string; medianUs: number; requestsPerSecond: number; throughputRatio: number }[];
+      authorize: { name: string; requestsPerSecond: number; ceilingRatio: number }[];
       verdict: Record<string, string>;
     };
     expect(report.results.map((r) => r.name)).toEqual(['raw NATS request/reply', '@nats-io/services endpoint', 'Mandate bus + NestJS service']);
@@ -23,6 +24,13 @@ describe.skipIf(missing)('npm run bench', () => {
       expect(row.requestsPerSecond).toBeGreaterThan(0);
       expect(row.medianUs).toBeGreaterThan(0);
     }
-    expect(Object.keys(report.verdict)).toEqual(['throughputTarget', 'latencyTarget']);
+    expect(report.authorize.map((r) => r.name)).toEqual([
+      'jose verify RS256 + sign EdDSA (ceiling)',
+      'authorize + WAT mint over NATS',
+      '… same token repeated (verified-token cache)',
+    ]);
+    expect(report.authorize[0]?.ceilingRatio).toBe(1);
+    for (const row of report.authorize) expect(row.requestsPerSecond).toBeGreaterThan(0);
+    expect(Object.keys(report.verdict)).toEqual(['throughputTarget', 'latencyTarget', 'authorizeTarget', 'authorizeCachedTarget']);
   }, 120_000);
 });

@@ -6,14 +6,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { BusClient, runService, type RunningService } from '@mandate/bus';
 import { baseEnvSchema } from '@mandate/config';
-import { echoEndpoint } from '@mandate/contracts';
+import { echoEndpoint, tokenForWorkloadEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
+import { exportJWK, generateKeyPair } from 'jose';
+import { signClientAssertion } from '@mandate/wat';
+import { authorizerService } from '@mandate/authorizer/module';
+import { directoryService } from '@mandate/directory/module';
+import { authorizerEnvSchema } from '../apps/authorizer/src/config.js';
 import { createLogger } from '@mandate/telemetry';
 import { findNatsServer, freePort, natsServerMissing, natsServerVersion, skipReason } from '@mandate/testing';
 import { diagnosticsService } from '../apps/diagnostics/src/diagnostics.module.js';
 import { root } from './processes.js';
 
 const missing = natsServerMissing('deploy/nats configs');
-const passwords = { DIAGNOSTICS_NATS_PASSWORD: 'diag-pw-1', ADMIN_NATS_PASSWORD: 'admin-pw-2', AGENT_NATS_PASSWORD: 'agent-pw-3', NATS_ROUTE_PASSWORD: 'route-pw-4' };
+const passwords = {
+  DIAGNOSTICS_NATS_PASSWORD: 'diag-pw-1',
+  ADMIN_NATS_PASSWORD: 'admin-pw-2',
+  AGENT_NATS_PASSWORD: 'agent-pw-3',
+  NATS_ROUTE_PASSWORD: 'route-pw-4',
+  DIRECTORY_NATS_PASSWORD: 'dir-pw-5',
+  AUTHORIZER_NATS_PASSWORD: 'authz-pw-6',
+};
 
 /** `sync_interval` needs nats-server 2.10+; Debian 12 ships 2.9, so the copy under test drops it there. */
 function supportsSyncInterval(binary: string): boolean {
@@ -104,6 +116,33 @@ describe.skipIf(missing)('deploy/nats', () => {
       const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD });
       expect((await new BusClient(agent).request(echoEndpoint, { message: 'as agent' })).message).toBe('as agent');
       await agent.close();
+    });
+
+    it('runs the directory and authorizer as their own users: a workload gets a WAT', async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'mandate-deploy-authz-'));
+      const as = (user: string, password: string) =>
+        authorizerEnvSchema.parse({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: password, MANDATE_DATA_DIR: dataDir, AUTHORIZER_HTTP_PORT: '0' });
+      const silent = (name: string) => ({ logger: createLogger(name, { level: 'silent' }) });
+      const directory = await runService(directoryService, as('directory', passwords.DIRECTORY_NATS_PASSWORD), silent('directory'));
+      const authorizer = await runService(authorizerService, as('authorizer', passwords.AUTHORIZER_NATS_PASSWORD), silent('authorizer'));
+      const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD });
+      const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD });
+      try {
+        const key = await generateKeyPair('ES256', { extractable: true });
+        const publicJwk = { ...(await exportJWK(key.publicKey)), kid: 'k1' };
+        await new BusClient(admin).request(workloadCreateEndpoint, { tenant: 'acme', name: 'deployed-agent', publicKeys: { keys: [publicJwk as never] } });
+        const clientAssertion = await signClientAssertion({ workload: 'deployed-agent', privateJwk: { ...(await exportJWK(key.privateKey)), kid: 'k1' } });
+        const wat = await new BusClient(agent).request(tokenForWorkloadEndpoint, { tenant: 'acme', workload: 'deployed-agent', clientAssertion });
+        expect(wat.tokenType).toBe('wat+jwt');
+        // Agents may not call the directory's admin API.
+        expect(await permissionError(agent, workloadCreateEndpoint.subject)).toMatch(/permissions violation/i);
+      } finally {
+        await agent.close();
+        await admin.close();
+        await authorizer.stop();
+        await directory.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      }
     });
 
     it('stops a service user from publishing another service’s events', async () => {

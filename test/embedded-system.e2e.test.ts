@@ -24,9 +24,9 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     }
   });
 
-  async function up(dataDir: string, natsPort: number, monitorPort: number, metricsPort: number): Promise<Spawned> {
+  async function up(dataDir: string, natsPort: number, monitorPort: number, metricsPort: number, jwksPort = 0): Promise<Spawned> {
     const args = ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(monitorPort), '--metrics-port', String(metricsPort)];
-    const started = spawnNode(cliEntry, args);
+    const started = spawnNode(cliEntry, args, { AUTHORIZER_HTTP_PORT: String(jwksPort) });
     running.push(started);
     await started.waitFor('Press Ctrl-C to stop.');
     return started;
@@ -35,18 +35,25 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
   it('starts NATS, the streams and every service; Ctrl-C stops it all; a second start finds its data', async () => {
     assertBuilt(cliEntry);
     const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
-    const [natsPort, monitorPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const [natsPort, monitorPort, metricsPort, jwksPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
 
-    const first = await up(dataDir, natsPort, monitorPort, metricsPort);
+    const first = await up(dataDir, natsPort, monitorPort, metricsPort, jwksPort);
     expect(first.output()).toContain('generated master key file');
     expect(first.output()).toMatch(/MANDATE_EVENTS \(created\), MANDATE_AUDIT \(created\)/);
-    expect(first.output()).toContain('diagnostics answers $SRV.PING');
+    for (const service of ['authorizer', 'diagnostics', 'directory']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
+    const jwksUrl = `http://127.0.0.1:${jwksPort}/.well-known/jwks.json`;
+    expect(first.output()).toContain(jwksUrl);
+    const firstKeys = (await (await fetch(jwksUrl)).json()) as { keys: { kid: string }[] };
+    expect(firstKeys.keys).toHaveLength(1);
     expect(first.output()).toContain(`nats://127.0.0.1:${natsPort}`);
 
     const nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` });
     expect((await new BusClient(nc).request(echoEndpoint, { message: 'through up' })).message).toBe('through up');
     await new JetStreamPublisher(nc).audit({ tenant: tenantId('acme'), service: 'directory', action: 'workload-created', outcome: 'succeeded', actor: { admin: 'e2e' } });
-    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    // Each service has its own Prometheus port; the echo was served by diagnostics.
+    const diagnosticsMetrics = first.output().match(/service diagnostics\s+ready\s+metrics (\S+)/)?.[1];
+    expect(diagnosticsMetrics).toBeDefined();
+    const metrics = await (await fetch(diagnosticsMetrics!)).text();
     expect(metrics).toContain('rpc_server_call_duration');
     await nc.close();
 
@@ -61,7 +68,9 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     expect(first.output()).toContain(`stopped; data kept in ${dataDir}`);
     await expect(connect({ servers: `nats://127.0.0.1:${natsPort}`, reconnect: false, timeout: 500 })).rejects.toThrow();
 
-    const second = await up(dataDir, natsPort, monitorPort, metricsPort);
+    const second = await up(dataDir, natsPort, monitorPort, metricsPort, jwksPort);
+    // The WAT signing key was found again (stored encrypted under the master key file).
+    expect(((await (await fetch(jwksUrl)).json()) as { keys: { kid: string }[] }).keys).toEqual(firstKeys.keys);
     expect(second.output()).not.toContain('generated master key file');
     expect(second.output()).toMatch(/MANDATE_EVENTS \(unchanged\), MANDATE_AUDIT \(unchanged\)/);
     const again = await connect({ servers: `nats://127.0.0.1:${natsPort}` });

@@ -8,11 +8,14 @@ import { createLogger } from '@mandate/telemetry';
 import { startNatsServer } from '@mandate/testing';
 import { diagnosticsService } from '@mandate/diagnostics/module';
 import { latency, median, throughput, type RequestFn } from './measure.js';
+import { AUTHORIZE_CONCURRENCY, benchAuthorize, type AuthorizeRow } from './authorize.js';
 
 /*
  * `npm run bench`. Absolute numbers on a shared 2-core machine mean little, so every row is
  * reported against raw NATS request/reply measured in the same run, in interleaved rounds.
  * Targets (issue 2): the service layer keeps >= 80% of raw throughput and adds < 100 us median.
+ * Issue 3: authorize + WAT mint over NATS keeps >= 70% of raw jose verify-plus-sign at
+ * concurrency 64; a repeated token (verified-token cache) beats that ceiling.
  */
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -69,13 +72,17 @@ async function main(): Promise<void> {
       return { name: row.name, ...s, throughputRatio: s.requestsPerSecond / raw.requestsPerSecond, addedMedianUs: s.medianUs - raw.medianUs };
     });
     const layer = results[2]!;
+    await mandate.stop();
+    const authorize = await benchAuthorize(client, nats.url, { rounds: ROUNDS, total: quick ? 300 : 3_000 });
     const verdict = {
       throughputTarget: layer.throughputRatio >= 0.8 ? 'met' : 'missed',
       latencyTarget: layer.addedMedianUs < 100 ? 'met' : 'missed',
+      authorizeTarget: authorize[1]!.ceilingRatio >= 0.7 ? 'met' : 'missed',
+      authorizeCachedTarget: authorize[2]!.ceilingRatio > 1 ? 'met' : 'missed',
     };
 
     if (json) {
-      process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, verdict }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, authorize, verdict }, null, 2)}\n`);
     } else {
       const header = ['', 'median µs', 'p99 µs', `req/s @${CONCURRENCY}`, 'throughput / raw', 'added median µs'];
       const lines = results.map((r) => [
@@ -92,14 +99,24 @@ async function main(): Promise<void> {
       process.stdout.write(`${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);
       process.stdout.write(`service layer throughput target (>= 80% of raw): ${verdict.throughputTarget}\n`);
       process.stdout.write(`service layer latency target (< 100 µs added median): ${verdict.latencyTarget}\n`);
+      printAuthorize(authorize);
+      process.stdout.write(`authorize throughput target (>= 70% of jose ceiling @${AUTHORIZE_CONCURRENCY}): ${verdict.authorizeTarget}\n`);
+      process.stdout.write(`cached authorize beats the ceiling: ${verdict.authorizeCachedTarget}\n`);
     }
     await service.stop();
-    await mandate.stop();
   } finally {
     await client.close();
     await serverSide.close();
     await nats.stop();
   }
+}
+
+function printAuthorize(rows: AuthorizeRow[]): void {
+  const header = ['authorize', 'median µs', `req/s @${AUTHORIZE_CONCURRENCY}`, 'throughput / ceiling'];
+  const lines = rows.map((r) => [r.name, r.medianUs.toFixed(0), r.requestsPerSecond.toFixed(0), `${(r.ceilingRatio * 100).toFixed(1)}%`]);
+  const widths = header.map((_, c) => Math.max(header[c]!.length, ...lines.map((l) => l[c]!.length)));
+  const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  process.stdout.write(`\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);
 }
 
 function summarise(row: Row) {

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@mandate/config';
+import { isMandateError } from '@mandate/contracts';
 import { up } from './commands/up.js';
 import { status } from './commands/status.js';
 import { rotateKeys } from './commands/keys.js';
+import { addWorkloadCommands } from './commands/workload.js';
+import { addTokenCommands } from './commands/token.js';
+import { describeMandateError, EXIT, exitCodeFor } from './bus.js';
 import { CliError, fail } from './output.js';
 
 function port(value: string): number {
@@ -19,7 +23,10 @@ const program = new Command()
   .name('mandate')
   .description('Mandate: identity, consent and credentials for AI agents')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander has printed the problem by the time it throws; main decides the exit code (usage: 2).
+  // Set before any subcommand is added, so every subcommand inherits it.
+  .exitOverride();
 
 program
   .command('up')
@@ -54,9 +61,21 @@ program
     await rotateKeys(options);
   });
 
+addWorkloadCommands(program);
+addTokenCommands(program);
+
 try {
   await program.parseAsync();
 } catch (error) {
+  if (error instanceof CommanderError) {
+    // --help and --version exit 0; a command group without its subcommand shows help (exit 1).
+    const usageError = error.exitCode !== 0 && error.code !== 'commander.help';
+    process.exit(usageError ? EXIT.invalid : error.exitCode);
+  }
+  if (isMandateError(error)) {
+    fail(describeMandateError(error));
+    process.exit(exitCodeFor(error.code));
+  }
   if (error instanceof CliError || error instanceof ConfigError) {
     fail(error.message);
     process.exit(error instanceof CliError ? error.exitCode : 78);

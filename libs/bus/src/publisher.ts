@@ -8,7 +8,7 @@ import {
   auditSubject,
   eventSubject,
   parseOrThrow,
-  tenantId,
+  recordTenantSchema,
   type AuditRecord,
   type AuditRecordInput,
   type DomainEvent,
@@ -46,7 +46,7 @@ export class JetStreamPublisher {
     const ctx = contextWithValidSpan(context.active());
     const event: DomainEvent<T> = {
       id,
-      tenant: tenantId(tenant),
+      tenant: parseOrThrow(recordTenantSchema, tenant, 'event tenant'),
       occurredAt: new Date().toISOString(),
       ...(traceIds(ctx) ? { traceId: traceIds(ctx)!.traceId } : {}),
       data,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { tenantIdSchema } from './tenant.js';
+import { recordTenantSchema } from './tenant.js';
 import { spanIdSchema, traceIdSchema } from './trace.js';
 
 const nameToken = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/);
@@ -21,7 +21,7 @@ const auditDetailValue = z.union([z.string().max(1024), z.number(), z.boolean(),
  */
 export const auditRecordSchema = z.object({
   id: z.uuid(),
-  tenant: tenantIdSchema,
+  tenant: recordTenantSchema,
   service: nameToken,
   action: nameToken,
   outcome: z.enum(['allowed', 'denied', 'succeeded', 'failed']),

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { tenantIdSchema } from './tenant.js';
+import { recordTenantSchema } from './tenant.js';
 import { traceIdSchema } from './trace.js';
 
 /** The envelope of every domain event on `mandate.evt.<service>.<event>`. */
 export function domainEventSchema<T extends z.ZodType>(data: T) {
   return z.object({
     id: z.uuid(),
-    tenant: tenantIdSchema,
+    tenant: recordTenantSchema,
     occurredAt: z.iso.datetime(),
     traceId: traceIdSchema.optional(),
     data,

@@ -9,3 +9,5 @@ export * from './trace.js';
 export * from './audit-record.js';
 export * from './event.js';
 export * from './diagnostics.js';
+export * from './directory.js';
+export * from './authorizer.js';

@@ -5,15 +5,16 @@ import { MandateError } from '@mandate/contracts';
  * means no wildcard (`*`, `>`), no empty token, no `..`, no slash or `$` can reach either.
  * Ids built from untrusted text (an email, an IdP `sub`) go through `encodeKeySegment`.
  */
-const ID_PATTERN = /^[A-Za-z0-9_=-](?:[A-Za-z0-9_=.-]{0,254}[A-Za-z0-9_=-])?$/;
+const ID_PATTERN = /^[A-Za-z0-9_=-](?:[A-Za-z0-9_=.-]{0,510}[A-Za-z0-9_=-])?$/;
 const COLLECTION_PATTERN = /^[a-z][a-z0-9-]{0,47}$/;
 
-export const MAX_ID_LENGTH = 256;
+/** Room for a 255-character name (e.g. a workload's) encoded with `encodeKeySegment`, plus a prefix. */
+export const MAX_ID_LENGTH = 512;
 
 export function assertValidId(id: string, field = 'id'): string {
   if (typeof id !== 'string' || !ID_PATTERN.test(id) || id.includes('..')) {
     throw new MandateError('invalid_request', `invalid ${field}`, {
-      issues: [{ path: field, message: 'must be 1-256 characters of A-Z a-z 0-9 _ = - and inner single dots' }],
+      issues: [{ path: field, message: 'must be 1-512 characters of A-Z a-z 0-9 _ = - and inner single dots' }],
     });
   }
   return id;
@@ -22,7 +23,7 @@ export function assertValidId(id: string, field = 'id'): string {
 export function assertValidPrefix(prefix: string): string {
   if (prefix === '') return prefix;
   // A prefix may end where an id may not (e.g. "abc."), so check it as the start of an id.
-  if (!/^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,255}$/.test(prefix) || prefix.includes('..')) {
+  if (!/^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,511}$/.test(prefix) || prefix.includes('..')) {
     throw new MandateError('invalid_request', 'invalid prefix', {
       issues: [{ path: 'prefix', message: 'must be characters an id may contain' }],
     });

@@ -101,6 +101,7 @@ export async function up(options: UpOptions): Promise<void> {
       ['JetStream data', nats.storeDir],
       ['Master keys', keys.source],
       ...running.map((s) => [`service ${s.app.name}`, `${green('ready')}${s.metricsUrl ? `  metrics ${s.metricsUrl}` : ''}`]),
+      ...(jwksUrl(env, running) ? [['WAT JWKS', jwksUrl(env, running)!]] : []),
     ];
     process.stdout.write(`\n${bold('Mandate is up')} (embedded)\n${table(rows)}\n\nPress Ctrl-C to stop.\n`);
   } catch (error) {
@@ -117,6 +118,13 @@ export async function up(options: UpOptions): Promise<void> {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   });
+}
+
+/** Where the authorizer serves its WAT verification keys over HTTP, if it runs and serves them. */
+function jwksUrl(env: NodeJS.ProcessEnv, running: RunningServiceProcess[]): string | undefined {
+  if (!running.some((s) => s.app.name === 'authorizer')) return undefined;
+  const port = env['AUTHORIZER_HTTP_PORT'] || '4480';
+  return port === '0' ? undefined : `http://${env['AUTHORIZER_HTTP_HOST'] || '127.0.0.1'}:${port}/.well-known/jwks.json`;
 }
 
 async function waitForPing(nc: NatsConnection, service: RunningServiceProcess): Promise<void> {

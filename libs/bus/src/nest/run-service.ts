@@ -4,7 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import type { INestMicroservice } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, type EndpointContract } from '@mandate/contracts';
-import type { BaseEnv } from '@mandate/config';
+import { ConfigError, type BaseEnv } from '@mandate/config';
+import { openDocumentStore, type DocumentStore } from '@mandate/store';
 import { createLogger, PinoNestLogger, startTelemetry, type Logger, type Telemetry } from '@mandate/telemetry';
 import { connectToBus } from '../connection.js';
 import { declareStreams } from '../jetstream.js';
@@ -19,6 +20,8 @@ export interface ServiceDefinition {
   description: string;
   module: Type | DynamicModule;
   endpoints: readonly EndpointContract[];
+  /** Store collections the service owns; when set, the store is opened and injectable as `DOCUMENT_STORE`. */
+  collections?: readonly string[];
 }
 
 export interface RunningService {
@@ -59,6 +62,7 @@ export async function runService(
       ...(env.NATS_USER ? { user: env.NATS_USER, password: env.NATS_PASSWORD ?? '' } : {}),
     }));
   await declareStreams(nc, STREAMS, { replicas: env.MANDATE_MODE === 'production' ? 3 : 1 });
+  const store: DocumentStore | undefined = definition.collections ? await openDocumentStore(env, nc, definition.collections) : undefined;
 
   const transport = new NatsServiceTransport({
     connection: nc,
@@ -70,7 +74,7 @@ export async function runService(
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
   });
 
-  @Module({ imports: [ServiceRuntimeModule.forRoot({ nc, logger, env, instance: randomUUID() }), definition.module] })
+  @Module({ imports: [ServiceRuntimeModule.forRoot({ nc, logger, env, instance: randomUUID(), store }), definition.module] })
   class ServiceRootModule {}
 
   const app = await NestFactory.createMicroservice(ServiceRootModule, {
@@ -85,6 +89,7 @@ export async function runService(
   const stop = () =>
     (stopped ??= (async () => {
       await app.close();
+      await store?.close();
       if (ownsConnection) await nc.drain();
       await telemetry?.shutdown();
       logger.info('service stopped');
@@ -92,4 +97,22 @@ export async function runService(
 
   if (options.handleSignals) onShutdownSignal(stop, (message) => logger.info(message));
   return { app, nc, logger, transport, stop };
+}
+
+/**
+ * The whole `main.ts` of a service: load and validate configuration, run until SIGTERM. A bad
+ * configuration exits with EX_CONFIG (78) and a message naming each wrong variable.
+ */
+export async function runServiceMain(definition: ServiceDefinition, loadConfig: () => BaseEnv): Promise<RunningService> {
+  let env: BaseEnv;
+  try {
+    env = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`${definition.name}: ${error.message}`);
+      process.exit(78);
+    }
+    throw error;
+  }
+  return runService(definition, env, { handleSignals: true });
 }

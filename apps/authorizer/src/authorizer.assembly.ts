@@ -1,0 +1,133 @@
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { BusClient, JetStreamPublisher } from '@mandate/bus';
+import { AUTHORIZER_SERVICE, eventSubject, SIGNING_KEYS_CHANGED_EVENT, SYSTEM_TENANT } from '@mandate/contracts';
+import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
+import type { DocumentStore } from '@mandate/store';
+import type { Logger } from '@mandate/telemetry';
+import type { AuthorizerEnv } from './config.js';
+import { DirectoryWorkloads } from './clients/directory-workloads.js';
+import { IdentityProviders } from './domain/inbound/identity-providers.js';
+import { InboundAuthorizer } from './domain/inbound/inbound-authorizer.js';
+import { SigningKeyRing } from './domain/signing-key-ring.js';
+import { TokenService } from './domain/token-service.js';
+import { WorkloadAuthentication } from './domain/workload-authentication.js';
+import { JwksHttpServer } from './http/jwks-http-server.js';
+import { StoreReplayGuard } from './store/assertion-replay-guard.js';
+import { SigningKeyRepository } from './store/signing-key-repository.js';
+
+export interface AuthorizerDependencies {
+  env: AuthorizerEnv;
+  nc: NatsConnection;
+  bus: BusClient;
+  store: DocumentStore;
+  publisher: JetStreamPublisher;
+  logger: Logger;
+}
+
+const HOUSEKEEPING_INTERVAL_MS = 30_000;
+const SWEEP_EVERY = 20;
+
+/**
+ * The authorizer's parts wired together, with what keeps them current: the signing key ring is
+ * reloaded and rotated when due, seen assertion ids are swept, and a rotation anywhere is
+ * announced so every replica reloads at once.
+ */
+export class Authorizer {
+  #timer: NodeJS.Timeout | undefined;
+  #rotationEvents: Subscription | undefined;
+  #ticks = 0;
+
+  private constructor(
+    readonly tokens: TokenService,
+    readonly keys: SigningKeyRing,
+    private readonly workloads: DirectoryWorkloads,
+    private readonly replayGuard: StoreReplayGuard,
+    private readonly http: JwksHttpServer,
+    private readonly deps: AuthorizerDependencies,
+    readonly jwksUrl: string | undefined,
+  ) {}
+
+  static async assemble(deps: AuthorizerDependencies): Promise<Authorizer> {
+    const { env } = deps;
+    const master = await loadMasterKeys({ mode: env.MANDATE_MODE, dataDir: env.MANDATE_DATA_DIR, keysJson: env.MANDATE_MASTER_KEYS, keyFile: env.MANDATE_MASTER_KEY_FILE });
+    const keys = new SigningKeyRing({
+      store: await SigningKeyRepository.open(deps.store),
+      cipher: new EnvelopeCipher(master.ring),
+      alg: env.WAT_SIGNING_ALG,
+      rotationIntervalMs: env.WAT_KEY_ROTATION_HOURS * 3_600_000,
+      activationDelayMs: env.WAT_KEY_ACTIVATION_DELAY_SECONDS * 1000,
+      maxTokenLifetimeMs: env.WAT_TTL_SECONDS * 1000,
+    });
+    await keys.start();
+    const replayGuard = await StoreReplayGuard.open(deps.store);
+    const workloads = new DirectoryWorkloads(deps.bus, deps.nc, env.WORKLOAD_CACHE_TTL_MS);
+    const tokens = new TokenService({
+      workloads,
+      inbound: new InboundAuthorizer({
+        idps: new IdentityProviders({
+          fetchTimeoutMs: env.IDP_FETCH_TIMEOUT_MS,
+          jwksCooldownMs: env.JWKS_COOLDOWN_SECONDS * 1000,
+          discoveryTtlMs: env.IDP_DISCOVERY_TTL_SECONDS * 1000,
+        }),
+        clockToleranceSeconds: env.CLOCK_TOLERANCE_SECONDS,
+        cacheSize: env.VERIFIED_TOKEN_CACHE_SIZE,
+      }),
+      authentication: new WorkloadAuthentication({ audience: env.WAT_ISSUER, clockToleranceSeconds: env.CLOCK_TOLERANCE_SECONDS, replayGuard }),
+      keys,
+      audit: deps.publisher,
+      issuer: env.WAT_ISSUER,
+      watTtlSeconds: env.WAT_TTL_SECONDS,
+      watCacheSize: env.VERIFIED_TOKEN_CACHE_SIZE,
+    });
+    const http = new JwksHttpServer(() => keys.publicKeys());
+    const jwksUrl = env.AUTHORIZER_HTTP_PORT > 0 ? await http.listen(env.AUTHORIZER_HTTP_PORT, env.AUTHORIZER_HTTP_HOST) : undefined;
+    const authorizer = new Authorizer(tokens, keys, workloads, replayGuard, http, deps, jwksUrl);
+    authorizer.#startHousekeeping();
+    deps.logger.info({ jwks: jwksUrl, masterKeys: master.source }, 'authorizer ready');
+    return authorizer;
+  }
+
+  /** Starts a rotation now and tells every replica to reload. */
+  async rotateKeys(actor: string | undefined): Promise<{ kid: string; activatesAt: string }> {
+    const key = await this.keys.rotate();
+    await this.#announceRotation(key.kid, actor ?? 'admin-api');
+    return { kid: key.kid, activatesAt: new Date(key.activatesAt).toISOString() };
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#rotationEvents?.unsubscribe();
+    this.workloads.close();
+    await this.http.close();
+  }
+
+  #startHousekeeping(): void {
+    this.#rotationEvents = this.deps.nc.subscribe(eventSubject(AUTHORIZER_SERVICE, SIGNING_KEYS_CHANGED_EVENT), {
+      callback: () => void this.keys.reload().catch((err: unknown) => this.deps.logger.warn({ err }, 'could not reload signing keys')),
+    });
+    this.#timer = setInterval(() => void this.#housekeeping(), HOUSEKEEPING_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  async #housekeeping(): Promise<void> {
+    try {
+      const rotated = await this.keys.rotateIfDue();
+      if (rotated) await this.#announceRotation(rotated.kid, 'schedule');
+      if (++this.#ticks % SWEEP_EVERY === 0) await this.replayGuard.sweep();
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'authorizer housekeeping failed; will retry');
+    }
+  }
+
+  async #announceRotation(kid: string, actor: string): Promise<void> {
+    await this.deps.publisher.audit({
+      tenant: SYSTEM_TENANT,
+      service: AUTHORIZER_SERVICE,
+      action: 'signing-key-rotate',
+      outcome: 'succeeded',
+      actor: { admin: actor },
+      details: { kid },
+    });
+    await this.deps.publisher.event(AUTHORIZER_SERVICE, SIGNING_KEYS_CHANGED_EVENT, SYSTEM_TENANT, { kid });
+  }
+}

@@ -1,0 +1,62 @@
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { BusClient } from '@mandate/bus';
+import {
+  DIRECTORY_SERVICE,
+  eventSubject,
+  MandateError,
+  WORKLOAD_CHANGED_EVENT,
+  workloadGetEndpoint,
+  type TenantId,
+  type Workload,
+} from '@mandate/contracts';
+import type { WorkloadSource } from '../domain/token-service.js';
+
+/**
+ * Workloads as the directory service knows them, asked over NATS and kept for a short while.
+ * A `workload-changed` event evicts the entry at once, so a revoked key or a tightened authorizer
+ * config takes effect without waiting for the cache to expire.
+ */
+export class DirectoryWorkloads implements WorkloadSource {
+  readonly #cache = new Map<string, { workload: Promise<Workload | undefined>; at: number }>();
+  readonly #subscription: Subscription;
+
+  constructor(
+    private readonly bus: BusClient,
+    nc: NatsConnection,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.#subscription = nc.subscribe(eventSubject(DIRECTORY_SERVICE, WORKLOAD_CHANGED_EVENT), {
+      callback: (_error, msg) => {
+        try {
+          const event = msg.json<{ tenant: string; data: { name: string } }>();
+          this.#cache.delete(keyOf(event.tenant, event.data.name));
+        } catch {
+          // Not an event we understand: drop everything rather than serve something stale.
+          this.#cache.clear();
+        }
+      },
+    });
+  }
+
+  get(tenant: TenantId, name: string): Promise<Workload | undefined> {
+    const key = keyOf(tenant, name);
+    const cached = this.#cache.get(key);
+    if (cached && this.now() - cached.at < this.ttlMs) return cached.workload;
+    const workload = this.bus.request(workloadGetEndpoint, { tenant, name }).catch((error: unknown) => {
+      if (error instanceof MandateError && error.code === 'not_found') return undefined;
+      this.#cache.delete(key);
+      throw error;
+    });
+    if (this.ttlMs > 0) this.#cache.set(key, { workload, at: this.now() });
+    return workload;
+  }
+
+  close(): void {
+    this.#subscription.unsubscribe();
+  }
+}
+
+function keyOf(tenant: string, name: string): string {
+  return `${tenant}\n${name}`;
+}

@@ -1,0 +1,126 @@
+import { constants } from 'node:fs';
+import { access, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { PublicJwk } from '@mandate/contracts';
+import { EXIT } from './bus.js';
+import { CliError, warn } from './output.js';
+
+/** Members only a private (or symmetric) JWK has; the directory refuses them, and so do we, earlier. */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+export const KEYGEN_ALGORITHMS = ['EdDSA', 'ES256'] as const;
+export type KeygenAlgorithm = (typeof KEYGEN_ALGORITHMS)[number];
+
+function invalid(message: string): CliError {
+  return new CliError(message, EXIT.invalid);
+}
+
+async function readJson(file: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw invalid(`cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    // The parser's message may quote the file's content, which may be key material: not shown.
+    throw invalid(`${file} is not JSON; ${what} must be a JWK or a JWK set ({"keys": […]}) as JSON`);
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The keys in a file holding one JWK or a JWK set. */
+function keysIn(file: string, json: unknown, what: string): Record<string, unknown>[] {
+  if (isObject(json) && Array.isArray(json['keys'])) {
+    if (!json['keys'].every(isObject)) throw invalid(`${file}: every entry of "keys" must be a JWK object`);
+    return json['keys'];
+  }
+  if (isObject(json) && typeof json['kty'] === 'string') return [json];
+  throw invalid(`${file} holds neither a JWK (with "kty") nor a JWK set ({"keys": […]}); ${what} must be one of these`);
+}
+
+function describeKey(key: Record<string, unknown>, index: number, count: number): string {
+  if (typeof key['kid'] === 'string') return `key ${key['kid']}`;
+  return count > 1 ? `key #${index + 1}` : 'the key';
+}
+
+/**
+ * Public keys to register for a workload, from files holding a JWK or a JWK set. A private or
+ * symmetric key is refused here, before anything is sent: a private key never leaves the machine.
+ */
+export async function readPublicKeyFiles(files: readonly string[]): Promise<{ keys: PublicJwk[] }> {
+  const keys: PublicJwk[] = [];
+  for (const file of files) {
+    const found = keysIn(file, await readJson(file, '--public-key'), '--public-key');
+    for (const [index, key] of found.entries()) {
+      const member = PRIVATE_JWK_MEMBERS.find((m) => m in key);
+      if (member) {
+        throw invalid(
+          `${file}: ${describeKey(key, index, found.length)} is a ${member === 'k' ? 'symmetric' : 'private'} key (it has "${member}"); ` +
+            'register only the public key (`mandate workload keygen` writes it to <out>.pub.json). Nothing was sent.',
+        );
+      }
+      keys.push(key as PublicJwk);
+    }
+  }
+  return { keys };
+}
+
+/** The workload's private signing key, for client assertions. Warns if others may read the file. */
+export async function readPrivateKeyFile(file: string): Promise<JWK> {
+  const found = keysIn(file, await readJson(file, '--key'), '--key');
+  if (found.length !== 1) throw invalid(`${file} holds ${found.length} keys; --key needs exactly one private JWK`);
+  const key = found[0] as JWK;
+  if (typeof key.d !== 'string') throw invalid(`${file} is a public key; --key needs the private JWK (the file \`mandate workload keygen --out\` wrote)`);
+  if (typeof key.kid !== 'string' || key.kid.length === 0) throw invalid(`${file}: the private JWK has no "kid"; add the kid its public key is registered under`);
+  const mode = (await stat(file)).mode;
+  if ((mode & 0o077) !== 0) warn(`${file} can be read by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
+  return key;
+}
+
+/** `foo.jwk.json` → `foo.jwk.pub.json`; without `.json`, `.pub.json` is appended. */
+export function publicKeyPathFor(out: string): string {
+  return `${out.endsWith('.json') ? out.slice(0, -'.json'.length) : out}.pub.json`;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file, constants.F_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * A new signing key pair for a workload. The private JWK goes to `out` (mode 0600, never over an
+ * existing file), the public one next to it; the default kid is the RFC 7638 thumbprint.
+ */
+export async function generateWorkloadKey(options: { out: string; alg: KeygenAlgorithm; kid?: string }): Promise<{ publicJwk: PublicJwk; privateFile: string; publicFile: string }> {
+  const publicFile = publicKeyPathFor(options.out);
+  for (const file of [options.out, publicFile]) {
+    if (await exists(file)) throw new CliError(`${file} already exists; not overwriting a key file (choose another --out)`);
+  }
+  const { publicKey, privateKey } = await generateKeyPair(options.alg, { extractable: true });
+  const publicPart = await exportJWK(publicKey);
+  const kid = options.kid ?? (await calculateJwkThumbprint(publicPart, 'sha256'));
+  const publicJwk = { ...publicPart, kid, alg: options.alg, use: 'sig' } as PublicJwk;
+  const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: options.alg, use: 'sig' };
+
+  try {
+    // `wx`: fail if the file appeared meanwhile; the mode applies as the file is created.
+    await writeFile(options.out, `${JSON.stringify(privateJwk, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (error) {
+    throw new CliError(`cannot write ${options.out}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  try {
+    await writeFile(publicFile, `${JSON.stringify(publicJwk, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
+  } catch (error) {
+    await rm(options.out, { force: true });
+    throw new CliError(`cannot write ${publicFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  return { publicJwk, privateFile: options.out, publicFile };
+}

@@ -1,0 +1,102 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey } from 'jose';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { BusClient, runService } from '@mandate/bus';
+import { baseEnvSchema } from '@mandate/config';
+import { authorizerSetEndpoint, tokenForJwtEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
+import { createLogger } from '@mandate/telemetry';
+import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
+import { authorizerService } from '@mandate/authorizer/module';
+import { directoryService } from '@mandate/directory/module';
+import { median, throughput, latency } from './measure.js';
+
+export const AUTHORIZE_CONCURRENCY = 64;
+const AUDIENCE = 'https://bench.example';
+
+export interface AuthorizeRow {
+  name: string;
+  medianUs: number;
+  requestsPerSecond: number;
+  /** Against the same run's raw jose verify-plus-sign rate. */
+  ceilingRatio: number;
+}
+
+/** Tokens the IdP's real key signed, one per request, so nothing is served from a cache. */
+async function forgeTokens(idp: TestIdp, count: number): Promise<string[]> {
+  const key = idp.signingKeys.find((k) => k.alg === 'RS256')!;
+  const now = Math.floor(Date.now() / 1000);
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i += 1) {
+    tokens.push(
+      await new SignJWT({ iss: idp.issuer, sub: `user-${i}`, aud: AUDIENCE, iat: now, exp: now + 3_600, client_id: 'bench', scope: 'crm:read' })
+        .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'at+jwt' })
+        .sign(key.privateKey),
+    );
+  }
+  return tokens;
+}
+
+/**
+ * The `authorize` rows (issue 3): inbound authorization plus WAT minting over NATS at concurrency
+ * 64, against the ceiling of what jose alone does per request on this machine (verify the user's
+ * RS256 token, sign an EdDSA WAT), measured in the same run.
+ */
+export async function benchAuthorize(nc: NatsConnection, natsUrl: string, options: { rounds: number; total: number }): Promise<AuthorizeRow[]> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'mandate-bench-'));
+  const idp = await startTestIdp();
+  const logger = createLogger('bench', { level: 'silent' });
+  const env = { ...baseEnvSchema.parse({ NATS_URL: natsUrl, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: dataDir }), AUTHORIZER_HTTP_PORT: 0 };
+  const directory = await runService(directoryService, env, { logger });
+  const authorizer = await runService(authorizerService, env, { logger });
+  try {
+    const bus = new BusClient(nc, { defaultTimeoutMs: 30_000 });
+    await bus.request(workloadCreateEndpoint, { tenant: 'bench', name: 'bench-agent' });
+    await bus.request(authorizerSetEndpoint, { tenant: 'bench', name: 'bench-agent', authorizer: { discoveryUrl: idp.discoveryUrl, allowedAudiences: [AUDIENCE] } });
+
+    process.stderr.write('• signing user tokens for the authorize rows\n');
+    const tokens = await forgeTokens(idp, options.total * (options.rounds * 2 + 1) + 400);
+    let next = 0;
+    const fresh = () => tokens[next++ % tokens.length]!;
+    const repeated = tokens[tokens.length - 1]!;
+
+    const rsaPublic = (await importJWK(idp.signingKeys.find((k) => k.alg === 'RS256')!.publicJwk, 'RS256')) as CryptoKey;
+    const { privateKey: watKey } = await generateKeyPair('EdDSA');
+    const ceiling = async () => {
+      const { payload } = await jwtVerify(fresh(), rsaPublic, { issuer: idp.issuer, audience: AUDIENCE, algorithms: ['RS256'] });
+      await new SignJWT({ tenant: 'bench', workload: 'bench-agent', user: { iss: payload.iss, sub: payload.sub } })
+        .setProtectedHeader({ alg: 'EdDSA', typ: 'wat+jwt' })
+        .setIssuedAt()
+        .setExpirationTime('15m')
+        .sign(watKey);
+    };
+    const mint = (token: string) => async () => void (await bus.request(tokenForJwtEndpoint, { tenant: 'bench', workload: 'bench-agent', userToken: token }));
+    const rows = [
+      { name: 'jose verify RS256 + sign EdDSA (ceiling)', request: ceiling },
+      { name: 'authorize + WAT mint over NATS', request: async () => mint(fresh())() },
+      { name: '… same token repeated (verified-token cache)', request: mint(repeated) },
+    ].map((row) => ({ ...row, rates: [] as number[], medians: [] as number[] }));
+
+    for (const row of rows) await throughput(row.request, 200, AUTHORIZE_CONCURRENCY);
+    for (let round = 1; round <= options.rounds; round += 1) {
+      process.stderr.write(`• authorize round ${round}/${options.rounds}\n`);
+      for (const row of rows) {
+        row.medians.push((await latency(row.request, Math.max(50, options.total / 20))).medianUs);
+        row.rates.push(await throughput(row.request, options.total, AUTHORIZE_CONCURRENCY));
+      }
+    }
+    const ceilingRate = median(rows[0]!.rates);
+    return rows.map((row) => ({
+      name: row.name,
+      medianUs: median(row.medians),
+      requestsPerSecond: median(row.rates),
+      ceilingRatio: median(row.rates) / ceilingRate,
+    }));
+  } finally {
+    await authorizer.stop();
+    await directory.stop();
+    await idp.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,2 @@
+export * from './verifier.js';
+export * from './client-assertion.js';
