@@ -4,13 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { BusClient, runService, type RunningService } from '@mandate/bus';
+import { BusClient, JetStreamPublisher, runService, type RunningService } from '@mandate/bus';
 import { baseEnvSchema } from '@mandate/config';
-import { echoEndpoint, tokenForWorkloadEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
+import { apiKeyEndpoint, auditQueryEndpoint, echoEndpoint, providerCreateEndpoint, tokenForWorkloadEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
+import { vaultService } from '@mandate/vault/module';
+import { vaultEnvSchema } from '../apps/vault/src/config.js';
 import { exportJWK, generateKeyPair } from 'jose';
 import { signClientAssertion } from '@mandate/wat';
 import { authorizerService } from '@mandate/authorizer/module';
 import { directoryService } from '@mandate/directory/module';
+import { auditEnvSchema, auditService } from '@mandate/audit/module';
 import { authorizerEnvSchema } from '../apps/authorizer/src/config.js';
 import { createLogger } from '@mandate/telemetry';
 import { findNatsServer, freePort, natsServerMissing, natsServerVersion, skipReason } from '@mandate/testing';
@@ -25,6 +28,8 @@ const passwords = {
   NATS_ROUTE_PASSWORD: 'route-pw-4',
   DIRECTORY_NATS_PASSWORD: 'dir-pw-5',
   AUTHORIZER_NATS_PASSWORD: 'authz-pw-6',
+  VAULT_NATS_PASSWORD: 'vault-pw-7',
+  AUDIT_NATS_PASSWORD: 'audit-pw-8',
 };
 
 /** `sync_interval` needs nats-server 2.10+; Debian 12 ships 2.9, so the copy under test drops it there. */
@@ -118,13 +123,18 @@ describe.skipIf(missing)('deploy/nats', () => {
       await agent.close();
     });
 
-    it('runs the directory and authorizer as their own users: a workload gets a WAT', async () => {
+    it('runs the directory, authorizer and vault as their own users: a workload gets a WAT, then an API key', async () => {
       const dataDir = await mkdtemp(join(tmpdir(), 'mandate-deploy-authz-'));
       const as = (user: string, password: string) =>
         authorizerEnvSchema.parse({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: password, MANDATE_DATA_DIR: dataDir, AUTHORIZER_HTTP_PORT: '0' });
       const silent = (name: string) => ({ logger: createLogger(name, { level: 'silent' }) });
       const directory = await runService(directoryService, as('directory', passwords.DIRECTORY_NATS_PASSWORD), silent('directory'));
       const authorizer = await runService(authorizerService, as('authorizer', passwords.AUTHORIZER_NATS_PASSWORD), silent('authorizer'));
+      const vault = await runService(
+        vaultService,
+        vaultEnvSchema.parse({ NATS_URL: url, NATS_USER: 'vault', NATS_PASSWORD: passwords.VAULT_NATS_PASSWORD, MANDATE_DATA_DIR: dataDir }),
+        silent('vault'),
+      );
       const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD });
       const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD });
       try {
@@ -134,13 +144,41 @@ describe.skipIf(missing)('deploy/nats', () => {
         const clientAssertion = await signClientAssertion({ workload: 'deployed-agent', privateJwk: { ...(await exportJWK(key.privateKey)), kid: 'k1' } });
         const wat = await new BusClient(agent).request(tokenForWorkloadEndpoint, { tenant: 'acme', workload: 'deployed-agent', clientAssertion });
         expect(wat.tokenType).toBe('wat+jwt');
+        await new BusClient(admin).request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'search', apiKey: 'key-1', allowedWorkloads: ['deployed-agent'] });
+        expect(await new BusClient(agent).request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat.token, provider: 'search' })).toEqual({ apiKey: 'key-1' });
         // Agents may not call the directory's admin API.
         expect(await permissionError(agent, workloadCreateEndpoint.subject)).toMatch(/permissions violation/i);
       } finally {
         await agent.close();
         await admin.close();
+        await vault.stop();
         await authorizer.stop();
         await directory.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it('runs the audit service as its own user: a record another service publishes is chained, and operators can query it', async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'mandate-deploy-audit-'));
+      const audit = await runService(
+        auditService,
+        auditEnvSchema.parse({ NATS_URL: url, NATS_USER: 'audit', NATS_PASSWORD: passwords.AUDIT_NATS_PASSWORD, MANDATE_DATA_DIR: dataDir }),
+        { logger: createLogger('audit', { level: 'silent' }) },
+      );
+      const diagnostics = await connect({ servers: url, user: 'diagnostics', pass: passwords.DIAGNOSTICS_NATS_PASSWORD });
+      const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD });
+      try {
+        const record = await new JetStreamPublisher(diagnostics).audit({ tenant: 'deployed', service: 'diagnostics', action: 'echo', outcome: 'succeeded', actor: { admin: 'ops' } });
+        const query = () => new BusClient(admin).request(auditQueryEndpoint, { tenant: 'deployed', traceId: record.traceId });
+        await expect.poll(async () => (await query()).entries.map((e) => e.record.id), { timeout: 10_000 }).toEqual([record.id]);
+        // The audit service itself may not publish audit records.
+        const auditUser = await connect({ servers: url, user: 'audit', pass: passwords.AUDIT_NATS_PASSWORD });
+        expect(await permissionError(auditUser, 'mandate.audit.deployed.audit-trail.forged')).toMatch(/permissions violation/i);
+        await auditUser.close();
+      } finally {
+        await admin.close();
+        await diagnostics.close();
+        await audit.stop();
         await rm(dataDir, { recursive: true, force: true });
       }
     });

@@ -28,19 +28,22 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     const args = ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(monitorPort), '--metrics-port', String(metricsPort)];
     const started = spawnNode(cliEntry, args, { AUTHORIZER_HTTP_PORT: String(jwksPort) });
     running.push(started);
-    await started.waitFor('Press Ctrl-C to stop.');
+    await started.waitFor('Press Ctrl-C to stop.', 60_000);
     return started;
   }
 
   it('starts NATS, the streams and every service; Ctrl-C stops it all; a second start finds its data', async () => {
     assertBuilt(cliEntry);
     const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
-    const [natsPort, monitorPort, metricsPort, jwksPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [natsPort, monitorPort, jwksPort] = [await freePort(), await freePort(), await freePort()];
+    // `mandate up` gives service i the metrics port metricsPort + i: keep that range clear of the others.
+    let metricsPort = await freePort();
+    while ([natsPort, monitorPort, jwksPort].some((p) => p >= metricsPort && p < metricsPort + 10)) metricsPort = await freePort();
 
     const first = await up(dataDir, natsPort, monitorPort, metricsPort, jwksPort);
     expect(first.output()).toContain('generated master key file');
     expect(first.output()).toMatch(/MANDATE_EVENTS \(created\), MANDATE_AUDIT \(created\)/);
-    for (const service of ['authorizer', 'diagnostics', 'directory']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
+    for (const service of ['authorizer', 'diagnostics', 'directory', 'vault']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
     const jwksUrl = `http://127.0.0.1:${jwksPort}/.well-known/jwks.json`;
     expect(first.output()).toContain(jwksUrl);
     const firstKeys = (await (await fetch(jwksUrl)).json()) as { keys: { kid: string }[] };
@@ -78,7 +81,7 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     await again.close();
     second.child.kill('SIGTERM');
     expect(await second.exit).toBe(0);
-  });
+  }, 120_000);
 
   it('says clearly when the NATS port is taken, and exits non-zero', async () => {
     assertBuilt(cliEntry);

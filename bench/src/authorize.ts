@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BusClient, runService } from '@mandate/bus';
@@ -43,8 +40,7 @@ async function forgeTokens(idp: TestIdp, count: number): Promise<string[]> {
  * 64, against the ceiling of what jose alone does per request on this machine (verify the user's
  * RS256 token, sign an EdDSA WAT), measured in the same run.
  */
-export async function benchAuthorize(nc: NatsConnection, natsUrl: string, options: { rounds: number; total: number }): Promise<AuthorizeRow[]> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'mandate-bench-'));
+export async function benchAuthorize(nc: NatsConnection, natsUrl: string, dataDir: string, options: { rounds: number; total: number }): Promise<AuthorizeRow[]> {
   const idp = await startTestIdp();
   const logger = createLogger('bench', { level: 'silent' });
   const env = { ...baseEnvSchema.parse({ NATS_URL: natsUrl, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: dataDir }), AUTHORIZER_HTTP_PORT: 0 };
@@ -97,6 +93,5 @@ export async function benchAuthorize(nc: NatsConnection, natsUrl: string, option
     await authorizer.stop();
     await directory.stop();
     await idp.stop();
-    await rm(dataDir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,7 @@
 import 'reflect-metadata';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Svcm } from '@nats-io/services';
 import { BusClient, connectToBus, runService } from '@mandate/bus';
@@ -9,6 +12,8 @@ import { startNatsServer } from '@mandate/testing';
 import { diagnosticsService } from '@mandate/diagnostics/module';
 import { latency, median, throughput, type RequestFn } from './measure.js';
 import { AUTHORIZE_CONCURRENCY, benchAuthorize, type AuthorizeRow } from './authorize.js';
+import { benchVault, PACED_RATE, VAULT_CONCURRENCY, type VaultRow } from './vault.js';
+import { AUDIT_TARGET_RECORDS_PER_SECOND, benchAudit, printAudit } from './audit.js';
 
 /*
  * `npm run bench`. Absolute numbers on a shared 2-core machine mean little, so every row is
@@ -39,6 +44,8 @@ interface Row {
 
 async function main(): Promise<void> {
   const nats = await startNatsServer();
+  // One data dir (so one master key file) for every service the bench starts on this server.
+  const dataDir = await mkdtemp(join(tmpdir(), 'mandate-bench-'));
   const logger = createLogger('bench', { level: 'silent' });
   const serverSide = await connectToBus({ servers: nats.url, name: 'bench-server' });
   // Every row uses this one client connection, configured as services configure theirs.
@@ -73,16 +80,21 @@ async function main(): Promise<void> {
     });
     const layer = results[2]!;
     await mandate.stop();
-    const authorize = await benchAuthorize(client, nats.url, { rounds: ROUNDS, total: quick ? 300 : 3_000 });
+    const authorize = await benchAuthorize(client, nats.url, dataDir, { rounds: ROUNDS, total: quick ? 300 : 3_000 });
+    const vault = await benchVault(client, nats.url, dataDir, results[0]!.requestsPerSecond, { rounds: ROUNDS, total: quick ? 1_000 : 10_000, pacedSeconds: quick ? 1 : 5 });
+    const audit = await benchAudit(client, nats.url, { rounds: ROUNDS, total: quick ? 2_000 : 30_000 });
     const verdict = {
       throughputTarget: layer.throughputRatio >= 0.8 ? 'met' : 'missed',
       latencyTarget: layer.addedMedianUs < 100 ? 'met' : 'missed',
       authorizeTarget: authorize[1]!.ceilingRatio >= 0.7 ? 'met' : 'missed',
       authorizeCachedTarget: authorize[2]!.ceilingRatio > 1 ? 'met' : 'missed',
+      vaultThroughputTarget: vault.every((r) => r.rawRatio >= 0.5) ? 'met' : 'missed',
+      vaultP99Target: vault.every((r) => r.pacedP99Ms < 5) ? 'met' : 'missed',
+      auditTarget: audit[0]!.recordsPerSecond >= AUDIT_TARGET_RECORDS_PER_SECOND && audit.every((r) => r.lost === 0 && r.verified) ? 'met' : 'missed',
     };
 
     if (json) {
-      process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, authorize, verdict }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, authorize, vault, audit, verdict }, null, 2)}\n`);
     } else {
       const header = ['', 'median µs', 'p99 µs', `req/s @${CONCURRENCY}`, 'throughput / raw', 'added median µs'];
       const lines = results.map((r) => [
@@ -102,18 +114,32 @@ async function main(): Promise<void> {
       printAuthorize(authorize);
       process.stdout.write(`authorize throughput target (>= 70% of jose ceiling @${AUTHORIZE_CONCURRENCY}): ${verdict.authorizeTarget}\n`);
       process.stdout.write(`cached authorize beats the ceiling: ${verdict.authorizeCachedTarget}\n`);
+      printVault(vault);
+      process.stdout.write(`vault throughput target (>= 50% of raw @${VAULT_CONCURRENCY}): ${verdict.vaultThroughputTarget}\n`);
+      process.stdout.write(`vault p99 target (< 5 ms at ${PACED_RATE} req/s): ${verdict.vaultP99Target}\n`);
+      printAudit(audit);
+      process.stdout.write(`audit target (>= ${AUDIT_TARGET_RECORDS_PER_SECOND} records/s publish → chained, 1 tenant, nothing lost): ${verdict.auditTarget}\n`);
     }
     await service.stop();
   } finally {
     await client.close();
     await serverSide.close();
     await nats.stop();
+    await rm(dataDir, { recursive: true, force: true });
   }
 }
 
 function printAuthorize(rows: AuthorizeRow[]): void {
   const header = ['authorize', 'median µs', `req/s @${AUTHORIZE_CONCURRENCY}`, 'throughput / ceiling'];
   const lines = rows.map((r) => [r.name, r.medianUs.toFixed(0), r.requestsPerSecond.toFixed(0), `${(r.ceilingRatio * 100).toFixed(1)}%`]);
+  const widths = header.map((_, c) => Math.max(header[c]!.length, ...lines.map((l) => l[c]!.length)));
+  const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  process.stdout.write(`\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);
+}
+
+function printVault(rows: VaultRow[]): void {
+  const header = ['vault', 'median µs', `req/s @${VAULT_CONCURRENCY}`, 'throughput / raw', `p99 ms @${PACED_RATE}/s`];
+  const lines = rows.map((r) => [r.name, r.medianUs.toFixed(0), r.requestsPerSecond.toFixed(0), `${(r.rawRatio * 100).toFixed(1)}%`, r.pacedP99Ms.toFixed(2)]);
   const widths = header.map((_, c) => Math.max(header[c]!.length, ...lines.map((l) => l[c]!.length)));
   const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
   process.stdout.write(`\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);

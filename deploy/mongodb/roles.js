@@ -11,8 +11,21 @@ db.createRole({
   roles: [],
 });
 
+// The audit service's user gets these two roles and nothing else (not mandateService): its
+// entries, digests (audit-trail) and dedup index (audit-index) can be inserted and read, never
+// updated or deleted; only the chain heads (audit-heads: last sequence and hash, writer lease,
+// last digest) can change, and a verifier trusts them for nothing.
 db.createRole({
   role: 'mandateAuditAppendOnly',
-  privileges: [{ resource: { db: 'mandate', collection: 'audit-trail' }, actions: ['find', 'insert', 'createIndex', 'createCollection'] }],
+  privileges: [
+    { resource: { db: 'mandate', collection: 'audit-trail' }, actions: ['find', 'insert', 'createIndex', 'createCollection'] },
+    { resource: { db: 'mandate', collection: 'audit-index' }, actions: ['find', 'insert', 'createIndex', 'createCollection'] },
+  ],
+  roles: [],
+});
+
+db.createRole({
+  role: 'mandateAuditHeads',
+  privileges: [{ resource: { db: 'mandate', collection: 'audit-heads' }, actions: ['find', 'insert', 'update', 'createIndex', 'createCollection'] }],
   roles: [],
 });

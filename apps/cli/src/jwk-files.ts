@@ -71,12 +71,15 @@ export async function readPublicKeyFiles(files: readonly string[]): Promise<{ ke
   return { keys };
 }
 
-/** The workload's private signing key, for client assertions. Warns if others may read the file. */
-export async function readPrivateKeyFile(file: string): Promise<JWK> {
-  const found = keysIn(file, await readJson(file, '--key'), '--key');
-  if (found.length !== 1) throw invalid(`${file} holds ${found.length} keys; --key needs exactly one private JWK`);
+/**
+ * A private signing key: the workload's, for client assertions (`--key`), or a provider's client
+ * key for private_key_jwt (`--client-key`). Warns if others may read the file.
+ */
+export async function readPrivateKeyFile(file: string, option = '--key'): Promise<JWK> {
+  const found = keysIn(file, await readJson(file, option), option);
+  if (found.length !== 1) throw invalid(`${file} holds ${found.length} keys; ${option} needs exactly one private JWK`);
   const key = found[0] as JWK;
-  if (typeof key.d !== 'string') throw invalid(`${file} is a public key; --key needs the private JWK (the file \`mandate workload keygen --out\` wrote)`);
+  if (typeof key.d !== 'string') throw invalid(`${file} is a public key; ${option} needs the private JWK (the file \`mandate workload keygen --out\` wrote)`);
   if (typeof key.kid !== 'string' || key.kid.length === 0) throw invalid(`${file}: the private JWK has no "kid"; add the kid its public key is registered under`);
   const mode = (await stat(file)).mode;
   if ((mode & 0o077) !== 0) warn(`${file} can be read by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);

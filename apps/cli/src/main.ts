@@ -7,6 +7,8 @@ import { status } from './commands/status.js';
 import { rotateKeys } from './commands/keys.js';
 import { addWorkloadCommands } from './commands/workload.js';
 import { addTokenCommands } from './commands/token.js';
+import { addProviderCommands } from './commands/provider.js';
+import { addAuditCommands } from './commands/audit.js';
 import { describeMandateError, EXIT, exitCodeFor } from './bus.js';
 import { CliError, fail } from './output.js';
 
@@ -63,6 +65,8 @@ program
 
 addWorkloadCommands(program);
 addTokenCommands(program);
+addProviderCommands(program);
+addAuditCommands(program);
 
 try {
   await program.parseAsync();

@@ -39,3 +39,12 @@ export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
 }
+
+/**
+ * A readable key/value block: one label per field, padded to one width; a field with several
+ * values gets one line per value.
+ */
+export function block(fields: readonly (readonly [string, readonly string[]])[]): string {
+  const width = Math.max(...fields.map(([label]) => label.length)) + 2;
+  return fields.flatMap(([label, values]) => values.map((value, i) => `${i === 0 ? bold(label.padEnd(width)) : ' '.repeat(width)}${value}`)).join('\n');
+}

@@ -22,14 +22,22 @@ export function positiveInteger(value: string): number {
   return parsed;
 }
 
-/** `--tag key=value`, repeatable; a key given twice is a mistake, not a silent overwrite. */
-export function collectTag(value: string, previous: Record<string, string> | undefined): Record<string, string> {
-  const at = value.indexOf('=');
-  if (at <= 0) throw new InvalidArgumentError('must be key=value');
-  const key = value.slice(0, at);
-  if (previous && Object.hasOwn(previous, key)) throw new InvalidArgumentError(`tag ${key} is given twice`);
-  return { ...previous, [key]: value.slice(at + 1) };
+/** A repeatable `key=value` option; a key given twice is a mistake, not a silent overwrite. */
+function keyValueCollector(what: string) {
+  return (value: string, previous: Record<string, string> | undefined): Record<string, string> => {
+    const at = value.indexOf('=');
+    if (at <= 0) throw new InvalidArgumentError('must be key=value');
+    const key = value.slice(0, at);
+    if (previous && Object.hasOwn(previous, key)) throw new InvalidArgumentError(`${what} ${key} is given twice`);
+    return { ...previous, [key]: value.slice(at + 1) };
+  };
 }
+
+/** `--tag key=value`, repeatable. */
+export const collectTag = keyValueCollector('tag');
+
+/** `--param key=value` (a provider preset's parameter, e.g. `domain=dev-1.okta.com`), repeatable. */
+export const collectParam = keyValueCollector('param');
 
 const CLAIM_RULE = /^(\S+)\s+(equals|containsAny|contains)\s+(.+)$/s;
 

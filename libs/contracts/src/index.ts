@@ -11,3 +11,6 @@ export * from './event.js';
 export * from './diagnostics.js';
 export * from './directory.js';
 export * from './authorizer.js';
+export * from './vault-presets.js';
+export * from './vault.js';
+export * from './audit-trail.js';

@@ -1,4 +1,5 @@
-import { metrics } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { context, metrics } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -21,6 +22,17 @@ export interface Telemetry {
   /** Where Prometheus can scrape, when a port was given. */
   readonly metricsUrl: string | undefined;
   shutdown(): Promise<void>;
+}
+
+let propagationEnabled = false;
+
+/**
+ * Makes the active context follow `await`s (AsyncLocalStorage) even when no tracing SDK runs, so
+ * the trace id a request arrived with is the one its audit records carry. Idempotent.
+ */
+export function enableContextPropagation(): void {
+  if (propagationEnabled) return;
+  propagationEnabled = context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }
 
 /**

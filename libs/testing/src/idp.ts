@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
-import Provider, { type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { freePort } from './nats-server.js';
 
 type SigningAlg = 'RS256' | 'ES256';
@@ -10,6 +10,8 @@ type SigningAlg = 'RS256' | 'ES256';
 export interface TestIdpOptions {
   /** Algorithm access tokens are signed with (default `RS256`); a key for the other one is published as well. */
   alg?: SigningAlg;
+  /** Lifetime of every access token, user or client credentials, in seconds (default 600): the `expires_in` and `exp`. */
+  accessTokenTtlSeconds?: number;
 }
 
 /** A private signing key of the test IdP, with the public half as published in its JWKS. */
@@ -23,6 +25,34 @@ export interface TestIdpSigningKey {
 /** How the JWKS endpoint answers; see {@link TestIdp.setJwksBehaviour}. */
 export type JwksBehaviour = { mode: 'normal' } | { mode: 'down' } | { mode: 'slow'; delayMs: number } | { mode: 'html' };
 
+/** How the token endpoint answers; see {@link TestIdp.setTokenEndpointBehaviour}. */
+export type TokenEndpointBehaviour = { mode: 'normal' } | { mode: 'slow'; delayMs: number } | { mode: 'down' };
+
+/** One POST to the token endpoint, as seen by {@link TestIdp.tokenRequests}. */
+export interface TokenRequestRecord {
+  /** The `grant_type` of the form body, `''` when there was none. */
+  grantType: string;
+  /**
+   * The client the request claimed to be, authenticated or not: the Basic auth user, else the body's `client_id`,
+   * else the `sub` of its `client_assertion`.
+   */
+  clientId: string | undefined;
+  /** The HTTP status of the response; `0` when none was sent (endpoint `down`, or the caller gave up while it was `slow`). */
+  status: number;
+}
+
+/** The tokens of a user grant; see {@link TestIdp.userTokens}. */
+export interface TestIdpUserTokens {
+  /** JWT access token (`typ: at+jwt`) whose `aud` is the requested audience. */
+  accessToken: string;
+  /** Opaque refresh token, rotated on every use: a used one is then rejected with `invalid_grant`. */
+  refreshToken: string;
+  /** The token response's `expires_in`, in seconds. */
+  expiresIn: number;
+  /** The token response's `scope` (space-separated; `''` when the response had none). */
+  scope: string;
+}
+
 /** A real OpenID Provider (oidc-provider) on a free loopback port, with knobs for failure tests. */
 export interface TestIdp {
   /** `http://127.0.0.1:<port>`, no trailing slash; the `iss` of every token. */
@@ -31,11 +61,21 @@ export interface TestIdp {
   readonly discoveryUrl: string;
   /** The `jwks_uri` advertised in discovery. */
   readonly jwksUri: string;
+  /** The `token_endpoint` advertised in discovery. */
+  readonly tokenEndpoint: string;
+  /** The `revocation_endpoint` (RFC 7009) advertised in discovery. */
+  readonly revocationEndpoint: string;
   /**
    * Every private key whose public half is in the JWKS, the one tokens are signed with first, so tests can
    * forge tokens signed by a genuine key (expired, wrong `aud`, ...).
    */
   readonly signingKeys: ReadonlyArray<TestIdpSigningKey>;
+  /**
+   * The private key (ES256 JWK, with `kid` and `alg`) of client `jwt-client`, which authenticates with
+   * `private_key_jwt`: sign its `client_assertion` with it (`iss` = `sub` = `jwt-client`, `aud` = the issuer or the
+   * token endpoint, `exp`, unique `jti`).
+   */
+  readonly jwtClientKey: JWK;
   /**
    * A user access token (JWT, `typ: at+jwt`) obtained through the authorization-code + PKCE flow, driven over HTTP
    * through oidc-provider's dev interactions (login, consent), then exchanged with `resource=audience`, so `aud` is
@@ -48,31 +88,74 @@ export interface TestIdp {
     claims?: Record<string, unknown>;
     clientId?: string;
   }): Promise<string>;
-  /** A client-credentials access token (JWT, `sub` = client id) for a registered client (`test-app`, `other-app`). */
+  /**
+   * Like {@link TestIdp.userAccessToken}, but returns the whole token response, refresh token included. Refresh it at
+   * {@link TestIdp.tokenEndpoint} with `grant_type=refresh_token` and client_secret_basic (`<client>`/`<client>-secret`);
+   * `resource` may be sent and must then be the same audience (without it the granted one is used: still a JWT for the
+   * audience), `scope` may narrow the scope. Each refresh returns a new refresh token (and an `id_token`) and keeps
+   * `claims`; presenting a used one fails with `invalid_grant` and revokes the whole grant, as oidc-provider treats it
+   * as stolen. Clients: `test-app` (default), `other-app`.
+   */
+  userTokens(options: {
+    sub: string;
+    audience: string;
+    scope?: string;
+    clientId?: string;
+    claims?: Record<string, unknown>;
+  }): Promise<TestIdpUserTokens>;
+  /**
+   * Revokes a refresh token at the real revocation endpoint, authenticated as the client it was issued to. oidc-provider
+   * revokes the whole grant: any refresh token of it then fails with `invalid_grant`; JWT access tokens already issued
+   * stay valid until they expire. Unknown tokens are accepted silently (RFC 7009).
+   */
+  revokeRefreshToken(refreshToken: string): Promise<void>;
+  /**
+   * A client-credentials access token (JWT, `sub` = client id) for a registered client: `test-app` (default),
+   * `other-app`, `m2m-client` (client_secret_basic), or `jwt-client` (authenticated with a fresh `private_key_jwt`
+   * assertion signed with {@link TestIdp.jwtClientKey}).
+   */
   clientCredentialsToken(options: { audience: string; scope?: string; clientId?: string }): Promise<string>;
   /**
    * Signs future tokens with a fresh key (new kid). The old key stays in the JWKS unless `dropOld`.
-   * Swaps the Provider behind the same HTTP server, so sessions and grants of the old one are gone.
+   * Swaps the Provider behind the same HTTP server, so sessions and grants of the old one are gone: refresh tokens
+   * issued before fail with `invalid_grant` (counters and endpoint behaviours are kept).
    */
   rotateSigningKey(options?: { dropOld?: boolean }): Promise<void>;
   /** How the JWKS endpoint answers from now on: normally, `down` (connection reset), `slow` (after `delayMs`), `html` (200 text/html). */
   setJwksBehaviour(behaviour: JwksBehaviour): void;
+  /**
+   * How the token endpoint answers POSTs from now on: normally, `down` (the request is read, then the connection is
+   * reset) or `slow` (handled after `delayMs`; if the caller gives up first, the request is never handled).
+   * Every POST is recorded in {@link TestIdp.tokenRequests} whatever the behaviour.
+   */
+  setTokenEndpointBehaviour(behaviour: TokenEndpointBehaviour): void;
   /** How many times the JWKS URI was requested, whatever the behaviour. */
   readonly jwksRequestCount: number;
+  /** Every POST to the token endpoint, in the order they were answered (or dropped); a snapshot. */
+  readonly tokenRequests: ReadonlyArray<TokenRequestRecord>;
+  /** How many POSTs the revocation endpoint received. */
+  readonly revocationRequests: number;
   /** The path (without query) of every request the server saw, in order. */
   readonly requests: readonly string[];
+  /** Closes the server and every open connection. */
   stop(): Promise<void>;
 }
 
 const REDIRECT_URI = 'http://127.0.0.1/callback';
-const CLIENTS = ['test-app', 'other-app'].map((id): ClientMetadata => ({
-  client_id: id,
-  client_secret: `${id}-secret`,
-  grant_types: ['authorization_code', 'client_credentials'],
-  response_types: ['code'],
-  redirect_uris: [REDIRECT_URI],
-}));
-const TTL_SECONDS = 600;
+const JWT_CLIENT_ID = 'jwt-client';
+const SECRET_CLIENTS: ClientMetadata[] = [
+  ...['test-app', 'other-app'].map((id): ClientMetadata => ({
+    client_id: id,
+    client_secret: `${id}-secret`,
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+  })),
+  { client_id: 'm2m-client', client_secret: 'm2m-client-secret', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+];
+const DEFAULT_TTL_SECONDS = 600;
+/** Refresh tokens and the grants behind them outlive any test. */
+const REFRESH_TTL_SECONDS = 24 * 60 * 60;
 
 type SigningKeyPair = TestIdpSigningKey & { privateJwk: JWK };
 
@@ -84,56 +167,149 @@ async function newSigningKey(alg: SigningAlg): Promise<SigningKeyPair> {
   return { kid, alg, privateKey, publicJwk: { ...publicJwk, ...meta }, privateJwk: { ...privateJwk, ...meta } };
 }
 
-function clientSecret(clientId: string): string {
-  return CLIENTS.find((client) => client.client_id === clientId)?.client_secret ?? 'unregistered';
-}
-
 function basicAuth(clientId: string): string {
-  return `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret(clientId))}`).toString('base64')}`;
+  const secret = SECRET_CLIENTS.find((client) => client.client_id === clientId)?.client_secret ?? 'unregistered';
+  return `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 }
 
-async function accessTokenFrom(response: Response): Promise<string> {
-  const body = (await response.json()) as { access_token?: string; error?: string; error_description?: string };
+/** The client a token request claims to be: Basic auth user, else body `client_id`, else `sub` of `client_assertion`. */
+function claimedClientId(authorization: string | undefined, form: Record<string, unknown>): string | undefined {
+  const basic = /^basic\s+(\S+)$/i.exec(authorization ?? '')?.[1];
+  if (basic) {
+    const user = Buffer.from(basic, 'base64').toString('utf8').split(':')[0] ?? '';
+    try {
+      return decodeURIComponent(user);
+    } catch {
+      return user;
+    }
+  }
+  if (typeof form['client_id'] === 'string') return form['client_id'];
+  const assertion = form['client_assertion'];
+  if (typeof assertion !== 'string') return undefined;
+  try {
+    return decodeJwt(assertion).sub;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseForm(body: Buffer | undefined): Record<string, string> {
+  return Object.fromEntries(new URLSearchParams(body?.toString('utf8') ?? ''));
+}
+
+/** Reads a form body nobody else will read; `{}` when it cannot be had (connection already gone, ...). */
+async function readForm(req: IncomingMessage): Promise<Record<string, string>> {
+  try {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    return parseForm(Buffer.concat(chunks));
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Reads a form body without consuming it: once the whole request has arrived, its bytes are taken from the stream's
+ * buffer and put straight back (`unshift`), so oidc-provider still parses the untouched stream later. Resolves `{}`,
+ * leaving the stream alone, if the request fails first or its body does not fit the stream's buffer (16 KiB; token
+ * requests are far smaller).
+ */
+function peekForm(req: IncomingMessage): Promise<Record<string, string>> {
+  return new Promise((resolve) => {
+    const finish = (body?: Buffer) => {
+      req.off('readable', onReadable).off('error', onError);
+      if (body) req.unshift(body);
+      resolve(parseForm(body));
+    };
+    const onReadable = () => {
+      if (req.complete) finish(req.readableLength > 0 ? (req.read() as Buffer) : undefined);
+      else if (req.readableLength >= req.readableHighWaterMark) finish();
+    };
+    const onError = () => finish();
+    req.on('readable', onReadable).on('error', onError);
+  });
+}
+
+type TokenResponseBody = {
+  access_token?: string;
+  refresh_token?: string;
+  expires_in?: number;
+  scope?: string;
+  error?: string;
+  error_description?: string;
+};
+
+async function tokenResponse(response: Response): Promise<TokenResponseBody & { access_token: string }> {
+  const body = (await response.json()) as TokenResponseBody;
   if (!response.ok || !body.access_token) {
     throw new Error(`test IdP: token endpoint answered ${response.status}: ${body.error ?? ''} ${body.error_description ?? ''}`);
   }
-  return body.access_token;
+  return { ...body, access_token: body.access_token };
 }
 
 /** Starts a test IdP on a free port of 127.0.0.1. Stop it with {@link TestIdp.stop}. */
 export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestIdp> {
   const alg = options.alg ?? 'RS256';
+  const accessTtl = options.accessTokenTtlSeconds ?? DEFAULT_TTL_SECONDS;
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const cookieKeys = [randomBytes(32).toString('base64url')];
   // A resource server accepts every scope ever asked for it: the token endpoint asks again when the code is exchanged,
   // and by then the request carries no scope.
   const scopesByResource = new Map<string, Set<string>>();
+  // Extra claims are handed over per authorization code, then kept per grant so refreshed access tokens carry them too.
   const claimsByCode = new Map<string, Record<string, unknown>>();
+  const claimsByGrant = new Map<string, Record<string, unknown>>();
 
   let active = await newSigningKey(alg);
   let retired: SigningKeyPair[] = [];
   const companion = await newSigningKey(alg === 'RS256' ? 'ES256' : 'RS256');
+  const jwtClient = await newSigningKey('ES256');
+  const jwtClientMetadata: ClientMetadata = {
+    client_id: JWT_CLIENT_ID,
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: jwtClient.alg,
+    jwks: { keys: [jwtClient.publicJwk] },
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  };
+
+  let jwksBehaviour: JwksBehaviour = { mode: 'normal' };
+  let tokenBehaviour: TokenEndpointBehaviour = { mode: 'normal' };
+  let jwksRequestCount = 0;
+  let revocationRequests = 0;
+  const tokenRequests: TokenRequestRecord[] = [];
+  const requests: string[] = [];
 
   const configuration = (): Configuration => ({
-    clients: CLIENTS,
+    clients: [...SECRET_CLIENTS, jwtClientMetadata],
     jwks: { keys: [active.privateJwk, companion.privateJwk, ...retired.map((key) => key.privateJwk)] },
     cookies: { keys: cookieKeys },
     pkce: { required: () => true },
     // Explicit TTLs, because each default one prints a notice the first time it is used.
     ttl: {
-      AccessToken: TTL_SECONDS,
-      AuthorizationCode: TTL_SECONDS,
-      ClientCredentials: TTL_SECONDS,
-      Grant: TTL_SECONDS,
-      IdToken: TTL_SECONDS,
-      Interaction: TTL_SECONDS,
-      Session: TTL_SECONDS,
+      AccessToken: accessTtl,
+      AuthorizationCode: DEFAULT_TTL_SECONDS,
+      ClientCredentials: accessTtl,
+      Grant: REFRESH_TTL_SECONDS,
+      IdToken: DEFAULT_TTL_SECONDS,
+      Interaction: DEFAULT_TTL_SECONDS,
+      RefreshToken: REFRESH_TTL_SECONDS,
+      Session: DEFAULT_TTL_SECONDS,
     },
+    // Every code grant of a client allowed `refresh_token` gets one, without `offline_access` (which would need
+    // `prompt=consent`), and it outlives the login session; each use replaces it with a new one.
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    expiresWithSession: () => false,
+    rotateRefreshToken: true,
     findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
-    extraTokenClaims: (ctx: KoaContextWithOIDC) => {
+    extraTokenClaims: (ctx: KoaContextWithOIDC, token) => {
+      if (!('grantId' in token) || !token.grantId) return undefined;
       const code = ctx.oidc.params?.['code'];
-      return typeof code === 'string' ? claimsByCode.get(code) : undefined;
+      const handedOver = typeof code === 'string' ? claimsByCode.get(code) : undefined;
+      if (handedOver) claimsByGrant.set(token.grantId, handedOver);
+      return claimsByGrant.get(token.grantId);
     },
     renderError: (ctx, out) => {
       ctx.type = 'application/json';
@@ -142,6 +318,14 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
+      revocation: {
+        enabled: true,
+        // oidc-provider's default policy, without the notice it prints: a client revokes its own tokens only.
+        allowedPolicy: (_ctx, client, token) => {
+          if (token.clientId !== client.clientId) throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+          return true;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         useGrantedResource: () => true,
@@ -153,7 +337,7 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
           return {
             scope: [...scopes].join(' '),
             accessTokenFormat: 'jwt',
-            accessTokenTTL: TTL_SECONDS,
+            accessTokenTTL: accessTtl,
             jwt: { sign: { alg: active.alg, kid: active.kid } },
           };
         },
@@ -166,40 +350,87 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     // which are exactly what a test IdP wants; construction is synchronous, so nothing else is muted.
     const { warn, info } = console;
     console.warn = console.info = () => undefined;
+    let provider: Provider;
     try {
-      const provider = new Provider(issuer, configuration());
-      return { provider, handle: provider.callback() };
+      provider = new Provider(issuer, configuration());
     } finally {
       Object.assign(console, { warn, info });
     }
+    // Token requests that reach oidc-provider are recorded once it has parsed the body and answered.
+    provider.use(async (ctx, next) => {
+      await next();
+      const { oidc } = ctx as Partial<KoaContextWithOIDC>;
+      if (ctx.method !== 'POST' || oidc?.route !== 'token') return;
+      const form = oidc.body ?? {};
+      const grantType = typeof form['grant_type'] === 'string' ? form['grant_type'] : '';
+      tokenRequests.push({ grantType, clientId: claimedClientId(ctx.get('authorization'), form), status: ctx.status });
+    });
+    return { provider, handle: provider.callback() };
   };
 
   let current = newProvider();
-  const jwksPath = new URL(current.provider.urlFor('jwks')).pathname;
-  let jwksBehaviour: JwksBehaviour = { mode: 'normal' };
-  let jwksRequestCount = 0;
-  const requests: string[] = [];
+  const jwksUri = current.provider.urlFor('jwks');
+  const tokenEndpoint = current.provider.urlFor('token');
+  const revocationEndpoint = current.provider.urlFor('revocation');
+  const [jwksPath, tokenPath, revocationPath] = [jwksUri, tokenEndpoint, revocationEndpoint].map((url) => new URL(url).pathname);
+
+  /** A token request oidc-provider never saw: recorded from its body, without a status. */
+  const recordUnanswered = (req: IncomingMessage, form: Record<string, string>) => {
+    tokenRequests.push({ grantType: form['grant_type'] ?? '', clientId: claimedClientId(req.headers.authorization, form), status: 0 });
+  };
+
+  /** Handles the request after `delayMs`, once `ready`; never, if the caller gives up first (then calls `onDropped`). */
+  const serveSlowly = (delayMs: number, req: IncomingMessage, res: ServerResponse, ready: Promise<unknown> = Promise.resolve(), onDropped?: () => void) => {
+    let handled = false;
+    const timer = setTimeout(() => {
+      void ready.then(() => {
+        if (res.destroyed) return;
+        handled = true;
+        void current.handle(req, res);
+      });
+    }, delayMs);
+    res.once('close', () => {
+      if (handled) return;
+      clearTimeout(timer);
+      onDropped?.();
+    });
+  };
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', issuer).pathname;
     requests.push(path);
     const { handle } = current;
-    if (path !== jwksPath) return void handle(req, res);
-    jwksRequestCount += 1;
-    const behaviour = jwksBehaviour;
+    if (path === jwksPath) {
+      jwksRequestCount += 1;
+      const behaviour = jwksBehaviour;
+      switch (behaviour.mode) {
+        case 'normal':
+          return void handle(req, res);
+        case 'down':
+          return void req.socket.resetAndDestroy();
+        case 'slow':
+          return serveSlowly(behaviour.delayMs, req, res);
+        case 'html':
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+          return void res.end('<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>');
+      }
+    }
+    if (req.method === 'POST' && path === revocationPath) revocationRequests += 1;
+    if (req.method !== 'POST' || path !== tokenPath) return void handle(req, res);
+    const behaviour = tokenBehaviour;
     switch (behaviour.mode) {
       case 'normal':
         return void handle(req, res);
       case 'down':
-        return void req.socket.resetAndDestroy();
+        return void readForm(req).then((form) => {
+          recordUnanswered(req, form);
+          req.socket.resetAndDestroy();
+        });
       case 'slow': {
-        const timer = setTimeout(() => void handle(req, res), behaviour.delayMs);
-        res.once('close', () => clearTimeout(timer));
-        return;
+        // The body is peeked at now, while it can still be had: once the caller gives up, the request is gone.
+        const form = peekForm(req);
+        return serveSlowly(behaviour.delayMs, req, res, form, () => void form.then((peeked) => recordUnanswered(req, peeked)));
       }
-      case 'html':
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-        return void res.end('<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>');
     }
   });
   await new Promise<void>((resolve, reject) => {
@@ -207,97 +438,142 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     server.listen(port, '127.0.0.1', () => resolve());
   });
 
+  const postToken = (form: Record<string, string>, authorization?: string) =>
+    fetch(tokenEndpoint, { method: 'POST', ...(authorization ? { headers: { authorization } } : {}), body: new URLSearchParams(form) });
+
+  const clientAuthentication = async (clientId: string): Promise<{ authorization?: string; form: Record<string, string> }> => {
+    if (clientId !== JWT_CLIENT_ID) return { authorization: basicAuth(clientId), form: {} };
+    const assertion = await new SignJWT()
+      .setProtectedHeader({ alg: jwtClient.alg, kid: jwtClient.kid })
+      .setIssuer(clientId)
+      .setSubject(clientId)
+      .setAudience(tokenEndpoint)
+      .setIssuedAt()
+      .setExpirationTime('1m')
+      .setJti(randomUUID())
+      .sign(jwtClient.privateKey);
+    return { form: { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion } };
+  };
+
+  const authorizationCodeTokens = async ({
+    sub,
+    audience,
+    scope,
+    claims,
+    clientId = 'test-app',
+  }: {
+    sub: string;
+    audience: string;
+    scope?: string;
+    claims?: Record<string, unknown>;
+    clientId?: string;
+  }) => {
+    const cookies = new Map<string, string>();
+    const request = async (url: string, form?: Record<string, string>): Promise<Response> => {
+      const response = await fetch(new URL(url, issuer), {
+        method: form ? 'POST' : 'GET',
+        redirect: 'manual',
+        headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
+        ...(form ? { body: new URLSearchParams(form) } : {}),
+      });
+      for (const cookie of response.headers.getSetCookie()) {
+        const [name = '', value = ''] = (cookie.split(';')[0] ?? '').split('=', 2);
+        if (value) cookies.set(name, value);
+        else cookies.delete(name);
+      }
+      return response;
+    };
+    const redirect = async (url: string, form?: Record<string, string>): Promise<string> => {
+      const response = await request(url, form);
+      const location = response.headers.get('location');
+      if (!location) throw new Error(`test IdP: ${url} answered ${response.status} without a redirect: ${await response.text()}`);
+      return location;
+    };
+
+    const verifier = randomBytes(32).toString('base64url');
+    const state = randomBytes(8).toString('hex');
+    const authorization = new URL(current.provider.urlFor('authorization'));
+    authorization.search = new URLSearchParams({
+      client_id: clientId,
+      response_type: 'code',
+      redirect_uri: REDIRECT_URI,
+      scope: ['openid', scope].filter(Boolean).join(' '),
+      resource: audience,
+      state,
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+    }).toString();
+    let location = await redirect(authorization.href);
+    // Like a browser: each prompt (login, then consent) is a page whose form, once submitted, resumes the authorization.
+    for (let hops = 0; !location.startsWith(REDIRECT_URI); hops += 1) {
+      if (hops > 10) throw new Error(`test IdP: the authorization flow did not end (last at ${location})`);
+      if (!/\/interaction\/[^/]+$/.test(location)) {
+        location = await redirect(location);
+        continue;
+      }
+      const prompt = /name="prompt" value="(\w+)"/.exec(await (await request(location)).text())?.[1] ?? 'unknown';
+      location = await redirect(location, prompt === 'login' ? { prompt, login: sub } : { prompt });
+    }
+    const callback = new URL(location).searchParams;
+    const code = callback.get('code');
+    if (!code || callback.get('state') !== state) throw new Error(`test IdP: authorization failed: ${location}`);
+
+    if (claims) claimsByCode.set(code, claims);
+    try {
+      const form = { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier, resource: audience };
+      return await tokenResponse(await postToken(form, basicAuth(clientId)));
+    } finally {
+      claimsByCode.delete(code);
+    }
+  };
+
   return {
     issuer,
     discoveryUrl: `${issuer}/.well-known/openid-configuration`,
-    jwksUri: current.provider.urlFor('jwks'),
+    jwksUri,
+    tokenEndpoint,
+    revocationEndpoint,
+    jwtClientKey: jwtClient.privateJwk,
     get signingKeys() {
       return [active, companion, ...retired].map(({ kid, alg, privateKey, publicJwk }) => ({ kid, alg, privateKey, publicJwk }));
     },
     get jwksRequestCount() {
       return jwksRequestCount;
     },
+    get tokenRequests() {
+      return tokenRequests.map((record) => ({ ...record }));
+    },
+    get revocationRequests() {
+      return revocationRequests;
+    },
     get requests() {
       return [...requests];
     },
 
-    async userAccessToken({ sub, audience, scope, claims, clientId = 'test-app' }) {
-      const cookies = new Map<string, string>();
-      const request = async (url: string, form?: Record<string, string>): Promise<Response> => {
-        const response = await fetch(new URL(url, issuer), {
-          method: form ? 'POST' : 'GET',
-          redirect: 'manual',
-          headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
-          ...(form ? { body: new URLSearchParams(form) } : {}),
-        });
-        for (const cookie of response.headers.getSetCookie()) {
-          const [name = '', value = ''] = (cookie.split(';')[0] ?? '').split('=', 2);
-          if (value) cookies.set(name, value);
-          else cookies.delete(name);
-        }
-        return response;
-      };
-      const redirect = async (url: string, form?: Record<string, string>): Promise<string> => {
-        const response = await request(url, form);
-        const location = response.headers.get('location');
-        if (!location) throw new Error(`test IdP: ${url} answered ${response.status} without a redirect: ${await response.text()}`);
-        return location;
-      };
+    async userAccessToken(options) {
+      return (await authorizationCodeTokens(options)).access_token;
+    },
 
-      const verifier = randomBytes(32).toString('base64url');
-      const state = randomBytes(8).toString('hex');
-      const authorization = new URL(current.provider.urlFor('authorization'));
-      authorization.search = new URLSearchParams({
-        client_id: clientId,
-        response_type: 'code',
-        redirect_uri: REDIRECT_URI,
-        scope: ['openid', scope].filter(Boolean).join(' '),
-        resource: audience,
-        state,
-        code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-        code_challenge_method: 'S256',
-      }).toString();
-      let location = await redirect(authorization.href);
-      // Like a browser: each prompt (login, then consent) is a page whose form, once submitted, resumes the authorization.
-      for (let hops = 0; !location.startsWith(REDIRECT_URI); hops += 1) {
-        if (hops > 10) throw new Error(`test IdP: the authorization flow did not end (last at ${location})`);
-        if (!/\/interaction\/[^/]+$/.test(location)) {
-          location = await redirect(location);
-          continue;
-        }
-        const prompt = /name="prompt" value="(\w+)"/.exec(await (await request(location)).text())?.[1] ?? 'unknown';
-        location = await redirect(location, prompt === 'login' ? { prompt, login: sub } : { prompt });
-      }
-      const callback = new URL(location).searchParams;
-      const code = callback.get('code');
-      if (!code || callback.get('state') !== state) throw new Error(`test IdP: authorization failed: ${location}`);
+    async userTokens(options) {
+      const body = await authorizationCodeTokens(options);
+      if (!body.refresh_token) throw new Error(`test IdP: no refresh token was issued to ${options.clientId ?? 'test-app'}`);
+      return { accessToken: body.access_token, refreshToken: body.refresh_token, expiresIn: body.expires_in ?? 0, scope: body.scope ?? '' };
+    },
 
-      if (claims) claimsByCode.set(code, claims);
-      try {
-        const response = await fetch(current.provider.urlFor('token'), {
-          method: 'POST',
-          headers: { authorization: basicAuth(clientId) },
-          body: new URLSearchParams({
-            grant_type: 'authorization_code',
-            code,
-            redirect_uri: REDIRECT_URI,
-            code_verifier: verifier,
-            resource: audience,
-          }),
-        });
-        return await accessTokenFrom(response);
-      } finally {
-        claimsByCode.delete(code);
-      }
+    async revokeRefreshToken(refreshToken) {
+      const issuedTo = (await current.provider.RefreshToken.find(refreshToken))?.clientId ?? 'test-app';
+      const response = await fetch(revocationEndpoint, {
+        method: 'POST',
+        headers: { authorization: basicAuth(issuedTo) },
+        body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
+      });
+      if (!response.ok) throw new Error(`test IdP: revocation endpoint answered ${response.status}: ${await response.text()}`);
     },
 
     async clientCredentialsToken({ audience, scope, clientId = 'test-app' }) {
-      const response = await fetch(current.provider.urlFor('token'), {
-        method: 'POST',
-        headers: { authorization: basicAuth(clientId) },
-        body: new URLSearchParams({ grant_type: 'client_credentials', resource: audience, ...(scope ? { scope } : {}) }),
-      });
-      return accessTokenFrom(response);
+      const { authorization, form } = await clientAuthentication(clientId);
+      const request = { ...form, grant_type: 'client_credentials', resource: audience, ...(scope ? { scope } : {}) };
+      return (await tokenResponse(await postToken(request, authorization))).access_token;
     },
 
     async rotateSigningKey({ dropOld = false } = {}) {
@@ -309,6 +585,10 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
 
     setJwksBehaviour(behaviour) {
       jwksBehaviour = behaviour;
+    },
+
+    setTokenEndpointBehaviour(behaviour) {
+      tokenBehaviour = behaviour;
     },
 
     async stop() {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet } from 'jose';
 import {
   DEFAULT_WAT_ISSUER,
@@ -41,6 +42,8 @@ export interface WatVerifierOptions {
   cooldownMs?: number;
   /** Default 5 s: WATs are minted by our own clock-synchronised services. */
   clockToleranceSeconds?: number;
+  /** Verified WATs remembered by SHA-256 until they expire, so a repeated WAT skips the signature check; 0 disables. Default 10,000. */
+  cacheSize?: number;
   now?: () => number;
 }
 
@@ -57,6 +60,7 @@ export class WatVerifier {
   #keySet: ReturnType<typeof createLocalJWKSet> | undefined;
   #fetchedAt = Number.NEGATIVE_INFINITY;
   #fetching: Promise<void> | undefined;
+  readonly #verified = new Map<string, WatClaims>();
 
   constructor(options: WatVerifierOptions) {
     this.#options = {
@@ -64,6 +68,7 @@ export class WatVerifier {
       cacheMaxAgeMs: 5 * 60_000,
       cooldownMs: 30_000,
       clockToleranceSeconds: 5,
+      cacheSize: 10_000,
       now: Date.now,
       ...options,
     };
@@ -72,6 +77,11 @@ export class WatVerifier {
   /** The WAT's claims, or a `MandateError` whose `details.reason` says why it was refused. */
   async verify(token: string, expected: WatExpectation): Promise<WatClaims> {
     if (Buffer.byteLength(token, 'utf8') > MAX_INBOUND_TOKEN_BYTES) throw denialError('wat_invalid');
+    // The expectation is checked on every call; only the signature and claim validation are remembered.
+    const key = this.#options.cacheSize > 0 ? createHash('sha256').update(token).digest('base64url') : '';
+    const remembered = this.#verified.get(key);
+    if (remembered && remembered.exp > this.#options.now() / 1000) return checkExpectation(remembered, expected);
+    if (remembered) this.#verified.delete(key);
     if (this.#options.now() - this.#fetchedAt > this.#options.cacheMaxAgeMs) await this.#refresh();
     let payload: unknown;
     try {
@@ -85,7 +95,16 @@ export class WatVerifier {
     }
     const claims = watClaimsSchema.safeParse(payload);
     if (!claims.success) throw denialError('wat_invalid');
+    if (key) this.#remember(key, claims.data);
     return checkExpectation(claims.data, expected);
+  }
+
+  #remember(key: string, claims: WatClaims): void {
+    if (this.#verified.size >= this.#options.cacheSize) {
+      const oldest = this.#verified.keys().next().value;
+      if (oldest !== undefined) this.#verified.delete(oldest);
+    }
+    this.#verified.set(key, claims);
   }
 
   async #verifySignature(token: string): Promise<unknown> {

@@ -13,7 +13,7 @@ import {
 } from '@mandate/contracts';
 import { EXIT, printJson, withBus, withBusOptions, type BusOptions } from '../bus.js';
 import { generateWorkloadKey, KEYGEN_ALGORITHMS, readPublicKeyFiles, type KeygenAlgorithm } from '../jwk-files.js';
-import { bold, CliError, dim, done, step, table } from '../output.js';
+import { block, CliError, dim, done, step, table } from '../output.js';
 import { collect, collectClaimRule, collectTag, CLAIM_SYNTAX, nonNegativeInteger, positiveInteger } from '../parse.js';
 
 interface ActorOptions extends BusOptions {
@@ -244,10 +244,7 @@ export function formatWorkload(w: Workload): string {
     fields.push(['authorizer', [none]]);
   }
   fields.push(['revision', [String(w.revision)]], ['created', [w.createdAt]], ['updated', [w.updatedAt]]);
-  const width = Math.max(...fields.map(([label]) => label.length)) + 2;
-  return fields
-    .flatMap(([label, values]) => values.map((value, i) => `${i === 0 ? bold(label.padEnd(width)) : ' '.repeat(width)}${value}`))
-    .join('\n');
+  return block(fields);
 }
 
 function printWorkload(workload: Workload, json: boolean): void {

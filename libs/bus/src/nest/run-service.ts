@@ -6,7 +6,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, type EndpointContract } from '@mandate/contracts';
 import { ConfigError, type BaseEnv } from '@mandate/config';
 import { openDocumentStore, type DocumentStore } from '@mandate/store';
-import { createLogger, PinoNestLogger, startTelemetry, type Logger, type Telemetry } from '@mandate/telemetry';
+import { createLogger, enableContextPropagation, PinoNestLogger, startTelemetry, type Logger, type Telemetry } from '@mandate/telemetry';
 import { connectToBus } from '../connection.js';
 import { declareStreams } from '../jetstream.js';
 import { onShutdownSignal } from '../shutdown.js';
@@ -43,6 +43,7 @@ export async function runService(
   options: { handleSignals?: boolean; logger?: Logger; nc?: NatsConnection } = {},
 ): Promise<RunningService> {
   const logger = options.logger ?? createLogger(definition.name, { level: env.LOG_LEVEL });
+  enableContextPropagation();
   const telemetry: Telemetry | undefined =
     env.METRICS_PORT || env.OTEL_EXPORTER_OTLP_ENDPOINT
       ? await startTelemetry({

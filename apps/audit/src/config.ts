@@ -1,0 +1,31 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { baseEnvSchema, parseEnv } from '@mandate/config';
+
+export const auditEnvSchema = baseEnvSchema.safeExtend({
+  /** A signed digest per tenant this often, records or not (and one on shutdown). */
+  AUDIT_DIGEST_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** The digest signing key file's JSON itself (a mounted secret); wins over the file. */
+  AUDIT_SIGNING_KEY: z.string().optional(),
+  /** The digest signing key file; default `<MANDATE_DATA_DIR>/keys/audit-signing-key.json`, generated there on first start in embedded mode. */
+  AUDIT_SIGNING_KEY_FILE: z.string().optional(),
+  /** Who this instance is when it holds a tenant's writer lease; keep it stable across restarts and unique among replicas. */
+  AUDIT_WRITER_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/).default(hostname().slice(0, 128) || 'audit'),
+  /** The most records a query reads before it returns a page with a cursor to go on. */
+  AUDIT_QUERY_SCAN_LIMIT: z.coerce.number().int().min(100).max(1_000_000).default(20_000),
+  /** How long JetStream waits for an ack before redelivering a record. */
+  AUDIT_ACK_WAIT_SECONDS: z.coerce.number().int().min(5).max(600).default(30),
+  /** Records delivered and not yet acknowledged, at most: the consumer's batching window. */
+  AUDIT_MAX_ACK_PENDING: z.coerce.number().int().min(10).max(100_000).default(10_000),
+});
+
+export type AuditEnv = z.output<typeof auditEnvSchema>;
+
+export function loadAuditConfig(env: NodeJS.ProcessEnv = process.env): AuditEnv {
+  return parseEnv(auditEnvSchema, env);
+}
+
+export function signingKeyFile(env: AuditEnv): string {
+  return env.AUDIT_SIGNING_KEY_FILE ?? join(env.MANDATE_DATA_DIR, 'keys', 'audit-signing-key.json');
+}

@@ -1,0 +1,231 @@
+import { GENESIS_HASH, MandateError, type AuditRecord, type TenantId, type TrailEntry } from '@mandate/contracts';
+import type { Clock, StoredDocument } from '@mandate/store';
+import type { Logger } from '@mandate/telemetry';
+import { chainEntry } from './chain.js';
+import { MAX_SEQUENCE, type ChainHead, type TrailRepository } from '../store/trail-repository.js';
+
+export interface AppendOutcome {
+  status: 'appended' | 'duplicate';
+  sequence: number;
+}
+
+export interface TrailAppenderOptions {
+  repository: TrailRepository;
+  /** Who holds a tenant's writer lease: stable across restarts of one instance (AUDIT_WRITER_ID). */
+  writerId: string;
+  clock?: Clock;
+  /** How long a writer lease lasts; renewed by every batch once half of it is gone. */
+  leaseMs?: number;
+  /** Most records one batch appends (one round of parallel writes, one head move). */
+  maxBatch?: number;
+  logger?: Logger;
+}
+
+export interface AppendHints {
+  /**
+   * The caller knows this record cannot already be in the chain (see `AuditConsumer`), so the
+   * dedup index need not be read. Anything else is checked.
+   */
+  knownFresh?: boolean;
+}
+
+interface Pending {
+  record: AuditRecord;
+  knownFresh: boolean;
+  resolve(outcome: AppendOutcome): void;
+  reject(error: unknown): void;
+}
+
+const EPOCH = new Date(0).toISOString();
+
+/**
+ * Appends audit records to per-tenant hash chains. Each tenant has one writer here, which appends
+ * whatever queued up while its previous batch was being written, so throughput comes from batching
+ * rather than from racing writers.
+ */
+export class TrailAppender {
+  readonly #writers = new Map<TenantId, TenantWriter>();
+  readonly #options: Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined };
+
+  constructor(options: TrailAppenderOptions) {
+    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 500, ...options };
+  }
+
+  /** Resolves once the record is in the chain (or was already): only then may it be acknowledged. */
+  append(record: AuditRecord, hints: AppendHints = {}): Promise<AppendOutcome> {
+    const tenant = record.tenant;
+    let writer = this.#writers.get(tenant);
+    if (!writer) {
+      writer = new TenantWriter(tenant, this.#options);
+      this.#writers.set(tenant, writer);
+    }
+    return writer.enqueue(record, hints.knownFresh ?? false);
+  }
+
+  /** Finishes what is queued and gives up every lease, so another instance can take over at once. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#writers.values()].map((writer) => writer.close()));
+  }
+}
+
+/**
+ * One tenant's chain as this instance writes it.
+ *
+ *   unloaded ──ready()──▶ leased ──appendBatch()──▶ leased
+ *      ▲                    │ (lease held by another live writer: `unavailable`, retried later)
+ *      └─── any failure ────┘ (forget the head; the next batch reads it again and repairs)
+ *
+ * Crash safety, in the order of writes of one batch:
+ *   1. entries n+1..n+k are created (create fails if a sequence is taken, so nothing is overwritten);
+ *   2. their record ids are indexed;
+ *   3. the head moves to n+k by compare-and-swap; only then are the records acknowledged.
+ * A crash after 1 leaves entries beyond the head: `ready()` adopts them (indexes them, moves the
+ * head) before anything else is appended, so their redelivered records are found as duplicates.
+ * A crash before 1 leaves nothing. The dedup check reads the index only after that repair.
+ */
+class TenantWriter {
+  #queue: Pending[] = [];
+  #draining: Promise<void> | undefined;
+  #head: StoredDocument<ChainHead> | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly tenant: TenantId,
+    private readonly options: Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined },
+  ) {}
+
+  enqueue(record: AuditRecord, knownFresh: boolean): Promise<AppendOutcome> {
+    if (this.#closed) return Promise.reject(new MandateError('unavailable', 'the audit service is shutting down'));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ record, knownFresh, resolve, reject });
+      this.#draining ??= this.#drain().finally(() => (this.#draining = undefined));
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#draining;
+    const head = this.#head;
+    if (!head || head.value.writer !== this.options.writerId) return;
+    try {
+      await this.options.repository.moveChainHead(this.tenant, { ...head.value, leaseUntil: 0 }, head.revision);
+    } catch (err) {
+      this.options.logger?.warn({ err, tenant: this.tenant }, 'could not release the chain lease; it expires by itself');
+    }
+    this.#head = undefined;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.options.maxBatch);
+      try {
+        const outcomes = await this.#appendBatch(batch);
+        batch.forEach((pending, i) => pending.resolve(outcomes[i]!));
+      } catch (error) {
+        this.#head = undefined;
+        for (const pending of batch) pending.reject(error);
+      }
+    }
+  }
+
+  async #appendBatch(batch: Pending[]): Promise<AppendOutcome[]> {
+    const records = batch.map((p) => p.record);
+    const { repository, clock, writerId, leaseMs } = this.options;
+    const head = await this.#ready();
+    const outcomes = new Array<AppendOutcome | undefined>(records.length);
+
+    // The same record twice in one batch (a redelivery racing its first delivery): chain it once.
+    const firstOf = new Map<string, number>();
+    records.forEach((record, i) => {
+      if (!firstOf.has(record.id)) firstOf.set(record.id, i);
+    });
+    const unique = [...firstOf.values()];
+    const indexed = await Promise.all(unique.map((i) => (batch[i]!.knownFresh ? undefined : repository.indexed(this.tenant, records[i]!.id))));
+    const fresh: number[] = [];
+    unique.forEach((i, k) => {
+      const known = indexed[k];
+      if (known) outcomes[i] = { status: 'duplicate', sequence: known.sequence };
+      else fresh.push(i);
+    });
+
+    const now = clock();
+    const appendedAt = new Date(Math.max(now, Date.parse(head.value.appendedAt))).toISOString();
+    let previous = { sequence: head.value.sequence, hash: head.value.hash };
+    const entries: TrailEntry[] = [];
+    for (const i of fresh) {
+      if (previous.sequence + 1 > MAX_SEQUENCE) throw new MandateError('internal', 'the chain is full');
+      const entry = chainEntry(previous, records[i]!, appendedAt);
+      entries.push(entry);
+      outcomes[i] = { status: 'appended', sequence: entry.sequence };
+      previous = entry;
+    }
+
+    if (entries.length > 0) {
+      // Step 1, then step 2: an index document must never exist without its entry.
+      await Promise.all(entries.map((entry) => repository.createEntry(this.tenant, entry)));
+      await Promise.all(entries.map((entry) => repository.addToIndex(this.tenant, entry.record.id, entry.sequence)));
+      this.#head = await repository.moveChainHead(
+        this.tenant,
+        { sequence: previous.sequence, hash: previous.hash, appendedAt, writer: writerId, leaseUntil: now + leaseMs },
+        head.revision,
+      );
+    }
+    records.forEach((record, i) => {
+      if (outcomes[i]) return;
+      outcomes[i] = { status: 'duplicate', sequence: outcomes[firstOf.get(record.id)!]!.sequence };
+    });
+    return outcomes as AppendOutcome[];
+  }
+
+  /** The head, read if need be, with the lease held by us and lagging entries adopted. */
+  async #ready(): Promise<StoredDocument<ChainHead>> {
+    const { repository, clock, writerId, leaseMs } = this.options;
+    let head = this.#head;
+    const loaded = head === undefined;
+    if (!head) head = await this.#load();
+    const now = clock();
+    if (head.value.writer !== writerId && head.value.leaseUntil > now) {
+      throw new MandateError('unavailable', 'another audit instance is appending to this tenant; retry later');
+    }
+    if (head.value.writer !== writerId || head.value.leaseUntil - now < leaseMs / 2) {
+      head = await repository.moveChainHead(this.tenant, { ...head.value, writer: writerId, leaseUntil: now + leaseMs }, head.revision);
+    }
+    // Only once we hold the lease is nobody else writing, so only then is the repair safe.
+    if (loaded) head = await this.#repair(head);
+    this.#head = head;
+    return head;
+  }
+
+  async #load(): Promise<StoredDocument<ChainHead>> {
+    const { repository, writerId, clock, leaseMs } = this.options;
+    const existing = await repository.chainHead(this.tenant);
+    if (existing) return existing;
+    try {
+      return await repository.createChainHead(this.tenant, { sequence: 0, hash: GENESIS_HASH, appendedAt: EPOCH, writer: writerId, leaseUntil: clock() + leaseMs });
+    } catch (error) {
+      if (error instanceof MandateError && error.code === 'conflict') {
+        const raced = await repository.chainHead(this.tenant);
+        if (raced) return raced;
+      }
+      throw error;
+    }
+  }
+
+  /** Adopts entries a crashed batch wrote beyond the head. */
+  async #repair(head: StoredDocument<ChainHead>): Promise<StoredDocument<ChainHead>> {
+    const { repository } = this.options;
+    let value = head.value;
+    for (;;) {
+      const next = await repository.entry(this.tenant, value.sequence + 1);
+      if (!next) break;
+      if (next.previousHash !== value.hash) {
+        this.options.logger?.error({ tenant: this.tenant, sequence: next.sequence }, 'an entry beyond the head does not link to it; verify will report it');
+      }
+      await repository.addToIndex(this.tenant, next.record.id, next.sequence);
+      value = { ...value, sequence: next.sequence, hash: next.hash, appendedAt: next.appendedAt > value.appendedAt ? next.appendedAt : value.appendedAt };
+    }
+    if (value === head.value) return head;
+    this.options.logger?.info({ tenant: this.tenant, from: head.value.sequence, to: value.sequence }, 'adopted entries written before a crash');
+    return repository.moveChainHead(this.tenant, value, head.revision);
+  }
+}

@@ -1,0 +1,208 @@
+import { metrics } from '@opentelemetry/api';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import {
+  AUDIT_CONSUMER,
+  AUDIT_DLQ_HEADERS,
+  AUDIT_DLQ_STREAM,
+  AUDIT_STREAM,
+  auditDlqSubject,
+  auditRecordSchema,
+  MandateError,
+  type AuditPoisonReason,
+  type AuditRecord,
+} from '@mandate/contracts';
+import { declareConsumer, declareStreams } from '@mandate/bus';
+import type { Logger } from '@mandate/telemetry';
+import type { TrailAppender } from '../domain/trail-appender.js';
+
+const meter = metrics.getMeter('@mandate/audit');
+const processed = meter.createCounter('mandate.audit.records', { description: 'Audit messages by what became of them: appended, duplicate, poison, retried' });
+const appendDuration = meter.createHistogram('mandate.audit.append.duration', {
+  description: 'From delivery to acknowledgement of an audit record',
+  unit: 's',
+  advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] },
+});
+const lagGauge = meter.createObservableGauge('mandate.audit.consumer.lag', { description: 'Audit records in MANDATE_AUDIT not yet acknowledged by the audit consumer (pending + in flight)' });
+
+/** After this many deliveries, a record that still fails with anything but `unavailable` is dead-lettered. */
+const FAILED_REPEATEDLY_AFTER = 20;
+const LAG_POLL_MS = 5_000;
+
+export interface AuditConsumerOptions {
+  ackWaitMs: number;
+  maxAckPending: number;
+  replicas: number;
+}
+
+type Parsed = { record: AuditRecord } | { poison: AuditPoisonReason; detail: string };
+
+/**
+ * Reads `MANDATE_AUDIT` through one durable pull consumer (shared by every replica) and hands each
+ * record to the appender; a record is acknowledged only once it is in the chain.
+ *
+ * Consumer settings, and why:
+ *   - explicit acks, `ack_wait` (AUDIT_ACK_WAIT_SECONDS): an unacknowledged record comes back, so a
+ *     crash loses nothing; the chain's dedup index makes the second delivery harmless;
+ *   - `max_deliver` unlimited: a record that exceeded a delivery limit would be skipped for good,
+ *     which is a hole in the trail. Failures that cannot heal are handled here instead: poison
+ *     records (not JSON, not a record, a subject that disagrees with the record) are copied to
+ *     `MANDATE_AUDIT_DLQ` with the reason and terminated at once; a record that fails with an
+ *     internal error `FAILED_REPEATEDLY_AFTER` times goes the same way; `unavailable` (the store
+ *     is down) is retried with backoff forever;
+ *   - `max_ack_pending` (AUDIT_MAX_ACK_PENDING): how many records can be in flight, which is what
+ *     lets the appender batch them.
+ */
+export class AuditConsumer {
+  #messages: ConsumerMessages | undefined;
+  #loop: Promise<void> | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+  #lag = 0;
+  #lagTimer: NodeJS.Timeout | undefined;
+  readonly #observeLag = (result: { observe(value: number): void }) => result.observe(this.#lag);
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly appender: TrailAppender,
+    private readonly logger: Logger,
+    private readonly options: AuditConsumerOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    await declareStreams(this.nc, [AUDIT_DLQ_STREAM], { replicas: this.options.replicas });
+    await declareConsumer(this.nc, AUDIT_STREAM.name, {
+      durable_name: AUDIT_CONSUMER,
+      description: 'The audit service: appends every record to its tenant chain',
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(this.options.ackWaitMs),
+      max_deliver: -1,
+      max_ack_pending: this.options.maxAckPending,
+      num_replicas: this.options.replicas,
+    });
+    const consumer = await jetstream(this.nc).consumers.get(AUDIT_STREAM.name, AUDIT_CONSUMER);
+    this.#messages = await consumer.consume({ max_messages: Math.min(this.options.maxAckPending, 2_000) });
+    const messages = this.#messages;
+    this.#loop = (async () => {
+      for await (const msg of messages) {
+        const handling = this.#handle(msg).catch((err: unknown) => this.logger.error({ err }, 'audit message handling failed'));
+        this.#inFlight.add(handling);
+        void handling.finally(() => this.#inFlight.delete(handling));
+      }
+    })();
+    lagGauge.addCallback(this.#observeLag);
+    this.#lagTimer = setInterval(() => void this.#pollLag(), LAG_POLL_MS);
+    this.#lagTimer.unref();
+    void this.#pollLag();
+  }
+
+  /** Stops taking records and waits for those in hand to be appended and acknowledged. */
+  async stop(): Promise<void> {
+    clearInterval(this.#lagTimer);
+    lagGauge.removeCallback(this.#observeLag);
+    this.#messages?.stop();
+    await this.#loop?.catch(() => undefined);
+    await Promise.all([...this.#inFlight]);
+  }
+
+  /** Records waiting for the audit consumer, as of the last poll. */
+  get lag(): number {
+    return this.#lag;
+  }
+
+  async #handle(msg: JsMsg): Promise<void> {
+    const started = performance.now();
+    const parsed = parse(msg);
+    if ('poison' in parsed) {
+      await this.#deadLetter(msg, parsed.poison, parsed.detail);
+      return;
+    }
+    try {
+      const outcome = await this.appender.append(parsed.record, { knownFresh: knownFresh(msg, parsed.record) });
+      msg.ack();
+      processed.add(1, { outcome: outcome.status });
+      appendDuration.record((performance.now() - started) / 1000);
+    } catch (error) {
+      const transient = error instanceof MandateError && (error.code === 'unavailable' || error.code === 'conflict');
+      if (!transient && msg.info.deliveryCount >= FAILED_REPEATEDLY_AFTER) {
+        await this.#deadLetter(msg, 'failed-repeatedly', error instanceof MandateError ? error.code : 'internal');
+        return;
+      }
+      processed.add(1, { outcome: 'retried' });
+      if (!transient) this.logger.error({ err: error, recordId: parsed.record.id }, 'could not append an audit record; it will be redelivered');
+      // Backoff grows with the delivery count, up to half a minute.
+      msg.nak(Math.min(30_000, 100 * 2 ** Math.min(msg.info.deliveryCount, 9)));
+    }
+  }
+
+  /** Copies the message, byte for byte, to the dead-letter stream with the reason, then terminates it. */
+  async #deadLetter(msg: JsMsg, reason: AuditPoisonReason, detail: string): Promise<void> {
+    const headers = natsHeaders();
+    headers.set(AUDIT_DLQ_HEADERS.reason, reason);
+    headers.set(AUDIT_DLQ_HEADERS.detail, detail.slice(0, 256));
+    headers.set(AUDIT_DLQ_HEADERS.subject, msg.subject);
+    headers.set(AUDIT_DLQ_HEADERS.streamSequence, String(msg.info.streamSequence));
+    const traceparent = msg.headers?.get('traceparent');
+    if (traceparent) headers.set('traceparent', traceparent);
+    try {
+      // The stream sequence as message id: a copy retried after a lost ack is stored once.
+      await jetstream(this.nc).publish(auditDlqSubject(reason), msg.data, { msgID: `audit-${msg.info.streamSequence}`, headers });
+    } catch (err) {
+      // Not copied, so not terminated either: it comes back and is tried again.
+      this.logger.error({ err, reason }, 'could not dead-letter a poison audit message; it will be redelivered');
+      msg.nak(5_000);
+      return;
+    }
+    msg.term(reason);
+    processed.add(1, { outcome: 'poison', reason });
+    this.logger.warn({ reason, detail, subject: msg.subject, streamSequence: msg.info.streamSequence }, 'audit message dead-lettered');
+  }
+
+  async #pollLag(): Promise<void> {
+    try {
+      const info = await (await jetstreamManager(this.nc)).consumers.info(AUDIT_STREAM.name, AUDIT_CONSUMER);
+      this.#lag = info.num_pending + info.num_ack_pending;
+    } catch {
+      // Keep the last value; the next poll tries again.
+    }
+  }
+}
+
+/** How far apart the publisher's and the stream's clocks may be for `knownFresh`. */
+const CLOCK_SKEW_MS = 60_000;
+
+/**
+ * Whether a record cannot already be in the chain, so the appender may skip reading the dedup
+ * index (a third of its store operations). True only for a first delivery of a message whose
+ * `Nats-Msg-Id` is the record id and which reached the stream within the duplicate window of the
+ * record's `occurredAt` (with margin for clock skew): any earlier publish of the same record then
+ * fell inside JetStream's window, and JetStream kept only one. Redeliveries (a crash, a lost ack)
+ * and anything late or published under another message id are checked against the index.
+ */
+function knownFresh(msg: JsMsg, record: AuditRecord): boolean {
+  if (msg.info.deliveryCount !== 1 || msg.headers?.get('Nats-Msg-Id') !== record.id) return false;
+  const age = msg.info.timestampNanos / 1e6 - Date.parse(record.occurredAt);
+  return age >= -CLOCK_SKEW_MS && age <= AUDIT_STREAM.duplicateWindowMs - 2 * CLOCK_SKEW_MS;
+}
+
+function parse(msg: JsMsg): Parsed {
+  let body: unknown;
+  try {
+    body = msg.json();
+  } catch {
+    return { poison: 'not-json', detail: 'body does not parse' };
+  }
+  const result = auditRecordSchema.safeParse(body);
+  if (!result.success) {
+    // Field paths only, never values: a poison record may be carrying something it should not.
+    return { poison: 'invalid-record', detail: result.error.issues.map((i) => i.path.join('.') || '(root)').slice(0, 8).join(', ') };
+  }
+  const record = result.data;
+  // The NATS user's publish permissions bind the subject, so the subject is what vouches for the
+  // record's tenant and service; a record that disagrees with it is refused.
+  const [, , tenant, service, action] = msg.subject.split('.');
+  if (tenant !== record.tenant || service !== record.service || action !== record.action) {
+    return { poison: 'subject-mismatch', detail: 'subject tokens differ from tenant/service/action' };
+  }
+  return { record };
+}

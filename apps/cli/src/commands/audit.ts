@@ -1,0 +1,172 @@
+import { Option, InvalidArgumentError, type Command } from 'commander';
+import { connectToBus } from '@mandate/bus';
+import {
+  auditQueryEndpoint,
+  auditRecordSchema,
+  auditVerifyEndpoint,
+  type AuditRecord,
+  type AuditVerifyReport,
+  type RequestOf,
+  type TrailEntry,
+} from '@mandate/contracts';
+import { EXIT, printJson, withBus, withBusOptions, withoutCredentials, type BusOptions } from '../bus.js';
+import { positiveInteger } from '../parse.js';
+import { CliError, done, fail, green, red, step, table } from '../output.js';
+
+/*
+ * `mandate audit …`: read the audit trail (query), follow it live (tail) and check it was not
+ * tampered with (verify). They talk to the audit service (`mandate.audit-trail.v1.*`), except tail,
+ * which listens to the records as services publish them.
+ */
+
+/** Exit code of `verify` when the trail does not verify. */
+export const EXIT_TAMPERED = 1;
+
+/** `--from`/`--to` of verify: a sequence number or an ISO time. */
+function sequenceOrTime(value: string): number | string {
+  if (/^\d+$/.test(value)) return positiveInteger(value);
+  return isoTime(value);
+}
+
+function isoTime(value: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?$/.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new InvalidArgumentError('must be an ISO 8601 time, e.g. 2025-01-31T12:00:00Z');
+  }
+  return new Date(value).toISOString();
+}
+
+function userOf(record: AuditRecord): string {
+  return record.actor.user?.sub ?? record.actor.admin ?? '';
+}
+
+function printEntries(entries: TrailEntry[]): void {
+  if (entries.length === 0) {
+    process.stderr.write('no records\n');
+    return;
+  }
+  const rows = entries.map(({ sequence, record }) => [
+    String(sequence),
+    record.occurredAt,
+    `${record.service}/${record.action}`,
+    record.reason ? `${record.outcome} (${record.reason})` : record.outcome,
+    record.actor.workload ?? '',
+    userOf(record),
+    record.target?.provider ?? '',
+    record.traceId,
+  ]);
+  process.stdout.write(`${table([['seq', 'occurred', 'service/action', 'outcome', 'workload', 'user', 'provider', 'trace id'], ...rows])}\n`);
+}
+
+interface QueryOptions extends BusOptions {
+  traceId?: string;
+  workload?: string;
+  user?: string;
+  provider?: string;
+  service?: string;
+  action?: string;
+  outcome?: 'allowed' | 'denied' | 'succeeded' | 'failed';
+  from?: string;
+  to?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export async function auditQuery(options: QueryOptions): Promise<void> {
+  const request: RequestOf<typeof auditQueryEndpoint> = { tenant: options.tenant, limit: options.limit };
+  for (const key of ['traceId', 'workload', 'user', 'provider', 'service', 'action', 'outcome', 'from', 'to', 'cursor'] as const) {
+    if (options[key] !== undefined) (request as Record<string, unknown>)[key] = options[key];
+  }
+  const result = await withBus(options.natsUrl, (bus) => bus.request(auditQueryEndpoint, request));
+  if (options.json) return printJson(result);
+  printEntries(result.entries);
+  if (result.nextCursor) process.stderr.write(`more: --cursor ${result.nextCursor} (${result.scanned} records read)\n`);
+}
+
+export async function auditVerify(options: BusOptions & { from?: number | string; to?: number | string }): Promise<void> {
+  const report: AuditVerifyReport = await withBus(options.natsUrl, (bus) =>
+    bus.request(auditVerifyEndpoint, {
+      tenant: options.tenant,
+      ...(options.from !== undefined ? { from: options.from } : {}),
+      ...(options.to !== undefined ? { to: options.to } : {}),
+    }),
+  );
+  if (options.json) printJson(report);
+  else {
+    const line = `${report.records.valid}/${report.records.total} records valid, ${report.digests.valid}/${report.digests.total} digests valid`;
+    process.stdout.write(`${report.ok ? green(line) : red(line)}\n`);
+    if (report.problem) {
+      process.stdout.write(`first problem: ${report.problem.kind}: ${report.problem.message}\n`);
+      for (const more of report.problems.slice(1)) process.stdout.write(`  also ${more.kind}: ${more.message}\n`);
+    }
+  }
+  if (!report.ok) {
+    if (!options.json) fail(`the audit trail of ${options.tenant} (records ${report.fromSequence}-${report.toSequence}) does not verify`);
+    process.exitCode = EXIT_TAMPERED;
+  } else if (!options.json) {
+    done(`the audit trail of ${options.tenant} (records ${report.fromSequence}-${report.toSequence}) verifies`);
+  }
+}
+
+/** Prints records as services publish them, until Ctrl-C. */
+export async function auditTail(options: BusOptions & { allTenants: boolean }): Promise<void> {
+  const nc = await connectToBus({ servers: options.natsUrl, name: 'mandate-cli-tail', connectTimeoutMs: 3_000 }).catch((cause: unknown) => {
+    throw new CliError(`cannot reach NATS at ${withoutCredentials(options.natsUrl)}: ${cause instanceof Error ? cause.message : String(cause)}. Is \`npm start\` running?`, EXIT.unavailable);
+  });
+  const subject = options.allTenants ? 'mandate.audit.>' : `mandate.audit.${options.tenant}.>`;
+  const subscription = nc.subscribe(subject);
+  const stop = () => subscription.unsubscribe();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  step(`following ${subject} (Ctrl-C stops)`);
+  for await (const msg of subscription) {
+    let parsed;
+    try {
+      parsed = auditRecordSchema.safeParse(msg.json());
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      process.stderr.write(`! ${msg.subject}: not a valid audit record\n`);
+      continue;
+    }
+    const r = parsed.data;
+    if (options.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else {
+      const who = [r.actor.workload && `workload=${r.actor.workload}`, userOf(r) && `user=${userOf(r)}`, r.target?.provider && `provider=${r.target.provider}`].filter(Boolean).join(' ');
+      process.stdout.write(`${r.occurredAt}  ${r.tenant}  ${r.service}/${r.action}  ${r.outcome}${r.reason ? ` (${r.reason})` : ''}  ${who}  trace=${r.traceId}\n`);
+    }
+  }
+  await nc.close().catch(() => undefined);
+}
+
+/** `mandate audit …` */
+export function addAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('read, follow and verify the audit trail');
+
+  withBusOptions(audit.command('query').description("a tenant's audit records, newest first"))
+    .option('--trace-id <id>', 'only records of this trace (32 hex digits)')
+    .option('--workload <name>', 'only records about this workload')
+    .option('--user <sub>', "only records about this user (the IdP's sub)")
+    .option('--provider <name>', 'only records about this credential provider')
+    .option('--service <name>', 'only records from this service')
+    .option('--action <name>', 'only records of this action')
+    .addOption(new Option('--outcome <outcome>', 'only records with this outcome').choices(['allowed', 'denied', 'succeeded', 'failed']))
+    .addOption(new Option('--from <time>', 'only records that occurred at or after this ISO time').argParser(isoTime))
+    .addOption(new Option('--to <time>', 'only records that occurred before this ISO time').argParser(isoTime))
+    .addOption(new Option('--limit <n>', 'records per page (1-500)').argParser(positiveInteger).default(50))
+    .option('--cursor <cursor>', 'the next page, as printed after the previous one')
+    .action((options: QueryOptions) => auditQuery(options));
+
+  withBusOptions(audit.command('tail').description('print audit records as services publish them, until Ctrl-C'))
+    .option('--all-tenants', 'every tenant, not only --tenant', false)
+    .action((options: BusOptions & { allTenants: boolean }) => auditTail(options));
+
+  withBusOptions(
+    audit
+      .command('verify')
+      .description(`check every hash, sequence and digest signature of a tenant's trail; exit ${EXIT_TAMPERED} naming the first broken record if it does not verify`),
+  )
+    .addOption(new Option('--from <seq|time>', 'first record: a sequence number or an ISO time').argParser(sequenceOrTime))
+    .addOption(new Option('--to <seq|time>', 'last record: a sequence number, or an ISO time (records appended before it)').argParser(sequenceOrTime))
+    .action((options: BusOptions & { from?: number | string; to?: number | string }) => auditVerify(options));
+}

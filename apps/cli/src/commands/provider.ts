@@ -1,0 +1,448 @@
+import { Option, type Command } from 'commander';
+import {
+  clientAuthMethodSchema,
+  fillPresetUrl,
+  PRESET_NAMES,
+  PROVIDER_PRESETS,
+  providerCreateEndpoint,
+  providerDeleteEndpoint,
+  providerGetEndpoint,
+  providerListEndpoint,
+  providerUpdateEndpoint,
+  tokenRevokeEndpoint,
+  USER_ID_ISSUER,
+  type PresetName,
+  type ProviderPreset,
+  type ProviderView,
+  type RequestOf,
+} from '@mandate/contracts';
+import { EXIT, printJson, withBus, withBusOptions, type BusOptions } from '../bus.js';
+import { readPrivateKeyFile } from '../jwk-files.js';
+import { block, CliError, dim, done, step, table, warn } from '../output.js';
+import { collect, collectParam, nonNegativeInteger, positiveInteger } from '../parse.js';
+import { readSecret, secretGiven, secretOptions, secretSourcesOf, type SecretFlags } from '../secrets.js';
+
+/*
+ * `mandate provider …`: credential providers in the vault (OAuth2 clients and API keys). Secrets
+ * are read from a file, an environment variable or stdin, never from a command-line value, and
+ * are never printed: the vault returns only which secrets are set (`secrets`).
+ */
+
+type ClientAuthMethod = (typeof clientAuthMethodSchema.options)[number];
+
+const CLIENT_SECRET: SecretFlags = { stem: 'client-secret', what: 'client secret' };
+const API_KEY: SecretFlags = { stem: 'key', what: 'API key' };
+const VENDORS = [...PRESET_NAMES, 'custom'] as const;
+
+interface ActorOptions extends BusOptions {
+  actor: string;
+}
+
+/** The options create and update share; each names one field of the provider. */
+interface FieldOptions {
+  description?: string;
+  allowWorkload?: string[];
+  param?: Record<string, string>;
+  discoveryUrl?: string;
+  tokenEndpoint?: string;
+  authorizationEndpoint?: string;
+  revocationEndpoint?: string;
+  issuer?: string;
+  clientId?: string;
+  clientAuth?: ClientAuthMethod;
+  clientKey?: string;
+  defaultScope?: string[];
+  clientSecretFile?: string;
+  clientSecretEnv?: string;
+  clientSecret?: string;
+  keyFile?: string;
+  keyEnv?: string;
+  key?: string;
+}
+
+interface CreateOptions extends ActorOptions, FieldOptions {
+  oauth2?: boolean;
+  apiKey?: boolean;
+  vendor?: (typeof VENDORS)[number];
+}
+
+interface UpdateOptions extends ActorOptions, FieldOptions {
+  clearDefaultScopes?: boolean;
+  clearAllowedWorkloads?: boolean;
+  ifRevision?: number;
+}
+
+/** Options that only an OAuth2 provider has, by the name commander gives them. */
+const OAUTH2_OPTIONS = {
+  vendor: '--vendor',
+  param: '--param',
+  discoveryUrl: '--discovery-url',
+  tokenEndpoint: '--token-endpoint',
+  authorizationEndpoint: '--authorization-endpoint',
+  revocationEndpoint: '--revocation-endpoint',
+  issuer: '--issuer',
+  clientId: '--client-id',
+  clientAuth: '--client-auth',
+  clientKey: '--client-key',
+  defaultScope: '--default-scope',
+  clientSecretFile: '--client-secret-file',
+  clientSecretEnv: '--client-secret-env',
+  clientSecret: '--client-secret',
+} as const;
+
+const API_KEY_OPTIONS = { keyFile: '--key-file', keyEnv: '--key-env', key: '--key' } as const;
+
+function givenOf(options: object, names: Record<string, string>): string[] {
+  return Object.entries(names)
+    .filter(([attribute]) => (options as Record<string, unknown>)[attribute] !== undefined)
+    .map(([, flag]) => flag);
+}
+
+const SECRET_HELP = `
+Secrets are never taken as a command-line value (they would land in shell history and in ps):
+give each as a file (--client-secret-file, --key-file), the name of an environment variable
+(--client-secret-env, --key-env), or "-" to read it from stdin (--client-secret -, --key -).
+A trailing line break is dropped. No command prints a secret; reads show only which are set.`;
+
+function revisionOption(): Option {
+  return new Option('--if-revision <n>', 'only if the provider is still at this revision (from get)').argParser(nonNegativeInteger);
+}
+
+/** The options create and update share. */
+function withFieldOptions(command: Command, verb: 'create' | 'update'): Command {
+  const replaces = verb === 'update' ? ' (replaces the current list)' : '';
+  command
+    .option('--description <text>', 'what the provider is for')
+    .option('--allow-workload <name>', `a workload that may use this provider; repeatable${replaces}`, collect)
+    .option('--param <key=value>', `a preset parameter, e.g. domain=dev-1.okta.com (see \`mandate provider presets\`); repeatable${verb === 'update' ? ' (replaces every parameter)' : ''}`, collectParam)
+    .addOption(new Option('--discovery-url <url>', "custom OAuth2: the server's discovery URL (…/.well-known/openid-configuration)").conflicts(['tokenEndpoint']))
+    .option('--token-endpoint <url>', 'custom OAuth2 without discovery: the token endpoint')
+    .option('--authorization-endpoint <url>', 'with --token-endpoint: the authorization endpoint (needed for user consent)')
+    .option('--revocation-endpoint <url>', 'with --token-endpoint: the RFC 7009 revocation endpoint')
+    .option('--issuer <iss>', "with --token-endpoint: the authorization server's issuer")
+    .option('--client-id <id>', 'the OAuth2 client id registered at the provider')
+    .addOption(
+      new Option(
+        '--client-auth <method>',
+        `how the vault authenticates to the token endpoint${verb === 'create' ? ' (default: private_key_jwt with --client-key alone, else client_secret_basic)' : ''}`,
+      ).choices(clientAuthMethodSchema.options),
+    )
+    .option('--client-key <file>', "private_key_jwt: the client's private JWK file (one key with kid); sealed, never shown")
+    .option('--default-scope <scope>', `a scope asked for when a request names none; repeatable${replaces}`, collect);
+  const purpose = verb === 'update' ? ', to rotate it' : '';
+  for (const option of [...secretOptions(CLIENT_SECRET, purpose), ...secretOptions(API_KEY, purpose)]) command.addOption(option);
+  return command.addHelpText('after', SECRET_HELP);
+}
+
+/** `--token-endpoint` and its companions as the contract's `metadata`, or undefined when not given. */
+function metadataFrom(options: FieldOptions) {
+  const companions = givenOf(options, { authorizationEndpoint: '--authorization-endpoint', revocationEndpoint: '--revocation-endpoint', issuer: '--issuer' });
+  if (options.tokenEndpoint === undefined) {
+    if (companions.length > 0) throw new CliError(`${companions.join(', ')} go with --token-endpoint (explicit endpoints instead of discovery)`, EXIT.invalid);
+    return undefined;
+  }
+  return {
+    tokenEndpoint: options.tokenEndpoint,
+    ...(options.authorizationEndpoint !== undefined ? { authorizationEndpoint: options.authorizationEndpoint } : {}),
+    ...(options.revocationEndpoint !== undefined ? { revocationEndpoint: options.revocationEndpoint } : {}),
+    ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
+  };
+}
+
+/** `mandate provider create`: `--oauth2` or `--api-key`; checks what it can before reading a secret. */
+export async function createProvider(name: string, options: CreateOptions): Promise<void> {
+  if (!options.oauth2 && !options.apiKey) throw new CliError('say which kind of provider: --oauth2 or --api-key', EXIT.invalid);
+  const common = {
+    tenant: options.tenant,
+    name,
+    ...(options.description !== undefined ? { description: options.description } : {}),
+    ...(options.allowWorkload ? { allowedWorkloads: options.allowWorkload } : {}),
+    actor: options.actor,
+  };
+  let request: RequestOf<typeof providerCreateEndpoint>;
+  if (options.apiKey) {
+    const misplaced = givenOf(options, OAUTH2_OPTIONS);
+    if (misplaced.length > 0) throw new CliError(`${misplaced.join(', ')} ${misplaced.length === 1 ? 'is' : 'are'} for --oauth2 providers, not --api-key`, EXIT.invalid);
+    const sources = secretSourcesOf(options, API_KEY);
+    if (!secretGiven(sources)) throw new CliError('an --api-key provider needs its key: --key-file FILE, --key-env VAR or --key - (stdin)', EXIT.invalid);
+    const apiKey = (await readSecret(API_KEY, sources))!;
+    request = { kind: 'api-key', ...common, apiKey };
+  } else {
+    const misplaced = givenOf(options, API_KEY_OPTIONS);
+    if (misplaced.length > 0) throw new CliError(`${misplaced.join(', ')} ${misplaced.length === 1 ? 'is' : 'are'} for --api-key providers; an OAuth2 client secret is --client-secret-file, --client-secret-env or --client-secret -`, EXIT.invalid);
+    if (!options.vendor) throw new CliError(`--oauth2 needs --vendor: a preset (${PRESET_NAMES.join(', ')}; see \`mandate provider presets\`) or custom`, EXIT.invalid);
+    if (options.clientId === undefined) throw new CliError('--oauth2 needs --client-id, the client id registered at the provider', EXIT.invalid);
+    const metadata = metadataFrom(options);
+    const sources = secretSourcesOf(options, CLIENT_SECRET);
+    const clientSecret = await readSecret(CLIENT_SECRET, sources);
+    const clientPrivateJwk = options.clientKey !== undefined ? await readPrivateKeyFile(options.clientKey, '--client-key') : undefined;
+    const clientAuthMethod = options.clientAuth ?? (clientPrivateJwk && clientSecret === undefined ? 'private_key_jwt' : undefined);
+    request = {
+      kind: 'oauth2',
+      ...common,
+      vendor: options.vendor,
+      ...(options.param ? { vendorParams: options.param } : {}),
+      ...(options.discoveryUrl !== undefined ? { discoveryUrl: options.discoveryUrl } : {}),
+      ...(metadata ? { metadata } : {}),
+      clientId: options.clientId,
+      ...(clientAuthMethod ? { clientAuthMethod } : {}),
+      ...(clientSecret !== undefined ? { clientSecret } : {}),
+      ...(clientPrivateJwk ? { clientPrivateJwk: clientPrivateJwk as { kty: string; kid: string; d: string } } : {}),
+      ...(options.defaultScope ? { defaultScopes: options.defaultScope } : {}),
+    };
+  }
+  const provider = await withBus(options.natsUrl, (bus) => bus.request(providerCreateEndpoint, request));
+  printProvider(provider, options.json);
+}
+
+export async function getProvider(name: string, options: BusOptions): Promise<void> {
+  const provider = await withBus(options.natsUrl, (bus) => bus.request(providerGetEndpoint, { tenant: options.tenant, name }));
+  printProvider(provider, options.json);
+}
+
+export async function listProviders(options: BusOptions & { limit?: number; cursor?: string; all: boolean }): Promise<void> {
+  const page = (cursor: string | undefined): RequestOf<typeof providerListEndpoint> => ({
+    tenant: options.tenant,
+    ...(options.limit !== undefined ? { limit: options.limit } : {}),
+    ...(cursor !== undefined ? { cursor } : {}),
+  });
+  const result = await withBus(options.natsUrl, async (bus) => {
+    const first = await bus.request(providerListEndpoint, page(options.cursor));
+    if (!options.all) return first;
+    const items = [...first.items];
+    let cursor = first.nextCursor;
+    while (cursor) {
+      step(`${items.length} providers so far, fetching the next page…`);
+      const next = await bus.request(providerListEndpoint, page(cursor));
+      items.push(...next.items);
+      cursor = next.nextCursor;
+    }
+    return { items };
+  });
+  if (options.json) return printJson(result);
+  if (result.items.length === 0) {
+    process.stdout.write(`no providers in tenant ${options.tenant}${options.cursor ? ' after this cursor' : ''}\n`);
+  } else {
+    const rows = result.items.map((p) => [p.name, p.kind, p.vendor ?? '-', p.clientId ?? '-', p.allowedWorkloads.join(',') || '-', p.secrets.join(',') || '-', String(p.revision), p.updatedAt]);
+    process.stdout.write(`${table([['name', 'kind', 'vendor', 'client id', 'workloads', 'secrets', 'revision', 'updated'], ...rows])}\n`);
+  }
+  if (result.nextCursor) process.stderr.write(dim(`more: mandate provider list --cursor ${result.nextCursor}  (or --all)\n`));
+}
+
+/** `mandate provider update`: sends only the fields given; a new secret rotates it. */
+export async function updateProvider(name: string, options: UpdateOptions): Promise<void> {
+  const clientSecretSources = secretSourcesOf(options, CLIENT_SECRET);
+  const apiKeySources = secretSourcesOf(options, API_KEY);
+  if (clientSecretSources.stdin !== undefined && apiKeySources.stdin !== undefined) {
+    throw new CliError('only one secret can come from stdin; give the other with a file or an environment variable', EXIT.invalid);
+  }
+  const metadata = metadataFrom(options);
+  const set: RequestOf<typeof providerUpdateEndpoint>['set'] = {
+    ...(options.description !== undefined ? { description: options.description } : {}),
+    ...(options.allowWorkload ? { allowedWorkloads: options.allowWorkload } : {}),
+    ...(options.param ? { vendorParams: options.param } : {}),
+    ...(options.discoveryUrl !== undefined ? { discoveryUrl: options.discoveryUrl } : {}),
+    ...(metadata ? { metadata } : {}),
+    ...(options.clientId !== undefined ? { clientId: options.clientId } : {}),
+    ...(options.clientAuth !== undefined ? { clientAuthMethod: options.clientAuth } : {}),
+    ...(options.defaultScope ? { defaultScopes: options.defaultScope } : {}),
+  };
+  for (const [flag, value, field, setter] of [
+    ['--clear-default-scopes', options.clearDefaultScopes, 'defaultScopes', '--default-scope'],
+    ['--clear-allowed-workloads', options.clearAllowedWorkloads, 'allowedWorkloads', '--allow-workload'],
+  ] as const) {
+    if (!value) continue;
+    if (field in set) throw new CliError(`${flag} and ${setter} contradict each other; give one`, EXIT.invalid);
+    Object.assign(set, { [field]: [] });
+  }
+  const secretsGiven = secretGiven(clientSecretSources) || secretGiven(apiKeySources) || options.clientKey !== undefined;
+  if (Object.keys(set).length === 0 && !secretsGiven) {
+    throw new CliError(
+      'nothing to change: give at least one of --description, --allow-workload, --param, --discovery-url, --token-endpoint, --client-id, --client-auth, ' +
+        '--client-secret-file/-env/-, --client-key, --key-file/-env/-, --default-scope, --clear-default-scopes, --clear-allowed-workloads',
+      EXIT.invalid,
+    );
+  }
+  const clientSecret = await readSecret(CLIENT_SECRET, clientSecretSources);
+  const apiKey = await readSecret(API_KEY, apiKeySources);
+  const clientPrivateJwk = options.clientKey !== undefined ? await readPrivateKeyFile(options.clientKey, '--client-key') : undefined;
+  if (clientSecret !== undefined) set.clientSecret = clientSecret;
+  if (apiKey !== undefined) set.apiKey = apiKey;
+  if (clientPrivateJwk) set.clientPrivateJwk = clientPrivateJwk as { kty: string; kid: string; d: string };
+  const request: RequestOf<typeof providerUpdateEndpoint> = {
+    tenant: options.tenant,
+    name,
+    set,
+    ...(options.ifRevision !== undefined ? { expectedRevision: options.ifRevision } : {}),
+    actor: options.actor,
+  };
+  const provider = await withBus(options.natsUrl, (bus) => bus.request(providerUpdateEndpoint, request));
+  printProvider(provider, options.json);
+}
+
+export async function deleteProvider(name: string, options: ActorOptions & { ifRevision?: number }): Promise<void> {
+  const request: RequestOf<typeof providerDeleteEndpoint> = {
+    tenant: options.tenant,
+    name,
+    ...(options.ifRevision !== undefined ? { expectedRevision: options.ifRevision } : {}),
+    actor: options.actor,
+  };
+  const result = await withBus(options.natsUrl, (bus) => bus.request(providerDeleteEndpoint, request));
+  if (options.json) return printJson(result);
+  done(`deleted provider ${name} from tenant ${options.tenant}`);
+}
+
+const UPSTREAM_MEANING = {
+  revoked: 'the provider confirmed the revocation',
+  not_supported: 'the provider has no revocation endpoint; its tokens stay valid there until they expire',
+  failed: 'the provider did not confirm the revocation; its tokens may stay valid there until they expire',
+  nothing_to_revoke: 'nothing was stored for this user, or nothing to revoke at the provider',
+} as const;
+
+/** `mandate provider revoke`: deletes a user's stored tokens for the provider and revokes them upstream. */
+export async function revokeUserTokens(name: string, options: ActorOptions & { userSub: string; userIss: string }): Promise<void> {
+  const request: RequestOf<typeof tokenRevokeEndpoint> = { tenant: options.tenant, provider: name, user: { iss: options.userIss, sub: options.userSub }, actor: options.actor };
+  const result = await withBus(options.natsUrl, (bus) => bus.request(tokenRevokeEndpoint, request));
+  if (options.json) return printJson(result);
+  process.stdout.write(
+    `${block([
+      ['provider', [name]],
+      ['user', [`${options.userSub} (${options.userIss})`]],
+      ['deleted', [String(result.deleted)]],
+      ['upstream', [result.upstream]],
+    ])}\n`,
+  );
+  const meaning = UPSTREAM_MEANING[result.upstream];
+  if (result.upstream === 'failed' || result.upstream === 'not_supported') warn(meaning);
+  else process.stderr.write(dim(`${meaning}\n`));
+}
+
+const PARAM_HINTS: Readonly<Record<string, string>> = {
+  domain: 'host name, e.g. dev-1.okta.com',
+  tenantId: "directory (tenant) id, or 'common' / 'organizations'",
+  instance: 'login or test',
+};
+
+function presetEntries(): [PresetName, ProviderPreset][] {
+  return Object.entries(PROVIDER_PRESETS) as [PresetName, ProviderPreset][];
+}
+
+/** `mandate provider presets`: the vendor presets, from the contract; no NATS needed. */
+export function listPresets(options: { json: boolean }): void {
+  if (options.json) return printJson(presetEntries().map(([name, preset]) => ({ name, ...preset })));
+  const blocks = presetEntries().map(([name, p]) =>
+    block([
+      ['name', [name]],
+      ['display name', [p.displayName]],
+      ['params', p.params.length === 0 ? [dim('none')] : p.params.map((param) => `--param ${param}=…  ${dim(PARAM_HINTS[param] ?? '')}`.trimEnd())],
+      ['authorization', [p.authorizationEndpoint]],
+      ['token', [p.tokenEndpoint]],
+      ['revocation', [p.revocationEndpoint ?? dim('none')]],
+    ]),
+  );
+  process.stdout.write(`${blocks.join('\n\n')}\n`);
+  process.stderr.write(dim('any other OAuth2 server: --vendor custom with --discovery-url URL, or --token-endpoint URL [--authorization-endpoint URL] [--revocation-endpoint URL]\n'));
+}
+
+const none = dim('none');
+
+/** The endpoints a preset provider uses, its parameters filled in; none when a parameter is missing. */
+function presetEndpoints(view: ProviderView): string[] {
+  const preset = (PROVIDER_PRESETS as Record<string, ProviderPreset>)[view.vendor ?? ''];
+  if (!preset) return [];
+  try {
+    const fill = (url: string) => fillPresetUrl(url, view.vendorParams ?? {});
+    return [
+      `authorization ${fill(preset.authorizationEndpoint)}`,
+      `token ${fill(preset.tokenEndpoint)}`,
+      ...(preset.revocationEndpoint ? [`revocation ${fill(preset.revocationEndpoint)}`] : []),
+    ];
+  } catch {
+    return [];
+  }
+}
+
+/** A provider as a key/value block; it never holds a secret, only which secrets are set. */
+export function formatProvider(p: ProviderView): string {
+  const list = (values: readonly string[] | undefined) => (!values || values.length === 0 ? [none] : values);
+  const fields: [string, readonly string[]][] = [
+    ['name', [p.name]],
+    ['tenant', [p.tenant]],
+    ['kind', [p.kind]],
+    ['description', [p.description || none]],
+  ];
+  if (p.kind === 'oauth2') {
+    const preset = (PROVIDER_PRESETS as Record<string, ProviderPreset>)[p.vendor ?? ''];
+    fields.push(
+      ['vendor', [preset ? `${p.vendor} (${preset.displayName})` : (p.vendor ?? none)]],
+      ['params', list(Object.entries(p.vendorParams ?? {}).map(([k, v]) => `${k}=${v}`))],
+    );
+    if (p.discoveryUrl) fields.push(['discovery URL', [p.discoveryUrl]]);
+    if (p.metadata) {
+      fields.push(['endpoints', [`token ${p.metadata.tokenEndpoint}`, ...(p.metadata.authorizationEndpoint ? [`authorization ${p.metadata.authorizationEndpoint}`] : []), ...(p.metadata.revocationEndpoint ? [`revocation ${p.metadata.revocationEndpoint}`] : [])]]);
+      if (p.metadata.issuer) fields.push(['issuer', [p.metadata.issuer]]);
+    }
+    const fromPreset = presetEndpoints(p);
+    if (fromPreset.length > 0) fields.push(['endpoints', fromPreset]);
+    fields.push(['client id', [p.clientId ?? none]], ['client auth', [p.clientAuthMethod ?? none]], ['default scopes', list(p.defaultScopes)]);
+  }
+  fields.push(
+    ['allowed workloads', list(p.allowedWorkloads)],
+    ['secrets', list(p.secrets)],
+    ['revision', [String(p.revision)]],
+    ['created', [p.createdAt]],
+    ['updated', [p.updatedAt]],
+  );
+  return block(fields);
+}
+
+function printProvider(provider: ProviderView, json: boolean): void {
+  if (json) return printJson(provider);
+  process.stdout.write(`${formatProvider(provider)}\n`);
+}
+
+/** `mandate provider …`, added to `program` so that it inherits its settings (exit override). */
+export function addProviderCommands(program: Command): void {
+  const provider = program.command('provider').description('manage credential providers in the vault: OAuth2 clients and API keys (secrets sealed, never shown)');
+
+  const create = withBusOptions(provider.command('create').description('register an OAuth2 (--oauth2) or API key (--api-key) provider').argument('<name>', 'provider name, unique in the tenant'), {
+    actor: true,
+  })
+    .addOption(new Option('--oauth2', 'an OAuth2 client: needs --vendor and --client-id').conflicts(['apiKey']))
+    .addOption(new Option('--api-key', 'a static API key: needs --key-file, --key-env or --key -'))
+    .addOption(new Option('--vendor <vendor>', 'OAuth2: a preset (endpoints built in; see `mandate provider presets`) or custom').choices(VENDORS));
+  withFieldOptions(create, 'create').action((name: string, options: CreateOptions) => createProvider(name, options));
+
+  withBusOptions(provider.command('get').description('show one provider (never its secrets, only which are set)').argument('<name>')).action((name: string, options: BusOptions) =>
+    getProvider(name, options),
+  );
+
+  withBusOptions(provider.command('list').description('list the providers of the tenant'))
+    .option('--limit <n>', 'providers per page (1-1000, default 100)', positiveInteger)
+    .option('--cursor <cursor>', 'continue from where a previous page ended')
+    .option('--all', 'follow every page to the end', false)
+    .action((options: BusOptions & { limit?: number; cursor?: string; all: boolean }) => listProviders(options));
+
+  withFieldOptions(withBusOptions(provider.command('update').description('change the given fields of a provider; others stay; a new secret rotates it').argument('<name>'), { actor: true }), 'update')
+    .option('--clear-default-scopes', 'remove every default scope')
+    .option('--clear-allowed-workloads', 'remove every allowed workload (no workload can use the provider)')
+    .addOption(revisionOption())
+    .action((name: string, options: UpdateOptions) => updateProvider(name, options));
+
+  withBusOptions(provider.command('delete').description('delete a provider and its cached machine tokens').argument('<name>'), { actor: true })
+    .addOption(revisionOption())
+    .action((name: string, options: ActorOptions & { ifRevision?: number }) => deleteProvider(name, options));
+
+  withBusOptions(provider.command('revoke').description("delete a user's stored tokens for the provider and revoke them at the provider (RFC 7009) where it can").argument('<name>'), {
+    actor: true,
+  })
+    .requiredOption('--user-sub <sub>', "the user's subject (for a bare user id: the id)")
+    .option('--user-iss <iss>', "the user's issuer: the IdP's issuer, or the default for a bare user id", USER_ID_ISSUER)
+    .action((name: string, options: ActorOptions & { userSub: string; userIss: string }) => revokeUserTokens(name, options));
+
+  provider
+    .command('presets')
+    .description('list the built-in OAuth2 vendor presets: parameters and endpoints (no NATS needed)')
+    .option('--json', 'print the presets as JSON', false)
+    .action((options: { json: boolean }) => listPresets(options));
+}

@@ -1,0 +1,47 @@
+import { randomBytes } from 'node:crypto';
+import { MandateError, type TenantId, type UserRef } from '@mandate/contracts';
+import type { DocumentCollection } from '@mandate/store';
+import type { ConsentSessionDocument } from '../store/vault-records.js';
+
+/** Consent sessions live ten minutes and are used once. */
+export const CONSENT_SESSION_TTL_MS = 10 * 60_000;
+
+export interface OpenedSession {
+  sessionId: string;
+  authorizationUrl: string;
+}
+
+/*
+ * A consent session, as far as the vault sees it:
+ *
+ *   pending ──person approves──> completed
+ *      │──person denies / provider error──> failed
+ *      └──10 minutes──> gone (reads as expired)
+ *
+ * The consent service (its pages, the provider redirect, the callback) moves it on; the vault
+ * opens it and reports on it when the agent asks again with its id.
+ */
+export class ConsentSessions {
+  constructor(
+    private readonly sessions: DocumentCollection<ConsentSessionDocument>,
+    private readonly consentBaseUrl: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async open(tenant: TenantId, session: Omit<ConsentSessionDocument, 'state' | 'createdAt'>): Promise<OpenedSession> {
+    const sessionId = randomBytes(24).toString('base64url');
+    await this.sessions.create(tenant, sessionId, { ...session, state: 'pending', createdAt: this.now() }, { ttlMs: CONSENT_SESSION_TTL_MS });
+    return { sessionId, authorizationUrl: `${this.consentBaseUrl.replace(/\/$/, '')}/consent/${sessionId}` };
+  }
+
+  /** Where a session stands, for the workload and user it was opened for (anyone else: not found). */
+  async status(tenant: TenantId, sessionId: string, workload: string, user: UserRef): Promise<ConsentSessionDocument['state'] | 'expired'> {
+    const stored = await this.sessions.get(tenant, sessionId);
+    if (!stored) return 'expired';
+    const { value } = stored;
+    if (value.workload !== workload || value.user.iss !== user.iss || value.user.sub !== user.sub) {
+      throw new MandateError('not_found', 'no such consent session for this workload and user');
+    }
+    return value.state;
+  }
+}

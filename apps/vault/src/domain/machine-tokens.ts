@@ -1,0 +1,137 @@
+import type { TenantId } from '@mandate/contracts';
+import type { EnvelopeCipher } from '@mandate/crypto';
+import { MandateError } from '@mandate/contracts';
+import type { DocumentCollection } from '@mandate/store';
+import { providerKey, scopeSetKey } from '../store/keys.js';
+import type { MachineTokenDocument, RefreshLeaseDocument } from '../store/vault-records.js';
+import type { TokenSet } from './oauth-client.js';
+import { SingleFlight } from './single-flight.js';
+
+export interface MachineTokensOptions {
+  /** A cached token is replaced this long before it expires. */
+  refreshMarginMs: number;
+  /** How long to keep a token whose provider did not say when it expires. */
+  unknownLifetimeMs: number;
+  instanceId: string;
+  /** The fetch lease expires after this, should its holder die. */
+  leaseTtlMs: number;
+  /** How long to wait for another replica's fetch before fetching anyway. */
+  waitMs: number;
+  pollMs?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * Client-credentials tokens, cached sealed in the store until shortly before expiry (shared by
+ * every replica), fetched once however many callers ask at the same time: one caller per
+ * process (single flight), one process per deployment (a lease in the store); the others wait
+ * for the cache to fill.
+ */
+export class MachineTokens {
+  readonly #flights = new SingleFlight<{ token: TokenSet; cached: boolean }>();
+  /** Opened tokens of this process, so a hit costs neither a store read nor a decryption. */
+  readonly #memory = new Map<string, TokenSet>();
+  readonly #now: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+
+  constructor(
+    private readonly cache: DocumentCollection<MachineTokenDocument>,
+    private readonly leases: DocumentCollection<RefreshLeaseDocument>,
+    private readonly cipher: EnvelopeCipher,
+    private readonly options: MachineTokensOptions,
+  ) {
+    this.#now = options.now ?? Date.now;
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  get(tenant: TenantId, provider: string, scopes: readonly string[], fetch: () => Promise<TokenSet>): Promise<{ token: TokenSet; cached: boolean }> {
+    const id = `${providerKey(provider)}.${scopeSetKey(scopes)}`;
+    const remembered = this.#memory.get(`${tenant}/${id}`);
+    if (remembered && remembered.expiresAt! - this.options.refreshMarginMs > this.#now()) return Promise.resolve({ token: remembered, cached: true });
+    return this.#flights.run(`${tenant}/${id}`, async () => {
+      const deadline = this.#now() + this.options.waitMs;
+      for (;;) {
+        const cached = await this.#cached(tenant, id);
+        if (cached) return { token: cached, cached: true };
+        const leaseId = `m.${id}`;
+        const lease = await this.leases
+          .create(tenant, leaseId, { owner: this.options.instanceId, expiresAt: this.#now() + this.options.leaseTtlMs }, { ttlMs: this.options.leaseTtlMs })
+          .catch((error: unknown) => {
+            ignoreConflict(error);
+            return undefined;
+          });
+        // Past the deadline, a stuck lease must not stop every agent: fetch without it.
+        if (!lease && this.#now() < deadline) {
+          await this.#sleep(this.options.pollMs ?? 25);
+          continue;
+        }
+        try {
+          const raced = await this.#cached(tenant, id);
+          if (raced) return { token: raced, cached: true };
+          return { token: await this.#fetchAndStore(tenant, id, scopes, fetch), cached: false };
+        } finally {
+          if (lease) await this.leases.delete(tenant, leaseId, { expectedRevision: lease.revision }).catch(() => undefined);
+        }
+      }
+    });
+  }
+
+  async #cached(tenant: TenantId, id: string): Promise<TokenSet | undefined> {
+    const stored = await this.cache.get(tenant, id);
+    if (!stored || stored.value.expiresAt - this.options.refreshMarginMs <= this.#now()) return undefined;
+    const token = this.#open(tenant, id, stored.value);
+    this.#memory.set(`${tenant}/${id}`, token);
+    return token;
+  }
+
+  async #fetchAndStore(tenant: TenantId, id: string, scopes: readonly string[], fetch: () => Promise<TokenSet>): Promise<TokenSet> {
+    const stored = await this.cache.get(tenant, id);
+    const token = await fetch();
+    const expiresAt = token.expiresAt ?? this.#now() + this.options.unknownLifetimeMs;
+    const document: MachineTokenDocument = {
+      sealed: this.cipher.sealToString(token.accessToken, recordId(tenant, id)),
+      tokenType: token.tokenType,
+      scopes: token.scopes ?? [...scopes],
+      expiresAt,
+    };
+    const ttlMs = Math.max(1_000, expiresAt - this.#now());
+    // Past a stuck lease, another replica may have stored one meanwhile; either is good.
+    if (stored) await this.cache.update(tenant, id, document, stored.revision, { ttlMs }).catch(ignoreConflict);
+    else await this.cache.create(tenant, id, document, { ttlMs }).catch(ignoreConflict);
+    this.#memory.set(`${tenant}/${id}`, { ...token, expiresAt });
+    return { ...token, expiresAt };
+  }
+
+  /** Drops every cached token of a provider (deleted, or its secret rotated). */
+  async forget(tenant: TenantId, provider: string): Promise<void> {
+    for (const key of this.#memory.keys()) if (key.startsWith(`${tenant}/${providerKey(provider)}.`)) this.#memory.delete(key);
+    let cursor: string | undefined;
+    do {
+      const page = await this.cache.list(tenant, { prefix: `${providerKey(provider)}.`, limit: 1000, ...(cursor ? { cursor } : {}) });
+      await Promise.all(page.items.map((item) => this.cache.delete(tenant, item.id)));
+      cursor = page.nextCursor;
+    } while (cursor);
+  }
+
+  #open(tenant: TenantId, id: string, document: MachineTokenDocument): TokenSet {
+    try {
+      return {
+        accessToken: this.cipher.openString(document.sealed, recordId(tenant, id)).toString('utf8'),
+        tokenType: document.tokenType,
+        expiresAt: document.expiresAt,
+        scopes: document.scopes,
+      };
+    } catch (cause) {
+      throw new MandateError('internal', 'a cached token cannot be opened', { cause });
+    }
+  }
+}
+
+function recordId(tenant: TenantId, id: string): string {
+  return `${tenant}/machine-tokens/${id}`;
+}
+
+function ignoreConflict(error: unknown): void {
+  if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
+}

@@ -1,0 +1,183 @@
+import { importJWK, type CryptoKey, type JWK } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { fillPresetUrl, MandateError, PROVIDER_PRESETS, type PresetName } from '@mandate/contracts';
+import type { ProviderDocument } from '../store/vault-records.js';
+
+/** The provider's client secrets, opened just for the call. */
+export interface ClientSecrets {
+  clientSecret?: string;
+  clientPrivateJwk?: JWK;
+}
+
+export interface TokenSet {
+  accessToken: string;
+  tokenType: string;
+  refreshToken?: string;
+  /** Milliseconds since the epoch. */
+  expiresAt?: number;
+  scopes?: string[];
+}
+
+/** The provider refused a refresh token: the person must consent again. */
+export class InvalidGrantError extends Error {
+  override readonly name = 'InvalidGrantError';
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** Plain http is allowed only to this machine (test servers); everything else must be https. */
+function allowsInsecure(url: string): boolean {
+  const parsed = new URL(url);
+  return parsed.protocol === 'http:' && LOOPBACK_HOSTS.has(parsed.hostname);
+}
+
+/**
+ * The vault's side of OAuth 2.0 against one provider, with `oauth4webapi` doing the protocol:
+ * client credentials, refresh, RFC 7009 revocation. Endpoints come from a vendor preset, from
+ * discovery (cached) or from explicit metadata. Upstream errors become `provider_error` with
+ * the OAuth error code only; never the response body (it may echo a secret).
+ */
+export class OAuthProviderClient {
+  #server: Promise<oauth.AuthorizationServer> | undefined;
+
+  constructor(
+    private readonly provider: ProviderDocument,
+    private readonly timeoutMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get scopeSeparator(): string {
+    const preset = this.#preset();
+    return preset?.scopeSeparator ?? ' ';
+  }
+
+  /** Authorization endpoint and extra parameters, for the consent flow to build its redirect. */
+  async authorizationEndpoint(): Promise<{ url: string; extraParams: Readonly<Record<string, string>> }> {
+    const server = await this.#authorizationServer();
+    if (!server.authorization_endpoint) throw new MandateError('provider_error', 'the provider has no authorization endpoint');
+    return { url: server.authorization_endpoint, extraParams: this.#preset()?.extraAuthorizeParams ?? {} };
+  }
+
+  async clientCredentials(scopes: readonly string[], secrets: ClientSecrets): Promise<TokenSet> {
+    const server = await this.#authorizationServer();
+    const parameters: Record<string, string> = scopes.length > 0 ? { scope: scopes.join(this.scopeSeparator) } : {};
+    return this.#call('client credentials', async () => {
+      const response = await oauth.clientCredentialsGrantRequest(server, this.#client(), await this.#clientAuth(secrets), parameters, this.#http(server.token_endpoint!));
+      return this.#tokenSet(await oauth.processClientCredentialsResponse(server, this.#client(), response), scopes);
+    });
+  }
+
+  async refresh(refreshToken: string, scopes: readonly string[], secrets: ClientSecrets): Promise<TokenSet> {
+    const server = await this.#authorizationServer();
+    return this.#call('refresh', async () => {
+      const response = await oauth.refreshTokenGrantRequest(server, this.#client(), await this.#clientAuth(secrets), refreshToken, this.#http(server.token_endpoint!));
+      return this.#tokenSet(await oauth.processRefreshTokenResponse(server, this.#client(), response), scopes);
+    });
+  }
+
+  /** Revokes a token where the provider can; `false` when it has no revocation endpoint. */
+  async revoke(token: string, secrets: ClientSecrets): Promise<boolean> {
+    const server = await this.#authorizationServer();
+    if (!server.revocation_endpoint) return false;
+    await this.#call('revocation', async () => {
+      const response = await oauth.revocationRequest(server, this.#client(), await this.#clientAuth(secrets), token, this.#http(server.revocation_endpoint!));
+      await oauth.processRevocationResponse(response);
+    });
+    return true;
+  }
+
+  #preset() {
+    const vendor = this.provider.vendor;
+    return vendor && vendor !== 'custom' ? PROVIDER_PRESETS[vendor as PresetName] : undefined;
+  }
+
+  #authorizationServer(): Promise<oauth.AuthorizationServer> {
+    this.#server ??= this.#resolve().catch((error: unknown) => {
+      this.#server = undefined;
+      throw error;
+    });
+    return this.#server;
+  }
+
+  async #resolve(): Promise<oauth.AuthorizationServer> {
+    const preset = this.#preset();
+    if (preset) {
+      const params = this.provider.vendorParams ?? {};
+      return {
+        issuer: 'issuer' in preset ? fillPresetUrl(preset.issuer, params) : `urn:mandate:preset:${this.provider.vendor}`,
+        authorization_endpoint: fillPresetUrl(preset.authorizationEndpoint, params),
+        token_endpoint: fillPresetUrl(preset.tokenEndpoint, params),
+        ...('revocationEndpoint' in preset ? { revocation_endpoint: fillPresetUrl(preset.revocationEndpoint, params) } : {}),
+      };
+    }
+    if (this.provider.metadata) {
+      const m = this.provider.metadata;
+      return {
+        issuer: m.issuer ?? `urn:mandate:provider:${this.provider.name}`,
+        token_endpoint: m.tokenEndpoint,
+        ...(m.authorizationEndpoint ? { authorization_endpoint: m.authorizationEndpoint } : {}),
+        ...(m.revocationEndpoint ? { revocation_endpoint: m.revocationEndpoint } : {}),
+      };
+    }
+    const discoveryUrl = new URL(this.provider.discoveryUrl!);
+    const algorithm = discoveryUrl.pathname.endsWith('/.well-known/oauth-authorization-server') ? 'oauth2' : 'oidc';
+    const issuer = new URL(discoveryUrl.href.replace(/\/\.well-known\/(openid-configuration|oauth-authorization-server)$/, ''));
+    return this.#call('discovery', async () => {
+      const response = await oauth.discoveryRequest(issuer, { algorithm, ...this.#http(discoveryUrl.href) });
+      return oauth.processDiscoveryResponse(issuer, response);
+    });
+  }
+
+  #client(): oauth.Client {
+    return { client_id: this.provider.clientId! };
+  }
+
+  async #clientAuth(secrets: ClientSecrets): Promise<oauth.ClientAuth> {
+    switch (this.provider.clientAuthMethod) {
+      case 'client_secret_post':
+        return oauth.ClientSecretPost(secrets.clientSecret!);
+      case 'private_key_jwt': {
+        const jwk = secrets.clientPrivateJwk!;
+        const key = (await importJWK(jwk, jwk.alg ?? (jwk.kty === 'RSA' ? 'RS256' : jwk.crv === 'Ed25519' ? 'EdDSA' : 'ES256'))) as CryptoKey;
+        return oauth.PrivateKeyJwt({ key, ...(jwk.kid ? { kid: jwk.kid } : {}) });
+      }
+      default:
+        return oauth.ClientSecretBasic(secrets.clientSecret!);
+    }
+  }
+
+  #http(url: string) {
+    return { signal: () => AbortSignal.timeout(this.timeoutMs), ...(allowsInsecure(url) ? { [oauth.allowInsecureRequests]: true } : {}) };
+  }
+
+  #tokenSet(response: oauth.TokenEndpointResponse, requested: readonly string[]): TokenSet {
+    return {
+      accessToken: response.access_token,
+      tokenType: response.token_type,
+      ...(response.refresh_token ? { refreshToken: response.refresh_token } : {}),
+      ...(typeof response.expires_in === 'number' ? { expiresAt: this.now() + response.expires_in * 1000 } : {}),
+      scopes: typeof response.scope === 'string' ? response.scope.split(/[ ,]/).filter(Boolean) : [...requested],
+    };
+  }
+
+  async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      const oauthError =
+        error instanceof oauth.ResponseBodyError
+          ? error.error
+          : error instanceof oauth.WWWAuthenticateChallengeError
+            ? (error.cause[0]?.parameters.error ?? 'invalid_client')
+            : undefined;
+      if (oauthError !== undefined) {
+        if (oauthError === 'invalid_grant' && what === 'refresh') throw new InvalidGrantError('the provider refused the refresh token');
+        // Only a well-formed OAuth error code is repeated: the rest of the body is the provider's.
+        const code = /^[a-z_]{1,64}$/.test(oauthError) ? oauthError : 'unrecognised_error';
+        throw new MandateError('provider_error', `the provider refused the ${what} request (${code})`, { details: { providerError: code } });
+      }
+      if (error instanceof MandateError) throw error;
+      throw new MandateError('provider_error', `the provider could not be reached for ${what}`, { cause: error });
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import type { UserRef } from '@mandate/contracts';
+import type { DocumentCollection, DocumentStore } from '@mandate/store';
+
+export const VAULT_COLLECTIONS = ['providers', 'user-tokens', 'machine-tokens', 'refresh-leases', 'grants', 'consent-sessions'] as const;
+
+/** A provider as stored; secrets only sealed (libs/crypto), each bound to the provider's identity. */
+export interface ProviderDocument {
+  name: string;
+  kind: 'oauth2' | 'api-key';
+  description: string;
+  vendor?: string;
+  vendorParams?: Record<string, string>;
+  discoveryUrl?: string;
+  metadata?: { issuer?: string | undefined; authorizationEndpoint?: string | undefined; tokenEndpoint: string; revocationEndpoint?: string | undefined };
+  clientId?: string;
+  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  defaultScopes?: string[];
+  allowedWorkloads: string[];
+  sealed: { clientSecret?: string; clientPrivateJwk?: string; apiKey?: string };
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A user's tokens for one provider and scope set. `sealed` opens to `SealedUserTokens`. */
+export interface UserTokensDocument {
+  user: UserRef;
+  provider: string;
+  scopes: string[];
+  sealed: string;
+  tokenType: string;
+  /** Milliseconds since the epoch; absent when the provider did not say. */
+  expiresAt?: number;
+  /** Set when the provider refused the refresh token: the person must consent again. */
+  needsConsent?: boolean;
+  updatedAt: number;
+}
+
+export interface SealedUserTokens {
+  accessToken: string;
+  refreshToken?: string;
+}
+
+export interface MachineTokenDocument {
+  sealed: string;
+  tokenType: string;
+  scopes: string[];
+  expiresAt: number;
+}
+
+/**
+ * Who is refreshing a user's token. `pendingSealed` holds tokens the provider already returned
+ * but that are not yet in the token record: if the refresher dies there, the next one recovers
+ * them instead of spending the (rotated, now invalid) old refresh token.
+ */
+export interface RefreshLeaseDocument {
+  owner: string;
+  /** Milliseconds since the epoch; after it, another replica may take the lease over. */
+  expiresAt: number;
+  pendingSealed?: string;
+  pendingExpiresAt?: number;
+}
+
+export interface GrantDocument {
+  workload: string;
+  provider: string;
+  user: UserRef;
+  scopes: string[];
+  expiresAt?: number;
+  grantedAt: number;
+}
+
+export interface ConsentSessionDocument {
+  workload: string;
+  provider: string;
+  user: UserRef;
+  scopes: string[];
+  returnUrl?: string;
+  customState?: string;
+  customParameters?: Record<string, string>;
+  state: 'pending' | 'completed' | 'failed';
+  createdAt: number;
+}
+
+export interface VaultCollections {
+  providers: DocumentCollection<ProviderDocument>;
+  userTokens: DocumentCollection<UserTokensDocument>;
+  machineTokens: DocumentCollection<MachineTokenDocument>;
+  leases: DocumentCollection<RefreshLeaseDocument>;
+  grants: DocumentCollection<GrantDocument>;
+  sessions: DocumentCollection<ConsentSessionDocument>;
+}
+
+/** The vault's collections, opened once; only `store/` and the domain classes given these touch persistence. */
+export async function openVaultCollections(store: DocumentStore): Promise<VaultCollections> {
+  return {
+    providers: await store.collection('providers'),
+    userTokens: await store.collection('user-tokens'),
+    machineTokens: await store.collection('machine-tokens'),
+    leases: await store.collection('refresh-leases'),
+    grants: await store.collection('grants'),
+    sessions: await store.collection('consent-sessions'),
+  };
+}
+

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import type { BusClient, JetStreamPublisher } from '@mandate/bus';
+import { workloadGetEndpoint } from '@mandate/contracts';
+import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
+import type { DocumentStore } from '@mandate/store';
+import type { Logger } from '@mandate/telemetry';
+import { jwksOverNats, WatVerifier } from '@mandate/wat';
+import type { VaultEnv } from './config.js';
+import { ConsentSessions } from './domain/consent-sessions.js';
+import { Grants } from './domain/grants.js';
+import { MachineTokens } from './domain/machine-tokens.js';
+import { ProviderRegistry } from './domain/providers.js';
+import { RateLimiter } from './domain/rate-limiter.js';
+import { UserTokens, type UserTokensOptions } from './domain/user-tokens.js';
+import { VaultService } from './domain/vault-service.js';
+import { openVaultCollections } from './store/vault-records.js';
+
+export interface VaultDependencies {
+  env: VaultEnv;
+  bus: BusClient;
+  store: DocumentStore;
+  publisher: JetStreamPublisher;
+  logger: Logger;
+  /** Test seam for the crash-between-refresh-and-store case. */
+  afterUpstreamRefresh?: UserTokensOptions['afterUpstreamRefresh'];
+}
+
+const PROACTIVE_REFRESH_INTERVAL_MS = 30_000;
+
+/** The vault's parts wired together, and the background refresh of recently used tokens. */
+export class Vault {
+  #timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly service: VaultService,
+    readonly providers: ProviderRegistry,
+    readonly grants: Grants,
+    readonly machineTokens: MachineTokens,
+  ) {}
+
+  static async assemble(deps: VaultDependencies): Promise<Vault> {
+    const { env } = deps;
+    const master = await loadMasterKeys({ mode: env.MANDATE_MODE, dataDir: env.MANDATE_DATA_DIR, keysJson: env.MANDATE_MASTER_KEYS, keyFile: env.MANDATE_MASTER_KEY_FILE });
+    const cipher = new EnvelopeCipher(master.ring);
+    const collections = await openVaultCollections(deps.store);
+    const providers = new ProviderRegistry(collections.providers, cipher, deps.publisher);
+    const grants = new Grants(collections.grants);
+    const instanceId = randomUUID();
+    const machineTokens = new MachineTokens(collections.machineTokens, collections.leases, cipher, {
+      refreshMarginMs: env.VAULT_REFRESH_MARGIN_SECONDS * 1000,
+      unknownLifetimeMs: 60_000,
+      instanceId,
+      leaseTtlMs: env.VAULT_LEASE_TTL_SECONDS * 1000,
+      waitMs: env.VAULT_REFRESH_WAIT_MS,
+    });
+    const userTokens = new UserTokens(collections.userTokens, collections.leases, cipher, {
+      instanceId,
+      refreshMarginMs: env.VAULT_REFRESH_MARGIN_SECONDS * 1000,
+      leaseTtlMs: env.VAULT_LEASE_TTL_SECONDS * 1000,
+      waitMs: env.VAULT_REFRESH_WAIT_MS,
+      ...(deps.afterUpstreamRefresh ? { afterUpstreamRefresh: deps.afterUpstreamRefresh } : {}),
+    });
+    const service = new VaultService({
+      wats: new WatVerifier({ jwks: jwksOverNats(deps.bus), issuer: env.WAT_ISSUER }),
+      providers,
+      machineTokens,
+      userTokens,
+      grants,
+      sessions: new ConsentSessions(collections.sessions, env.CONSENT_BASE_URL),
+      limiter: new RateLimiter(env.VAULT_RATE_LIMIT_PER_SECOND, env.VAULT_RATE_LIMIT_BURST),
+      audit: deps.publisher,
+      events: deps.publisher,
+      returnUrlsOf: async (tenant, workload) => (await deps.bus.request(workloadGetEndpoint, { tenant, name: workload })).allowedReturnUrls,
+      providerTimeoutMs: env.VAULT_PROVIDER_TIMEOUT_MS,
+    });
+    const vault = new Vault(service, providers, grants, machineTokens);
+    if (env.VAULT_PROACTIVE_REFRESH_SECONDS > 0) {
+      vault.#timer = setInterval(() => {
+        void service.refreshAhead(env.VAULT_PROACTIVE_REFRESH_SECONDS * 1000).catch((err: unknown) => deps.logger.warn({ err }, 'proactive refresh failed; will retry'));
+      }, PROACTIVE_REFRESH_INTERVAL_MS);
+      vault.#timer.unref();
+    }
+    deps.logger.info({ masterKeys: master.source }, 'vault ready');
+    return vault;
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.#timer);
+  }
+}
