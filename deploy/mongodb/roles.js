@@ -1,21 +1,27 @@
 // MongoDB roles for Mandate, applied once by an administrator:
 //   mongosh "$MONGODB_ADMIN_URI" deploy/mongodb/roles.js
-// Services get read/write on their own database only. The audit trail gets a role that can
-// insert and find but never update or delete, so even a compromised audit service cannot
-// rewrite history (the hash chain makes any edit evident; this makes it impossible).
-const db = db.getSiblingDB('mandate');
+// Each service's user gets read/write on its own collections only (never the audit trail's).
+// The audit trail gets a role that can insert and find but never update or delete, so even a
+// compromised audit service cannot rewrite history (the hash chain makes any edit evident; this
+// makes it impossible).
+/* global db -- mongosh's connected database */
+const mandate = db.getSiblingDB('mandate');
+const readWrite = ['find', 'insert', 'update', 'remove', 'createIndex', 'createCollection'];
+const ownCollections = (...collections) => collections.map((collection) => ({ resource: { db: 'mandate', collection }, actions: readWrite }));
 
-db.createRole({
-  role: 'mandateService',
-  privileges: [{ resource: { db: 'mandate', collection: '' }, actions: ['find', 'insert', 'update', 'remove', 'createIndex', 'createCollection'] }],
+mandate.createRole({ role: 'mandateDirectory', privileges: ownCollections('workloads'), roles: [] });
+mandate.createRole({ role: 'mandateAuthorizer', privileges: ownCollections('signing-keys', 'assertion-ids'), roles: [] });
+mandate.createRole({
+  role: 'mandateVault',
+  privileges: ownCollections('providers', 'user-tokens', 'machine-tokens', 'refresh-leases', 'grants', 'consent-sessions'),
   roles: [],
 });
 
-// The audit service's user gets these two roles and nothing else (not mandateService): its
+// The audit service's user gets these two roles and nothing else (not a service role): its
 // entries, digests (audit-trail) and dedup index (audit-index) can be inserted and read, never
 // updated or deleted; only the chain heads (audit-heads: last sequence and hash, writer lease,
 // last digest) can change, and a verifier trusts them for nothing.
-db.createRole({
+mandate.createRole({
   role: 'mandateAuditAppendOnly',
   privileges: [
     { resource: { db: 'mandate', collection: 'audit-trail' }, actions: ['find', 'insert', 'createIndex', 'createCollection'] },
@@ -24,7 +30,7 @@ db.createRole({
   roles: [],
 });
 
-db.createRole({
+mandate.createRole({
   role: 'mandateAuditHeads',
   privileges: [{ resource: { db: 'mandate', collection: 'audit-heads' }, actions: ['find', 'insert', 'update', 'createIndex', 'createCollection'] }],
   roles: [],

@@ -4,3 +4,4 @@ export * from './nest-logger.js';
 export * from './nats-headers.js';
 export * from './trace-context.js';
 export * from './scrub.js';
+export * from './instruments.js';

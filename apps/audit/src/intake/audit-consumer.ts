@@ -1,4 +1,3 @@
-import { metrics } from '@opentelemetry/api';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -13,17 +12,18 @@ import {
   type AuditRecord,
 } from '@mandate/contracts';
 import { declareConsumer, declareStreams } from '@mandate/bus';
-import type { Logger } from '@mandate/telemetry';
+import { lazyInstruments, type Logger } from '@mandate/telemetry';
 import type { TrailAppender } from '../domain/trail-appender.js';
 
-const meter = metrics.getMeter('@mandate/audit');
-const processed = meter.createCounter('mandate.audit.records', { description: 'Audit messages by what became of them: appended, duplicate, poison, retried' });
-const appendDuration = meter.createHistogram('mandate.audit.append.duration', {
-  description: 'From delivery to acknowledgement of an audit record',
-  unit: 's',
-  advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] },
-});
-const lagGauge = meter.createObservableGauge('mandate.audit.consumer.lag', { description: 'Audit records in MANDATE_AUDIT not yet acknowledged by the audit consumer (pending + in flight)' });
+const instruments = lazyInstruments('@mandate/audit', (meter) => ({
+  processed: meter.createCounter('mandate.audit.records', { description: 'Audit messages by what became of them: appended, duplicate, poison, retried' }),
+  appendDuration: meter.createHistogram('mandate.audit.append.duration', {
+    description: 'From delivery to acknowledgement of an audit record',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] },
+  }),
+  lag: meter.createObservableGauge('mandate.audit.consumer.lag', { description: 'Audit records in MANDATE_AUDIT not yet acknowledged by the audit consumer (pending + in flight)' }),
+}));
 
 /** After this many deliveries, a record that still fails with anything but `unavailable` is dead-lettered. */
 const FAILED_REPEATEDLY_AFTER = 20;
@@ -90,7 +90,7 @@ export class AuditConsumer {
         void handling.finally(() => this.#inFlight.delete(handling));
       }
     })();
-    lagGauge.addCallback(this.#observeLag);
+    instruments().lag.addCallback(this.#observeLag);
     this.#lagTimer = setInterval(() => void this.#pollLag(), LAG_POLL_MS);
     this.#lagTimer.unref();
     void this.#pollLag();
@@ -99,7 +99,7 @@ export class AuditConsumer {
   /** Stops taking records and waits for those in hand to be appended and acknowledged. */
   async stop(): Promise<void> {
     clearInterval(this.#lagTimer);
-    lagGauge.removeCallback(this.#observeLag);
+    instruments().lag.removeCallback(this.#observeLag);
     this.#messages?.stop();
     await this.#loop?.catch(() => undefined);
     await Promise.all([...this.#inFlight]);
@@ -120,15 +120,15 @@ export class AuditConsumer {
     try {
       const outcome = await this.appender.append(parsed.record, { knownFresh: knownFresh(msg, parsed.record) });
       msg.ack();
-      processed.add(1, { outcome: outcome.status });
-      appendDuration.record((performance.now() - started) / 1000);
+      instruments().processed.add(1, { outcome: outcome.status });
+      instruments().appendDuration.record((performance.now() - started) / 1000);
     } catch (error) {
       const transient = error instanceof MandateError && (error.code === 'unavailable' || error.code === 'conflict');
       if (!transient && msg.info.deliveryCount >= FAILED_REPEATEDLY_AFTER) {
         await this.#deadLetter(msg, 'failed-repeatedly', error instanceof MandateError ? error.code : 'internal');
         return;
       }
-      processed.add(1, { outcome: 'retried' });
+      instruments().processed.add(1, { outcome: 'retried' });
       if (!transient) this.logger.error({ err: error, recordId: parsed.record.id }, 'could not append an audit record; it will be redelivered');
       // Backoff grows with the delivery count, up to half a minute.
       msg.nak(Math.min(30_000, 100 * 2 ** Math.min(msg.info.deliveryCount, 9)));
@@ -154,7 +154,7 @@ export class AuditConsumer {
       return;
     }
     msg.term(reason);
-    processed.add(1, { outcome: 'poison', reason });
+    instruments().processed.add(1, { outcome: 'poison', reason });
     this.logger.warn({ reason, detail, subject: msg.subject, streamSequence: msg.info.streamSequence }, 'audit message dead-lettered');
   }
 

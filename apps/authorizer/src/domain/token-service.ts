@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { metrics } from '@opentelemetry/api';
 import { SignJWT } from 'jose';
 import {
   AUTHORIZER_SERVICE,
@@ -20,6 +19,7 @@ import {
   type authorizeEndpoint,
 } from '@mandate/contracts';
 import { ExpiringCache } from './expiring-cache.js';
+import { lazyInstruments } from '@mandate/telemetry';
 import type { InboundAuthorizer } from './inbound/inbound-authorizer.js';
 import type { SigningKeyRing } from './signing-key-ring.js';
 import type { WorkloadAuthentication } from './workload-authentication.js';
@@ -47,11 +47,10 @@ export interface TokenServiceOptions {
 
 type AuthorizeResult = ResponseOf<typeof authorizeEndpoint>;
 
-const meter = metrics.getMeter('@mandate/authorizer');
-const decisions = meter.createCounter('mandate.authorizer.inbound_decisions', {
-  description: 'Inbound authorizations by outcome and denial reason',
-});
-const mints = meter.createCounter('mandate.authorizer.wat_mints', { description: 'WAT requests by binding and outcome' });
+const instruments = lazyInstruments('@mandate/authorizer', (meter) => ({
+  decisions: meter.createCounter('mandate.authorizer.inbound_decisions', { description: 'Inbound authorizations by outcome and denial reason' }),
+  mints: meter.createCounter('mandate.authorizer.wat_mints', { description: 'WAT requests by binding and outcome' }),
+}));
 
 /** Denials whose audit record already says what really happened (which the caller must not learn). */
 const audited = new WeakSet<MandateError>();
@@ -82,7 +81,7 @@ export class TokenService {
   async authorize(tenant: TenantId, workloadName: string, token: string): Promise<AuthorizeResult> {
     const workload = await this.#options.workloads.get(tenant, workloadName);
     const decision = workload ? await this.#options.inbound.authorize(workload, token) : ({ allowed: false, reason: 'workload_not_found' } as const);
-    decisions.add(1, { outcome: decision.allowed ? 'allowed' : 'denied', reason: decision.allowed ? 'none' : decision.reason });
+    instruments().decisions.add(1, { outcome: decision.allowed ? 'allowed' : 'denied', reason: decision.allowed ? 'none' : decision.reason });
     await this.#options.audit.audit({
       tenant,
       service: AUTHORIZER_SERVICE,
@@ -147,12 +146,12 @@ export class TokenService {
       user = proof.user;
       const reused = proof.cacheKey ? this.#reuse(proof.cacheKey) : undefined;
       const response = reused ?? (await this.#sign(tenant, workloadName, binding, proof.user, proof.notAfter, proof.cacheKey));
-      mints.add(1, { binding, outcome: 'succeeded' });
+      instruments().mints.add(1, { binding, outcome: 'succeeded' });
       await this.#auditMint(tenant, workloadName, binding, user, undefined, reused !== undefined);
       return response;
     } catch (error) {
       const reason = reasonOf(error);
-      mints.add(1, { binding, outcome: 'denied', reason: reason ?? 'error' });
+      instruments().mints.add(1, { binding, outcome: 'denied', reason: reason ?? 'error' });
       if (reason && !audited.has(error as MandateError)) await this.#auditMint(tenant, workloadName, binding, user, reason);
       throw error;
     }

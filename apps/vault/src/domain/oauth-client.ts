@@ -1,5 +1,6 @@
 import { importJWK, type CryptoKey, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { fillPresetUrl, MandateError, PROVIDER_PRESETS, type PresetName } from '@mandate/contracts';
 import type { ProviderDocument } from '../store/vault-records.js';
 
@@ -23,6 +24,7 @@ export class InvalidGrantError extends Error {
   override readonly name = 'InvalidGrantError';
 }
 
+const tracer = trace.getTracer('@mandate/vault');
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /** Plain http is allowed only to this machine (test servers); everything else must be https. */
@@ -160,7 +162,22 @@ export class OAuthProviderClient {
     };
   }
 
-  async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
+  /** One provider call: a client span of the request's trace, and errors mapped to our codes. */
+  #call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    return tracer.startActiveSpan(`provider ${what}`, { kind: SpanKind.CLIENT, attributes: { 'mandate.provider': this.provider.name } }, async (span) => {
+      try {
+        return await this.#mapErrors(what, run);
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        if (error instanceof MandateError) span.setAttribute('mandate.error.code', error.code);
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  async #mapErrors<T>(what: string, run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (error) {

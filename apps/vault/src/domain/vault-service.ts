@@ -1,4 +1,3 @@
-import { metrics } from '@opentelemetry/api';
 import {
   CONSENT_NEEDED_EVENT,
   MandateError,
@@ -13,6 +12,7 @@ import {
   type oauth2TokenEndpoint,
 } from '@mandate/contracts';
 import type { StoredDocument } from '@mandate/store';
+import { lazyInstruments } from '@mandate/telemetry';
 import type { ProviderDocument } from '../store/vault-records.js';
 import type { ConsentSessions } from './consent-sessions.js';
 import type { Grants } from './grants.js';
@@ -50,10 +50,11 @@ export interface VaultServiceParts {
 type TokenRequest = ParsedRequestOf<typeof oauth2TokenEndpoint>;
 type TokenResponse = ResponseOf<typeof oauth2TokenEndpoint>;
 
-const meter = metrics.getMeter('@mandate/vault');
-const tokenFetches = meter.createCounter('mandate.vault.token_fetches', { description: 'oauth2-token requests by provider, flow and outcome (success, failure, throttled)' });
-const apiKeyFetches = meter.createCounter('mandate.vault.api_key_fetches', { description: 'api-key requests by provider and outcome' });
-const refreshes = meter.createCounter('mandate.vault.refreshes', { description: 'upstream refreshes of user tokens by provider and outcome' });
+const instruments = lazyInstruments('@mandate/vault', (meter) => ({
+  tokenFetches: meter.createCounter('mandate.vault.token_fetches', { description: 'oauth2-token requests by provider, flow and outcome (success, failure, throttled)' }),
+  apiKeyFetches: meter.createCounter('mandate.vault.api_key_fetches', { description: 'api-key requests by provider and outcome' }),
+  refreshes: meter.createCounter('mandate.vault.refreshes', { description: 'upstream refreshes of user tokens by provider and outcome' }),
+}));
 
 function codeOf(error: unknown): string {
   return error instanceof MandateError ? error.code : 'internal';
@@ -84,7 +85,7 @@ export class VaultService {
       scopes = request.scopes.length > 0 ? request.scopes : (provider.value.defaultScopes ?? []);
       const { token, detail } =
         flow === 'M2M' ? await this.#machineToken(tenant, provider, scopes) : await this.#userToken(tenant, provider, claims, scopes, request);
-      tokenFetches.add(1, { provider: request.provider, flow, outcome: 'success' });
+      instruments().tokenFetches.add(1, { provider: request.provider, flow, outcome: 'success' });
       await this.#auditRelease(tenant, claims, request.provider, scopes, flow, 'succeeded', undefined, detail);
       return {
         accessToken: token.accessToken,
@@ -94,7 +95,7 @@ export class VaultService {
       };
     } catch (error) {
       const code = codeOf(error);
-      tokenFetches.add(1, { provider: request.provider, flow, outcome: code === 'rate_limited' ? 'throttled' : 'failure' });
+      instruments().tokenFetches.add(1, { provider: request.provider, flow, outcome: code === 'rate_limited' ? 'throttled' : 'failure' });
       if (claims) await this.#auditRelease(tenant, claims, request.provider, scopes, flow, code === 'consent_required' ? 'denied' : 'failed', code);
       throw error;
     }
@@ -108,12 +109,12 @@ export class VaultService {
       this.#throttle(tenant, claims.workload);
       const provider = await this.#providerFor(tenant, request.provider, claims.workload, 'api-key');
       const apiKey = this.parts.providers.apiKey(tenant, provider.value);
-      apiKeyFetches.add(1, { provider: request.provider, outcome: 'success' });
+      instruments().apiKeyFetches.add(1, { provider: request.provider, outcome: 'success' });
       await this.#audit(tenant, claims, 'api-key-release', 'succeeded', undefined, { provider: request.provider });
       return { apiKey };
     } catch (error) {
       const code = codeOf(error);
-      apiKeyFetches.add(1, { provider: request.provider, outcome: code === 'rate_limited' ? 'throttled' : 'failure' });
+      instruments().apiKeyFetches.add(1, { provider: request.provider, outcome: code === 'rate_limited' ? 'throttled' : 'failure' });
       if (claims) await this.#audit(tenant, claims, 'api-key-release', 'failed', code, { provider: request.provider });
       throw error;
     }
@@ -225,11 +226,11 @@ export class VaultService {
   async #refreshUpstream(tenant: TenantId, provider: StoredDocument<ProviderDocument>, user: UserRef, scopes: string[], refreshToken: string): Promise<TokenSet> {
     try {
       const token = await this.#client(tenant, provider).refresh(refreshToken, scopes, this.parts.providers.clientSecrets(tenant, provider.value));
-      refreshes.add(1, { provider: provider.value.name, outcome: 'success' });
+      instruments().refreshes.add(1, { provider: provider.value.name, outcome: 'success' });
       return token;
     } catch (error) {
       const invalidGrant = error instanceof Error && error.name === 'InvalidGrantError';
-      refreshes.add(1, { provider: provider.value.name, outcome: invalidGrant ? 'invalid_grant' : 'failure' });
+      instruments().refreshes.add(1, { provider: provider.value.name, outcome: invalidGrant ? 'invalid_grant' : 'failure' });
       if (invalidGrant) {
         await this.parts.events.event(VAULT_SERVICE, CONSENT_NEEDED_EVENT, tenant, { provider: provider.value.name, user, scopes });
         await this.parts.audit.audit({
