@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { Option, type Command } from 'commander';
-import { BusClient, connectToBus } from '@mandate/bus';
+import { BusClient, connectToBus } from '@mandate/bus/client';
 import type { ErrorCode, MandateError } from '@mandate/contracts';
 import { CliError } from './output.js';
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BusClient, JetStreamPublisher } from '@mandate/bus';
-import { workloadGetEndpoint } from '@mandate/contracts';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { eventSubject, PROVIDER_CHANGED_EVENT, VAULT_SERVICE, workloadGetEndpoint, type TenantId } from '@mandate/contracts';
 import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
@@ -17,6 +18,7 @@ import { openVaultCollections } from './store/vault-records.js';
 
 export interface VaultDependencies {
   env: VaultEnv;
+  nc: NatsConnection;
   bus: BusClient;
   store: DocumentStore;
   publisher: JetStreamPublisher;
@@ -30,6 +32,7 @@ const PROACTIVE_REFRESH_INTERVAL_MS = 30_000;
 /** The vault's parts wired together, and the background refresh of recently used tokens. */
 export class Vault {
   #timer: NodeJS.Timeout | undefined;
+  #providerEvents: Subscription | undefined;
 
   private constructor(
     readonly service: VaultService,
@@ -74,6 +77,18 @@ export class Vault {
       providerTimeoutMs: env.VAULT_PROVIDER_TIMEOUT_MS,
     });
     const vault = new Vault(service, providers, grants, machineTokens);
+    // A provider changed on any replica: drop what this one cached of it, at once.
+    vault.#providerEvents = deps.nc.subscribe(eventSubject(VAULT_SERVICE, PROVIDER_CHANGED_EVENT), {
+      callback: (_error, msg) => {
+        try {
+          const event = msg.json<{ tenant: string; data: { name: string } }>();
+          providers.evict(event.tenant, event.data.name);
+          machineTokens.forgetInMemory(event.tenant as TenantId, event.data.name);
+        } catch {
+          deps.logger.warn('ignored a provider-changed event that is not one');
+        }
+      },
+    });
     if (env.VAULT_PROACTIVE_REFRESH_SECONDS > 0) {
       vault.#timer = setInterval(() => {
         void service.refreshAhead(env.VAULT_PROACTIVE_REFRESH_SECONDS * 1000).catch((err: unknown) => deps.logger.warn({ err }, 'proactive refresh failed; will retry'));
@@ -86,5 +101,6 @@ export class Vault {
 
   onModuleDestroy(): void {
     clearInterval(this.#timer);
+    this.#providerEvents?.unsubscribe();
   }
 }

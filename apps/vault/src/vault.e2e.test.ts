@@ -181,6 +181,17 @@ describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () 
     });
   });
 
+  it('a provider change reaches every replica at once (no waiting out a cache)', async () => {
+    await h.bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'fleeting', apiKey: 'k-fleeting', allowedWorkloads: ['report-agent'] });
+    const wat = await h.machineWat('report-agent', reporter);
+    const ask = () => h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'fleeting' }).then(() => 'ok', (e: MandateError) => e.code);
+    // Both replicas serve (queue group) and cache the provider.
+    expect(new Set(await Promise.all(Array.from({ length: 20 }, ask)))).toEqual(new Set(['ok']));
+    await h.bus.request(providerUpdateEndpoint, { tenant: 'acme', name: 'fleeting', set: { allowedWorkloads: [] } });
+    // Well inside the 2 s cache lifetime, every replica refuses.
+    await expect.poll(async () => new Set(await Promise.all(Array.from({ length: 20 }, ask))), { timeout: 500, interval: 50 }).toEqual(new Set(['access_denied']));
+  });
+
   describe('API keys', () => {
     it('returns the key to an allowed workload only', async () => {
       expect(await h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: await h.machineWat('report-agent', reporter), provider: 'weather' })).toEqual({ apiKey: CANARY_KEY });

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { vaultEndpoints, VAULT_SERVICE } from '@mandate/contracts';
-import { BusClient, DOCUMENT_STORE, JetStreamPublisher, SERVICE_ENV, SERVICE_LOGGER, type ServiceDefinition } from '@mandate/bus';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { BusClient, DOCUMENT_STORE, JetStreamPublisher, NATS_CONNECTION, SERVICE_ENV, SERVICE_LOGGER, type ServiceDefinition } from '@mandate/bus';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { vaultEnvSchema } from './config.js';
@@ -20,9 +21,17 @@ export interface VaultTestHooks {
   providers: [
     {
       provide: Vault,
-      inject: [SERVICE_ENV, BusClient, DOCUMENT_STORE, JetStreamPublisher, SERVICE_LOGGER, { token: VAULT_TEST_HOOKS, optional: true }],
-      useFactory: (env: unknown, bus: BusClient, store: DocumentStore, publisher: JetStreamPublisher, logger: Logger, hooks?: VaultTestHooks) =>
-        Vault.assemble({ env: vaultEnvSchema.parse(env), bus, store, publisher, logger, ...(hooks?.afterUpstreamRefresh ? { afterUpstreamRefresh: hooks.afterUpstreamRefresh } : {}) }),
+      inject: [SERVICE_ENV, NATS_CONNECTION, BusClient, DOCUMENT_STORE, JetStreamPublisher, SERVICE_LOGGER, { token: VAULT_TEST_HOOKS, optional: true }],
+      useFactory: (env: unknown, nc: NatsConnection, bus: BusClient, store: DocumentStore, publisher: JetStreamPublisher, logger: Logger, hooks?: VaultTestHooks) =>
+        Vault.assemble({
+          env: vaultEnvSchema.parse(env),
+          nc,
+          bus,
+          store,
+          publisher,
+          logger,
+          ...(hooks?.afterUpstreamRefresh ? { afterUpstreamRefresh: hooks.afterUpstreamRefresh } : {}),
+        }),
     },
   ],
 })

@@ -8,7 +8,7 @@ import {
   type RequestOf,
   type ResponseOf,
 } from '@mandate/contracts';
-import { contextWithValidSpan, injectTraceContext } from '@mandate/telemetry';
+import { contextWithValidSpan, injectTraceContext } from '@mandate/telemetry/context';
 
 export interface RequestOptions {
   /** How long to wait for a reply; on expiry the call fails with `unavailable`. */

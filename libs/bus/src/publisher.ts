@@ -13,7 +13,7 @@ import {
   type AuditRecordInput,
   type DomainEvent,
 } from '@mandate/contracts';
-import { contextWithValidSpan, injectTraceContext, traceIds } from '@mandate/telemetry';
+import { contextWithValidSpan, injectTraceContext, traceIds } from '@mandate/telemetry/context';
 
 const encoder = new TextEncoder();
 

@@ -302,5 +302,8 @@ export const vaultEndpoints = [
   tokenRevokeEndpoint,
 ] as const;
 
+/** `mandate.evt.vault.provider-changed`: every vault replica drops what it cached of the provider. */
+export const PROVIDER_CHANGED_EVENT = 'provider-changed';
+
 /** `mandate.evt.vault.consent-needed`: a connection whose refresh was refused needs the person again. */
 export const CONSENT_NEEDED_EVENT = 'consent-needed';

@@ -1,5 +1,5 @@
 import { Option, InvalidArgumentError, type Command } from 'commander';
-import { connectToBus } from '@mandate/bus';
+import { connectToBus } from '@mandate/bus/client';
 import {
   auditQueryEndpoint,
   auditRecordSchema,

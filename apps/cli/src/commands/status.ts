@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Svcm } from '@nats-io/services';
-import { connectToBus } from '@mandate/bus';
+import { connectToBus } from '@mandate/bus/client';
 import { STREAMS } from '@mandate/contracts';
 import { bold, CliError, table } from '../output.js';
 

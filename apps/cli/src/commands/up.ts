@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Svcm } from '@nats-io/services';
-import { connectToBus, declareStreams } from '@mandate/bus';
+import { connectToBus, declareStreams } from '@mandate/bus/client';
 import { STREAMS } from '@mandate/contracts';
 import { loadMasterKeys } from '@mandate/crypto';
 import { bold, CliError, done, fail, green, step, table, warn } from '../output.js';

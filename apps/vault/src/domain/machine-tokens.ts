@@ -103,9 +103,14 @@ export class MachineTokens {
     return { ...token, expiresAt };
   }
 
+  /** Drops this process's opened tokens of a provider. */
+  forgetInMemory(tenant: TenantId, provider: string): void {
+    for (const key of this.#memory.keys()) if (key.startsWith(`${tenant}/${providerKey(provider)}.`)) this.#memory.delete(key);
+  }
+
   /** Drops every cached token of a provider (deleted, or its secret rotated). */
   async forget(tenant: TenantId, provider: string): Promise<void> {
-    for (const key of this.#memory.keys()) if (key.startsWith(`${tenant}/${providerKey(provider)}.`)) this.#memory.delete(key);
+    this.forgetInMemory(tenant, provider);
     let cursor: string | undefined;
     do {
       const page = await this.cache.list(tenant, { prefix: `${providerKey(provider)}.`, limit: 1000, ...(cursor ? { cursor } : {}) });

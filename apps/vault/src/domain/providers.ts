@@ -3,6 +3,7 @@ import {
   effectiveClientAuthMethod,
   MandateError,
   oauth2ProviderProblems,
+  PROVIDER_CHANGED_EVENT,
   VAULT_SERVICE,
   type AuditRecordInput,
   type ParsedRequestOf,
@@ -18,6 +19,10 @@ import type { ClientSecrets } from './oauth-client.js';
 
 export interface AuditSink {
   audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>): Promise<unknown>;
+}
+
+export interface EventSink {
+  event(service: string, name: string, tenant: string, data: unknown): Promise<unknown>;
 }
 
 type SecretName = keyof ProviderDocument['sealed'];
@@ -37,10 +42,15 @@ export class ProviderRegistry {
   constructor(
     private readonly providers: DocumentCollection<ProviderDocument>,
     private readonly cipher: EnvelopeCipher,
-    private readonly audit: AuditSink,
+    private readonly audit: AuditSink & EventSink,
     private readonly now: () => Date = () => new Date(),
     private readonly cacheTtlMs = 2_000,
   ) {}
+
+  /** Forgets what this replica cached of a provider (another replica changed it). */
+  evict(tenant: string, name: string): void {
+    this.#cache.delete(`${tenant}\n${name}`);
+  }
 
   async create(request: CreateRequest): Promise<ProviderView> {
     const at = this.now().toISOString();
@@ -136,6 +146,7 @@ export class ProviderRegistry {
     });
     this.#cache.delete(`${request.tenant}\n${request.name}`);
     await this.#audit(request.tenant, 'provider-update', request.name, request.actor, Object.keys(set));
+    await this.audit.event(VAULT_SERVICE, PROVIDER_CHANGED_EVENT, request.tenant, { name: request.name, change: 'updated' });
     return toView(request.tenant, stored);
   }
 
@@ -145,6 +156,7 @@ export class ProviderRegistry {
     if (!(await this.providers.delete(tenant, idOf(name), { expectedRevision: current.revision }))) throw conflict(name);
     this.#cache.delete(`${tenant}\n${name}`);
     await this.#audit(tenant, 'provider-delete', name, actor);
+    await this.audit.event(VAULT_SERVICE, PROVIDER_CHANGED_EVENT, tenant, { name, change: 'deleted' });
   }
 
   /** The client secrets of an OAuth2 provider, opened for one call. */
