@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { BusClient, JetStreamPublisher, runService, type RunningService } from '@mandate/bus';
 import { baseEnvSchema } from '@mandate/config';
-import { apiKeyEndpoint, auditQueryEndpoint, echoEndpoint, providerCreateEndpoint, tokenForWorkloadEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
+import { apiKeyEndpoint, auditQueryEndpoint, echoEndpoint, grantRecordEndpoint, providerCreateEndpoint, tokenForWorkloadEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
 import { vaultService } from '@mandate/vault/module';
 import { vaultEnvSchema } from '../apps/vault/src/config.js';
 import { exportJWK, generateKeyPair } from 'jose';
@@ -29,6 +29,7 @@ const passwords = {
   DIRECTORY_NATS_PASSWORD: 'dir-pw-5',
   AUTHORIZER_NATS_PASSWORD: 'authz-pw-6',
   VAULT_NATS_PASSWORD: 'vault-pw-7',
+  SCHEDULER_NATS_PASSWORD: 'scheduler-pw-9',
   AUDIT_NATS_PASSWORD: 'audit-pw-8',
 };
 
@@ -146,8 +147,9 @@ describe.skipIf(missing)('deploy/nats', () => {
         expect(wat.tokenType).toBe('wat+jwt');
         await new BusClient(admin).request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'search', apiKey: 'key-1', allowedWorkloads: ['deployed-agent'] });
         expect(await new BusClient(agent).request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat.token, provider: 'search' })).toEqual({ apiKey: 'key-1' });
-        // Agents may not call the directory's admin API.
+        // Agents may not call the directory's admin API, nor record consent for themselves.
         expect(await permissionError(agent, workloadCreateEndpoint.subject)).toMatch(/permissions violation/i);
+        expect(await permissionError(agent, grantRecordEndpoint.subject)).toMatch(/permissions violation/i);
       } finally {
         await agent.close();
         await admin.close();

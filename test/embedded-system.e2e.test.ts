@@ -43,7 +43,7 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     const first = await up(dataDir, natsPort, monitorPort, metricsPort, jwksPort);
     expect(first.output()).toContain('generated master key file');
     expect(first.output()).toMatch(/MANDATE_EVENTS \(created\), MANDATE_AUDIT \(created\)/);
-    for (const service of ['authorizer', 'diagnostics', 'directory', 'vault']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
+    for (const service of ['audit', 'authorizer', 'diagnostics', 'directory', 'scheduler', 'vault']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
     const jwksUrl = `http://127.0.0.1:${jwksPort}/.well-known/jwks.json`;
     expect(first.output()).toContain(jwksUrl);
     const firstKeys = (await (await fetch(jwksUrl)).json()) as { keys: { kid: string }[] };

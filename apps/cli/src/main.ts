@@ -9,6 +9,7 @@ import { addWorkloadCommands } from './commands/workload.js';
 import { addTokenCommands } from './commands/token.js';
 import { addProviderCommands } from './commands/provider.js';
 import { addAuditCommands } from './commands/audit.js';
+import { addJobCommands } from './commands/job.js';
 import { describeMandateError, EXIT, exitCodeFor } from './bus.js';
 import { CliError, fail } from './output.js';
 
@@ -67,6 +68,7 @@ addWorkloadCommands(program);
 addTokenCommands(program);
 addProviderCommands(program);
 addAuditCommands(program);
+addJobCommands(program);
 
 try {
   await program.parseAsync();

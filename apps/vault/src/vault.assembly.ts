@@ -39,6 +39,7 @@ export class Vault {
     readonly providers: ProviderRegistry,
     readonly grants: Grants,
     readonly machineTokens: MachineTokens,
+    readonly sessions: ConsentSessions,
   ) {}
 
   static async assemble(deps: VaultDependencies): Promise<Vault> {
@@ -63,20 +64,21 @@ export class Vault {
       waitMs: env.VAULT_REFRESH_WAIT_MS,
       ...(deps.afterUpstreamRefresh ? { afterUpstreamRefresh: deps.afterUpstreamRefresh } : {}),
     });
+    const sessions = new ConsentSessions(collections.sessions, env.CONSENT_BASE_URL);
     const service = new VaultService({
       wats: new WatVerifier({ jwks: jwksOverNats(deps.bus), issuer: env.WAT_ISSUER }),
       providers,
       machineTokens,
       userTokens,
       grants,
-      sessions: new ConsentSessions(collections.sessions, env.CONSENT_BASE_URL),
+      sessions,
       limiter: new RateLimiter(env.VAULT_RATE_LIMIT_PER_SECOND, env.VAULT_RATE_LIMIT_BURST),
       audit: deps.publisher,
       events: deps.publisher,
       returnUrlsOf: async (tenant, workload) => (await deps.bus.request(workloadGetEndpoint, { tenant, name: workload })).allowedReturnUrls,
       providerTimeoutMs: env.VAULT_PROVIDER_TIMEOUT_MS,
     });
-    const vault = new Vault(service, providers, grants, machineTokens);
+    const vault = new Vault(service, providers, grants, machineTokens, sessions);
     // A provider changed on any replica: drop what this one cached of it, at once.
     vault.#providerEvents = deps.nc.subscribe(eventSubject(VAULT_SERVICE, PROVIDER_CHANGED_EVENT), {
       callback: (_error, msg) => {

@@ -216,6 +216,19 @@ describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () 
       expect((await failure(token({ workloadToken: other.wat, provider: 'reporting', flow: 'USER_FEDERATION', sessionId: details.sessionId }))).code).toBe('access_denied');
     });
 
+    it('a grant recorded for the session completes it; only for its own workload, provider and user', async () => {
+      const { wat, user } = await h.userWat('report-agent', reporter, 'ines');
+      const opened = await failure(token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', scopes: ['crm:read'] }));
+      const { sessionId } = opened.details as { sessionId: string };
+      const wrongUser = await failure(h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user: { ...user, sub: 'mallory' }, scopes: ['crm:read'], sessionId }));
+      expect(wrongUser.code).toBe('not_found');
+      await h.bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'reporting', user, scopes: ['crm:read'], accessToken: 'at-ines', expiresIn: 3600 });
+      await h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user, scopes: ['crm:read'], sessionId });
+      expect((await token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', scopes: ['crm:read'], sessionId })).accessToken).toBe('at-ines');
+      const twice = await failure(h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user, scopes: ['crm:read'], sessionId }));
+      expect(twice.code).toBe('conflict');
+    });
+
     it('refuses a return URL that is not on the workload allow-list', async () => {
       const { wat } = await h.userWat('report-agent', reporter, 'sarah');
       const error = await failure(token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', returnUrl: 'https://evil.example/cb' }));

@@ -14,3 +14,5 @@ export * from './authorizer.js';
 export * from './vault-presets.js';
 export * from './vault.js';
 export * from './audit-trail.js';
+export * from './consent.js';
+export * from './scheduler.js';

@@ -277,6 +277,8 @@ export const grantRecordEndpoint = defineEndpoint({
     scopes: scopesSchema.min(1),
     /** Absent: until revoked. */
     expiresAt: z.iso.datetime().optional(),
+    /** The consent session this grant completes; it then reads as `completed` to the agent. */
+    sessionId: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/).optional(),
   }),
   response: z.object({ recorded: z.literal(true) }),
 });

@@ -34,6 +34,22 @@ export class ConsentSessions {
     return { sessionId, authorizationUrl: `${this.consentBaseUrl.replace(/\/$/, '')}/consent/${sessionId}` };
   }
 
+  /**
+   * pending -> completed, for the workload, user and provider it was opened for; anything else
+   * (another user's session, one already ended) is refused and changes nothing.
+   */
+  async complete(tenant: TenantId, sessionId: string, expected: { workload: string; provider: string; user: UserRef }): Promise<void> {
+    const stored = await this.sessions.get(tenant, sessionId);
+    const session = stored?.value;
+    if (!stored || !session || session.workload !== expected.workload || session.provider !== expected.provider || session.user.iss !== expected.user.iss || session.user.sub !== expected.user.sub) {
+      throw new MandateError('not_found', 'no such pending consent session for this workload, provider and user');
+    }
+    if (session.state !== 'pending') throw new MandateError('conflict', `the consent session is already ${session.state}`);
+    const remainingMs = session.createdAt + CONSENT_SESSION_TTL_MS - this.now();
+    if (remainingMs <= 0) throw new MandateError('not_found', 'the consent session has expired');
+    await this.sessions.update(tenant, sessionId, { ...session, state: 'completed' }, stored.revision, { ttlMs: remainingMs });
+  }
+
   /** Where a session stands, for the workload and user it was opened for (anyone else: not found). */
   async status(tenant: TenantId, sessionId: string, workload: string, user: UserRef): Promise<ConsentSessionDocument['state'] | 'expired'> {
     const stored = await this.sessions.get(tenant, sessionId);

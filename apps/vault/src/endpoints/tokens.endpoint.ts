@@ -39,6 +39,9 @@ export class TokensEndpoint {
 
   @MessagePattern(grantRecordEndpoint.subject)
   async recordGrant(@Payload() request: ParsedRequestOf<typeof grantRecordEndpoint>): Promise<ResponseOf<typeof grantRecordEndpoint>> {
+    if (request.sessionId) {
+      await this.vault.sessions.complete(request.tenant, request.sessionId, { workload: request.workload, provider: request.provider, user: request.user });
+    }
     await this.vault.grants.record(request.tenant, request.workload, request.provider, request.user, request.scopes, request.expiresAt ? Date.parse(request.expiresAt) : undefined);
     return { recorded: true };
   }

@@ -1,0 +1,201 @@
+import { readFile } from 'node:fs/promises';
+import { Option, type Command } from 'commander';
+import {
+  jobCreateEndpoint,
+  jobDeleteEndpoint,
+  jobGetEndpoint,
+  jobListEndpoint,
+  jobPauseEndpoint,
+  jobResumeEndpoint,
+  jobRunsEndpoint,
+  type JobView,
+  type RequestOf,
+  type RunView,
+} from '@mandate/contracts';
+import { EXIT, printJson, withBus, withBusOptions, type BusOptions } from '../bus.js';
+import { readPrivateKeyFile } from '../jwk-files.js';
+import { block, CliError, dim, done, table } from '../output.js';
+import { collect, nonNegativeInteger, positiveInteger } from '../parse.js';
+
+/*
+ * `mandate job …`: background jobs in the scheduler. A job runs as its own workload: give the
+ * workload's private key file (the one made by `mandate workload keygen`); the scheduler seals
+ * it and never shows it again.
+ */
+
+interface ActorOptions extends BusOptions {
+  actor: string;
+}
+
+interface CreateOptions extends ActorOptions {
+  workload: string;
+  key: string;
+  cron?: string;
+  tz: string;
+  event?: string;
+  http?: string;
+  method: 'GET' | 'POST';
+  provider?: string;
+  scope?: string[];
+  task?: boolean;
+  payload?: string;
+  missed: 'run-once' | 'skip';
+  retries: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  description?: string;
+  paused?: boolean;
+}
+
+async function createJob(name: string, options: CreateOptions): Promise<void> {
+  if (!options.cron === !options.event) throw new CliError('give exactly one trigger: --cron <expr> or --event <subject>', EXIT.invalid);
+  if (!options.http === !options.task) throw new CliError('give exactly one action: --http <url> (with --provider) or --task', EXIT.invalid);
+  if (options.http && !options.provider) throw new CliError('--http needs --provider: the vault provider the M2M token comes from', EXIT.invalid);
+  let payload: Record<string, unknown> = {};
+  if (options.payload) {
+    try {
+      payload = JSON.parse(await readFile(options.payload, 'utf8')) as Record<string, unknown>;
+    } catch (cause) {
+      throw new CliError(`cannot read --payload ${options.payload}: ${cause instanceof Error ? cause.message : String(cause)}`, EXIT.invalid);
+    }
+  }
+  const request: RequestOf<typeof jobCreateEndpoint> = {
+    tenant: options.tenant,
+    name,
+    ...(options.description !== undefined ? { description: options.description } : {}),
+    workload: { name: options.workload, privateJwk: (await readPrivateKeyFile(options.key)) as never },
+    trigger: options.cron ? { kind: 'cron', expression: options.cron, timeZone: options.tz } : { kind: 'event', subject: options.event! },
+    action: options.http ? { kind: 'http', method: options.method, url: options.http, provider: options.provider!, scopes: options.scope ?? [] } : { kind: 'task', payload },
+    missedFire: options.missed,
+    retry: { limit: options.retries, backoffMs: options.backoffMs, maxBackoffMs: options.maxBackoffMs },
+    paused: options.paused ?? false,
+    actor: options.actor,
+  };
+  const job = await withBus(options.natsUrl, (bus) => bus.request(jobCreateEndpoint, request));
+  printJob(job, options.json);
+}
+
+function printJob(job: JobView, json: boolean): void {
+  if (json) return printJson(job);
+  const trigger = job.trigger.kind === 'cron' ? `cron "${job.trigger.expression}" in ${job.trigger.timeZone}` : `event on ${job.triggerSubject}`;
+  const action = job.action.kind === 'http' ? `${job.action.method} ${job.action.url} (M2M token from ${job.action.provider}${job.action.scopes.length ? `, scopes ${job.action.scopes.join(' ')}` : ''})` : `task to ${job.taskSubject}`;
+  process.stdout.write(
+    `${block([
+      ['job', [job.name]],
+      ['state', [job.state]],
+      ['workload', [job.workload]],
+      ['trigger', [trigger]],
+      ['action', [action]],
+      ['missed fires', [job.missedFire]],
+      ['retries', [`${job.retry.limit}, backoff ${job.retry.backoffMs} ms doubling up to ${job.retry.maxBackoffMs} ms`]],
+      ['last fired', [job.lastFiredAt ?? dim('never')]],
+      ['next fire', [job.nextFireAt ?? dim(job.trigger.kind === 'event' ? 'on each event' : '-')]],
+      ['revision', [String(job.revision)]],
+    ])}\n`,
+  );
+}
+
+async function listJobs(options: BusOptions & { limit?: number; cursor?: string; all: boolean }): Promise<void> {
+  const items: JobView[] = [];
+  let cursor = options.cursor;
+  await withBus(options.natsUrl, async (bus) => {
+    do {
+      const page = await bus.request(jobListEndpoint, { tenant: options.tenant, ...(options.limit ? { limit: options.limit } : {}), ...(cursor ? { cursor } : {}) });
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (options.all && cursor);
+  });
+  if (options.json) return printJson({ items, ...(cursor ? { nextCursor: cursor } : {}) });
+  if (items.length === 0) return void process.stdout.write(`${dim('no jobs')}\n`);
+  const rows = items.map((job) => [
+    job.name,
+    job.state,
+    job.workload,
+    job.trigger.kind === 'cron' ? `${job.trigger.expression} ${job.trigger.timeZone}` : `event ${job.trigger.subject}`,
+    job.action.kind === 'http' ? `${job.action.method} ${job.action.url}` : 'task',
+    job.nextFireAt ?? '-',
+  ]);
+  process.stdout.write(`${table([['NAME', 'STATE', 'WORKLOAD', 'TRIGGER', 'ACTION', 'NEXT FIRE'], ...rows])}\n`);
+  if (cursor) process.stdout.write(`${dim(`more: --cursor ${cursor}`)}\n`);
+}
+
+async function listRuns(name: string, options: BusOptions & { limit?: number; cursor?: string; all: boolean }): Promise<void> {
+  const items: RunView[] = [];
+  let cursor = options.cursor;
+  await withBus(options.natsUrl, async (bus) => {
+    do {
+      const page = await bus.request(jobRunsEndpoint, { tenant: options.tenant, name, ...(options.limit ? { limit: options.limit } : {}), ...(cursor ? { cursor } : {}) });
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (options.all && cursor);
+  });
+  if (options.json) return printJson({ items, ...(cursor ? { nextCursor: cursor } : {}) });
+  if (items.length === 0) return void process.stdout.write(`${dim('no runs yet')}\n`);
+  const rows = items.map((run) => [
+    run.scheduledFor,
+    run.trigger,
+    run.state,
+    String(run.attempts),
+    run.httpStatus !== undefined ? String(run.httpStatus) : '-',
+    run.lastError ? `${run.lastError.code}: ${run.lastError.message}` : run.nextAttemptAt ? `next attempt ${run.nextAttemptAt}` : '',
+  ]);
+  process.stdout.write(`${table([['SCHEDULED FOR', 'TRIGGER', 'STATE', 'ATTEMPTS', 'HTTP', 'DETAIL'], ...rows])}\n`);
+  if (cursor) process.stdout.write(`${dim(`more: --cursor ${cursor}`)}\n`);
+}
+
+export function addJobCommands(program: Command): void {
+  const job = program.command('job').description('manage background jobs in the scheduler (cron or event triggered, run as their own workload)');
+
+  withBusOptions(job.command('create').description('create a job').argument('<name>', 'job name: lower-case letters, digits, dashes'), { actor: true })
+    .requiredOption('--workload <name>', 'the workload the job runs as')
+    .requiredOption('--key <file>', "the workload's private JWK file (sealed by the scheduler, never shown again)")
+    .option('--cron <expression>', 'cron trigger: 5 fields (or 6 with seconds first), e.g. "0 20 * * 3"')
+    .option('--tz <zone>', 'IANA time zone of --cron', 'UTC')
+    .option('--event <subject>', 'event trigger: subject filter under mandate.trigger.<tenant>., e.g. tickets.high')
+    .option('--http <url>', 'action: call this URL (https, or http://localhost) with an M2M token')
+    .addOption(new Option('--method <method>', 'HTTP method of --http').choices(['GET', 'POST']).default('POST'))
+    .option('--provider <name>', 'vault provider of the M2M token for --http')
+    .option('--scope <scope>', 'scope of the M2M token; repeatable', collect)
+    .option('--task', 'action: publish a task to mandate.task.<tenant>.<job> for agent code')
+    .option('--payload <file>', 'JSON object carried in each task message')
+    .addOption(new Option('--missed <policy>', 'a fire missed while the scheduler was down').choices(['run-once', 'skip']).default('run-once'))
+    .option('--retries <n>', 'retries after a failed attempt before dead-lettering', nonNegativeInteger, 3)
+    .option('--backoff-ms <ms>', 'wait before the first retry (doubles each time)', positiveInteger, 10_000)
+    .option('--max-backoff-ms <ms>', 'longest wait between retries', positiveInteger, 600_000)
+    .option('--description <text>', 'what the job does')
+    .option('--paused', 'create it paused')
+    .action((name: string, options: CreateOptions) => createJob(name, options));
+
+  withBusOptions(job.command('get').description('show one job').argument('<name>')).action(async (name: string, options: BusOptions) =>
+    printJob(await withBus(options.natsUrl, (bus) => bus.request(jobGetEndpoint, { tenant: options.tenant, name })), options.json),
+  );
+
+  withBusOptions(job.command('list').description('list the jobs of the tenant'))
+    .option('--limit <n>', 'jobs per page (1-1000, default 100)', positiveInteger)
+    .option('--cursor <cursor>', 'continue from where a previous page ended')
+    .option('--all', 'follow every page to the end', false)
+    .action((options: BusOptions & { limit?: number; cursor?: string; all: boolean }) => listJobs(options));
+
+  for (const [verb, endpoint, text] of [
+    ['pause', jobPauseEndpoint, 'stop firing a job (runs under way finish)'],
+    ['resume', jobResumeEndpoint, 'fire a paused job again from now on'],
+  ] as const) {
+    withBusOptions(job.command(verb).description(text).argument('<name>'), { actor: true }).action(async (name: string, options: ActorOptions) => {
+      const view = await withBus(options.natsUrl, (bus) => bus.request(endpoint, { tenant: options.tenant, name, actor: options.actor }));
+      if (options.json) return printJson(view);
+      done(`job ${name} is ${view.state}`);
+    });
+  }
+
+  withBusOptions(job.command('delete').description('delete a job; unfinished runs are cancelled').argument('<name>'), { actor: true }).action(async (name: string, options: ActorOptions) => {
+    const result = await withBus(options.natsUrl, (bus) => bus.request(jobDeleteEndpoint, { tenant: options.tenant, name, actor: options.actor }));
+    if (options.json) return printJson(result);
+    done(`job ${name} deleted`);
+  });
+
+  withBusOptions(job.command('runs').description('list the recorded runs of a job, oldest first').argument('<name>'))
+    .option('--limit <n>', 'runs per page (1-1000, default 100)', positiveInteger)
+    .option('--cursor <cursor>', 'continue from where a previous page ended')
+    .option('--all', 'follow every page to the end', false)
+    .action((name: string, options: BusOptions & { limit?: number; cursor?: string; all: boolean }) => listRuns(name, options));
+}

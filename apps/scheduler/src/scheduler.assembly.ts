@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { jetstream } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import type { JWK } from 'jose';
+import type { BusClient, JetStreamPublisher } from '@mandate/bus';
+import { declareStreams } from '@mandate/bus';
+import {
+  MandateError,
+  oauth2TokenEndpoint,
+  SCHEDULER_HEADERS,
+  SCHEDULER_STREAMS,
+  schedulerDlqSubject,
+  tokenForWorkloadEndpoint,
+  type JobView,
+  type ParsedRequestOf,
+  type TenantId,
+  type jobCreateEndpoint,
+} from '@mandate/contracts';
+import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
+import type { DocumentStore } from '@mandate/store';
+import type { Logger } from '@mandate/telemetry';
+import { signClientAssertion } from '@mandate/wat';
+import type { SchedulerEnv } from './config.js';
+import { ActionRunner } from './domain/actions.js';
+import { JobRegistry } from './domain/jobs.js';
+import { Scheduler, type SchedulerOptions } from './domain/scheduler.js';
+import { EventTriggers } from './intake/event-triggers.js';
+import { openSchedulerCollections } from './store/scheduler-records.js';
+
+export interface SchedulerDependencies {
+  env: SchedulerEnv;
+  nc: NatsConnection;
+  bus: BusClient;
+  store: DocumentStore;
+  publisher: JetStreamPublisher;
+  logger: Logger;
+  /** Test seams. */
+  now?: () => number;
+  afterAction?: SchedulerOptions['afterAction'];
+}
+
+const encoder = new TextEncoder();
+
+/** The scheduler's parts wired together: registry, scheduler, event triggers and the timer that drives `tick`. */
+export class SchedulerApp {
+  #timer: NodeJS.Timeout | undefined;
+  #ticking: Promise<void> | undefined;
+
+  private constructor(
+    readonly jobs: JobRegistry,
+    readonly scheduler: Scheduler,
+    readonly triggers: EventTriggers,
+    private readonly logger: Logger,
+  ) {}
+
+  static async assemble(deps: SchedulerDependencies): Promise<SchedulerApp> {
+    const { env, bus, nc } = deps;
+    const replicas = env.MANDATE_MODE === 'production' ? 3 : 1;
+    await declareStreams(nc, SCHEDULER_STREAMS, { replicas });
+    const master = await loadMasterKeys({ mode: env.MANDATE_MODE, dataDir: env.MANDATE_DATA_DIR, keysJson: env.MANDATE_MASTER_KEYS, keyFile: env.MANDATE_MASTER_KEY_FILE });
+    const cipher = new EnvelopeCipher(master.ring);
+    const collections = await openSchedulerCollections(deps.store);
+    const workloadToken = async (tenant: TenantId, workload: string, privateJwk: JWK) => {
+      const clientAssertion = await signClientAssertion({ workload, privateJwk, audience: env.WAT_ISSUER });
+      return (await bus.request(tokenForWorkloadEndpoint, { tenant, workload, clientAssertion })).token;
+    };
+    const jobs = new JobRegistry(
+      collections,
+      cipher,
+      deps.publisher,
+      async (tenant, workload, privateJwk) => {
+        try {
+          await workloadToken(tenant, workload, privateJwk);
+        } catch (error) {
+          if (error instanceof MandateError && (error.code === 'unauthenticated' || error.code === 'not_found' || error.code === 'access_denied')) {
+            throw new MandateError('invalid_request', `the authorizer does not accept this key for workload ${workload} (${error.code})`, {
+              issues: [{ path: 'workload.privateJwk', message: 'not a key registered for the workload in the directory' }],
+            });
+          }
+          if (error instanceof TypeError) throw new MandateError('invalid_request', 'the workload key cannot sign', { issues: [{ path: 'workload.privateJwk', message: error.message }] });
+          throw error;
+        }
+      },
+      deps.now,
+    );
+    const js = jetstream(nc);
+    const runner = new ActionRunner({
+      workloadToken,
+      machineToken: async (tenant, workloadToken, provider, scopes) =>
+        (await bus.request(oauth2TokenEndpoint, { tenant, workloadToken, provider, scopes, flow: 'M2M' })).accessToken,
+      publishTask: async (subject, idempotencyKey, message) => {
+        const headers = natsHeaders();
+        headers.set(SCHEDULER_HEADERS.idempotencyKey, idempotencyKey);
+        try {
+          await js.publish(subject, encoder.encode(JSON.stringify(message)), { msgID: idempotencyKey, headers });
+        } catch (cause) {
+          throw new MandateError('unavailable', 'could not publish the task', { cause });
+        }
+      },
+      httpTimeoutMs: env.SCHEDULER_HTTP_TIMEOUT_MS,
+    });
+    const scheduler = new Scheduler(
+      {
+        collections,
+        jobs,
+        runner,
+        audit: deps.publisher,
+        events: deps.publisher,
+        deadLetters: {
+          async deadLetter(tenant, message, reason, error) {
+            const headers = natsHeaders();
+            headers.set(SCHEDULER_HEADERS.idempotencyKey, message.idempotencyKey);
+            headers.set(SCHEDULER_HEADERS.reason, reason);
+            await js.publish(schedulerDlqSubject(tenant), encoder.encode(JSON.stringify({ ...message, reason, error })), { msgID: `dlq.${message.idempotencyKey}`, headers });
+          },
+        },
+      },
+      {
+        instanceId: randomUUID(),
+        misfireGraceMs: env.SCHEDULER_MISFIRE_GRACE_SECONDS * 1000,
+        leaseMs: env.SCHEDULER_RUN_LEASE_SECONDS * 1000,
+        retentionMs: env.SCHEDULER_RUN_RETENTION_DAYS * 86_400_000,
+        ...(deps.now ? { now: deps.now } : {}),
+        ...(deps.afterAction ? { afterAction: deps.afterAction } : {}),
+        onError: (err, context) => deps.logger.warn({ err }, `scheduler: ${context} failed`),
+      },
+    );
+    const triggers = new EventTriggers(nc, scheduler, deps.logger, { ackWaitMs: env.SCHEDULER_TRIGGER_ACK_WAIT_SECONDS * 1000, replicas });
+    const app = new SchedulerApp(jobs, scheduler, triggers, deps.logger);
+    await app.reconcileTriggers();
+    if (env.SCHEDULER_TICK_MS > 0) {
+      app.#timer = setInterval(() => {
+        if (app.#ticking) return;
+        app.#ticking = (async () => {
+          await scheduler.tick(undefined, { waitForRuns: false });
+          await app.reconcileTriggers();
+        })()
+          .catch((err: unknown) => deps.logger.warn({ err }, 'scheduler tick failed; will try again'))
+          .finally(() => (app.#ticking = undefined));
+      }, env.SCHEDULER_TICK_MS);
+      app.#timer.unref();
+    }
+    deps.logger.info({ masterKeys: master.source }, 'scheduler ready');
+    return app;
+  }
+
+  async createJob(request: ParsedRequestOf<typeof jobCreateEndpoint>): Promise<JobView> {
+    // The consumer first: an event published right after create must reach the job.
+    if (request.trigger.kind === 'event') await this.triggers.declare(request.tenant, request.name, request.trigger.subject);
+    try {
+      const job = await this.jobs.create(request);
+      if (job.trigger.kind === 'event') await this.reconcileTriggers();
+      return job;
+    } catch (error) {
+      if (request.trigger.kind === 'event' && !(error instanceof MandateError && error.code === 'conflict')) await this.triggers.remove(request.tenant, request.name).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async setState(tenant: TenantId, name: string, state: 'active' | 'paused', actor?: string): Promise<JobView> {
+    const job = await this.jobs.setState(tenant, name, state, actor);
+    if (job.trigger.kind === 'event') await this.reconcileTriggers();
+    return job;
+  }
+
+  async deleteJob(tenant: TenantId, name: string, actor?: string): Promise<void> {
+    const job = await this.jobs.delete(tenant, name, actor);
+    if (job.trigger.kind === 'event') await this.triggers.remove(tenant, name);
+  }
+
+  /** Consumes the triggers of every active event job, and no others. */
+  async reconcileTriggers(): Promise<void> {
+    const active: { tenant: TenantId; job: string; filter: string }[] = [];
+    for await (const { tenant, job } of this.jobs.all()) {
+      if (job.value.state === 'active' && job.value.trigger.kind === 'event') active.push({ tenant, job: job.value.name, filter: job.value.trigger.subject });
+    }
+    await this.triggers.reconcile(active);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#ticking;
+    await this.triggers.stop();
+    await this.scheduler.drain();
+    this.logger.debug('scheduler stopped');
+  }
+}

@@ -1,0 +1,108 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { JWK } from 'jose';
+import { runService, type RunningService } from '@mandate/bus';
+import { providerCreateEndpoint } from '@mandate/contracts';
+import { createLogger } from '@mandate/telemetry';
+import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
+import { startVaultHarness, type VaultHarness } from '../../../vault/src/testing/harness.js';
+import { schedulerEnvSchema } from '../config.js';
+import { SchedulerApp } from '../scheduler.assembly.js';
+import { schedulerService, SchedulerModule, type SchedulerTestHooks } from '../scheduler.module.js';
+
+/** One request the sample resource saw. */
+export interface ResourceRequest {
+  method: string;
+  path: string;
+  authorization: string | undefined;
+  idempotencyKey: string | undefined;
+  body: string;
+}
+
+/**
+ * A tiny resource server: records every request, applies each idempotency key's effect once,
+ * and answers each path with the status a test set (200 by default).
+ */
+export interface TestResource {
+  url: string;
+  requests: ResourceRequest[];
+  /** Idempotency keys whose effect was applied (once each). */
+  effects: Set<string>;
+  statusOf: Map<string, number>;
+  stop(): Promise<void>;
+}
+
+export async function startTestResource(): Promise<TestResource> {
+  const requests: ResourceRequest[] = [];
+  const effects = new Set<string>();
+  const statusOf = new Map<string, number>();
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const path = (req.url ?? '/').split('?')[0]!;
+      const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
+      requests.push({ method: req.method ?? 'GET', path, authorization: req.headers.authorization, idempotencyKey, body: Buffer.concat(chunks).toString('utf8') });
+      const status = statusOf.get(path) ?? 200;
+      if (status < 300 && idempotencyKey) effects.add(`${path} ${idempotencyKey}`);
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: status < 300 }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    effects,
+    statusOf,
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Directory, authorizer, vault (from the vault harness), a real OAuth server, a resource, and scheduler replicas. */
+export interface SchedulerHarness extends VaultHarness {
+  idp: TestIdp;
+  resource: TestResource;
+  schedulers: RunningService[];
+  /** Starts a scheduler replica (no timer: tests call `tick`). */
+  addScheduler(hooks?: SchedulerTestHooks): Promise<{ service: RunningService; app: SchedulerApp }>;
+  /** The key of `report-agent`, allowed to use provider `reporting`. */
+  reporterKey: JWK;
+}
+
+export async function startSchedulerHarness(overrides: Record<string, string> = {}): Promise<SchedulerHarness> {
+  const base = await startVaultHarness(overrides);
+  const idp = await startTestIdp();
+  const resource = await startTestResource();
+  const env = schedulerEnvSchema.parse({ ...process.env, ...base.env, SCHEDULER_TICK_MS: '0', ...overrides, LOG_LEVEL: 'silent' });
+  const schedulers: RunningService[] = [];
+  const reporterKey = await base.workload('report-agent');
+  await base.bus.request(providerCreateEndpoint, {
+    kind: 'oauth2',
+    tenant: 'acme',
+    name: 'reporting',
+    vendor: 'custom',
+    discoveryUrl: idp.discoveryUrl,
+    clientId: 'test-app',
+    clientSecret: 'test-app-secret',
+    allowedWorkloads: ['report-agent'],
+  });
+  return {
+    ...base,
+    idp,
+    resource,
+    schedulers,
+    reporterKey,
+    async addScheduler(hooks) {
+      const definition = hooks ? { ...schedulerService, module: SchedulerModule.withTestHooks(hooks) } : schedulerService;
+      const service = await runService(definition, env, { logger: createLogger('scheduler', { level: 'silent' }) });
+      schedulers.push(service);
+      return { service, app: service.app.get(SchedulerApp) };
+    },
+    async stop() {
+      for (const scheduler of schedulers.splice(0)) await scheduler.stop();
+      await base.stop();
+      await idp.stop();
+      await resource.stop();
+    },
+  };
+}

@@ -1,0 +1,10 @@
+/**
+ * `@mandate/sdk`: what agent code imports. A {@link MandateClient} over NATS gets workload
+ * access tokens and credentials; {@link withAccessToken} and {@link withApiKey} hand a
+ * credential to a function (and only to it); {@link waitForConsent} waits for a person's consent.
+ *
+ * @packageDocumentation
+ */
+export * from './client.js';
+export * from './consent-wait.js';
+export * from './with-credentials.js';
