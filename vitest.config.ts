@@ -8,7 +8,7 @@ export default defineConfig({
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
-    include: ['apps/*/src/**/*.test.ts', 'libs/*/src/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['apps/*/src/**/*.test.ts', 'libs/*/src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
     environment: 'node',
     pool: 'forks',
     maxWorkers: 2,

@@ -47,6 +47,10 @@ const secretFields = {
 
 const vendorParamsSchema = z.record(z.string().regex(/^[A-Za-z]{1,32}$/), z.string().max(253));
 
+const tokenParametersSchema = z
+  .record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'parameter names are lower-case OAuth parameter names'), z.string().max(2048))
+  .refine((params) => !['grant_type', 'client_id', 'client_secret', 'client_assertion', 'client_assertion_type', 'scope', 'refresh_token', 'code'].some((name) => name in params), 'protocol parameters are set by the vault, not here');
+
 const oauth2Fields = {
   description: z.string().max(4096).default(''),
   vendor: z.enum([...PRESET_NAMES, 'custom']),
@@ -59,6 +63,8 @@ const oauth2Fields = {
   ...secretFields,
   /** Scopes asked for when a request names none. */
   defaultScopes: scopesSchema.default([]),
+  /** Extra parameters of client-credentials requests, e.g. `audience` (Auth0) or `resource` (RFC 8707). */
+  tokenParameters: tokenParametersSchema.default({}),
   /** Workloads that may use this provider; nobody else gets anything from it. */
   allowedWorkloads: z.array(workloadNameSchema).max(256).default([]),
 };
@@ -136,6 +142,7 @@ export const providerViewSchema = z.object({
   clientId: z.string().optional(),
   clientAuthMethod: clientAuthMethodSchema.optional(),
   defaultScopes: z.array(z.string()).optional(),
+  tokenParameters: z.record(z.string(), z.string()).optional(),
   allowedWorkloads: z.array(z.string()),
   /** Which secrets are set, without them. */
   secrets: z.array(z.enum(['clientSecret', 'clientPrivateJwk', 'apiKey'])),
@@ -189,6 +196,7 @@ export const providerUpdateEndpoint = defineEndpoint({
         ...secretFields,
         apiKey: apiKeyCreateSchema.shape.apiKey.optional(),
         defaultScopes: scopesSchema.optional(),
+        tokenParameters: tokenParametersSchema.optional(),
         allowedWorkloads: z.array(workloadNameSchema).max(256).optional(),
       })
       .refine((set) => Object.keys(set).length > 0, 'name at least one field to change'),

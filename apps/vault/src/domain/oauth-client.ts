@@ -62,7 +62,7 @@ export class OAuthProviderClient {
 
   async clientCredentials(scopes: readonly string[], secrets: ClientSecrets): Promise<TokenSet> {
     const server = await this.#authorizationServer();
-    const parameters: Record<string, string> = scopes.length > 0 ? { scope: scopes.join(this.scopeSeparator) } : {};
+    const parameters: Record<string, string> = { ...this.provider.tokenParameters, ...(scopes.length > 0 ? { scope: scopes.join(this.scopeSeparator) } : {}) };
     return this.#call('client credentials', async () => {
       const response = await oauth.clientCredentialsGrantRequest(server, this.#client(), await this.#clientAuth(secrets), parameters, this.#http(server.token_endpoint!));
       return this.#tokenSet(await oauth.processClientCredentialsResponse(server, this.#client(), response), scopes);

@@ -69,6 +69,7 @@ export class ProviderRegistry {
             clientId: request.clientId,
             clientAuthMethod: effectiveClientAuthMethod(request),
             defaultScopes: request.defaultScopes,
+            tokenParameters: request.tokenParameters,
             allowedWorkloads: request.allowedWorkloads,
             sealed: {
               ...seal('clientSecret', request.clientSecret),
@@ -118,7 +119,7 @@ export class ProviderRegistry {
     if (request.expectedRevision !== undefined && current.revision !== request.expectedRevision) throw conflict(request.name);
     const { set } = request;
     const doc = current.value;
-    const oauthOnly = ['vendorParams', 'discoveryUrl', 'metadata', 'clientId', 'clientAuthMethod', 'clientSecret', 'clientPrivateJwk', 'defaultScopes'] as const;
+    const oauthOnly = ['vendorParams', 'discoveryUrl', 'metadata', 'clientId', 'clientAuthMethod', 'clientSecret', 'clientPrivateJwk', 'defaultScopes', 'tokenParameters'] as const;
     const wrongKind = doc.kind === 'api-key' ? oauthOnly.find((field) => set[field] !== undefined) : set.apiKey !== undefined ? 'apiKey' : undefined;
     if (wrongKind) {
       throw new MandateError('invalid_request', 'invalid request', { issues: [{ path: `set.${wrongKind}`, message: `not a field of ${doc.kind === 'api-key' ? 'an API key' : 'an OAuth2'} provider` }] });

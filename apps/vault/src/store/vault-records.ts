@@ -15,6 +15,7 @@ export interface ProviderDocument {
   clientId?: string;
   clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   defaultScopes?: string[];
+  tokenParameters?: Record<string, string>;
   allowedWorkloads: string[];
   sealed: { clientSecret?: string; clientPrivateJwk?: string; apiKey?: string };
   createdAt: string;
