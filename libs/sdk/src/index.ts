@@ -8,3 +8,4 @@
 export * from './client.js';
 export * from './consent-wait.js';
 export * from './with-credentials.js';
+export * from './tasks.js';

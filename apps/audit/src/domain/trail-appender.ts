@@ -21,22 +21,15 @@ export interface TrailAppenderOptions {
   logger?: Logger;
 }
 
-export interface AppendHints {
-  /**
-   * The caller knows this record cannot already be in the chain (see `AuditConsumer`), so the
-   * dedup index need not be read. Anything else is checked.
-   */
-  knownFresh?: boolean;
-}
-
 interface Pending {
   record: AuditRecord;
-  knownFresh: boolean;
   resolve(outcome: AppendOutcome): void;
   reject(error: unknown): void;
 }
 
 const EPOCH = new Date(0).toISOString();
+/** How many of the newest entries are indexed again whenever a writer (re)loads a chain head. */
+const REINDEX_TAIL = 2_000;
 
 /**
  * Appends audit records to per-tenant hash chains. Each tenant has one writer here, which appends
@@ -52,14 +45,19 @@ export class TrailAppender {
   }
 
   /** Resolves once the record is in the chain (or was already): only then may it be acknowledged. */
-  append(record: AuditRecord, hints: AppendHints = {}): Promise<AppendOutcome> {
+  append(record: AuditRecord): Promise<AppendOutcome> {
     const tenant = record.tenant;
     let writer = this.#writers.get(tenant);
     if (!writer) {
       writer = new TenantWriter(tenant, this.#options);
       this.#writers.set(tenant, writer);
     }
-    return writer.enqueue(record, hints.knownFresh ?? false);
+    return writer.enqueue(record);
+  }
+
+  /** Forgets every loaded chain head: the next batch of each tenant reads, repairs and re-indexes first. */
+  resync(): void {
+    for (const writer of this.#writers.values()) writer.forgetHead();
   }
 
   /** Finishes what is queued and gives up every lease, so another instance can take over at once. */
@@ -94,10 +92,14 @@ class TenantWriter {
     private readonly options: Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined },
   ) {}
 
-  enqueue(record: AuditRecord, knownFresh: boolean): Promise<AppendOutcome> {
+  forgetHead(): void {
+    this.#head = undefined;
+  }
+
+  enqueue(record: AuditRecord): Promise<AppendOutcome> {
     if (this.#closed) return Promise.reject(new MandateError('unavailable', 'the audit service is shutting down'));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ record, knownFresh, resolve, reject });
+      this.#queue.push({ record, resolve, reject });
       this.#draining ??= this.#drain().finally(() => (this.#draining = undefined));
     });
   }
@@ -140,7 +142,7 @@ class TenantWriter {
       if (!firstOf.has(record.id)) firstOf.set(record.id, i);
     });
     const unique = [...firstOf.values()];
-    const indexed = await Promise.all(unique.map((i) => (batch[i]!.knownFresh ? undefined : repository.indexed(this.tenant, records[i]!.id))));
+    const indexed = await Promise.all(unique.map((i) => repository.indexed(this.tenant, records[i]!.id)));
     const fresh: number[] = [];
     unique.forEach((i, k) => {
       const known = indexed[k];
@@ -224,8 +226,22 @@ class TenantWriter {
       await repository.addToIndex(this.tenant, next.record.id, next.sequence);
       value = { ...value, sequence: next.sequence, hash: next.hash, appendedAt: next.appendedAt > value.appendedAt ? next.appendedAt : value.appendedAt };
     }
+    await this.#reindexTail(value.sequence);
     if (value === head.value) return head;
     this.options.logger?.info({ tenant: this.tenant, from: head.value.sequence, to: value.sequence }, 'adopted entries written before a crash');
     return repository.moveChainHead(this.tenant, value, head.revision);
+  }
+
+  /**
+   * The entries are the truth; the dedup index is derived. nats-server 2.9 does not fsync, so a
+   * crash of the bus can keep an entry yet lose its index document (another stream), and the
+   * redelivered record would then be appended twice. The tail that a crash can have touched is
+   * indexed again (creates that find a document leave it as it is).
+   */
+  async #reindexTail(headSequence: number): Promise<void> {
+    const from = Math.max(1, headSequence - REINDEX_TAIL + 1);
+    if (headSequence < from) return;
+    const entries = await this.options.repository.entries(this.tenant, from, headSequence);
+    await Promise.all(entries.map((entry) => (entry ? this.options.repository.addToIndex(this.tenant, entry.record.id, entry.sequence) : undefined)));
   }
 }
