@@ -117,6 +117,8 @@ export async function auditTail(options: BusOptions & { allTenants: boolean }): 
   const stop = () => subscription.unsubscribe();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // The server knows the subscription once a round trip has passed: only then say we follow.
+  await nc.flush();
   step(`following ${subject} (Ctrl-C stops)`);
   for await (const msg of subscription) {
     let parsed;
