@@ -208,7 +208,7 @@ describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () 
       const error = await failure(token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', scopes: ['crm:read'] }));
       expect(error.code).toBe('consent_required');
       const details = error.details as { sessionId: string; authorizationUrl: string; status: string };
-      expect(details.authorizationUrl).toBe(`http://127.0.0.1:4490/consent/${details.sessionId}`);
+      expect(details.authorizationUrl).toBe(`http://127.0.0.1:4490/consent/${details.sessionId}?tenant=acme`);
       const again = await failure(token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', scopes: ['crm:read'], sessionId: details.sessionId }));
       expect(again).toMatchObject({ code: 'consent_required', details: { sessionId: details.sessionId, status: 'pending' } });
       // Another workload cannot read this session.

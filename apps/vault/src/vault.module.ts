@@ -7,6 +7,7 @@ import type { Logger } from '@mandate/telemetry';
 import { vaultEnvSchema } from './config.js';
 import { ProvidersEndpoint } from './endpoints/providers.endpoint.js';
 import { TokensEndpoint } from './endpoints/tokens.endpoint.js';
+import { ConsentEndpoint } from './endpoints/consent.endpoint.js';
 import { VAULT_COLLECTIONS } from './store/vault-records.js';
 import { Vault } from './vault.assembly.js';
 
@@ -17,7 +18,7 @@ export interface VaultTestHooks {
 }
 
 @Module({
-  controllers: [ProvidersEndpoint, TokensEndpoint],
+  controllers: [ProvidersEndpoint, TokensEndpoint, ConsentEndpoint],
   providers: [
     {
       provide: Vault,

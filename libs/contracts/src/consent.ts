@@ -3,6 +3,8 @@ import { workloadNameSchema } from './directory.js';
 import { userRefSchema } from './authorizer.js';
 import { providerNameSchema, scopesSchema } from './vault.js';
 import { eventSubject } from './subjects.js';
+import { defineEndpoint } from './endpoint.js';
+import { tenantIdSchema } from './tenant.js';
 
 /**
  * The consent service: consent sessions (the page a person approves on, the provider redirect,
@@ -35,3 +37,22 @@ export const consentGrantedDataSchema = z.object({
 
 export type ConsentGrantedData = z.output<typeof consentGrantedDataSchema>;
 
+
+/** A consent session as anyone on the bus may read it: who asks for what, and where it stands. */
+export const consentSessionGetEndpoint = defineEndpoint({
+  service: CONSENT_SERVICE,
+  operation: 'session-get',
+  description: 'Where a consent session stands: workload, provider, scopes, state and expiry (never custom state).',
+  request: z.strictObject({ tenant: tenantIdSchema, sessionId: consentSessionIdSchema }),
+  response: z.object({
+    sessionId: consentSessionIdSchema,
+    workload: workloadNameSchema,
+    provider: providerNameSchema,
+    user: userRefSchema,
+    scopes: z.array(z.string()),
+    state: z.enum(['pending', 'completed', 'failed']),
+    expiresAt: z.iso.datetime(),
+  }),
+});
+
+export const consentEndpoints = [consentSessionGetEndpoint] as const;

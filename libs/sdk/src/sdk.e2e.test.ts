@@ -170,7 +170,7 @@ describe.skipIf(missing)('the agent SDK against the real services', () => {
       const result = await brief('ACME Corp');
       expect(result).toMatchObject({ account: 'ACME Corp', token: 'at-sarah-crm' });
       expect(urls).toHaveLength(1);
-      expect(urls[0]!.url).toBe(`http://127.0.0.1:4490/consent/${urls[0]!.sessionId}`);
+      expect(urls[0]!.url).toBe(`http://127.0.0.1:4490/consent/${urls[0]!.sessionId}?tenant=acme`);
       // Resumed by the event: well before the first re-check (2 s), and no re-check with the session id was made.
       expect(result.at - urls[0]!.at).toBeLessThan(1_500);
       await h.nc.flush();

@@ -12,6 +12,8 @@ export interface TestIdpOptions {
   alg?: SigningAlg;
   /** Lifetime of every access token, user or client credentials, in seconds (default 600): the `expires_in` and `exp`. */
   accessTokenTtlSeconds?: number;
+  /** More redirect URIs for `test-app` and `other-app` (e.g. a consent service's `/callback`), matched exactly. */
+  redirectUris?: string[];
 }
 
 /** A private signing key of the test IdP, with the public half as published in its JWKS. */
@@ -283,7 +285,12 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
   const requests: string[] = [];
 
   const configuration = (): Configuration => ({
-    clients: [...SECRET_CLIENTS, jwtClientMetadata],
+    clients: [
+      ...SECRET_CLIENTS.map((client) =>
+        client.grant_types?.includes('authorization_code') ? { ...client, redirect_uris: [...(client.redirect_uris ?? []), ...(options.redirectUris ?? [])] } : client,
+      ),
+      jwtClientMetadata,
+    ],
     jwks: { keys: [active.privateJwk, companion.privateJwk, ...retired.map((key) => key.privateJwk)] },
     cookies: { keys: cookieKeys },
     pkce: { required: () => true },

@@ -31,7 +31,37 @@ export class ConsentSessions {
   async open(tenant: TenantId, session: Omit<ConsentSessionDocument, 'state' | 'createdAt'>): Promise<OpenedSession> {
     const sessionId = randomBytes(24).toString('base64url');
     await this.sessions.create(tenant, sessionId, { ...session, state: 'pending', createdAt: this.now() }, { ttlMs: CONSENT_SESSION_TTL_MS });
-    return { sessionId, authorizationUrl: `${this.consentBaseUrl.replace(/\/$/, '')}/consent/${sessionId}` };
+    return { sessionId, authorizationUrl: `${this.consentBaseUrl.replace(/\/$/, '')}/consent/${sessionId}?tenant=${tenant}` };
+  }
+
+  /** A live session (expired or unknown: not_found), with when it expires. */
+  async get(tenant: TenantId, sessionId: string): Promise<ConsentSessionDocument & { expiresAt: number }> {
+    const stored = await this.sessions.get(tenant, sessionId);
+    const expiresAt = (stored?.value.createdAt ?? 0) + CONSENT_SESSION_TTL_MS;
+    if (!stored || expiresAt <= this.now()) throw new MandateError('not_found', 'no such consent session (it may have expired)');
+    return { ...stored.value, expiresAt };
+  }
+
+  /** The session, which must be pending and opened for this provider and user. */
+  async requirePending(tenant: TenantId, sessionId: string, expected: { provider: string; user: UserRef }): Promise<ConsentSessionDocument> {
+    const session = await this.get(tenant, sessionId);
+    if (session.provider !== expected.provider || session.user.iss !== expected.user.iss || session.user.sub !== expected.user.sub) {
+      throw new MandateError('not_found', 'no such pending consent session for this provider and user');
+    }
+    if (session.state !== 'pending') throw new MandateError('conflict', `the consent session is already ${session.state}`);
+    return session;
+  }
+
+  /** pending -> failed (the person denied, or the provider refused); anything else is refused. */
+  async fail(tenant: TenantId, sessionId: string): Promise<ConsentSessionDocument> {
+    const stored = await this.sessions.get(tenant, sessionId);
+    if (!stored) throw new MandateError('not_found', 'no such consent session (it may have expired)');
+    const session = stored.value;
+    if (session.state !== 'pending') throw new MandateError('conflict', `the consent session is already ${session.state}`);
+    const remainingMs = session.createdAt + CONSENT_SESSION_TTL_MS - this.now();
+    if (remainingMs <= 0) throw new MandateError('not_found', 'the consent session has expired');
+    await this.sessions.update(tenant, sessionId, { ...session, state: 'failed' }, stored.revision, { ttlMs: remainingMs });
+    return session;
   }
 
   /**

@@ -60,6 +60,33 @@ export class OAuthProviderClient {
     return { url: server.authorization_endpoint, extraParams: this.#preset()?.extraAuthorizeParams ?? {} };
   }
 
+  /** What the consent service needs to send the browser to the provider: no secret. */
+  async authorizationInfo(): Promise<{ url: string; issuer: string; issParameterSupported: boolean; extraParams: Readonly<Record<string, string>> }> {
+    const { url, extraParams } = await this.authorizationEndpoint();
+    const server = await this.#authorizationServer();
+    return { url, extraParams, issuer: server.issuer, issParameterSupported: server.authorization_response_iss_parameter_supported === true };
+  }
+
+  /**
+   * Redeems an authorization code: the authorization response is validated first (an error
+   * response, or a missing or wrong RFC 9207 `iss` where the provider advertises it, is refused),
+   * then the code is exchanged with the PKCE verifier at the exact redirect URI.
+   */
+  async authorizationCode(callback: { code: string; iss?: string | undefined }, redirectUri: string, codeVerifier: string, requested: readonly string[], secrets: ClientSecrets): Promise<TokenSet> {
+    const server = await this.#authorizationServer();
+    return this.#call('authorization code', async () => {
+      const parameters = new URLSearchParams({ code: callback.code, ...(callback.iss !== undefined ? { iss: callback.iss } : {}) });
+      let validated: URLSearchParams;
+      try {
+        validated = oauth.validateAuthResponse(server, this.#client(), parameters, oauth.skipStateCheck);
+      } catch {
+        throw new MandateError('provider_error', 'the authorization response was not valid for this provider (issuer mismatch or malformed)', { details: { providerError: 'invalid_authorization_response' } });
+      }
+      const response = await oauth.authorizationCodeGrantRequest(server, this.#client(), await this.#clientAuth(secrets), validated, redirectUri, codeVerifier, this.#http(server.token_endpoint!));
+      return this.#tokenSet(await oauth.processAuthorizationCodeResponse(server, this.#client(), response), requested);
+    });
+  }
+
   async clientCredentials(scopes: readonly string[], secrets: ClientSecrets): Promise<TokenSet> {
     const server = await this.#authorizationServer();
     const parameters: Record<string, string> = { ...this.provider.tokenParameters, ...(scopes.length > 0 ? { scope: scopes.join(this.scopeSeparator) } : {}) };

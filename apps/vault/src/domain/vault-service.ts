@@ -127,6 +127,55 @@ export class VaultService {
     await this.parts.audit.audit({ tenant, service: VAULT_SERVICE, action: 'user-tokens-store', outcome: 'succeeded', actor: { user }, target: { provider: providerName, scopes } });
   }
 
+  /** Where the consent service sends the browser for this provider; never a secret. */
+  async authorizationInfo(tenant: TenantId, providerName: string) {
+    const provider = await this.parts.providers.get(tenant, providerName);
+    if (provider.value.kind !== 'oauth2' || !provider.value.clientId) {
+      throw new MandateError('invalid_request', `provider ${providerName} is not an OAuth2 provider`, { issues: [{ path: 'provider', message: 'not an oauth2 provider' }] });
+    }
+    const client = this.#client(tenant, provider);
+    const info = await client.authorizationInfo();
+    return {
+      authorizationEndpoint: info.url,
+      clientId: provider.value.clientId,
+      issuer: info.issuer,
+      issParameterSupported: info.issParameterSupported,
+      scopeSeparator: client.scopeSeparator,
+      extraParams: { ...info.extraParams },
+    };
+  }
+
+  /**
+   * The code exchange of a consent session: the session must be pending and opened for this
+   * provider and user; the tokens are stored sealed under the session's scopes. The client secret
+   * is opened only here, for the call.
+   */
+  async exchangeCode(request: {
+    tenant: TenantId;
+    provider: string;
+    sessionId: string;
+    user: UserRef;
+    scopes: string[];
+    code: string;
+    codeVerifier: string;
+    redirectUri: string;
+    iss?: string | undefined;
+  }): Promise<{ scopes: string[] }> {
+    const { tenant, user } = request;
+    const session = await this.parts.sessions.requirePending(tenant, request.sessionId, { provider: request.provider, user });
+    const provider = await this.parts.providers.get(tenant, request.provider);
+    const client = this.#client(tenant, provider);
+    try {
+      const token = await client.authorizationCode({ code: request.code, iss: request.iss }, request.redirectUri, request.codeVerifier, session.scopes, this.parts.providers.clientSecrets(tenant, provider.value));
+      // Stored under the scopes the session asked for, which is how the agent looks them up.
+      await this.putUserTokens(tenant, request.provider, user, session.scopes, token);
+      return { scopes: session.scopes };
+    } catch (error) {
+      await this.parts.audit.audit({ tenant, service: VAULT_SERVICE, action: 'code-exchange', outcome: 'failed', reason: codeOf(error), actor: { user }, target: { provider: request.provider, scopes: session.scopes } });
+      throw error;
+    }
+  }
+
   /** Deletes a user's tokens for a provider and revokes them upstream where the provider can. */
   async revoke(tenant: TenantId, providerName: string, user: UserRef, actor: string | undefined): Promise<{ deleted: number; upstream: 'revoked' | 'not_supported' | 'failed' | 'nothing_to_revoke' }> {
     const provider = await this.parts.providers.get(tenant, providerName);

@@ -1,0 +1,324 @@
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { JWK } from 'jose';
+import { runService, type RunningService } from '@mandate/bus';
+import {
+  CONSENT_GRANTED_SUBJECT,
+  consentSessionGetEndpoint,
+  MandateError,
+  oauth2TokenEndpoint,
+  providerCreateEndpoint,
+  type DomainEvent,
+  type ConsentGrantedData,
+} from '@mandate/contracts';
+import { createLogger } from '@mandate/telemetry';
+import { freePort, natsServerMissing, skipReason } from '@mandate/testing';
+import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
+import { startVaultHarness, type VaultHarness } from '../../vault/src/testing/harness.js';
+import { consentEnvSchema } from './config.js';
+import { consentService } from './consent.module.js';
+
+const missing = natsServerMissing('consent service');
+const RETURN_URL = 'https://app.example/consent/done';
+const SCOPES = ['openid', 'crm.read'];
+const RESOURCE = 'https://crm.example';
+
+async function failure(promise: Promise<unknown>): Promise<MandateError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
+  return error;
+}
+
+/** A browser, as far as these tests need one: a cookie jar per origin and manual redirects. */
+class Browser {
+  readonly #jars = new Map<string, Map<string, string>>();
+
+  async request(url: string, form?: Record<string, string>): Promise<Response> {
+    const origin = new URL(url).origin;
+    const jar = this.#jars.get(origin) ?? new Map<string, string>();
+    this.#jars.set(origin, jar);
+    const response = await fetch(url, {
+      method: form ? 'POST' : 'GET',
+      redirect: 'manual',
+      headers: { cookie: [...jar].map(([n, v]) => `${n}=${v}`).join('; '), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      ...(form ? { body: new URLSearchParams(form) } : {}),
+    });
+    for (const cookie of response.headers.getSetCookie()) {
+      const [name = '', value = ''] = (cookie.split(';')[0] ?? '').split('=', 2);
+      if (value) jar.set(name, value);
+      else jar.delete(name);
+    }
+    return response;
+  }
+
+  cookies(origin: string): string[] {
+    return [...(this.#jars.get(origin)?.keys() ?? [])];
+  }
+}
+
+describe.skipIf(missing)('the consent service: page, provider, callback, vault', () => {
+  let h: VaultHarness;
+  let idp: TestIdp;
+  let consent: RunningService;
+  let consentUrl: string;
+  let agentKey: JWK;
+  const granted: DomainEvent<ConsentGrantedData>[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    consentUrl = `http://127.0.0.1:${port}`;
+    h = await startVaultHarness({ CONSENT_BASE_URL: consentUrl });
+    idp = await startTestIdp({ redirectUris: [`${consentUrl}/callback`] });
+    const env = consentEnvSchema.parse({ ...h.env, LOG_LEVEL: 'silent', CONSENT_HTTP_PORT: String(port), CONSENT_PUBLIC_URL: consentUrl });
+    consent = await runService(consentService, env, { logger: createLogger('consent', { level: 'silent' }) });
+    h.nc.subscribe(CONSENT_GRANTED_SUBJECT, { callback: (_e, msg) => void granted.push(msg.json<DomainEvent<ConsentGrantedData>>()) });
+    agentKey = await h.workload('crm-agent', { allowUserIdTokens: true, returnUrls: [RETURN_URL] });
+    await h.bus.request(providerCreateEndpoint, {
+      kind: 'oauth2',
+      tenant: 'acme',
+      name: 'crm',
+      description: 'CRM',
+      vendor: 'custom',
+      discoveryUrl: idp.discoveryUrl,
+      clientId: 'test-app',
+      clientSecret: 'test-app-secret',
+      allowedWorkloads: ['crm-agent'],
+    });
+  });
+
+  afterAll(async () => {
+    await consent?.stop();
+    await h?.stop();
+    await idp?.stop();
+  });
+
+  /** The agent asks for a token and gets a consent session (the vault's `consent_required`). */
+  async function openSession(userId: string, extra: { returnUrl?: string } = { returnUrl: RETURN_URL }) {
+    const { wat } = await h.userWat('crm-agent', agentKey, userId);
+    const error = await failure(
+      h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, customParameters: { resource: RESOURCE }, ...extra }),
+    );
+    expect(error.code).toBe('consent_required');
+    const details = error.details as { sessionId: string; authorizationUrl: string };
+    return { wat, ...details };
+  }
+
+  async function consentPage(browser: Browser, authorizationUrl: string) {
+    const page = await browser.request(authorizationUrl);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1];
+    expect(csrf).toBeTruthy();
+    return { page, html, csrf: csrf! };
+  }
+
+  /** Approve on the consent page, then log in and consent at the provider like a person would; returns the callback URL. */
+  async function approveAtProvider(browser: Browser, authorizationUrl: string, sub: string, duration = '7'): Promise<string> {
+    const { csrf } = await consentPage(browser, authorizationUrl);
+    const approve = await browser.request(authorizationUrl, { csrf, decision: 'approve', duration });
+    expect(approve.status).toBe(303);
+    let location = approve.headers.get('location')!;
+    const authorize = new URL(location);
+    expect(authorize.origin).toBe(idp.issuer);
+    expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(authorize.searchParams.get('redirect_uri')).toBe(`${consentUrl}/callback`);
+    expect(authorize.searchParams.get('client_id')).toBe('test-app');
+    for (let hops = 0; !location.startsWith(`${consentUrl}/callback`); hops++) {
+      if (hops > 10) throw new Error(`the provider flow did not end (at ${location})`);
+      const url = new URL(location, idp.issuer).href;
+      if (!/\/interaction\/[^/]+$/.test(url)) {
+        location = (await browser.request(url)).headers.get('location')!;
+        continue;
+      }
+      const prompt = /name="prompt" value="(\w+)"/.exec(await (await browser.request(url)).text())?.[1] ?? 'unknown';
+      location = (await browser.request(url, prompt === 'login' ? { prompt, login: sub } : { prompt })).headers.get('location')!;
+    }
+    return location;
+  }
+
+  it('shows who asks for what, with the security headers, and sets an HttpOnly SameSite=Lax cookie', async () => {
+    const { authorizationUrl } = await openSession('sarah');
+    expect(authorizationUrl.startsWith(`${consentUrl}/consent/`)).toBe(true);
+    const browser = new Browser();
+    const first = await browser.request(authorizationUrl);
+    expect(first.headers.getSetCookie()[0]).toMatch(/^mandate-consent=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax/);
+    const { page, html } = await consentPage(browser, authorizationUrl);
+    const csp = page.headers.get('content-security-policy')!;
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain('script-src');
+    expect(csp).toContain("default-src 'none'");
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(html).toContain('crm-agent');
+    expect(html).toContain('crm.read');
+    expect(html).toContain('For 7 days');
+    expect(html).not.toContain('<script');
+    expect(html).not.toContain('test-app-secret');
+    // Headers on error pages too.
+    const notFound = await browser.request(`${consentUrl}/nothing`);
+    expect(notFound.status).toBe(404);
+    expect(notFound.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+  });
+
+  it('refuses a POST without the CSRF token, or with one from another browser', async () => {
+    const { authorizationUrl, wat, sessionId } = await openSession('csrf-user');
+    const victim = new Browser();
+    const { csrf } = await consentPage(victim, authorizationUrl);
+    expect((await victim.request(authorizationUrl, { decision: 'approve', duration: '7' })).status).toBe(403);
+    const attacker = new Browser();
+    await consentPage(attacker, authorizationUrl);
+    expect((await attacker.request(authorizationUrl, { csrf, decision: 'deny' })).status).toBe(403);
+    // Nothing changed: the session is still pending.
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('pending');
+    const still = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId }));
+    expect(still.code).toBe('consent_required');
+  });
+
+  it('approve → provider (PKCE, state) → callback: tokens in the vault, grant recorded, consent.granted published, 303 to the return URL', async () => {
+    const { authorizationUrl, wat, sessionId } = await openSession('sarah-approves');
+    const browser = new Browser();
+    const callback = await approveAtProvider(browser, authorizationUrl, 'sarah-approves');
+    expect(new URL(callback).searchParams.get('iss')).toBe(idp.issuer);
+    const done = await browser.request(callback);
+    expect(done.status).toBe(303);
+    const back = new URL(done.headers.get('location')!);
+    expect(`${back.origin}${back.pathname}`).toBe(RETURN_URL);
+    expect(back.searchParams.get('session_id')).toBe(sessionId);
+    expect(back.searchParams.has('error')).toBe(false);
+
+    const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId });
+    expect(token.accessToken.length).toBeGreaterThan(20);
+    // Asked again without a session: within the grant, nobody is asked.
+    const again = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES });
+    expect(again.accessToken).toBe(token.accessToken);
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('completed');
+
+    await expect.poll(() => granted.find((e) => e.data.sessionId === sessionId)).toBeTruthy();
+    expect(granted.find((e) => e.data.sessionId === sessionId)!.data).toMatchObject({ workload: 'crm-agent', provider: 'crm', scopes: SCOPES });
+    await expect.poll(() => h.audit.find((r) => r.service === 'consent' && r.action === 'consent-grant' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
+    const record = h.audit.find((r) => r.service === 'consent' && r.action === 'consent-grant' && r.details?.['sessionId'] === sessionId)!;
+    expect(record.details?.['duration']).toBe('7d');
+    expect(JSON.stringify(h.audit)).not.toContain(token.accessToken);
+
+    // The same callback again (a replayed state) is refused and changes nothing.
+    const replay = await browser.request(callback);
+    expect(replay.status).toBe(403);
+    expect(await replay.text()).not.toContain(new URL(callback).searchParams.get('code')!);
+  });
+
+  it('deny → the session fails, 303 to the return URL with access_denied, audited', async () => {
+    const { authorizationUrl, wat, sessionId } = await openSession('sarah-denies');
+    const browser = new Browser();
+    const { csrf } = await consentPage(browser, authorizationUrl);
+    // A return URL in the form is ignored: only the session's counts.
+    const denied = await browser.request(authorizationUrl, { csrf, decision: 'deny', returnUrl: 'https://evil.example/', return_url: '//evil.example' });
+    expect(denied.status).toBe(303);
+    const back = new URL(denied.headers.get('location')!);
+    expect(`${back.origin}${back.pathname}`).toBe(RETURN_URL);
+    expect(back.searchParams.get('error')).toBe('access_denied');
+    const error = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId }));
+    expect(error.code).toBe('access_denied');
+    // The page of a finished session is gone.
+    expect((await browser.request(authorizationUrl)).status).toBe(409);
+    await expect.poll(() => h.audit.find((r) => r.service === 'consent' && r.action === 'consent-deny' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
+  });
+
+  it('without a return URL, ends on a "you may close this window" page', async () => {
+    const { authorizationUrl } = await openSession('no-return', {});
+    const browser = new Browser();
+    const { csrf } = await consentPage(browser, authorizationUrl);
+    const denied = await browser.request(authorizationUrl, { csrf, decision: 'deny' });
+    expect(denied.status).toBe(200);
+    expect(await denied.text()).toContain('You may close this window');
+  });
+
+  it('refuses a forged state, and a real state from another browser, changing nothing', async () => {
+    const stranger = new Browser();
+    const forged = await stranger.request(`${consentUrl}/callback?state=acme.${'A'.repeat(43)}&code=abc&iss=${encodeURIComponent(idp.issuer)}`);
+    expect(forged.status).toBe(403);
+    expect((await stranger.request(`${consentUrl}/callback?code=abc`)).status).toBe(403);
+
+    const { authorizationUrl, sessionId } = await openSession('sarah-state');
+    const victim = new Browser();
+    const callback = await approveAtProvider(victim, authorizationUrl, 'sarah-state');
+    const elsewhere = await new Browser().request(callback);
+    expect(elsewhere.status).toBe(403);
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('pending');
+    await expect.poll(() => h.audit.find((r) => r.action === 'consent-callback' && r.reason === 'browser_mismatch' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
+    // The right browser still completes it.
+    expect((await victim.request(callback)).status).toBe(303);
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('completed');
+  });
+
+  it.each([
+    ['the provider says access_denied', (state: string) => `state=${state}&error=access_denied`, 'access_denied'],
+    ['a bad code', (state: string) => `state=${state}&code=not-a-code&iss=${encodeURIComponent(idp.issuer)}`, 'provider_error'],
+  ])('ends the session cleanly when %s', async (_what, query, reason) => {
+    const { authorizationUrl, wat, sessionId } = await openSession(`err-${reason}-${Math.random().toString(36).slice(2, 8)}`);
+    const browser = new Browser();
+    const { csrf } = await consentPage(browser, authorizationUrl);
+    const approve = await browser.request(authorizationUrl, { csrf, decision: 'approve', duration: 'once' });
+    const state = new URL(approve.headers.get('location')!).searchParams.get('state')!;
+    const done = await browser.request(`${consentUrl}/callback?${query(encodeURIComponent(state))}`);
+    expect(done.status).toBe(303);
+    expect(new URL(done.headers.get('location')!).searchParams.get('error')).toBe(reason);
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('failed');
+    expect((await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId }))).code).toBe('access_denied');
+  });
+
+  it.each([
+    ['the iss of another server', 'https://evil.example'],
+    ['no iss, where the provider advertises it', undefined],
+  ])('RFC 9207: a genuine code with %s is never redeemed, and the session fails', async (_what, iss) => {
+    const { authorizationUrl, sessionId } = await openSession(`iss-${Math.random().toString(36).slice(2, 8)}`);
+    const browser = new Browser();
+    const callback = new URL(await approveAtProvider(browser, authorizationUrl, 'iss-user'));
+    if (iss) callback.searchParams.set('iss', iss);
+    else callback.searchParams.delete('iss');
+    const redeemed = () => idp.tokenRequests.filter((r) => r.grantType === 'authorization_code').length;
+    const before = redeemed();
+    const done = await browser.request(callback.href);
+    expect(new URL(done.headers.get('location')!).searchParams.get('error')).toBe('provider_error');
+    expect(redeemed()).toBe(before);
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('failed');
+  });
+
+  it('open redirects are impossible: the vault refuses return URLs off the allow-list', async () => {
+    for (const returnUrl of ['//evil.example/', '/\\evil.example', 'https://app.example@evil.example/', 'javascript:alert(1)', 'https://app.example/consent/done/../../x', 'https://evil.example/consent/done', 'https%3A%2F%2Fevil.example']) {
+      const { wat } = await h.userWat('crm-agent', agentKey, 'redirector');
+      const error = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, returnUrl }));
+      expect(error.code, returnUrl).toBe('invalid_request');
+    }
+  });
+
+  it('in a real browser (chromium)', async (ctx) => {
+    if (!existsSync('/usr/bin/chromium')) {
+      ctx.skip(skipReason('consent in a real browser', 'chromium is not installed (apt-get install -y chromium)'));
+      return;
+    }
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+    try {
+      const { authorizationUrl, wat, sessionId } = await openSession('sarah-chromium');
+      const page = await browser.newPage();
+      await page.goto(authorizationUrl);
+      await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toContain('crm-agent');
+      await page.getByLabel('For 7 days').check();
+      await page.getByRole('button', { name: 'Approve' }).click();
+      // At the provider: oidc-provider's dev login, then its consent.
+      await page.waitForURL((url) => url.origin === idp.issuer);
+      await page.locator('input[name="login"]').fill('sarah-chromium');
+      await page.locator('input[name="password"]').fill('any');
+      await page.locator('button[type="submit"]').click();
+      const returned = page.waitForRequest((request) => request.url().startsWith(RETURN_URL));
+      await page.locator('button[type="submit"]').click();
+      const landed = new URL((await returned).url());
+      expect(landed.searchParams.get('session_id')).toBe(sessionId);
+      const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId });
+      expect(token.accessToken.length).toBeGreaterThan(20);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,245 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as oauth from 'oauth4webapi';
+import {
+  MandateError,
+  tenantId,
+  type AuditRecordInput,
+  type ConsentGrantedData,
+  type ConsentSessionView,
+  type TenantId,
+  type UserRef,
+} from '@mandate/contracts';
+import type { DocumentCollection } from '@mandate/store';
+import type { ConsentFlowDocument, GrantDuration } from '../store/flows.js';
+
+/** What the consent flow needs from the rest of Mandate (the vault, the directory, JetStream). */
+export interface ConsentPorts {
+  session(tenant: TenantId, sessionId: string): Promise<ConsentSessionView>;
+  failSession(tenant: TenantId, sessionId: string, reason: 'denied' | 'provider_error' | 'access_denied'): Promise<void>;
+  workload(tenant: TenantId, name: string): Promise<{ name: string; description: string }>;
+  providerAuthorization(tenant: TenantId, provider: string): Promise<{ authorizationEndpoint: string; clientId: string; scopeSeparator: string; extraParams: Record<string, string> }>;
+  exchangeCode(request: { tenant: TenantId; provider: string; sessionId: string; user: UserRef; scopes: string[]; code: string; codeVerifier: string; redirectUri: string; iss?: string }): Promise<void>;
+  recordGrant(request: { tenant: TenantId; workload: string; provider: string; user: UserRef; scopes: string[]; expiresAt?: string; sessionId: string }): Promise<void>;
+  granted(tenant: TenantId, data: ConsentGrantedData): Promise<void>;
+  audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>): Promise<unknown>;
+}
+
+export interface ConsentFlowOptions {
+  /** `<CONSENT_PUBLIC_URL>/callback`, exactly. */
+  redirectUri: string;
+  onceGrantMs: number;
+  now?: () => number;
+}
+
+/** The durations a person may pick, as form values. */
+export const DURATION_CHOICES = ['once', '1', '7', '30', '90', 'until-revoked'] as const;
+
+export function parseDuration(value: string | undefined): GrantDuration {
+  if (value === 'once') return { kind: 'once' };
+  if (value === 'until-revoked') return { kind: 'until-revoked' };
+  if (value && (DURATION_CHOICES as readonly string[]).includes(value)) return { kind: 'days', days: Number(value) };
+  throw new MandateError('invalid_request', 'choose how long the agent may have this access');
+}
+
+/** Where the browser goes next: a redirect (303) or a page. */
+export type Outcome = { redirect: string } | { page: 'granted' | 'denied' | 'failed'; session?: ConsentSessionView };
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
+
+/**
+ * One consent, from the page to the grant:
+ *
+ *   page shown ──approve (CSRF ok)──> at provider (flow stored: state, PKCE verifier, browser)
+ *        │                                 │──callback, same browser, code exchanged──> granted
+ *        │                                 └──provider error / bad code──> failed
+ *        └──deny (CSRF ok)──> failed
+ *
+ * A callback whose `state` is unknown, used, or from another browser changes nothing.
+ */
+export class ConsentFlows {
+  readonly #now: () => number;
+
+  constructor(
+    private readonly flows: DocumentCollection<ConsentFlowDocument>,
+    private readonly ports: ConsentPorts,
+    private readonly options: ConsentFlowOptions,
+  ) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** What the consent page shows; only a pending session has one. */
+  async page(tenant: TenantId, sessionId: string): Promise<{ session: ConsentSessionView; workload: { name: string; description: string } }> {
+    const session = await this.#pending(tenant, sessionId);
+    const workload = await this.ports.workload(tenant, session.workload);
+    return { session, workload };
+  }
+
+  /** Approve: remembers this browser's trip and returns the provider's authorization URL. */
+  async approve(tenant: TenantId, sessionId: string, browserId: string, duration: GrantDuration): Promise<string> {
+    const session = await this.#pending(tenant, sessionId);
+    const provider = await this.ports.providerAuthorization(tenant, session.provider);
+    const codeVerifier = oauth.generateRandomCodeVerifier();
+    const nonce = oauth.generateRandomState();
+    const remainingMs = Date.parse(session.expiresAt) - this.#now();
+    if (remainingMs <= 0) throw new MandateError('not_found', 'this consent request has expired');
+    await this.flows.create(
+      tenant,
+      nonce,
+      {
+        sessionId,
+        workload: session.workload,
+        provider: session.provider,
+        user: session.user,
+        scopes: session.scopes,
+        browser: sha256(browserId),
+        codeVerifier,
+        duration,
+        redirectUri: this.options.redirectUri,
+        createdAt: this.#now(),
+      },
+      { ttlMs: remainingMs },
+    );
+    const url = new URL(provider.authorizationEndpoint);
+    // The workload's extra parameters first, so nothing it sends can replace a protocol parameter.
+    for (const [name, value] of Object.entries({ ...session.customParameters, ...provider.extraParams })) url.searchParams.set(name, value);
+    const protocol = {
+      response_type: 'code',
+      client_id: provider.clientId,
+      redirect_uri: this.options.redirectUri,
+      state: `${tenant}.${nonce}`,
+      code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      ...(session.scopes.length > 0 ? { scope: session.scopes.join(provider.scopeSeparator) } : {}),
+    };
+    for (const [name, value] of Object.entries(protocol)) url.searchParams.set(name, value);
+    await this.#audit(tenant, session, 'consent-approve', 'allowed', undefined, { duration: describe(duration) });
+    return url.href;
+  }
+
+  /** Deny: the session fails; the workload learns it from its return URL or by asking the vault. */
+  async deny(tenant: TenantId, sessionId: string): Promise<Outcome> {
+    const session = await this.#pending(tenant, sessionId);
+    await this.ports.failSession(tenant, sessionId, 'denied');
+    await this.#audit(tenant, session, 'consent-deny', 'denied', 'denied');
+    return returnTo(session, { error: 'access_denied' }) ?? { page: 'denied', session };
+  }
+
+  /**
+   * The provider's redirect back. `state` must name a trip this browser started and not yet
+   * finished; then an error ends the session, a code is exchanged (in the vault) and the grant
+   * recorded.
+   */
+  async callback(params: URLSearchParams, browserId: string | undefined): Promise<Outcome> {
+    const { tenant, nonce } = parseState(params.get('state'));
+    const stored = await this.flows.get(tenant, nonce);
+    if (!stored || !browserId || !sameText(stored.value.browser, sha256(browserId))) {
+      if (stored) await this.#audit(tenant, stored.value, 'consent-callback', 'denied', 'browser_mismatch');
+      throw new MandateError('access_denied', 'this sign-in response does not belong to this browser, or was already used');
+    }
+    // Single use: whoever deletes it first goes on; a replay finds nothing.
+    if (!(await this.flows.delete(tenant, nonce, { expectedRevision: stored.revision }))) {
+      throw new MandateError('access_denied', 'this sign-in response was already used');
+    }
+    const flow = stored.value;
+    const session = await this.ports.session(tenant, flow.sessionId);
+    const providerError = params.get('error');
+    if (providerError !== null) {
+      const reason = providerError === 'access_denied' ? 'access_denied' : 'provider_error';
+      await this.ports.failSession(tenant, flow.sessionId, reason);
+      await this.#audit(tenant, flow, 'consent-callback', 'failed', /^[a-z_]{1,64}$/.test(providerError) ? providerError : 'provider_error');
+      return returnTo(session, { error: reason }) ?? { page: 'failed', session };
+    }
+    const code = params.get('code');
+    if (!code) throw new MandateError('invalid_request', 'the provider sent neither a code nor an error');
+    try {
+      const iss = params.get('iss');
+      await this.ports.exchangeCode({ tenant, provider: flow.provider, sessionId: flow.sessionId, user: flow.user, scopes: flow.scopes, code, codeVerifier: flow.codeVerifier, redirectUri: flow.redirectUri, ...(iss !== null ? { iss } : {}) });
+    } catch (error) {
+      await this.ports.failSession(tenant, flow.sessionId, 'provider_error').catch(() => undefined);
+      await this.#audit(tenant, flow, 'consent-callback', 'failed', error instanceof MandateError ? error.code : 'internal');
+      return returnTo(session, { error: 'provider_error' }) ?? { page: 'failed', session };
+    }
+    const expiresAt = this.#expiry(flow.duration);
+    await this.ports.recordGrant({ tenant, workload: flow.workload, provider: flow.provider, user: flow.user, scopes: flow.scopes, sessionId: flow.sessionId, ...(expiresAt ? { expiresAt } : {}) });
+    await this.ports.granted(tenant, { sessionId: flow.sessionId, workload: flow.workload, provider: flow.provider, user: flow.user, scopes: flow.scopes });
+    await this.#audit(tenant, flow, 'consent-grant', 'succeeded', undefined, { duration: describe(flow.duration), ...(expiresAt ? { expiresAt } : {}) });
+    return returnTo(session, {}) ?? { page: 'granted', session };
+  }
+
+  async #pending(tenant: TenantId, sessionId: string): Promise<ConsentSessionView> {
+    const session = await this.ports.session(tenant, sessionId);
+    if (session.state !== 'pending') throw new MandateError('conflict', `this consent request is already ${session.state}`);
+    return session;
+  }
+
+  #expiry(duration: GrantDuration): string | undefined {
+    switch (duration.kind) {
+      case 'once':
+        return new Date(this.#now() + this.options.onceGrantMs).toISOString();
+      case 'days':
+        return new Date(this.#now() + duration.days * 86_400_000).toISOString();
+      case 'until-revoked':
+        return undefined;
+    }
+  }
+
+  #audit(
+    tenant: TenantId,
+    subject: { workload: string; provider: string; user: UserRef; scopes: string[]; sessionId: string },
+    action: string,
+    outcome: 'allowed' | 'denied' | 'succeeded' | 'failed',
+    reason?: string,
+    details: Record<string, string> = {},
+  ) {
+    return this.ports.audit({
+      tenant,
+      service: 'consent',
+      action,
+      outcome,
+      ...(reason ? { reason } : {}),
+      actor: { workload: subject.workload, user: subject.user },
+      target: { provider: subject.provider, scopes: subject.scopes },
+      details: { sessionId: subject.sessionId, ...details },
+    });
+  }
+}
+
+function describe(duration: GrantDuration): string {
+  return duration.kind === 'days' ? `${duration.days}d` : duration.kind;
+}
+
+/** `state` is `<tenant>.<random>`: the tenant says where the trip is stored, the random part which one. */
+function parseState(state: string | null): { tenant: TenantId; nonce: string } {
+  const match = /^([a-z0-9][a-z0-9-]{0,62})\.([A-Za-z0-9_-]{32,64})$/.exec(state ?? '');
+  if (!match) throw new MandateError('access_denied', 'this sign-in response has no valid state');
+  try {
+    return { tenant: tenantId(match[1]!), nonce: match[2]! };
+  } catch {
+    throw new MandateError('access_denied', 'this sign-in response has no valid state');
+  }
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * The workload's return URL (which the vault checked against its allow-list when it opened the
+ * session; it never comes from the browser), with the outcome added.
+ */
+function returnTo(session: ConsentSessionView, extra: Record<string, string>): Outcome | undefined {
+  if (!session.returnUrl) return undefined;
+  const url = new URL(session.returnUrl);
+  url.searchParams.set('session_id', session.sessionId);
+  if (session.customState) url.searchParams.set('state', session.customState);
+  for (const [name, value] of Object.entries(extra)) url.searchParams.set(name, value);
+  return { redirect: url.href };
+}
+
+/** A fresh browser id (the session cookie's value). */
+export function newBrowserId(): string {
+  return randomBytes(32).toString('base64url');
+}
+

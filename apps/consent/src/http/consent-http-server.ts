@@ -1,0 +1,195 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { consentSessionIdSchema, MandateError, tenantId, type ErrorCode } from '@mandate/contracts';
+import type { Logger } from '@mandate/telemetry';
+import { DURATION_CHOICES, newBrowserId, parseDuration, type ConsentFlows, type Outcome } from '../domain/consent-flows.js';
+import { consentPage, messagePage } from './pages.js';
+
+const MAX_FORM_BYTES = 8 * 1024;
+const DURATION_LABELS: Record<(typeof DURATION_CHOICES)[number], string> = {
+  once: 'This time only',
+  '1': 'For 1 day',
+  '7': 'For 7 days',
+  '30': 'For 30 days',
+  '90': 'For 90 days',
+  'until-revoked': 'Until I revoke it',
+};
+
+const STATUS_OF: Partial<Record<ErrorCode, number>> = { invalid_request: 400, unauthenticated: 401, access_denied: 403, not_found: 404, conflict: 409, rate_limited: 429, provider_error: 502, unavailable: 503 };
+const TEXT_OF: Partial<Record<ErrorCode, string>> = {
+  invalid_request: 'The request was not valid. Start again from the application.',
+  access_denied: 'This response does not belong to this browser, or was already used. Start again from the application.',
+  not_found: 'This consent request does not exist or has expired. Start again from the application.',
+  conflict: 'This consent request is already finished.',
+  provider_error: 'The provider could not be reached or refused the request.',
+};
+
+export interface ConsentHttpOptions {
+  publicUrl: string;
+  csrfKey: Buffer;
+  logger: Logger;
+}
+
+/**
+ * The consent pages over node:http: GET/POST /consent/<sessionId>?tenant=<tenant> and GET
+ * /callback. Every response carries the security headers; every POST a CSRF token bound to the
+ * browser cookie; nothing a browser sends decides where it is redirected.
+ */
+export class ConsentHttpServer {
+  #server: Server | undefined;
+  readonly #secure: boolean;
+  readonly #cookieName: string;
+
+  constructor(
+    private readonly flows: ConsentFlows,
+    private readonly options: ConsentHttpOptions,
+  ) {
+    this.#secure = new URL(options.publicUrl).protocol === 'https:';
+    this.#cookieName = this.#secure ? '__Host-mandate-consent' : 'mandate-consent';
+  }
+
+  async listen(port: number, host: string): Promise<string> {
+    const server = createServer((request, response) => {
+      const nonce = randomBytes(16).toString('base64url');
+      setSecurityHeaders(response, nonce);
+      this.#handle(request, response, nonce).catch((error: unknown) => this.#fail(response, nonce, error));
+    });
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  }
+
+  async close(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse, nonce: string): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://consent.invalid');
+    const consent = /^\/consent\/([^/]+)$/.exec(url.pathname);
+    if (consent) {
+      const sessionId = consentSessionIdSchema.safeParse(consent[1]);
+      if (!sessionId.success) throw new MandateError('not_found', 'no such consent session');
+      const tenant = tenantId(url.searchParams.get('tenant') ?? '');
+      if (request.method === 'GET' || request.method === 'HEAD') return this.#showConsent(request, response, nonce, tenant, sessionId.data, url);
+      if (request.method === 'POST') return this.#decide(request, response, nonce, tenant, sessionId.data);
+      return void response.writeHead(405, { allow: 'GET, HEAD, POST' }).end();
+    }
+    if (url.pathname === '/callback') {
+      if (request.method !== 'GET') return void response.writeHead(405, { allow: 'GET' }).end();
+      const outcome = await this.flows.callback(url.searchParams, this.#browserId(request));
+      return this.#finish(response, nonce, outcome);
+    }
+    response.writeHead(404, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Not found', 'There is nothing here.'));
+  }
+
+  async #showConsent(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: ReturnType<typeof tenantId>, sessionId: string, url: URL): Promise<void> {
+    const { session, workload } = await this.flows.page(tenant, sessionId);
+    let browserId = this.#browserId(request);
+    if (!browserId) {
+      browserId = newBrowserId();
+      response.setHeader('set-cookie', this.#cookie(browserId));
+    }
+    const html = consentPage({
+      nonce,
+      action: `${url.pathname}?tenant=${encodeURIComponent(tenant)}`,
+      csrf: this.#csrf(browserId, sessionId),
+      session,
+      workload,
+      durations: DURATION_CHOICES.map((value) => ({ value, label: DURATION_LABELS[value] })),
+    });
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(request.method === 'HEAD' ? undefined : html);
+  }
+
+  async #decide(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: ReturnType<typeof tenantId>, sessionId: string): Promise<void> {
+    const form = await readForm(request);
+    const browserId = this.#browserId(request);
+    const token = form.get('csrf') ?? '';
+    if (!browserId || !sameText(token, this.#csrf(browserId, sessionId))) {
+      this.options.logger.warn({ sessionId }, 'refused a consent POST without a valid CSRF token');
+      response.writeHead(403, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Refused', 'This form was not sent from the consent page in this browser. Reload the page and try again.'));
+      return;
+    }
+    const decision = form.get('decision');
+    if (decision === 'approve') {
+      const location = await this.flows.approve(tenant, sessionId, browserId, parseDuration(form.get('duration') ?? undefined));
+      return void response.writeHead(303, { location }).end();
+    }
+    if (decision === 'deny') return this.#finish(response, nonce, await this.flows.deny(tenant, sessionId));
+    throw new MandateError('invalid_request', 'choose approve or deny');
+  }
+
+  #finish(response: ServerResponse, nonce: string, outcome: Outcome): void {
+    if ('redirect' in outcome) return void response.writeHead(303, { location: outcome.redirect }).end();
+    const [title, text] =
+      outcome.page === 'granted'
+        ? ['Access granted', 'You may close this window.']
+        : outcome.page === 'denied'
+          ? ['Access denied', 'Nothing was shared. You may close this window.']
+          : ['Not completed', 'The provider did not grant access; nothing was stored. You may close this window.'];
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, title, text));
+  }
+
+  #fail(response: ServerResponse, nonce: string, error: unknown): void {
+    const code: ErrorCode = error instanceof MandateError ? error.code : 'internal';
+    if (code === 'internal' || code === 'unavailable') this.options.logger.error({ err: error }, 'consent request failed');
+    if (response.headersSent) return void response.destroy();
+    response
+      .writeHead(STATUS_OF[code] ?? 500, { 'content-type': 'text/html; charset=utf-8' })
+      .end(messagePage(nonce, 'Something went wrong', TEXT_OF[code] ?? 'Please try again later.'));
+  }
+
+  #browserId(request: IncomingMessage): string | undefined {
+    for (const part of (request.headers.cookie ?? '').split(';')) {
+      const [name, value] = part.trim().split('=', 2);
+      if (name === this.#cookieName && value && /^[A-Za-z0-9_-]{43}$/.test(value)) return value;
+    }
+    return undefined;
+  }
+
+  #cookie(value: string): string {
+    return `${this.#cookieName}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=3600${this.#secure ? '; Secure' : ''}`;
+  }
+
+  /** Signed double-submit: only a page served to this browser (its cookie) for this session has it. */
+  #csrf(browserId: string, sessionId: string): string {
+    return createHmac('sha256', this.options.csrfKey).update(`csrf\n${browserId}\n${sessionId}`).digest('base64url');
+  }
+}
+
+function setSecurityHeaders(response: ServerResponse, nonce: string): void {
+  response.setHeader('content-security-policy', `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'`);
+  response.setHeader('x-frame-options', 'DENY');
+  response.setHeader('referrer-policy', 'no-referrer');
+  response.setHeader('cache-control', 'no-store');
+  response.setHeader('x-content-type-options', 'nosniff');
+  response.setHeader('cross-origin-opener-policy', 'same-origin');
+}
+
+async function readForm(request: IncomingMessage): Promise<URLSearchParams> {
+  if (!(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+    throw new MandateError('invalid_request', 'expected a form');
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_FORM_BYTES) throw new MandateError('invalid_request', 'form too large');
+    chunks.push(chunk as Buffer);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
