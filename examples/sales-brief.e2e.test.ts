@@ -69,7 +69,7 @@ describe.skipIf(missing)('example: the sales brief (three-legged OAuth, consent 
     const first = await salesBrief(mandate, { userJwt, account: 'ACME Corp', crmUrl: crm.url, onAuthUrl });
     expect(first).toContain('- ACME Corp: renewal due in March');
     expect(shown).toHaveLength(1);
-    expect(shown[0]).toMatch(/\/consent\/[A-Za-z0-9_-]+$/);
+    expect(shown[0]).toMatch(/\/consent\/[A-Za-z0-9_-]+\?tenant=examples$/);
     const second = await salesBrief(mandate, { userJwt, account: 'Globex', crmUrl: crm.url, onAuthUrl });
     expect(second).toContain('- Globex: asked for SSO pricing');
     expect(shown).toHaveLength(1);

@@ -50,25 +50,54 @@ function findOnPath(binary) {
   return dirs.map((dir) => join(dir, binary)).find((candidate) => existsSync(candidate));
 }
 
-function ensureNatsServer({ required }) {
-  if (process.env.NATS_SERVER_BIN && existsSync(process.env.NATS_SERVER_BIN)) return true;
-  if (findOnPath('nats-server')) return true;
+let aptUpdated = false;
+
+/**
+ * Installs a Debian package with apt-get (saying `why` first), as root or through passwordless sudo; false, and
+ * silent, when that is not possible here (no apt-get, not root, sudo would ask for a password); false too when it failed.
+ */
+function aptInstall(pkg, why) {
   const hasApt = Boolean(findOnPath('apt-get'));
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const canSudo = !isRoot && Boolean(findOnPath('sudo')) && spawnSync('sudo', ['-n', 'true']).status === 0;
-  if (hasApt && (isRoot || canSudo)) {
-    say('nats-server is missing: installing the Debian package (apt-get install nats-server)');
-    const prefix = isRoot ? [] : ['sudo', '-n'];
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const apt = (aptArgs) => run(prefix[0] ?? 'apt-get', prefix.length ? [...prefix.slice(1), 'apt-get', ...aptArgs] : aptArgs, { env });
+  if (!hasApt || !(isRoot || canSudo)) return false;
+  say(why);
+  const prefix = isRoot ? [] : ['sudo', '-n'];
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (aptArgs) => run(prefix[0] ?? 'apt-get', prefix.length ? [...prefix.slice(1), 'apt-get', ...aptArgs] : aptArgs, { env });
+  if (!aptUpdated) {
     apt(['update', '-qq']);
-    if (apt(['install', '-y', '-qq', 'nats-server']).ok && findOnPath('nats-server')) return true;
+    aptUpdated = true;
   }
+  return apt(['install', '-y', '-qq', pkg]).ok;
+}
+
+function ensureNatsServer({ required }) {
+  if (process.env.NATS_SERVER_BIN && existsSync(process.env.NATS_SERVER_BIN)) return true;
+  if (findOnPath('nats-server')) return true;
+  if (aptInstall('nats-server', 'nats-server is missing: installing the Debian package (apt-get install nats-server)') && findOnPath('nats-server')) return true;
   const how =
     'install nats-server: `sudo apt-get install nats-server` (Debian/Ubuntu), `brew install nats-server` (macOS), ' +
     'or download it from the NATS project and set NATS_SERVER_BIN to its path';
   if (required) die(`nats-server is not installed and could not be installed automatically; ${how}`);
   say(`nats-server is not installed; tests that need it will be skipped and say so. To run them, ${how}`);
+  return false;
+}
+
+/** Same places as chromiumPath() in libs/testing/src/browser.ts. */
+function findChromium() {
+  if (process.env.CHROMIUM_PATH && existsSync(process.env.CHROMIUM_PATH)) return process.env.CHROMIUM_PATH;
+  return ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((path) => existsSync(path));
+}
+
+/** The browser tests need Chromium; without it they are skipped (and say so), so this is never fatal. */
+function ensureChromium() {
+  if (findChromium()) return true;
+  if (aptInstall('chromium', 'chromium is missing: installing the Debian package for the browser tests (apt-get install chromium)') && findChromium()) return true;
+  say(
+    'chromium is not installed; the browser tests will be skipped and say so. To run them, ' +
+      'install chromium: `sudo apt-get install -y chromium` (Debian/Ubuntu), or set CHROMIUM_PATH to a Chromium or Chrome executable',
+  );
   return false;
 }
 
@@ -96,6 +125,7 @@ switch (command) {
   case 'test':
     ensureDependencies();
     ensureNatsServer({ required: false });
+    ensureChromium();
     handOver(join(root, 'tools', 'run-tests.mjs'), args);
     break;
   case 'bench':

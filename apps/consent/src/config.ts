@@ -18,7 +18,16 @@ export const consentEnvSchema = baseEnvSchema.safeExtend({
     .string()
     .regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 bytes, base64url')
     .optional(),
-  /** How long a "this time only" grant lets the agent fetch its token. */
+  /**
+   * The consent service's client at each tenant IdP, for signing people in before they approve
+   * (authorization code + PKCE, redirect URI `<CONSENT_PUBLIC_URL>/login/callback`). Without a
+   * secret it is a public client.
+   */
+  CONSENT_LOGIN_CLIENT_ID: z.string().min(1).max(255).default('mandate-consent'),
+  CONSENT_LOGIN_CLIENT_SECRET: z.string().min(1).max(1024).optional(),
+  /** How long a person stays signed in to the consent pages in one browser. */
+  CONSENT_SIGN_IN_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3_600),
+  /** How long an unused "this time only" grant waits for the agent's one token release. */
   CONSENT_ONCE_GRANT_SECONDS: z.coerce.number().int().min(30).max(3_600).default(600),
 });
 

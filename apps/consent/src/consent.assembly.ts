@@ -4,18 +4,26 @@ import {
   codeExchangeEndpoint,
   CONSENT_GRANTED_EVENT,
   CONSENT_SERVICE,
-  grantRecordEndpoint,
   providerAuthorizationEndpoint,
+  vaultGrantCheckEndpoint,
+  vaultGrantListEndpoint,
+  vaultGrantRevokeEndpoint,
+  vaultSessionCompleteEndpoint,
   vaultSessionFailEndpoint,
   vaultSessionGetEndpoint,
   workloadGetEndpoint,
+  workloadListEndpoint,
+  type TenantId,
 } from '@mandate/contracts';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import type { ConsentEnv } from './config.js';
+import { AccessPage, type GrantPorts } from './domain/access.js';
 import { ConsentFlows, type ConsentPorts } from './domain/consent-flows.js';
+import { SignIn } from './domain/sign-in.js';
 import { ConsentHttpServer } from './http/consent-http-server.js';
 import { openFlows } from './store/flows.js';
+import { openSignIns } from './store/sign-ins.js';
 
 export interface ConsentDependencies {
   env: ConsentEnv;
@@ -25,41 +33,69 @@ export interface ConsentDependencies {
   logger: Logger;
 }
 
-/** The consent service's parts: the flow over the vault and directory, and its HTTP server. */
+/** The consent service's parts: the flow over the vault and directory, sign-in, "My access", and the HTTP server. */
 export class Consent {
   private constructor(
     readonly flows: ConsentFlows,
-    readonly ports: ConsentPorts,
+    readonly access: AccessPage,
+    readonly ports: ConsentPorts & GrantPorts,
     private readonly http: ConsentHttpServer,
     readonly httpUrl: string | undefined,
   ) {}
 
   static async assemble(deps: ConsentDependencies): Promise<Consent> {
     const { env, bus, publisher } = deps;
-    const ports: ConsentPorts = {
+    const ports: ConsentPorts & GrantPorts = {
       session: (tenant, sessionId) => bus.request(vaultSessionGetEndpoint, { tenant, sessionId }),
       failSession: async (tenant, sessionId, reason) => void (await bus.request(vaultSessionFailEndpoint, { tenant, sessionId, reason })),
       workload: async (tenant, name) => {
         const workload = await bus.request(workloadGetEndpoint, { tenant, name });
-        return { name: workload.name, description: workload.description };
+        return { name: workload.name, description: workload.description, discoveryUrl: workload.authorizer?.discoveryUrl };
       },
       providerAuthorization: (tenant, provider) => bus.request(providerAuthorizationEndpoint, { tenant, provider }),
-      exchangeCode: async (request) => void (await bus.request(codeExchangeEndpoint, request)),
-      recordGrant: async (request) => void (await bus.request(grantRecordEndpoint, request)),
+      exchangeCode: (request) => bus.request(codeExchangeEndpoint, request),
+      completeSession: async (tenant, sessionId, workloadToken) => {
+        const { sessionId: id, workload, provider, user, scopes } = await bus.request(vaultSessionCompleteEndpoint, { tenant, sessionId, workloadToken });
+        return { sessionId: id, workload, provider, user, scopes };
+      },
       granted: async (tenant, data) => void (await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, tenant, data)),
       audit: (record) => publisher.audit(record),
+      listGrants: async (tenant, filter) => (await bus.request(vaultGrantListEndpoint, { tenant, ...filter })).items,
+      revokeGrants: (request) => bus.request(vaultGrantRevokeEndpoint, request),
+      checkGrant: (request) => bus.request(vaultGrantCheckEndpoint, request),
+      signInIdps: (tenant) => tenantIdps(bus, tenant),
     };
     const publicUrl = env.CONSENT_PUBLIC_URL.replace(/\/$/, '');
-    const flows = new ConsentFlows(await openFlows(deps.store), ports, { redirectUri: `${publicUrl}/callback`, onceGrantMs: env.CONSENT_ONCE_GRANT_SECONDS * 1000 });
+    const signIns = await openSignIns(deps.store);
+    const signIn = new SignIn(signIns.trips, signIns.signedIn, {
+      redirectUri: `${publicUrl}/login/callback`,
+      clientId: env.CONSENT_LOGIN_CLIENT_ID,
+      clientSecret: env.CONSENT_LOGIN_CLIENT_SECRET,
+      signedInMs: env.CONSENT_SIGN_IN_SECONDS * 1000,
+    });
+    const flows = new ConsentFlows(await openFlows(deps.store), signIn, ports, { redirectUri: `${publicUrl}/callback`, onceGrantMs: env.CONSENT_ONCE_GRANT_SECONDS * 1000 });
+    const access = new AccessPage(signIn, ports);
     if (!env.CONSENT_CSRF_KEY) deps.logger.warn('CONSENT_CSRF_KEY is not set: CSRF tokens are keyed per process (set it when running replicas)');
     const csrfKey = env.CONSENT_CSRF_KEY ? Buffer.from(env.CONSENT_CSRF_KEY, 'base64url') : randomBytes(32);
-    const http = new ConsentHttpServer(flows, { publicUrl, csrfKey, logger: deps.logger });
+    const http = new ConsentHttpServer(flows, access, signIn, { publicUrl, csrfKey, logger: deps.logger, signedInSeconds: env.CONSENT_SIGN_IN_SECONDS });
     const httpUrl = env.CONSENT_HTTP_PORT > 0 ? await http.listen(env.CONSENT_HTTP_PORT, env.CONSENT_HTTP_HOST) : undefined;
     deps.logger.info({ http: httpUrl, publicUrl }, 'consent ready');
-    return new Consent(flows, ports, http, httpUrl);
+    return new Consent(flows, access, ports, http, httpUrl);
   }
 
   async onModuleDestroy(): Promise<void> {
     await this.http.close();
   }
+}
+
+/** The IdPs people of a tenant sign in at: those of its workloads' authorizers. */
+async function tenantIdps(bus: BusClient, tenant: TenantId): Promise<string[]> {
+  const urls = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const page = await bus.request(workloadListEndpoint, { tenant, limit: 1000, ...(cursor ? { cursor } : {}) });
+    for (const workload of page.items) if (workload.authorizer) urls.add(workload.authorizer.discoveryUrl);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return [...urls].sort();
 }

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import { runService, type RunningService } from '@mandate/bus';
@@ -8,11 +7,13 @@ import {
   MandateError,
   oauth2TokenEndpoint,
   providerCreateEndpoint,
+  sessionCompleteEndpoint,
   type DomainEvent,
   type ConsentGrantedData,
 } from '@mandate/contracts';
 import { createLogger } from '@mandate/telemetry';
-import { freePort, natsServerMissing, skipReason } from '@mandate/testing';
+import { freePort, natsServerMissing } from '@mandate/testing';
+import { chromiumMissing, launchChromium } from '@mandate/testing/browser';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startVaultHarness, type VaultHarness } from '../../vault/src/testing/harness.js';
 import { consentEnvSchema } from './config.js';
@@ -175,7 +176,7 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     expect(still.code).toBe('consent_required');
   });
 
-  it('approve → provider (PKCE, state) → callback: tokens in the vault, grant recorded, consent.granted published, 303 to the return URL', async () => {
+  it('approve → provider (PKCE, state) → callback → 303 to the return URL → the application completes it: tokens in the vault, grant recorded, consent.granted published', async () => {
     const { authorizationUrl, wat, sessionId } = await openSession('sarah-approves');
     const browser = new Browser();
     const callback = await approveAtProvider(browser, authorizationUrl, 'sarah-approves');
@@ -186,6 +187,11 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     expect(`${back.origin}${back.pathname}`).toBe(RETURN_URL);
     expect(back.searchParams.get('session_id')).toBe(sessionId);
     expect(back.searchParams.has('error')).toBe(false);
+    // Until the application binds it to its signed-in user, nothing is granted.
+    const waiting = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId }));
+    expect(waiting).toMatchObject({ code: 'consent_required', details: { status: 'pending' } });
+    expect(granted.some((e) => e.data.sessionId === sessionId)).toBe(false);
+    expect(await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat })).toMatchObject({ completed: true, workload: 'crm-agent', provider: 'crm', scopes: SCOPES });
 
     const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId });
     expect(token.accessToken.length).toBeGreaterThan(20);
@@ -198,7 +204,9 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     expect(granted.find((e) => e.data.sessionId === sessionId)!.data).toMatchObject({ workload: 'crm-agent', provider: 'crm', scopes: SCOPES });
     await expect.poll(() => h.audit.find((r) => r.service === 'consent' && r.action === 'consent-grant' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
     const record = h.audit.find((r) => r.service === 'consent' && r.action === 'consent-grant' && r.details?.['sessionId'] === sessionId)!;
-    expect(record.details?.['duration']).toBe('7d');
+    expect(record.details?.['boundBy']).toBe('application');
+    const answered = h.audit.find((r) => r.action === 'consent-callback' && r.details?.['sessionId'] === sessionId)!;
+    expect(answered.details).toMatchObject({ duration: '7d', awaiting: 'application' });
     expect(JSON.stringify(h.audit)).not.toContain(token.accessToken);
 
     // The same callback again (a replayed state) is refused and changes nothing.
@@ -224,13 +232,30 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     await expect.poll(() => h.audit.find((r) => r.service === 'consent' && r.action === 'consent-deny' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
   });
 
-  it('without a return URL, ends on a "you may close this window" page', async () => {
-    const { authorizationUrl } = await openSession('no-return', {});
+  it('session binding by the application: another user completes nothing, the held tokens are dropped, audited', async () => {
+    const { authorizationUrl, wat, sessionId } = await openSession('mallory-opened');
+    // Mallory's session reaches Sarah, who approves it at the provider with her own account...
     const browser = new Browser();
-    const { csrf } = await consentPage(browser, authorizationUrl);
-    const denied = await browser.request(authorizationUrl, { csrf, decision: 'deny' });
-    expect(denied.status).toBe(200);
-    expect(await denied.text()).toContain('You may close this window');
+    const callback = await approveAtProvider(browser, authorizationUrl, 'sarah-tricked');
+    expect((await browser.request(callback)).status).toBe(303);
+    // ...and the application, where Sarah is signed in, completes it for Sarah: refused.
+    const { wat: sarahWat } = await h.userWat('crm-agent', agentKey, 'sarah-tricked');
+    const refused = await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: sarahWat }));
+    expect(refused).toMatchObject({ code: 'access_denied', details: { reason: 'binding_mismatch' } });
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('failed');
+    // Nothing was stored for Mallory, and Mallory cannot complete it afterwards either.
+    expect((await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat }))).code).toBe('conflict');
+    expect((await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES }))).code).toBe('consent_required');
+    await expect.poll(() => h.audit.find((r) => r.action === 'consent-session-complete' && r.reason === 'binding_mismatch' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
+    expect(granted.some((e) => e.data.sessionId === sessionId)).toBe(false);
+  });
+
+  it('a session without a return URL for a user no IdP here can sign in is refused on the page, changing nothing', async () => {
+    const { authorizationUrl, sessionId } = await openSession('no-return', {});
+    const page = await new Browser().request(authorizationUrl);
+    expect(page.status).toBe(403);
+    expect(await page.text()).toContain('through the application');
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('pending');
   });
 
   it('refuses a forged state, and a real state from another browser, changing nothing', async () => {
@@ -248,6 +273,8 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     await expect.poll(() => h.audit.find((r) => r.action === 'consent-callback' && r.reason === 'browser_mismatch' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
     // The right browser still completes it.
     expect((await victim.request(callback)).status).toBe(303);
+    const { wat } = await h.userWat('crm-agent', agentKey, 'sarah-state');
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat });
     expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('completed');
   });
 
@@ -293,12 +320,9 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
   });
 
   it('in a real browser (chromium)', async (ctx) => {
-    if (!existsSync('/usr/bin/chromium')) {
-      ctx.skip(skipReason('consent in a real browser', 'chromium is not installed (apt-get install -y chromium)'));
-      return;
-    }
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+    const noBrowser = chromiumMissing('consent in a real browser');
+    if (noBrowser) return ctx.skip(noBrowser);
+    const browser = await launchChromium();
     try {
       const { authorizationUrl, wat, sessionId } = await openSession('sarah-chromium');
       const page = await browser.newPage();
@@ -315,6 +339,7 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
       await page.locator('button[type="submit"]').click();
       const landed = new URL((await returned).url());
       expect(landed.searchParams.get('session_id')).toBe(sessionId);
+      await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat });
       const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId });
       expect(token.accessToken.length).toBeGreaterThan(20);
     } finally {

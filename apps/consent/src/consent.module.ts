@@ -5,11 +5,13 @@ import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { consentEnvSchema } from './config.js';
 import { Consent } from './consent.assembly.js';
+import { GrantsEndpoint } from './endpoints/grants.endpoint.js';
 import { SessionsEndpoint } from './endpoints/sessions.endpoint.js';
 import { FLOWS_COLLECTION } from './store/flows.js';
+import { LOGIN_TRIPS_COLLECTION, SIGNED_IN_COLLECTION } from './store/sign-ins.js';
 
 @Module({
-  controllers: [SessionsEndpoint],
+  controllers: [SessionsEndpoint, GrantsEndpoint],
   providers: [
     {
       provide: Consent,
@@ -27,5 +29,5 @@ export const consentService: ServiceDefinition = {
   description: 'Consent pages, the provider redirect (PKCE, state), the callback and grants',
   module: ConsentModule,
   endpoints: consentEndpoints,
-  collections: [FLOWS_COLLECTION],
+  collections: [FLOWS_COLLECTION, LOGIN_TRIPS_COLLECTION, SIGNED_IN_COLLECTION],
 };

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { vaultEndpoints, VAULT_SERVICE } from '@mandate/contracts';
+import { vaultConsentEndpoints, vaultEndpoints, VAULT_SERVICE } from '@mandate/contracts';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BusClient, DOCUMENT_STORE, JetStreamPublisher, NATS_CONNECTION, SERVICE_ENV, SERVICE_LOGGER, type ServiceDefinition } from '@mandate/bus';
 import type { DocumentStore } from '@mandate/store';
@@ -48,6 +48,6 @@ export const vaultService: ServiceDefinition = {
   version: '0.1.0',
   description: 'Credential providers, OAuth2 tokens (M2M and user-federated), API keys, refresh and revocation',
   module: VaultModule,
-  endpoints: vaultEndpoints,
+  endpoints: [...vaultEndpoints, ...vaultConsentEndpoints],
   collections: [...VAULT_COLLECTIONS],
 };

@@ -5,6 +5,15 @@ import { providerNameSchema, scopesSchema } from './vault.js';
 import { eventSubject } from './subjects.js';
 import { defineEndpoint } from './endpoint.js';
 import { tenantIdSchema } from './tenant.js';
+import {
+  grantCheckRequestSchema,
+  grantCheckResponseSchema,
+  grantListRequestSchema,
+  grantListResponseSchema,
+  grantRevokeRequestSchema,
+  grantRevokeResponseSchema,
+} from './grants.js';
+import { sessionCompleteRequestSchema } from './vault-consent.js';
 
 /**
  * The consent service: consent sessions (the page a person approves on, the provider redirect,
@@ -37,7 +46,6 @@ export const consentGrantedDataSchema = z.object({
 
 export type ConsentGrantedData = z.output<typeof consentGrantedDataSchema>;
 
-
 /** A consent session as anyone on the bus may read it: who asks for what, and where it stands. */
 export const consentSessionGetEndpoint = defineEndpoint({
   service: CONSENT_SERVICE,
@@ -55,4 +63,42 @@ export const consentSessionGetEndpoint = defineEndpoint({
   }),
 });
 
-export const consentEndpoints = [consentSessionGetEndpoint] as const;
+/**
+ * Session binding by the application (sessions opened with a return URL): the handler at the
+ * return URL calls this with a WAT for the session's workload and the user signed in there. The
+ * grant exists, and `consent.granted` is published, only if that user is the one the session was
+ * opened for; a mismatch completes nothing, stores nothing and is audited.
+ */
+export const sessionCompleteEndpoint = defineEndpoint({
+  service: CONSENT_SERVICE,
+  operation: 'session-complete',
+  description: 'Completes a consent session from the application\'s return-URL handler, bound to the signed-in user by a WAT.',
+  request: sessionCompleteRequestSchema,
+  response: z.object({ completed: z.literal(true), workload: workloadNameSchema, provider: providerNameSchema, scopes: scopesSchema }),
+});
+
+export const grantCheckEndpoint = defineEndpoint({
+  service: CONSENT_SERVICE,
+  operation: 'grant-check',
+  description: 'Whether a live grant covers these scopes for this workload, provider and user; which are missing.',
+  request: grantCheckRequestSchema,
+  response: grantCheckResponseSchema,
+});
+
+export const grantListEndpoint = defineEndpoint({
+  service: CONSENT_SERVICE,
+  operation: 'grant-list',
+  description: "Live grants: a person's, a workload's, or the tenant's.",
+  request: grantListRequestSchema,
+  response: grantListResponseSchema,
+});
+
+export const grantRevokeEndpoint = defineEndpoint({
+  service: CONSENT_SERVICE,
+  operation: 'grant-revoke',
+  description: "Revokes a person's grant to a workload (one provider, or all); tokens no other grant needs are deleted and revoked upstream.",
+  request: grantRevokeRequestSchema,
+  response: grantRevokeResponseSchema,
+});
+
+export const consentEndpoints = [consentSessionGetEndpoint, sessionCompleteEndpoint, grantCheckEndpoint, grantListEndpoint, grantRevokeEndpoint] as const;

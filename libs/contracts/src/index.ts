@@ -13,6 +13,8 @@ export * from './directory.js';
 export * from './authorizer.js';
 export * from './vault-presets.js';
 export * from './vault.js';
+export * from './grants.js';
+export * from './vault-consent.js';
 export * from './audit-trail.js';
 export * from './consent.js';
 export * from './scheduler.js';

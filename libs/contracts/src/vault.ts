@@ -299,87 +299,6 @@ export const tokenRevokeEndpoint = defineEndpoint({
   response: z.object({ deleted: z.number().int().min(0), upstream: z.enum(['revoked', 'not_supported', 'failed', 'nothing_to_revoke']) }),
 });
 
-const sessionIdSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/);
-
-/** A consent session as the consent service sees it (internal; the custom state is the workload's, not shown). */
-export const consentSessionViewSchema = z.object({
-  tenant: tenantIdSchema,
-  sessionId: sessionIdSchema,
-  workload: workloadNameSchema,
-  provider: providerNameSchema,
-  user: userRefSchema,
-  scopes: z.array(z.string()),
-  returnUrl: z.string().optional(),
-  customState: z.string().optional(),
-  customParameters: z.record(z.string(), z.string()).optional(),
-  state: z.enum(['pending', 'completed', 'failed']),
-  createdAt: z.iso.datetime(),
-  expiresAt: z.iso.datetime(),
-});
-
-export type ConsentSessionView = z.output<typeof consentSessionViewSchema>;
-
-export const vaultSessionGetEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'session-get',
-  description: 'Reads a consent session (not_found once it expired); internal: the consent service calls it.',
-  request: z.strictObject({ tenant: tenantIdSchema, sessionId: sessionIdSchema }),
-  response: consentSessionViewSchema,
-});
-
-export const vaultSessionFailEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'session-fail',
-  description: 'Ends a pending consent session as failed (the person denied, or the provider refused); internal.',
-  request: z.strictObject({
-    tenant: tenantIdSchema,
-    sessionId: sessionIdSchema,
-    reason: z.enum(['denied', 'provider_error', 'access_denied', 'binding_mismatch']),
-  }),
-  response: z.object({ failed: z.literal(true) }),
-});
-
-/** Where the consent service sends the browser: never a client secret. */
-export const providerAuthorizationEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'provider-authorization',
-  description: "The provider's authorization endpoint, client id and extra authorize parameters (no secret); internal.",
-  request: z.strictObject({ tenant: tenantIdSchema, provider: providerNameSchema }),
-  response: z.object({
-    authorizationEndpoint: z.string(),
-    clientId: z.string(),
-    issuer: z.string(),
-    /** RFC 9207: the provider puts `iss` in its authorization responses. */
-    issParameterSupported: z.boolean(),
-    scopeSeparator: z.string(),
-    extraParams: z.record(z.string(), z.string()),
-  }),
-});
-
-/**
- * The authorization-code exchange, done in the vault so client secrets never leave it: validates
- * the authorization response (RFC 9207 `iss`), redeems the code with the PKCE verifier, stores the
- * user's tokens sealed. The session must be pending and opened for this user and provider.
- */
-export const codeExchangeEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'code-exchange',
-  description: 'Redeems an authorization code (PKCE) at the provider and stores the tokens; internal: the consent service calls it.',
-  request: z.strictObject({
-    tenant: tenantIdSchema,
-    provider: providerNameSchema,
-    sessionId: sessionIdSchema,
-    user: userRefSchema,
-    scopes: scopesSchema,
-    code: z.string().min(1).max(4096),
-    codeVerifier: z.string().regex(/^[A-Za-z0-9._~-]{43,128}$/),
-    redirectUri: z.string().url().max(2048),
-    /** The `iss` of the authorization response, when there was one (RFC 9207). */
-    iss: z.string().max(2048).optional(),
-  }),
-  response: z.object({ stored: z.literal(true), scopes: z.array(z.string()) }),
-});
-
 export const vaultEndpoints = [
   providerCreateEndpoint,
   providerGetEndpoint,
@@ -391,10 +310,6 @@ export const vaultEndpoints = [
   userTokensPutEndpoint,
   grantRecordEndpoint,
   tokenRevokeEndpoint,
-  vaultSessionGetEndpoint,
-  vaultSessionFailEndpoint,
-  providerAuthorizationEndpoint,
-  codeExchangeEndpoint,
 ] as const;
 
 /** `mandate.evt.vault.provider-changed`: every vault replica drops what it cached of the provider. */

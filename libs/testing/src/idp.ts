@@ -14,6 +14,8 @@ export interface TestIdpOptions {
   accessTokenTtlSeconds?: number;
   /** More redirect URIs for `test-app` and `other-app` (e.g. a consent service's `/callback`), matched exactly. */
   redirectUris?: string[];
+  /** More clients, e.g. the consent service's public sign-in client (`token_endpoint_auth_method: 'none'`). */
+  extraClients?: ClientMetadata[];
 }
 
 /** A private signing key of the test IdP, with the public half as published in its JWKS. */
@@ -290,6 +292,7 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
         client.grant_types?.includes('authorization_code') ? { ...client, redirect_uris: [...(client.redirect_uris ?? []), ...(options.redirectUris ?? [])] } : client,
       ),
       jwtClientMetadata,
+      ...(options.extraClients ?? []),
     ],
     jwks: { keys: [active.privateJwk, companion.privateJwk, ...retired.map((key) => key.privateJwk)] },
     cookies: { keys: cookieKeys },

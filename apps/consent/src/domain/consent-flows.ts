@@ -1,27 +1,36 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import {
   MandateError,
-  tenantId,
   type AuditRecordInput,
   type ConsentGrantedData,
   type ConsentSessionView,
+  type GrantTerm,
   type TenantId,
   type UserRef,
 } from '@mandate/contracts';
 import type { DocumentCollection } from '@mandate/store';
 import type { ConsentFlowDocument, GrantDuration } from '../store/flows.js';
+import { browserKey, issuerOf, parseState, type SignIn } from './sign-in.js';
 
 /** What the consent flow needs from the rest of Mandate (the vault, the directory, JetStream). */
 export interface ConsentPorts {
   session(tenant: TenantId, sessionId: string): Promise<ConsentSessionView>;
   failSession(tenant: TenantId, sessionId: string, reason: 'denied' | 'provider_error' | 'access_denied'): Promise<void>;
-  workload(tenant: TenantId, name: string): Promise<{ name: string; description: string }>;
+  /** A workload as the page shows it, and the IdP its users sign in at (its authorizer's). */
+  workload(tenant: TenantId, name: string): Promise<WorkloadInfo>;
   providerAuthorization(tenant: TenantId, provider: string): Promise<{ authorizationEndpoint: string; clientId: string; scopeSeparator: string; extraParams: Record<string, string> }>;
-  exchangeCode(request: { tenant: TenantId; provider: string; sessionId: string; user: UserRef; scopes: string[]; code: string; codeVerifier: string; redirectUri: string; iss?: string }): Promise<void>;
-  recordGrant(request: { tenant: TenantId; workload: string; provider: string; user: UserRef; scopes: string[]; expiresAt?: string; sessionId: string }): Promise<void>;
+  exchangeCode(request: { tenant: TenantId; provider: string; sessionId: string; user: UserRef; code: string; codeVerifier: string; redirectUri: string; iss?: string; grant: GrantTerm }): Promise<{ status: 'completed' | 'awaiting-application' }>;
+  completeSession(tenant: TenantId, sessionId: string, workloadToken: string): Promise<ConsentGrantedData>;
   granted(tenant: TenantId, data: ConsentGrantedData): Promise<void>;
   audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>): Promise<unknown>;
+}
+
+export interface WorkloadInfo {
+  name: string;
+  description: string;
+  /** The OIDC discovery URL of the IdP its users come from; absent when it has no authorizer. */
+  discoveryUrl?: string | undefined;
 }
 
 export interface ConsentFlowOptions {
@@ -44,39 +53,47 @@ export function parseDuration(value: string | undefined): GrantDuration {
 /** Where the browser goes next: a redirect (303) or a page. */
 export type Outcome = { redirect: string } | { page: 'granted' | 'denied' | 'failed'; session?: ConsentSessionView };
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
-
 /**
  * One consent, from the page to the grant:
  *
+ *   bound? ──no: sign in at the IdP first; someone else signed in: refused, audited, nothing changes
+ *     │yes
  *   page shown ──approve (CSRF ok)──> at provider (flow stored: state, PKCE verifier, browser)
  *        │                                 │──callback, same browser, code exchanged──> granted
+ *        │                                 │     (with a return URL: held until the application
+ *        │                                 │      completes it for the same user, see `complete`)
  *        │                                 └──provider error / bad code──> failed
  *        └──deny (CSRF ok)──> failed
  *
- * A callback whose `state` is unknown, used, or from another browser changes nothing.
+ * Session binding: the person approving must be the user the session was opened for. A session
+ * with a return URL is bound by its application (`session-complete` with a WAT for the user
+ * signed in there); any other is bound by signing the person in at the workload's IdP here. A
+ * callback whose `state` is unknown, used, or from another browser changes nothing.
  */
 export class ConsentFlows {
   readonly #now: () => number;
 
   constructor(
     private readonly flows: DocumentCollection<ConsentFlowDocument>,
+    private readonly signIn: SignIn,
     private readonly ports: ConsentPorts,
     private readonly options: ConsentFlowOptions,
   ) {
     this.#now = options.now ?? Date.now;
   }
 
-  /** What the consent page shows; only a pending session has one. */
-  async page(tenant: TenantId, sessionId: string): Promise<{ session: ConsentSessionView; workload: { name: string; description: string } }> {
+  /** What the consent page shows (only a pending session has one), or where to sign in first. */
+  async page(tenant: TenantId, sessionId: string, browserId: string): Promise<{ session: ConsentSessionView; workload: WorkloadInfo } | { redirect: string }> {
     const session = await this.#pending(tenant, sessionId);
     const workload = await this.ports.workload(tenant, session.workload);
+    const bound = await this.#bound(tenant, session, workload, browserId);
+    if (bound !== true) return { redirect: await this.signIn.start(tenant, bound.signInAt, browserId, `/consent/${sessionId}?tenant=${tenant}`) };
     return { session, workload };
   }
 
   /** Approve: remembers this browser's trip and returns the provider's authorization URL. */
   async approve(tenant: TenantId, sessionId: string, browserId: string, duration: GrantDuration): Promise<string> {
-    const session = await this.#pending(tenant, sessionId);
+    const session = await this.#pendingAndBound(tenant, sessionId, browserId);
     const provider = await this.ports.providerAuthorization(tenant, session.provider);
     const codeVerifier = oauth.generateRandomCodeVerifier();
     const nonce = oauth.generateRandomState();
@@ -91,7 +108,7 @@ export class ConsentFlows {
         provider: session.provider,
         user: session.user,
         scopes: session.scopes,
-        browser: sha256(browserId),
+        browser: browserKey(browserId),
         codeVerifier,
         duration,
         redirectUri: this.options.redirectUri,
@@ -117,8 +134,8 @@ export class ConsentFlows {
   }
 
   /** Deny: the session fails; the workload learns it from its return URL or by asking the vault. */
-  async deny(tenant: TenantId, sessionId: string): Promise<Outcome> {
-    const session = await this.#pending(tenant, sessionId);
+  async deny(tenant: TenantId, sessionId: string, browserId: string): Promise<Outcome> {
+    const session = await this.#pendingAndBound(tenant, sessionId, browserId);
     await this.ports.failSession(tenant, sessionId, 'denied');
     await this.#audit(tenant, session, 'consent-deny', 'denied', 'denied');
     return returnTo(session, { error: 'access_denied' }) ?? { page: 'denied', session };
@@ -130,9 +147,9 @@ export class ConsentFlows {
    * recorded.
    */
   async callback(params: URLSearchParams, browserId: string | undefined): Promise<Outcome> {
-    const { tenant, nonce } = parseState(params.get('state'));
+    const { tenant, key: nonce } = parseState(params.get('state'));
     const stored = await this.flows.get(tenant, nonce);
-    if (!stored || !browserId || !sameText(stored.value.browser, sha256(browserId))) {
+    if (!stored || !browserId || !sameText(stored.value.browser, browserKey(browserId))) {
       if (stored) await this.#audit(tenant, stored.value, 'consent-callback', 'denied', 'browser_mismatch');
       throw new MandateError('access_denied', 'this sign-in response does not belong to this browser, or was already used');
     }
@@ -151,24 +168,76 @@ export class ConsentFlows {
     }
     const code = params.get('code');
     if (!code) throw new MandateError('invalid_request', 'the provider sent neither a code nor an error');
+    let status: 'completed' | 'awaiting-application';
+    const expiresAt = this.#expiry(flow.duration);
     try {
       const iss = params.get('iss');
-      await this.ports.exchangeCode({ tenant, provider: flow.provider, sessionId: flow.sessionId, user: flow.user, scopes: flow.scopes, code, codeVerifier: flow.codeVerifier, redirectUri: flow.redirectUri, ...(iss !== null ? { iss } : {}) });
+      const grant = { once: flow.duration.kind === 'once', ...(expiresAt ? { expiresAt } : {}) };
+      ({ status } = await this.ports.exchangeCode({ tenant, provider: flow.provider, sessionId: flow.sessionId, user: flow.user, code, codeVerifier: flow.codeVerifier, redirectUri: flow.redirectUri, grant, ...(iss !== null ? { iss } : {}) }));
     } catch (error) {
       await this.ports.failSession(tenant, flow.sessionId, 'provider_error').catch(() => undefined);
       await this.#audit(tenant, flow, 'consent-callback', 'failed', error instanceof MandateError ? error.code : 'internal');
       return returnTo(session, { error: 'provider_error' }) ?? { page: 'failed', session };
     }
-    const expiresAt = this.#expiry(flow.duration);
-    await this.ports.recordGrant({ tenant, workload: flow.workload, provider: flow.provider, user: flow.user, scopes: flow.scopes, sessionId: flow.sessionId, ...(expiresAt ? { expiresAt } : {}) });
-    await this.ports.granted(tenant, { sessionId: flow.sessionId, workload: flow.workload, provider: flow.provider, user: flow.user, scopes: flow.scopes });
-    await this.#audit(tenant, flow, 'consent-grant', 'succeeded', undefined, { duration: describe(flow.duration), ...(expiresAt ? { expiresAt } : {}) });
+    if (status === 'awaiting-application') {
+      await this.#audit(tenant, flow, 'consent-callback', 'succeeded', undefined, { duration: describe(flow.duration), awaiting: 'application' });
+      return returnTo(session, {}) ?? { page: 'failed', session };
+    }
+    await this.#granted(tenant, { sessionId: flow.sessionId, workload: flow.workload, provider: flow.provider, user: flow.user, scopes: flow.scopes }, { duration: describe(flow.duration), ...(expiresAt ? { expiresAt } : {}) });
     return returnTo(session, {}) ?? { page: 'granted', session };
+  }
+
+  /**
+   * The application's half of session binding: the vault completes the session only if the WAT
+   * names its workload and user (a mismatch fails it there, audited); then the agent is woken.
+   */
+  async complete(tenant: TenantId, sessionId: string, workloadToken: string): Promise<ConsentGrantedData> {
+    const granted = await this.ports.completeSession(tenant, sessionId, workloadToken);
+    await this.#granted(tenant, granted, { boundBy: 'application' });
+    return granted;
+  }
+
+  async #granted(tenant: TenantId, data: ConsentGrantedData, details: Record<string, string>): Promise<void> {
+    await this.ports.granted(tenant, data);
+    await this.#audit(tenant, data, 'consent-grant', 'succeeded', undefined, details);
+  }
+
+  /** Signed in here as the session's user, or the session is the application's to bind; else where to sign in. */
+  async #bound(tenant: TenantId, session: ConsentSessionView, workload: WorkloadInfo, browserId: string | undefined): Promise<true | { signInAt: string }> {
+    if (session.returnUrl) return true;
+    const discoveryUrl = workload.discoveryUrl;
+    if (!discoveryUrl || issuerOf(discoveryUrl) !== session.user.iss) {
+      throw new MandateError('access_denied', 'this consent request can only be completed through the application that asked for it', { details: { reason: 'no_sign_in' } });
+    }
+    const user = await this.signIn.current(tenant, browserId);
+    if (!user || user.iss !== session.user.iss) return { signInAt: discoveryUrl };
+    if (user.sub !== session.user.sub) {
+      await this.ports.audit({
+        tenant,
+        service: 'consent',
+        action: 'consent-binding',
+        outcome: 'denied',
+        reason: 'binding_mismatch',
+        actor: { workload: session.workload, user },
+        target: { provider: session.provider, scopes: session.scopes },
+        details: { sessionId: session.sessionId, askedFor: session.user.sub },
+      });
+      throw new MandateError('access_denied', 'this consent request was made for another account', { details: { reason: 'binding_mismatch' } });
+    }
+    return true;
+  }
+
+  async #pendingAndBound(tenant: TenantId, sessionId: string, browserId: string): Promise<ConsentSessionView> {
+    const session = await this.#pending(tenant, sessionId);
+    if ((await this.#bound(tenant, session, await this.ports.workload(tenant, session.workload), browserId)) !== true) {
+      throw new MandateError('access_denied', 'sign in first', { details: { reason: 'not_signed_in' } });
+    }
+    return session;
   }
 
   async #pending(tenant: TenantId, sessionId: string): Promise<ConsentSessionView> {
     const session = await this.ports.session(tenant, sessionId);
-    if (session.state !== 'pending') throw new MandateError('conflict', `this consent request is already ${session.state}`);
+    if (session.state !== 'pending' || session.awaitingApplication) throw new MandateError('conflict', `this consent request is already ${session.state === 'pending' ? 'answered' : session.state}`);
     return session;
   }
 
@@ -206,17 +275,6 @@ export class ConsentFlows {
 
 function describe(duration: GrantDuration): string {
   return duration.kind === 'days' ? `${duration.days}d` : duration.kind;
-}
-
-/** `state` is `<tenant>.<random>`: the tenant says where the trip is stored, the random part which one. */
-function parseState(state: string | null): { tenant: TenantId; nonce: string } {
-  const match = /^([a-z0-9][a-z0-9-]{0,62})\.([A-Za-z0-9_-]{32,64})$/.exec(state ?? '');
-  if (!match) throw new MandateError('access_denied', 'this sign-in response has no valid state');
-  try {
-    return { tenant: tenantId(match[1]!), nonce: match[2]! };
-  } catch {
-    throw new MandateError('access_denied', 'this sign-in response has no valid state');
-  }
 }
 
 function sameText(a: string, b: string): boolean {

@@ -1,10 +1,12 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { consentSessionIdSchema, MandateError, tenantId, type ErrorCode } from '@mandate/contracts';
+import { consentSessionIdSchema, MandateError, providerNameSchema, tenantId, workloadNameSchema, type ErrorCode, type TenantId } from '@mandate/contracts';
 import type { Logger } from '@mandate/telemetry';
+import type { AccessPage } from '../domain/access.js';
 import { DURATION_CHOICES, newBrowserId, parseDuration, type ConsentFlows, type Outcome } from '../domain/consent-flows.js';
-import { consentPage, messagePage } from './pages.js';
+import type { SignIn } from '../domain/sign-in.js';
+import { accessPage, consentPage, idpChoicePage, messagePage } from './pages.js';
 
 const MAX_FORM_BYTES = 8 * 1024;
 const DURATION_LABELS: Record<(typeof DURATION_CHOICES)[number], string> = {
@@ -17,7 +19,14 @@ const DURATION_LABELS: Record<(typeof DURATION_CHOICES)[number], string> = {
 };
 
 const STATUS_OF: Partial<Record<ErrorCode, number>> = { invalid_request: 400, unauthenticated: 401, access_denied: 403, not_found: 404, conflict: 409, rate_limited: 429, provider_error: 502, unavailable: 503 };
+/** Texts by `details.reason`, where one code covers several situations. */
+const TEXT_OF_REASON: Record<string, string> = {
+  binding_mismatch: 'This request was made for another account. Nothing was shared. If it reached you from someone else, ignore it.',
+  no_sign_in: 'This request can only be completed through the application that asked for it.',
+  not_signed_in: 'Your sign-in has ended. Reload the page to sign in again.',
+};
 const TEXT_OF: Partial<Record<ErrorCode, string>> = {
+  unauthenticated: 'Sign in first: reload the page.',
   invalid_request: 'The request was not valid. Start again from the application.',
   access_denied: 'This response does not belong to this browser, or was already used. Start again from the application.',
   not_found: 'This consent request does not exist or has expired. Start again from the application.',
@@ -29,12 +38,15 @@ export interface ConsentHttpOptions {
   publicUrl: string;
   csrfKey: Buffer;
   logger: Logger;
+  /** How long the browser cookie lives (as long as a sign-in). */
+  signedInSeconds: number;
 }
 
 /**
- * The consent pages over node:http: GET/POST /consent/<sessionId>?tenant=<tenant> and GET
- * /callback. Every response carries the security headers; every POST a CSRF token bound to the
- * browser cookie; nothing a browser sends decides where it is redirected.
+ * The consent pages over node:http: GET/POST /consent/<sessionId>?tenant=<tenant>, GET /callback
+ * (the provider's redirect), GET /login/callback (the IdP's), GET/POST /access?tenant=<tenant>
+ * ("My access"). Every response carries the security headers; every POST a CSRF token bound to
+ * the browser cookie; nothing a browser sends decides where it is redirected.
  */
 export class ConsentHttpServer {
   #server: Server | undefined;
@@ -43,6 +55,8 @@ export class ConsentHttpServer {
 
   constructor(
     private readonly flows: ConsentFlows,
+    private readonly access: AccessPage,
+    private readonly signIn: SignIn,
     private readonly options: ConsentHttpOptions,
   ) {
     this.#secure = new URL(options.publicUrl).protocol === 'https:';
@@ -88,16 +102,25 @@ export class ConsentHttpServer {
       const outcome = await this.flows.callback(url.searchParams, this.#browserId(request));
       return this.#finish(response, nonce, outcome);
     }
+    if (url.pathname === '/login/callback') {
+      if (request.method !== 'GET') return void response.writeHead(405, { allow: 'GET' }).end();
+      const { returnPath } = await this.signIn.finish(url.searchParams, this.#browserId(request));
+      return void response.writeHead(303, { location: returnPath }).end();
+    }
+    if (url.pathname === '/access') {
+      const tenant = tenantId(url.searchParams.get('tenant') ?? '');
+      if (request.method === 'GET' || request.method === 'HEAD') return this.#showAccess(request, response, nonce, tenant, url.searchParams.get('idp'));
+      if (request.method === 'POST') return this.#revoke(request, response, nonce, tenant);
+      return void response.writeHead(405, { allow: 'GET, HEAD, POST' }).end();
+    }
     response.writeHead(404, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Not found', 'There is nothing here.'));
   }
 
-  async #showConsent(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: ReturnType<typeof tenantId>, sessionId: string, url: URL): Promise<void> {
-    const { session, workload } = await this.flows.page(tenant, sessionId);
-    let browserId = this.#browserId(request);
-    if (!browserId) {
-      browserId = newBrowserId();
-      response.setHeader('set-cookie', this.#cookie(browserId));
-    }
+  async #showConsent(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, sessionId: string, url: URL): Promise<void> {
+    const browserId = this.#ensureBrowserId(request, response);
+    const view = await this.flows.page(tenant, sessionId, browserId);
+    if ('redirect' in view) return void response.writeHead(303, { location: view.redirect }).end();
+    const { session, workload } = view;
     const html = consentPage({
       nonce,
       action: `${url.pathname}?tenant=${encodeURIComponent(tenant)}`,
@@ -109,22 +132,47 @@ export class ConsentHttpServer {
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(request.method === 'HEAD' ? undefined : html);
   }
 
-  async #decide(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: ReturnType<typeof tenantId>, sessionId: string): Promise<void> {
+  async #showAccess(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, idpChoice: string | null): Promise<void> {
+    const browserId = this.#ensureBrowserId(request, response);
+    const view = await this.access.view(tenant, browserId, idpChoice);
+    if ('redirect' in view) return void response.writeHead(303, { location: view.redirect }).end();
+    const html =
+      'noIdp' in view
+        ? messagePage(nonce, 'My access', 'No sign-in is set up for this organisation yet.')
+        : 'chooseIdp' in view
+          ? idpChoicePage(nonce, tenant, view.chooseIdp)
+          : accessPage({ nonce, action: `/access?tenant=${encodeURIComponent(tenant)}`, csrf: this.#csrf(browserId, 'access'), user: view.user, grants: view.grants });
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(request.method === 'HEAD' ? undefined : html);
+  }
+
+  async #revoke(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId): Promise<void> {
+    const form = await readForm(request);
+    const browserId = this.#browserId(request);
+    if (!browserId || !sameText(form.get('csrf') ?? '', this.#csrf(browserId, 'access'))) return this.#refuseCsrf(response, nonce, 'access');
+    const workload = workloadNameSchema.safeParse(form.get('workload'));
+    const provider = form.get('provider') ? providerNameSchema.safeParse(form.get('provider')) : undefined;
+    if (!workload.success || (provider && !provider.success)) throw new MandateError('invalid_request', 'choose an access to revoke');
+    await this.access.revoke(tenant, browserId, workload.data, provider?.data);
+    response.writeHead(303, { location: `/access?tenant=${encodeURIComponent(tenant)}` }).end();
+  }
+
+  async #decide(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, sessionId: string): Promise<void> {
     const form = await readForm(request);
     const browserId = this.#browserId(request);
     const token = form.get('csrf') ?? '';
-    if (!browserId || !sameText(token, this.#csrf(browserId, sessionId))) {
-      this.options.logger.warn({ sessionId }, 'refused a consent POST without a valid CSRF token');
-      response.writeHead(403, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Refused', 'This form was not sent from the consent page in this browser. Reload the page and try again.'));
-      return;
-    }
+    if (!browserId || !sameText(token, this.#csrf(browserId, sessionId))) return this.#refuseCsrf(response, nonce, sessionId);
     const decision = form.get('decision');
     if (decision === 'approve') {
       const location = await this.flows.approve(tenant, sessionId, browserId, parseDuration(form.get('duration') ?? undefined));
       return void response.writeHead(303, { location }).end();
     }
-    if (decision === 'deny') return this.#finish(response, nonce, await this.flows.deny(tenant, sessionId));
+    if (decision === 'deny') return this.#finish(response, nonce, await this.flows.deny(tenant, sessionId, browserId));
     throw new MandateError('invalid_request', 'choose approve or deny');
+  }
+
+  #refuseCsrf(response: ServerResponse, nonce: string, form: string): void {
+    this.options.logger.warn({ form }, 'refused a POST without a valid CSRF token');
+    response.writeHead(403, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Refused', 'This form was not sent from this page in this browser. Reload the page and try again.'));
   }
 
   #finish(response: ServerResponse, nonce: string, outcome: Outcome): void {
@@ -142,9 +190,18 @@ export class ConsentHttpServer {
     const code: ErrorCode = error instanceof MandateError ? error.code : 'internal';
     if (code === 'internal' || code === 'unavailable') this.options.logger.error({ err: error }, 'consent request failed');
     if (response.headersSent) return void response.destroy();
-    response
-      .writeHead(STATUS_OF[code] ?? 500, { 'content-type': 'text/html; charset=utf-8' })
-      .end(messagePage(nonce, 'Something went wrong', TEXT_OF[code] ?? 'Please try again later.'));
+    const reason = error instanceof MandateError ? (error.details as { reason?: unknown } | undefined)?.reason : undefined;
+    const text = (typeof reason === 'string' ? TEXT_OF_REASON[reason] : undefined) ?? TEXT_OF[code] ?? 'Please try again later.';
+    response.writeHead(STATUS_OF[code] ?? 500, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, code === 'access_denied' ? 'Not allowed' : 'Something went wrong', text));
+  }
+
+  /** The browser's id cookie, set now if it has none. */
+  #ensureBrowserId(request: IncomingMessage, response: ServerResponse): string {
+    const existing = this.#browserId(request);
+    if (existing) return existing;
+    const browserId = newBrowserId();
+    response.setHeader('set-cookie', this.#cookie(browserId));
+    return browserId;
   }
 
   #browserId(request: IncomingMessage): string | undefined {
@@ -156,12 +213,12 @@ export class ConsentHttpServer {
   }
 
   #cookie(value: string): string {
-    return `${this.#cookieName}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=3600${this.#secure ? '; Secure' : ''}`;
+    return `${this.#cookieName}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${this.options.signedInSeconds}${this.#secure ? '; Secure' : ''}`;
   }
 
-  /** Signed double-submit: only a page served to this browser (its cookie) for this session has it. */
-  #csrf(browserId: string, sessionId: string): string {
-    return createHmac('sha256', this.options.csrfKey).update(`csrf\n${browserId}\n${sessionId}`).digest('base64url');
+  /** Signed double-submit: only a page served to this browser (its cookie) for this form (a session, or `access`) has it. */
+  #csrf(browserId: string, form: string): string {
+    return createHmac('sha256', this.options.csrfKey).update(`csrf\n${browserId}\n${form}`).digest('base64url');
   }
 }
 

@@ -1,4 +1,4 @@
-import type { ConsentSessionView } from '@mandate/contracts';
+import type { ConsentSessionView, GrantView, UserRef } from '@mandate/contracts';
 
 /** Escapes text for HTML element content and double-quoted attributes. */
 export function escapeHtml(text: string): string {
@@ -26,7 +26,10 @@ label{display:block;padding:.3rem 0}.actions{display:flex;gap:.75rem;flex-wrap:w
 button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #333;background:#fff;cursor:pointer}
 button.primary{background:#1a56db;color:#fff;border-color:#1a56db}
 button:focus-visible,input:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
-.muted{color:#555;font-size:.9rem}`;
+.muted{color:#555;font-size:.9rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{text-align:left;padding:.4rem;border-bottom:1px solid #eee;vertical-align:top}
+form{margin:0}section{margin:1rem 0}.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+@media (max-width:30rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.2rem 0}tr{border-bottom:1px solid #ddd;padding:.5rem 0}}`;
 
 function layout(nonce: string, title: string, body: string): string {
   return `<!doctype html>
@@ -44,7 +47,10 @@ export function consentPage(input: {
   durations: readonly { value: string; label: string }[];
 }): string {
   const { session, workload } = input;
-  const scopes = session.scopes.map((s) => `<li>${escapeHtml(describeScope(s))} <code>${escapeHtml(s)}</code></li>`).join('');
+  const scopeItem = (s: string) => `<li>${escapeHtml(describeScope(s))} <code>${escapeHtml(s)}</code></li>`;
+  const scopes = session.newScopes.map(scopeItem).join('');
+  const kept = session.scopes.filter((s) => !session.newScopes.includes(s));
+  const already = kept.length > 0 ? `<h2>You already allowed</h2><ul class="muted">${kept.map(scopeItem).join('')}</ul>` : '';
   const durations = input.durations
     .map((d, i) => `<label><input type="radio" name="duration" value="${escapeHtml(d.value)}"${i === 0 ? ' checked' : ''}> ${escapeHtml(d.label)}</label>`)
     .join('');
@@ -53,7 +59,7 @@ export function consentPage(input: {
     'Allow access?',
     `<h1>Allow <strong>${escapeHtml(workload.name)}</strong> to use your <strong>${escapeHtml(session.provider)}</strong> account?</h1>
 <p>${escapeHtml(workload.description || 'This agent gave no description.')}</p>
-<h2>It asks to</h2><ul>${scopes || '<li>Use the provider’s default permissions</li>'}</ul>
+<h2>It asks to</h2><ul>${scopes || '<li>Use the provider’s default permissions</li>'}</ul>${already}
 <form method="post" action="${escapeHtml(input.action)}">
 <input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">
 <fieldset><legend>For how long?</legend>${durations}</fieldset>
@@ -66,4 +72,44 @@ export function consentPage(input: {
 
 export function messagePage(nonce: string, title: string, text: string): string {
   return layout(nonce, title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`);
+}
+
+const dateOf = (iso: string) => escapeHtml(iso.slice(0, 16).replace('T', ' ')) + ' UTC';
+
+/** "My access": every live grant of the signed-in person, each revocable, and all of an agent's at once. */
+export function accessPage(input: { nonce: string; action: string; csrf: string; user: UserRef; grants: readonly GrantView[] }): string {
+  const form = (fields: Record<string, string>, label: string, primary = false) =>
+    `<form method="post" action="${escapeHtml(input.action)}"><input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">${Object.entries(fields)
+      .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`)
+      .join('')}<button type="submit"${primary ? ' class="primary"' : ''}>${escapeHtml(label)}</button></form>`;
+  const byWorkload = new Map<string, GrantView[]>();
+  for (const grant of input.grants) byWorkload.set(grant.workload, [...(byWorkload.get(grant.workload) ?? []), grant]);
+  const sections = [...byWorkload]
+    .map(
+      ([workload, grants]) => `<section aria-labelledby="w-${escapeHtml(workload)}"><h2 id="w-${escapeHtml(workload)}">${escapeHtml(workload)}</h2>
+<table><thead><tr><th scope="col">Provider</th><th scope="col">Scopes</th><th scope="col">Since</th><th scope="col">Until</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead><tbody>
+${grants
+  .map(
+    (g) => `<tr><td>${escapeHtml(g.provider)}</td><td>${g.scopes.map((s) => `<code>${escapeHtml(s)}</code>`).join(' ')}</td><td>${dateOf(g.grantedAt)}</td><td>${
+      g.once ? 'This time only' : g.expiresAt ? dateOf(g.expiresAt) : 'Until you revoke it'
+    }</td><td>${form({ workload, provider: g.provider }, `Revoke ${g.provider}`)}</td></tr>`,
+  )
+  .join('\n')}
+</tbody></table>${grants.length > 1 ? form({ workload }, `Revoke all for ${workload}`, true) : ''}</section>`,
+    )
+    .join('\n');
+  return layout(
+    input.nonce,
+    'My access',
+    `<h1>My access</h1><p class="muted">Signed in as <code>${escapeHtml(input.user.sub)}</code>. These agents may act for you:</p>
+${sections || '<p>You have not given any agent access.</p>'}`,
+  );
+}
+
+/** Several IdPs sign people in for this tenant: the person picks theirs. */
+export function idpChoicePage(nonce: string, tenant: string, discoveryUrls: readonly string[]): string {
+  const links = discoveryUrls
+    .map((url, i) => `<li><a href="/access?tenant=${encodeURIComponent(tenant)}&amp;idp=${i}">${escapeHtml(new URL(url).host)}</a></li>`)
+    .join('');
+  return layout(nonce, 'Sign in', `<h1>Sign in</h1><p>Where do you sign in?</p><ul>${links}</ul>`);
 }

@@ -42,26 +42,22 @@ export class ConsentSessions {
     return { ...stored.value, expiresAt };
   }
 
-  /** The session, which must be pending and opened for this provider and user. */
+  /** The session, which must be pending, not yet answered by the provider, and opened for this provider and user. */
   async requirePending(tenant: TenantId, sessionId: string, expected: { provider: string; user: UserRef }): Promise<ConsentSessionDocument> {
     const session = await this.get(tenant, sessionId);
-    if (session.provider !== expected.provider || session.user.iss !== expected.user.iss || session.user.sub !== expected.user.sub) {
+    if (session.provider !== expected.provider || !sameUser(session.user, expected.user)) {
       throw new MandateError('not_found', 'no such pending consent session for this provider and user');
     }
-    if (session.state !== 'pending') throw new MandateError('conflict', `the consent session is already ${session.state}`);
+    if (session.state !== 'pending' || session.held) throw new MandateError('conflict', `the consent session is already ${session.held ? 'answered' : session.state}`);
     return session;
   }
 
-  /** pending -> failed (the person denied, or the provider refused); anything else is refused. */
-  async fail(tenant: TenantId, sessionId: string): Promise<ConsentSessionDocument> {
-    const stored = await this.sessions.get(tenant, sessionId);
-    if (!stored) throw new MandateError('not_found', 'no such consent session (it may have expired)');
-    const session = stored.value;
-    if (session.state !== 'pending') throw new MandateError('conflict', `the consent session is already ${session.state}`);
-    const remainingMs = session.createdAt + CONSENT_SESSION_TTL_MS - this.now();
-    if (remainingMs <= 0) throw new MandateError('not_found', 'the consent session has expired');
-    await this.sessions.update(tenant, sessionId, { ...session, state: 'failed' }, stored.revision, { ttlMs: remainingMs });
-    return session;
+  /** pending -> failed (the person denied, the provider refused, or the wrong person completed it); held tokens are dropped. */
+  fail(tenant: TenantId, sessionId: string): Promise<ConsentSessionDocument> {
+    return this.#transition(tenant, sessionId, (session) => {
+      const { held: _dropped, ...rest } = session;
+      return { ...rest, state: 'failed' };
+    });
   }
 
   /**
@@ -69,15 +65,39 @@ export class ConsentSessions {
    * (another user's session, one already ended) is refused and changes nothing.
    */
   async complete(tenant: TenantId, sessionId: string, expected: { workload: string; provider: string; user: UserRef }): Promise<void> {
+    await this.#transition(
+      tenant,
+      sessionId,
+      (session) => {
+        const { held: _used, ...rest } = session;
+        return { ...rest, state: 'completed' };
+      },
+      (session) => session.workload === expected.workload && session.provider === expected.provider && sameUser(session.user, expected.user),
+    );
+  }
+
+  /** The provider answered a session with a return URL: its tokens wait here, sealed, for the application. */
+  async hold(tenant: TenantId, sessionId: string, held: NonNullable<ConsentSessionDocument['held']>): Promise<void> {
+    await this.#transition(tenant, sessionId, (session) => {
+      if (session.held) throw new MandateError('conflict', 'the consent session is already answered');
+      return { ...session, held };
+    });
+  }
+
+  async #transition(
+    tenant: TenantId,
+    sessionId: string,
+    change: (session: ConsentSessionDocument) => ConsentSessionDocument,
+    belongs: (session: ConsentSessionDocument) => boolean = () => true,
+  ): Promise<ConsentSessionDocument> {
     const stored = await this.sessions.get(tenant, sessionId);
-    const session = stored?.value;
-    if (!stored || !session || session.workload !== expected.workload || session.provider !== expected.provider || session.user.iss !== expected.user.iss || session.user.sub !== expected.user.sub) {
-      throw new MandateError('not_found', 'no such pending consent session for this workload, provider and user');
-    }
+    if (!stored || !belongs(stored.value)) throw new MandateError('not_found', 'no such consent session (it may have expired)');
+    const session = stored.value;
     if (session.state !== 'pending') throw new MandateError('conflict', `the consent session is already ${session.state}`);
     const remainingMs = session.createdAt + CONSENT_SESSION_TTL_MS - this.now();
     if (remainingMs <= 0) throw new MandateError('not_found', 'the consent session has expired');
-    await this.sessions.update(tenant, sessionId, { ...session, state: 'completed' }, stored.revision, { ttlMs: remainingMs });
+    await this.sessions.update(tenant, sessionId, change(session), stored.revision, { ttlMs: remainingMs });
+    return session;
   }
 
   /** Where a session stands, for the workload and user it was opened for (anyone else: not found). */
@@ -85,9 +105,13 @@ export class ConsentSessions {
     const stored = await this.sessions.get(tenant, sessionId);
     if (!stored) return 'expired';
     const { value } = stored;
-    if (value.workload !== workload || value.user.iss !== user.iss || value.user.sub !== user.sub) {
+    if (value.workload !== workload || !sameUser(value.user, user)) {
       throw new MandateError('not_found', 'no such consent session for this workload and user');
     }
     return value.state;
   }
+}
+
+function sameUser(a: UserRef, b: UserRef): boolean {
+  return a.iss === b.iss && a.sub === b.sub;
 }

@@ -1,12 +1,21 @@
-import { MandateError, type TenantId, type UserRef } from '@mandate/contracts';
-import type { DocumentCollection } from '@mandate/store';
+import { MandateError, type GrantView, type TenantId, type UserRef } from '@mandate/contracts';
+import type { DocumentCollection, StoredDocument } from '@mandate/store';
 import { providerKey, userKey, workloadKey } from '../store/keys.js';
 import type { GrantDocument } from '../store/vault-records.js';
 
+/** What a live grant lets a token release do. */
+export interface GrantCheck {
+  /** Requested scopes no live grant covers (empty: all granted). */
+  missing: string[];
+  /** A "this time only" grant this release needs; the release must use it up first. */
+  once?: { revision: number };
+}
+
 /**
- * Consent grants: a user's permission for one workload to use one provider with some scopes.
- * The vault releases a user's token only within a grant. (The consent service records them after
- * the person approves; until it exists, `grant-record` is how they arrive.)
+ * Consent grants: a person's permission for one workload to use one provider with some scopes,
+ * until a time, until revoked, or for one release ("this time only", kept apart so using it up
+ * leaves a lasting grant for the same provider alone). The vault releases a user's token only
+ * within a grant. Ids start with the user, so one person's grants are one prefix.
  */
 export class Grants {
   constructor(
@@ -14,20 +23,22 @@ export class Grants {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records a grant; scopes add to a live grant's, the later expiry wins. */
-  async record(tenant: TenantId, workload: string, provider: string, user: UserRef, scopes: readonly string[], expiresAt: number | undefined): Promise<void> {
-    const id = idOf(workload, provider, user);
+  /** Records a grant; a lasting grant adds its scopes to a live one's, the later expiry wins. */
+  async record(tenant: TenantId, workload: string, provider: string, user: UserRef, scopes: readonly string[], term: { expiresAt?: number | undefined; once?: boolean }): Promise<void> {
+    const id = idOf(user, workload, provider, term.once === true);
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.grants.get(tenant, id);
       const live = current && !this.#expired(current.value) ? current.value : undefined;
-      const untilRevoked = expiresAt === undefined || (live !== undefined && live.expiresAt === undefined);
+      const expiresAt = term.expiresAt;
+      const untilRevoked = !term.once && (expiresAt === undefined || (live !== undefined && live.expiresAt === undefined));
       const document: GrantDocument = {
         workload,
         provider,
         user,
         scopes: [...new Set([...(live?.scopes ?? []), ...scopes])].sort(),
-        ...(untilRevoked ? {} : { expiresAt: Math.max(expiresAt, live?.expiresAt ?? 0) }),
+        ...(untilRevoked ? {} : { expiresAt: Math.max(expiresAt ?? 0, live?.expiresAt ?? 0) }),
         grantedAt: this.now(),
+        ...(term.once ? { once: true } : {}),
       };
       try {
         if (current) await this.grants.update(tenant, id, document, current.revision);
@@ -40,11 +51,60 @@ export class Grants {
     throw new MandateError('conflict', 'the grant kept changing; try again');
   }
 
-  /** The requested scopes not covered by a live grant (empty: all granted). */
-  async missingScopes(tenant: TenantId, workload: string, provider: string, user: UserRef, scopes: readonly string[]): Promise<string[]> {
-    const grant = await this.grants.get(tenant, idOf(workload, provider, user));
-    const granted = grant && !this.#expired(grant.value) ? new Set(grant.value.scopes) : new Set<string>();
-    return scopes.filter((scope) => !granted.has(scope));
+  /** The requested scopes no live grant covers, and the one-time grant covering the rest, if needed. */
+  async check(tenant: TenantId, workload: string, provider: string, user: UserRef, scopes: readonly string[]): Promise<GrantCheck> {
+    const lasting = await this.#live(tenant, idOf(user, workload, provider, false));
+    const afterLasting = scopes.filter((scope) => !lasting?.value.scopes.includes(scope));
+    if (afterLasting.length === 0) return { missing: [] };
+    const once = await this.#live(tenant, idOf(user, workload, provider, true));
+    const missing = afterLasting.filter((scope) => !once?.value.scopes.includes(scope));
+    return missing.length === 0 && once ? { missing, once: { revision: once.revision } } : { missing: afterLasting };
+  }
+
+  /** Uses up a "this time only" grant; false when another release got there first. */
+  useOnce(tenant: TenantId, workload: string, provider: string, user: UserRef, revision: number): Promise<boolean> {
+    return this.grants.delete(tenant, idOf(user, workload, provider, true), { expectedRevision: revision });
+  }
+
+  /** Live grants, a person's or a workload's or all, oldest id first. */
+  async list(tenant: TenantId, filter: { user?: UserRef | undefined; workload?: string | undefined }): Promise<GrantView[]> {
+    const views: GrantView[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.grants.list(tenant, { limit: 1000, ...(filter.user ? { prefix: `${userKey(filter.user)}.` } : {}), ...(cursor ? { cursor } : {}) });
+      for (const item of page.items) {
+        const grant = item.value;
+        if (this.#expired(grant) || (filter.workload && grant.workload !== filter.workload)) continue;
+        if (filter.user && (grant.user.iss !== filter.user.iss || grant.user.sub !== filter.user.sub)) continue;
+        views.push({
+          workload: grant.workload,
+          provider: grant.provider,
+          user: grant.user,
+          scopes: grant.scopes,
+          grantedAt: new Date(grant.grantedAt).toISOString(),
+          ...(grant.expiresAt !== undefined ? { expiresAt: new Date(grant.expiresAt).toISOString() } : {}),
+          once: grant.once === true,
+        });
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    return views;
+  }
+
+  /** Removes a person's grants to a workload (one provider's, or all); returns the providers they were for. */
+  async revoke(tenant: TenantId, user: UserRef, workload: string, provider?: string): Promise<string[]> {
+    const providers = new Set<string>();
+    const page = await this.grants.list(tenant, { prefix: `${userKey(user)}.${workloadKey(workload)}.`, limit: 1000 });
+    for (const item of page.items) {
+      if (item.value.workload !== workload || (provider !== undefined && item.value.provider !== provider)) continue;
+      if (await this.grants.delete(tenant, item.id)) providers.add(item.value.provider);
+    }
+    return [...providers];
+  }
+
+  /** Whether any workload still holds a live grant of this person for this provider. */
+  async anyFor(tenant: TenantId, user: UserRef, provider: string): Promise<boolean> {
+    return (await this.list(tenant, { user })).some((grant) => grant.provider === provider);
   }
 
   /** Deletes every grant for a provider in the tenant; returns how many. */
@@ -61,11 +121,16 @@ export class Grants {
     return removed;
   }
 
+  async #live(tenant: TenantId, id: string): Promise<StoredDocument<GrantDocument> | undefined> {
+    const stored = await this.grants.get(tenant, id);
+    return stored && !this.#expired(stored.value) ? stored : undefined;
+  }
+
   #expired(grant: GrantDocument): boolean {
     return grant.expiresAt !== undefined && grant.expiresAt <= this.now();
   }
 }
 
-function idOf(workload: string, provider: string, user: UserRef): string {
-  return `${workloadKey(workload)}.${userKey(user)}.${providerKey(provider)}`;
+function idOf(user: UserRef, workload: string, provider: string, once: boolean): string {
+  return `${userKey(user)}.${workloadKey(workload)}.${providerKey(provider)}${once ? '.once' : ''}`;
 }

@@ -70,6 +70,19 @@ export class UserTokens {
     throw new MandateError('conflict', 'the stored tokens kept changing; try again');
   }
 
+  /** A whole token set sealed for a consent session, to be stored once the application completes it. */
+  sealForSession(tenant: TenantId, sessionId: string, token: TokenSet): string {
+    return this.cipher.sealToString(JSON.stringify(token), `${tenant}/consent-sessions/${sessionId}/held`);
+  }
+
+  openForSession(tenant: TenantId, sessionId: string, sealed: string): TokenSet {
+    try {
+      return JSON.parse(this.cipher.openString(sealed, `${tenant}/consent-sessions/${sessionId}/held`).toString('utf8')) as TokenSet;
+    } catch (cause) {
+      throw new MandateError('internal', 'held tokens cannot be opened', { cause });
+    }
+  }
+
   /** The user's token, refreshed first if it is stale (once, however many callers and replicas race). */
   get(
     tenant: TenantId,

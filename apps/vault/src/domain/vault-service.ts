@@ -7,13 +7,14 @@ import {
   type ResponseOf,
   type TenantId,
   type UserRef,
+  type GrantTerm,
   type WatClaims,
   type apiKeyEndpoint,
   type oauth2TokenEndpoint,
 } from '@mandate/contracts';
 import type { StoredDocument } from '@mandate/store';
 import { lazyInstruments } from '@mandate/telemetry';
-import type { ProviderDocument } from '../store/vault-records.js';
+import type { ConsentSessionDocument, ProviderDocument } from '../store/vault-records.js';
 import type { ConsentSessions } from './consent-sessions.js';
 import type { Grants } from './grants.js';
 import type { MachineTokens } from './machine-tokens.js';
@@ -147,33 +148,113 @@ export class VaultService {
 
   /**
    * The code exchange of a consent session: the session must be pending and opened for this
-   * provider and user; the tokens are stored sealed under the session's scopes. The client secret
-   * is opened only here, for the call.
+   * provider and user; the client secret is opened only here, for the call. A session the person
+   * signed in for completes now (tokens stored under the session's scopes, grant recorded); one
+   * with a return URL holds the tokens sealed until its application completes it.
    */
   async exchangeCode(request: {
     tenant: TenantId;
     provider: string;
     sessionId: string;
     user: UserRef;
-    scopes: string[];
     code: string;
     codeVerifier: string;
     redirectUri: string;
     iss?: string | undefined;
-  }): Promise<{ scopes: string[] }> {
-    const { tenant, user } = request;
-    const session = await this.parts.sessions.requirePending(tenant, request.sessionId, { provider: request.provider, user });
+    grant: GrantTerm;
+  }): Promise<{ status: 'completed' | 'awaiting-application'; scopes: string[] }> {
+    const { tenant, user, sessionId } = request;
+    const session = await this.parts.sessions.requirePending(tenant, sessionId, { provider: request.provider, user });
     const provider = await this.parts.providers.get(tenant, request.provider);
     const client = this.#client(tenant, provider);
+    let token: TokenSet;
     try {
-      const token = await client.authorizationCode({ code: request.code, iss: request.iss }, request.redirectUri, request.codeVerifier, session.scopes, this.parts.providers.clientSecrets(tenant, provider.value));
-      // Stored under the scopes the session asked for, which is how the agent looks them up.
-      await this.putUserTokens(tenant, request.provider, user, session.scopes, token);
-      return { scopes: session.scopes };
+      token = await client.authorizationCode({ code: request.code, iss: request.iss }, request.redirectUri, request.codeVerifier, session.scopes, this.parts.providers.clientSecrets(tenant, provider.value));
     } catch (error) {
-      await this.parts.audit.audit({ tenant, service: VAULT_SERVICE, action: 'code-exchange', outcome: 'failed', reason: codeOf(error), actor: { user }, target: { provider: request.provider, scopes: session.scopes } });
+      await this.parts.audit.audit({ tenant, service: VAULT_SERVICE, action: 'code-exchange', outcome: 'failed', reason: codeOf(error), actor: { workload: session.workload, user }, target: { provider: request.provider, scopes: session.scopes } });
       throw error;
     }
+    const term = { once: request.grant.once, ...(request.grant.expiresAt ? { expiresAt: Date.parse(request.grant.expiresAt) } : {}) };
+    if (session.returnUrl) {
+      await this.parts.sessions.hold(tenant, sessionId, { sealed: this.parts.userTokens.sealForSession(tenant, sessionId, token), once: term.once, ...(term.expiresAt ? { grantExpiresAt: term.expiresAt } : {}) });
+      await this.parts.audit.audit({ tenant, service: VAULT_SERVICE, action: 'code-exchange', outcome: 'succeeded', reason: 'awaiting_application', actor: { workload: session.workload, user }, target: { provider: request.provider, scopes: session.scopes }, details: { sessionId } });
+      return { status: 'awaiting-application', scopes: session.scopes };
+    }
+    await this.#grantSession(tenant, sessionId, session, token, term);
+    return { status: 'completed', scopes: session.scopes };
+  }
+
+  /**
+   * The application's half of session binding: the WAT must name the session's workload and the
+   * very user it was opened for. Anyone else completes nothing: the held tokens are dropped, the
+   * session fails, and the mismatch is audited.
+   */
+  async completeSession(tenant: TenantId, sessionId: string, workloadToken: string) {
+    const claims = await this.parts.wats.verify(workloadToken, { tenant, requireUser: true });
+    const session = await this.parts.sessions.get(tenant, sessionId);
+    if (session.workload !== claims.workload) throw new MandateError('not_found', 'no such consent session for this workload');
+    if (session.state !== 'pending') throw new MandateError('conflict', `the consent session is already ${session.state}`);
+    if (!session.held) throw new MandateError('conflict', 'the person has not approved at the provider yet');
+    const user = claims.user!;
+    if (user.iss !== session.user.iss || user.sub !== session.user.sub) {
+      await this.parts.sessions.fail(tenant, sessionId);
+      await this.parts.audit.audit({
+        tenant,
+        service: VAULT_SERVICE,
+        action: 'consent-session-complete',
+        outcome: 'denied',
+        reason: 'binding_mismatch',
+        actor: { workload: claims.workload, user },
+        target: { provider: session.provider, scopes: session.scopes },
+        details: { sessionId },
+      });
+      throw new MandateError('access_denied', 'the signed-in user is not the one this consent was asked for; nothing was stored', { details: { reason: 'binding_mismatch' } });
+    }
+    const token = this.parts.userTokens.openForSession(tenant, sessionId, session.held.sealed);
+    await this.#grantSession(tenant, sessionId, session, token, { once: session.held.once, ...(session.held.grantExpiresAt ? { expiresAt: session.held.grantExpiresAt } : {}) });
+    return { completed: true as const, sessionId, workload: session.workload, provider: session.provider, user: session.user, scopes: session.scopes };
+  }
+
+  /** The grant store's answers: live grants, and what a request would still need. */
+  listGrants(tenant: TenantId, filter: { user?: UserRef | undefined; workload?: string | undefined }) {
+    return this.parts.grants.list(tenant, filter);
+  }
+
+  async checkGrant(tenant: TenantId, workload: string, provider: string, user: UserRef, scopes: string[]): Promise<{ granted: boolean; missing: string[] }> {
+    const { missing } = await this.parts.grants.check(tenant, workload, provider, user, scopes);
+    return { granted: missing.length === 0, missing };
+  }
+
+  /**
+   * Revokes a person's grants to a workload. A provider's stored tokens go too (deleted, and
+   * revoked upstream) once no other workload holds a grant of this person for it: tokens are kept
+   * per person and provider, not per workload.
+   */
+  async revokeGrants(tenant: TenantId, user: UserRef, workload: string, provider: string | undefined, actor: string | undefined): Promise<{ revoked: number; tokensRevoked: string[] }> {
+    const providers = await this.parts.grants.revoke(tenant, user, workload, provider);
+    const tokensRevoked: string[] = [];
+    for (const name of providers) {
+      if (await this.parts.grants.anyFor(tenant, user, name)) continue;
+      await this.revoke(tenant, name, user, actor);
+      tokensRevoked.push(name);
+    }
+    await this.parts.audit.audit({
+      tenant,
+      service: VAULT_SERVICE,
+      action: 'grant-revoke',
+      outcome: 'succeeded',
+      actor: { workload, user, ...(actor ? { admin: actor } : {}) },
+      target: { ...(provider ? { provider } : {}) },
+      details: { revoked: providers.length, tokensRevoked },
+    });
+    return { revoked: providers.length, tokensRevoked };
+  }
+
+  async #grantSession(tenant: TenantId, sessionId: string, session: ConsentSessionDocument, token: TokenSet, term: { once: boolean; expiresAt?: number }): Promise<void> {
+    // Stored under the scopes the session asked for, which is how the agent looks them up.
+    await this.putUserTokens(tenant, session.provider, session.user, session.scopes, token);
+    await this.parts.grants.record(tenant, session.workload, session.provider, session.user, session.scopes, term);
+    await this.parts.sessions.complete(tenant, sessionId, { workload: session.workload, provider: session.provider, user: session.user });
   }
 
   /** Deletes a user's tokens for a provider and revokes them upstream where the provider can. */
@@ -262,12 +343,16 @@ export class VaultService {
       if (state === 'pending') throw consentRequired(request.sessionId, undefined, 'pending');
       if (state === 'failed') throw new MandateError('access_denied', 'the person did not consent (or the provider refused)', { details: { sessionId: request.sessionId, status: 'failed' } });
     }
-    const missing = await this.parts.grants.missingScopes(tenant, claims.workload, name, user, scopes);
-    if (request.forceAuthentication || missing.length > 0) {
-      throw await this.#openConsent(tenant, claims, name, request.forceAuthentication ? scopes : missing, request);
+    const grant = await this.parts.grants.check(tenant, claims.workload, name, user, scopes);
+    if (request.forceAuthentication || grant.missing.length > 0) {
+      throw await this.#openConsent(tenant, claims, name, scopes, request.forceAuthentication ? scopes : grant.missing, request);
+    }
+    // "This time only": whoever deletes the one-time grant gets the token; everyone else is asked again.
+    if (grant.once && !(await this.parts.grants.useOnce(tenant, claims.workload, name, user, grant.once.revision))) {
+      throw await this.#openConsent(tenant, claims, name, scopes, scopes, request);
     }
     const lookup = await this.parts.userTokens.get(tenant, name, user, scopes, (refreshToken) => this.#refreshUpstream(tenant, provider, user, scopes, refreshToken));
-    if (lookup.status !== 'ok') throw await this.#openConsent(tenant, claims, name, scopes, request);
+    if (lookup.status !== 'ok') throw await this.#openConsent(tenant, claims, name, scopes, scopes, request);
     this.#recentlyUsed.set(`${tenant}\n${name}\n${user.iss}\n${user.sub}\n${scopes.join(' ')}`, { tenant, provider: name, user, scopes, usedAt: this.#now() });
     return { token: lookup.token, detail: { refreshed: lookup.refreshed } };
   }
@@ -296,7 +381,8 @@ export class VaultService {
     }
   }
 
-  async #openConsent(tenant: TenantId, claims: WatClaims, provider: string, scopes: string[], request: TokenRequest): Promise<MandateError> {
+  /** Opens a consent session for the whole scope set (what the token will carry), asking the person about `newScopes`. */
+  async #openConsent(tenant: TenantId, claims: WatClaims, provider: string, scopes: string[], newScopes: string[], request: TokenRequest): Promise<MandateError> {
     let returnUrl: string | undefined;
     if (request.returnUrl !== undefined) {
       const parsed = returnUrlSchema.safeParse(request.returnUrl);
@@ -311,6 +397,7 @@ export class VaultService {
       provider,
       user: claims.user!,
       scopes,
+      newScopes,
       ...(returnUrl ? { returnUrl } : {}),
       ...(request.customState ? { customState: request.customState } : {}),
       ...(request.customParameters ? { customParameters: request.customParameters } : {}),

@@ -4,6 +4,10 @@ import {
   codeExchangeEndpoint,
   providerAuthorizationEndpoint,
   VAULT_SERVICE,
+  vaultGrantCheckEndpoint,
+  vaultGrantListEndpoint,
+  vaultGrantRevokeEndpoint,
+  vaultSessionCompleteEndpoint,
   vaultSessionFailEndpoint,
   vaultSessionGetEndpoint,
   type ParsedRequestOf,
@@ -12,7 +16,7 @@ import {
 import { JetStreamPublisher } from '@mandate/bus';
 import { Vault } from '../vault.assembly.js';
 
-/** The vault's internal endpoints for the consent service: sessions, provider redirect data, the code exchange. */
+/** The vault's internal endpoints for the consent service: sessions, provider redirect data, the code exchange, grants. */
 @Controller()
 export class ConsentEndpoint {
   constructor(
@@ -30,10 +34,12 @@ export class ConsentEndpoint {
       provider: session.provider,
       user: session.user,
       scopes: session.scopes,
+      newScopes: session.newScopes ?? session.scopes,
       ...(session.returnUrl ? { returnUrl: session.returnUrl } : {}),
       ...(session.customState ? { customState: session.customState } : {}),
       ...(session.customParameters ? { customParameters: session.customParameters } : {}),
       state: session.state,
+      awaitingApplication: session.held !== undefined,
       createdAt: new Date(session.createdAt).toISOString(),
       expiresAt: new Date(session.expiresAt).toISOString(),
     };
@@ -60,8 +66,27 @@ export class ConsentEndpoint {
   }
 
   @MessagePattern(codeExchangeEndpoint.subject)
-  async codeExchange(@Payload() request: ParsedRequestOf<typeof codeExchangeEndpoint>): Promise<ResponseOf<typeof codeExchangeEndpoint>> {
-    const { scopes } = await this.vault.service.exchangeCode(request);
-    return { stored: true, scopes };
+  codeExchange(@Payload() request: ParsedRequestOf<typeof codeExchangeEndpoint>): Promise<ResponseOf<typeof codeExchangeEndpoint>> {
+    return this.vault.service.exchangeCode(request);
+  }
+
+  @MessagePattern(vaultSessionCompleteEndpoint.subject)
+  sessionComplete(@Payload() request: ParsedRequestOf<typeof vaultSessionCompleteEndpoint>): Promise<ResponseOf<typeof vaultSessionCompleteEndpoint>> {
+    return this.vault.service.completeSession(request.tenant, request.sessionId, request.workloadToken);
+  }
+
+  @MessagePattern(vaultGrantListEndpoint.subject)
+  async grantList(@Payload() request: ParsedRequestOf<typeof vaultGrantListEndpoint>): Promise<ResponseOf<typeof vaultGrantListEndpoint>> {
+    return { items: await this.vault.service.listGrants(request.tenant, { user: request.user, workload: request.workload }) };
+  }
+
+  @MessagePattern(vaultGrantRevokeEndpoint.subject)
+  grantRevoke(@Payload() request: ParsedRequestOf<typeof vaultGrantRevokeEndpoint>): Promise<ResponseOf<typeof vaultGrantRevokeEndpoint>> {
+    return this.vault.service.revokeGrants(request.tenant, request.user, request.workload, request.provider, request.actor);
+  }
+
+  @MessagePattern(vaultGrantCheckEndpoint.subject)
+  grantCheck(@Payload() request: ParsedRequestOf<typeof vaultGrantCheckEndpoint>): Promise<ResponseOf<typeof vaultGrantCheckEndpoint>> {
+    return this.vault.service.checkGrant(request.tenant, request.workload, request.provider, request.user, request.scopes);
   }
 }

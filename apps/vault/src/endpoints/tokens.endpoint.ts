@@ -42,7 +42,7 @@ export class TokensEndpoint {
     if (request.sessionId) {
       await this.vault.sessions.complete(request.tenant, request.sessionId, { workload: request.workload, provider: request.provider, user: request.user });
     }
-    await this.vault.grants.record(request.tenant, request.workload, request.provider, request.user, request.scopes, request.expiresAt ? Date.parse(request.expiresAt) : undefined);
+    await this.vault.grants.record(request.tenant, request.workload, request.provider, request.user, request.scopes, request.expiresAt ? { expiresAt: Date.parse(request.expiresAt) } : {});
     return { recorded: true };
   }
 

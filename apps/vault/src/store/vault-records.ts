@@ -68,6 +68,8 @@ export interface GrantDocument {
   scopes: string[];
   expiresAt?: number;
   grantedAt: number;
+  /** "This time only": deleted (compare-and-set) by the one token release it allows. */
+  once?: boolean;
 }
 
 export interface ConsentSessionDocument {
@@ -78,6 +80,10 @@ export interface ConsentSessionDocument {
   returnUrl?: string;
   customState?: string;
   customParameters?: Record<string, string>;
+  /** The scopes not yet granted, which the person is asked about; absent: all of `scopes`. */
+  newScopes?: string[];
+  /** Return-URL binding: the provider's tokens, sealed, held until the application completes the session. */
+  held?: { sealed: string; grantExpiresAt?: number; once: boolean };
   state: 'pending' | 'completed' | 'failed';
   createdAt: number;
 }
