@@ -6,7 +6,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { BusClient, JetStreamPublisher, runService, type RunningService } from '@mandate/bus';
 import { baseEnvSchema } from '@mandate/config';
-import { apiKeyEndpoint, auditQueryEndpoint, echoEndpoint, grantRecordEndpoint, providerCreateEndpoint, tokenForWorkloadEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
+import {
+  apiKeyEndpoint,
+  auditQueryEndpoint,
+  codeExchangeEndpoint,
+  echoEndpoint,
+  grantListEndpoint,
+  grantRecordEndpoint,
+  grantRevokeEndpoint,
+  providerCreateEndpoint,
+  tokenForWorkloadEndpoint,
+  vaultGrantRevokeEndpoint,
+  vaultSessionGetEndpoint,
+  workloadCreateEndpoint,
+} from '@mandate/contracts';
 import { vaultService } from '@mandate/vault/module';
 import { vaultEnvSchema } from '../apps/vault/src/config.js';
 import { exportJWK, generateKeyPair } from 'jose';
@@ -31,6 +44,7 @@ const passwords = {
   VAULT_NATS_PASSWORD: 'vault-pw-7',
   SCHEDULER_NATS_PASSWORD: 'scheduler-pw-9',
   AUDIT_NATS_PASSWORD: 'audit-pw-8',
+  CONSENT_NATS_PASSWORD: 'consent-pw-10',
 };
 
 /** `sync_interval` needs nats-server 2.10+; Debian 12 ships 2.9, so the copy under test drops it there. */
@@ -150,6 +164,18 @@ describe.skipIf(missing)('deploy/nats', () => {
         // Agents may not call the directory's admin API, nor record consent for themselves.
         expect(await permissionError(agent, workloadCreateEndpoint.subject)).toMatch(/permissions violation/i);
         expect(await permissionError(agent, grantRecordEndpoint.subject)).toMatch(/permissions violation/i);
+        // Nor the vault's internal consent endpoints, nor list or revoke anyone's grants.
+        for (const subject of [codeExchangeEndpoint.subject, vaultSessionGetEndpoint.subject, vaultGrantRevokeEndpoint.subject, grantListEndpoint.subject, grantRevokeEndpoint.subject]) {
+          expect(await permissionError(agent, subject), subject).toMatch(/permissions violation/i);
+        }
+        // The consent service's own user may ask the vault about a session (here: there is none).
+        const consentUser = await connect({ servers: url, user: 'consent', pass: passwords.CONSENT_NATS_PASSWORD });
+        try {
+          const answer = await new BusClient(consentUser).request(vaultSessionGetEndpoint, { tenant: 'acme', sessionId: 'x'.repeat(32) }).then(() => 'ok', (e: unknown) => (e as { code?: string }).code);
+          expect(answer).toBe('not_found');
+        } finally {
+          await consentUser.close();
+        }
       } finally {
         await agent.close();
         await admin.close();

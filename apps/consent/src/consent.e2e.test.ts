@@ -8,6 +8,8 @@ import {
   oauth2TokenEndpoint,
   providerCreateEndpoint,
   sessionCompleteEndpoint,
+  grantCheckEndpoint,
+  grantListEndpoint,
   type DomainEvent,
   type ConsentGrantedData,
 } from '@mandate/contracts';
@@ -309,6 +311,60 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     expect(new URL(done.headers.get('location')!).searchParams.get('error')).toBe('provider_error');
     expect(redeemed()).toBe(before);
     expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('failed');
+  });
+
+  it('PKCE: a stolen authorization code cannot be redeemed without the verifier, which never leaves the consent service', async () => {
+    const { authorizationUrl, wat, sessionId } = await openSession('pkce-user');
+    const browser = new Browser();
+    const callback = new URL(await approveAtProvider(browser, authorizationUrl, 'pkce-user'));
+    const stolen = callback.searchParams.get('code')!;
+    const redeem = (extra: Record<string, string>) =>
+      fetch(idp.tokenEndpoint, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from('test-app:test-app-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: stolen, redirect_uri: `${consentUrl}/callback`, ...extra }),
+      });
+    for (const extra of [{}, { code_verifier: 'x'.repeat(43) }] as Record<string, string>[]) {
+      const response = await redeem(extra);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: string }).error).toMatch(/invalid_grant|invalid_request/);
+    }
+    // Nothing reached the vault: the session is still waiting for the person.
+    expect((await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId }))).code).toBe('consent_required');
+  });
+
+  it('"this time only" lets the agent fetch its token once; the next request asks again', async () => {
+    const { authorizationUrl, wat, sessionId } = await openSession('once-user');
+    const browser = new Browser();
+    const callback = await approveAtProvider(browser, authorizationUrl, 'once-user', 'once');
+    expect((await browser.request(callback)).status).toBe(303);
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat });
+    const user = { iss: 'urn:mandate:user-id', sub: 'once-user' };
+    expect((await h.bus.request(grantListEndpoint, { tenant: 'acme', user })).items).toMatchObject([{ provider: 'crm', once: true }]);
+    const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId });
+    expect(token.accessToken.length).toBeGreaterThan(20);
+    expect((await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES }))).code).toBe('consent_required');
+    expect((await h.bus.request(grantListEndpoint, { tenant: 'acme', user })).items).toEqual([]);
+  });
+
+  it('a request for a new scope asks only for what is new, and the token then carries all of them', async () => {
+    const first = await openSession('more-scopes');
+    const browser = new Browser();
+    expect((await browser.request(await approveAtProvider(browser, first.authorizationUrl, 'more-scopes'))).status).toBe(303);
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId: first.sessionId, workloadToken: first.wat });
+    const more = [...SCOPES, 'crm.write'];
+    const error = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: first.wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: more, customParameters: { resource: RESOURCE }, returnUrl: RETURN_URL }));
+    const { authorizationUrl, sessionId } = error.details as { authorizationUrl: string; sessionId: string };
+    const { html, csrf } = await consentPage(browser, authorizationUrl);
+    const [asked, already] = html.split('You already allowed');
+    expect(asked).toContain('crm.write');
+    expect(asked).not.toContain('<code>crm.read</code>');
+    expect(already).toContain('crm.read');
+    const approve = await browser.request(authorizationUrl, { csrf, decision: 'approve', duration: '7' });
+    expect(new URL(approve.headers.get('location')!).searchParams.get('scope')).toBe(more.join(' '));
+    const user = { iss: 'urn:mandate:user-id', sub: 'more-scopes' };
+    expect(await h.bus.request(grantCheckEndpoint, { tenant: 'acme', workload: 'crm-agent', provider: 'crm', user, scopes: more })).toEqual({ granted: false, missing: ['crm.write'] });
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).scopes).toEqual(more);
   });
 
   it('open redirects are impossible: the vault refuses return URLs off the allow-list', async () => {

@@ -12,9 +12,19 @@ const KNOWN_SCOPES: Record<string, string> = {
   offline_access: 'Keep access while you are away',
 };
 
-/** A scope in plain words where we know it; its name always shown too. */
+const VERBS: Record<string, string> = { read: 'Read', readonly: 'Read', write: 'Create and change', admin: 'Fully manage', delete: 'Delete', manage: 'Manage' };
+
+/**
+ * A scope in plain words: known OIDC scopes by name, `<thing>.<verb>` shapes (`crm.notes.read`,
+ * `repo:write`) by their verb; anything else as the permission it is. Its name is always shown too.
+ */
 export function describeScope(scope: string): string {
-  return KNOWN_SCOPES[scope] ?? `Use the permission “${scope}”`;
+  const known = KNOWN_SCOPES[scope];
+  if (known) return known;
+  const parts = scope.replace(/^https?:\/\/[^/]+\//, '').split(/[.:/_-]+/).filter(Boolean);
+  const verb = VERBS[parts.at(-1)?.toLowerCase() ?? ''];
+  if (verb && parts.length > 1) return `${verb} your ${parts.slice(0, -1).join(' ')}`;
+  return `Use the permission “${scope}”`;
 }
 
 const STYLE = `
@@ -26,10 +36,12 @@ label{display:block;padding:.3rem 0}.actions{display:flex;gap:.75rem;flex-wrap:w
 button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #333;background:#fff;cursor:pointer}
 button.primary{background:#1a56db;color:#fff;border-color:#1a56db}
 button:focus-visible,input:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
-.muted{color:#555;font-size:.9rem}
+.muted{color:#555;font-size:.9rem}.nowrap{white-space:nowrap}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{text-align:left;padding:.4rem;border-bottom:1px solid #eee;vertical-align:top}
 form{margin:0}section{margin:1rem 0}.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 @media (max-width:30rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.2rem 0}tr{border-bottom:1px solid #ddd;padding:.5rem 0}}`;
+
+const dateOf = (iso: string) => `<span class="nowrap">${escapeHtml(iso.slice(0, 10))}</span> <span class="nowrap">${escapeHtml(iso.slice(11, 16))} UTC</span>`;
 
 function layout(nonce: string, title: string, body: string): string {
   return `<!doctype html>
@@ -66,7 +78,7 @@ export function consentPage(input: {
 <div class="actions"><button class="primary" type="submit" name="decision" value="approve">Approve</button>
 <button type="submit" name="decision" value="deny">Deny</button></div>
 </form>
-<p class="muted">Approving sends you to ${escapeHtml(session.provider)} to sign in. This request expires at ${escapeHtml(session.expiresAt)}.</p>`,
+<p class="muted">Approving sends you to ${escapeHtml(session.provider)} to sign in. This request expires at ${dateOf(session.expiresAt)}.</p>`,
   );
 }
 
@@ -74,7 +86,6 @@ export function messagePage(nonce: string, title: string, text: string): string 
   return layout(nonce, title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`);
 }
 
-const dateOf = (iso: string) => escapeHtml(iso.slice(0, 16).replace('T', ' ')) + ' UTC';
 
 /** "My access": every live grant of the signed-in person, each revocable, and all of an agent's at once. */
 export function accessPage(input: { nonce: string; action: string; csrf: string; user: UserRef; grants: readonly GrantView[] }): string {
