@@ -375,17 +375,25 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     }
   });
 
-  it('in a real browser (chromium)', async (ctx) => {
+  it('in a real browser (chromium), on a phone-sized screen, with the keyboard only', async (ctx) => {
     const noBrowser = chromiumMissing('consent in a real browser');
     if (noBrowser) return ctx.skip(noBrowser);
     const browser = await launchChromium();
     try {
       const { authorizationUrl, wat, sessionId } = await openSession('sarah-chromium');
-      const page = await browser.newPage();
+      const page = await browser.newPage({ viewport: { width: 360, height: 640 } });
       await page.goto(authorizationUrl);
       await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toContain('crm-agent');
-      await page.getByLabel('For 7 days').check();
-      await page.getByRole('button', { name: 'Approve' }).click();
+      // Nothing wider than the phone: no sideways scrolling.
+      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+      // Keyboard: Tab reaches the durations (the first is checked), arrows pick one, Tab reaches Approve, Enter sends.
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.value)).toBe('once');
+      for (let i = 0; i < 2; i++) await page.keyboard.press('ArrowDown');
+      expect(await page.getByLabel('For 7 days').isChecked()).toBe(true);
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Approve');
+      await page.keyboard.press('Enter');
       // At the provider: oidc-provider's dev login, then its consent.
       await page.waitForURL((url) => url.origin === idp.issuer);
       await page.locator('input[name="login"]').fill('sarah-chromium');
