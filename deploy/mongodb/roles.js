@@ -18,14 +18,13 @@ mandate.createRole({
 });
 
 // The audit service's user gets these two roles and nothing else (not a service role): its
-// entries, digests (audit-trail) and dedup index (audit-index) can be inserted and read, never
+// claims, entries and digests (audit-trail) can be inserted and read, never
 // updated or deleted; only the chain heads (audit-heads: last sequence and hash, writer lease,
 // last digest) can change, and a verifier trusts them for nothing.
 mandate.createRole({
   role: 'mandateAuditAppendOnly',
   privileges: [
     { resource: { db: 'mandate', collection: 'audit-trail' }, actions: ['find', 'insert', 'createIndex', 'createCollection'] },
-    { resource: { db: 'mandate', collection: 'audit-index' }, actions: ['find', 'insert', 'createIndex', 'createCollection'] },
   ],
   roles: [],
 });

@@ -54,8 +54,8 @@ export class Consent {
       },
       providerAuthorization: (tenant, provider) => bus.request(providerAuthorizationEndpoint, { tenant, provider }),
       exchangeCode: (request) => bus.request(codeExchangeEndpoint, request),
-      completeSession: async (tenant, sessionId, workloadToken) => {
-        const { sessionId: id, workload, provider, user, scopes } = await bus.request(vaultSessionCompleteEndpoint, { tenant, sessionId, workloadToken });
+      completeSession: async (tenant, sessionId, completionCode, workloadToken) => {
+        const { sessionId: id, workload, provider, user, scopes } = await bus.request(vaultSessionCompleteEndpoint, { tenant, sessionId, completionCode, workloadToken });
         return { sessionId: id, workload, provider, user, scopes };
       },
       granted: async (tenant, data) => void (await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, tenant, data)),

@@ -59,6 +59,13 @@ class Browser {
   }
 }
 
+/** The one-time completion code the approving browser was sent to the return URL with. */
+function completionCodeOf(response: Response): string {
+  const code = new URL(response.headers.get('location')!).searchParams.get('completion_code');
+  if (!code) throw new Error('no completion_code in the redirect to the return URL');
+  return code;
+}
+
 describe.skipIf(missing)('the consent service: page, provider, callback, vault', () => {
   let h: VaultHarness;
   let idp: TestIdp;
@@ -193,7 +200,12 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     const waiting = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId }));
     expect(waiting).toMatchObject({ code: 'consent_required', details: { status: 'pending' } });
     expect(granted.some((e) => e.data.sessionId === sessionId)).toBe(false);
-    expect(await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat })).toMatchObject({ completed: true, workload: 'crm-agent', provider: 'crm', scopes: SCOPES });
+    expect(await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(done), workloadToken: wat })).toMatchObject({
+      completed: true,
+      workload: 'crm-agent',
+      provider: 'crm',
+      scopes: SCOPES,
+    });
 
     const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId });
     expect(token.accessToken.length).toBeGreaterThan(20);
@@ -239,14 +251,21 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     // Mallory's session reaches Sarah, who approves it at the provider with her own account...
     const browser = new Browser();
     const callback = await approveAtProvider(browser, authorizationUrl, 'sarah-tricked');
-    expect((await browser.request(callback)).status).toBe(303);
-    // ...and the application, where Sarah is signed in, completes it for Sarah: refused.
+    const back = await browser.request(callback);
+    expect(back.status).toBe(303);
+    // Mallory knows the session id (it was in her link) but not the code Sarah's browser got: refused, nothing changes.
+    for (const completionCode of ['A'.repeat(43), 'not-even-the-right-shape']) {
+      const guessed = await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode, workloadToken: wat }));
+      expect(guessed.code).toMatch(/access_denied|invalid_request/);
+    }
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('pending');
+    // The application, where Sarah is signed in, completes it with the code, for Sarah: refused.
     const { wat: sarahWat } = await h.userWat('crm-agent', agentKey, 'sarah-tricked');
-    const refused = await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: sarahWat }));
+    const refused = await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(back), workloadToken: sarahWat }));
     expect(refused).toMatchObject({ code: 'access_denied', details: { reason: 'binding_mismatch' } });
     expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('failed');
-    // Nothing was stored for Mallory, and Mallory cannot complete it afterwards either.
-    expect((await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat }))).code).toBe('conflict');
+    // Nothing was stored for Mallory, and Mallory cannot complete it afterwards either, code or not.
+    expect((await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(back), workloadToken: wat }))).code).toBe('conflict');
     expect((await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES }))).code).toBe('consent_required');
     await expect.poll(() => h.audit.find((r) => r.action === 'consent-session-complete' && r.reason === 'binding_mismatch' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
     expect(granted.some((e) => e.data.sessionId === sessionId)).toBe(false);
@@ -274,9 +293,10 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('pending');
     await expect.poll(() => h.audit.find((r) => r.action === 'consent-callback' && r.reason === 'browser_mismatch' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
     // The right browser still completes it.
-    expect((await victim.request(callback)).status).toBe(303);
+    const back = await victim.request(callback);
+    expect(back.status).toBe(303);
     const { wat } = await h.userWat('crm-agent', agentKey, 'sarah-state');
-    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat });
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(back), workloadToken: wat });
     expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('completed');
   });
 
@@ -337,8 +357,9 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     const { authorizationUrl, wat, sessionId } = await openSession('once-user');
     const browser = new Browser();
     const callback = await approveAtProvider(browser, authorizationUrl, 'once-user', 'once');
-    expect((await browser.request(callback)).status).toBe(303);
-    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat });
+    const back = await browser.request(callback);
+    expect(back.status).toBe(303);
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(back), workloadToken: wat });
     const user = { iss: 'urn:mandate:user-id', sub: 'once-user' };
     expect((await h.bus.request(grantListEndpoint, { tenant: 'acme', user })).items).toMatchObject([{ provider: 'crm', once: true }]);
     const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId });
@@ -350,8 +371,9 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
   it('a request for a new scope asks only for what is new, and the token then carries all of them', async () => {
     const first = await openSession('more-scopes');
     const browser = new Browser();
-    expect((await browser.request(await approveAtProvider(browser, first.authorizationUrl, 'more-scopes'))).status).toBe(303);
-    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId: first.sessionId, workloadToken: first.wat });
+    const back = await browser.request(await approveAtProvider(browser, first.authorizationUrl, 'more-scopes'));
+    expect(back.status).toBe(303);
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId: first.sessionId, completionCode: completionCodeOf(back), workloadToken: first.wat });
     const more = [...SCOPES, 'crm.write'];
     const error = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: first.wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: more, customParameters: { resource: RESOURCE }, returnUrl: RETURN_URL }));
     const { authorizationUrl, sessionId } = error.details as { authorizationUrl: string; sessionId: string };
@@ -365,6 +387,14 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     const user = { iss: 'urn:mandate:user-id', sub: 'more-scopes' };
     expect(await h.bus.request(grantCheckEndpoint, { tenant: 'acme', workload: 'crm-agent', provider: 'crm', user, scopes: more })).toEqual({ granted: false, missing: ['crm.write'] });
     expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).scopes).toEqual(more);
+    // Approved "for 1 day": the new scope gets that term, the earlier ones keep their 7 days.
+    const done = await browser.request(await approveAtProvider(browser, authorizationUrl, 'more-scopes', '1'));
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(done), workloadToken: first.wat });
+    const [grant] = (await h.bus.request(grantListEndpoint, { tenant: 'acme', user })).items;
+    const daysLeft = (scope: string) => Math.round((Date.parse(grant!.scopeTerms[scope]!) - Date.now()) / 86_400_000);
+    expect([daysLeft('crm.read'), daysLeft('crm.write')]).toEqual([7, 1]);
+    const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: first.wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: more, sessionId });
+    expect(token.accessToken.length).toBeGreaterThan(20);
   });
 
   it('open redirects are impossible: the vault refuses return URLs off the allow-list', async () => {
@@ -385,14 +415,14 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
       await page.goto(authorizationUrl);
       await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toContain('crm-agent');
       // Nothing wider than the phone: no sideways scrolling.
-      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+      expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
       // Keyboard: Tab reaches the durations (the first is checked), arrows pick one, Tab reaches Approve, Enter sends.
       await page.keyboard.press('Tab');
-      expect(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.value)).toBe('once');
+      expect(await page.evaluate('document.activeElement && document.activeElement.value')).toBe('once');
       for (let i = 0; i < 2; i++) await page.keyboard.press('ArrowDown');
       expect(await page.getByLabel('For 7 days').isChecked()).toBe(true);
       await page.keyboard.press('Tab');
-      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Approve');
+      expect(await page.evaluate('document.activeElement && document.activeElement.textContent')).toBe('Approve');
       await page.keyboard.press('Enter');
       // At the provider: oidc-provider's dev login, then its consent.
       await page.waitForURL((url) => url.origin === idp.issuer);
@@ -403,7 +433,7 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
       await page.locator('button[type="submit"]').click();
       const landed = new URL((await returned).url());
       expect(landed.searchParams.get('session_id')).toBe(sessionId);
-      await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, workloadToken: wat });
+      await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: landed.searchParams.get('completion_code')!, workloadToken: wat });
       const token = await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, sessionId });
       expect(token.accessToken.length).toBeGreaterThan(20);
     } finally {

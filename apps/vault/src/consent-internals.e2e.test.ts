@@ -71,7 +71,7 @@ describe.skipIf(missing)("the vault's internal endpoints for the consent service
 
   it('refuses a code exchange for another user, or a session already ended, before calling the provider', async () => {
     const { sessionId } = await open('u3');
-    const exchange = { tenant: 'acme', provider: 'mail', sessionId, code: 'c', codeVerifier: 'v'.repeat(43), redirectUri: 'http://127.0.0.1:4490/callback', grant: { once: false } };
+    const exchange = { tenant: 'acme', provider: 'mail', sessionId, code: 'c', codeVerifier: 'v'.repeat(43), redirectUri: 'http://127.0.0.1:4490/callback', grant: { once: false }, completionHash: 'h'.repeat(43) };
     const calls = idp.tokenRequests.length;
     expect((await failure(h.bus.request(codeExchangeEndpoint, { ...exchange, user: { iss: 'urn:mandate:user-id', sub: 'mallory' } }))).code).toBe('not_found');
     await h.bus.request(vaultSessionFailEndpoint, { tenant: 'acme', sessionId, reason: 'denied' });

@@ -16,8 +16,10 @@ export const grantViewSchema = z.object({
   provider: z.string(),
   user: userRefSchema,
   scopes: z.array(z.string()),
+  /** Until when each scope is granted (null: until revoked): each approval sets the term of the scopes it was asked about. */
+  scopeTerms: z.record(z.string(), z.iso.datetime().nullable()),
   grantedAt: z.iso.datetime(),
-  /** Absent: until revoked. */
+  /** When the last scope runs out; absent: a scope is granted until revoked. */
   expiresAt: z.iso.datetime().optional(),
   /** "This time only": the next token release uses it up. */
   once: z.boolean(),

@@ -104,6 +104,11 @@ export const codeExchangeEndpoint = defineEndpoint({
     /** The `iss` of the authorization response, when there was one (RFC 9207). */
     iss: z.string().max(2048).optional(),
     grant: grantTermSchema,
+    /**
+     * For a session with a return URL: SHA-256 (base64url) of the one-time completion code that
+     * only the approving browser is sent back with; `session-complete` must present the code.
+     */
+    completionHash: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
   }),
   response: z.object({ status: z.enum(['completed', 'awaiting-application']), scopes: z.array(z.string()) }),
 });
@@ -118,14 +123,17 @@ const completedSessionSchema = z.object({
 });
 
 /**
- * Session binding by the application: its return-URL handler proves who is signed in there with a
- * WAT for the session's workload and user (from `token-for-jwt` with the user's token, or
- * `token-for-user` with the user's id). A different user completes nothing, the held tokens are
- * dropped, the session fails, and it is audited.
+ * Session binding by the application: its return-URL handler passes on the one-time
+ * `completion_code` the approving browser arrived with (so only that browser's visit can complete
+ * the session, not whoever else knows its id) and proves who is signed in there with a WAT for
+ * the session's workload and user (from `token-for-jwt` with the user's token, or `token-for-user`
+ * with the user's id). A different user completes nothing, the held tokens are dropped, the
+ * session fails, and it is audited; a wrong code changes nothing.
  */
 export const sessionCompleteRequestSchema = z.strictObject({
   tenant: tenantIdSchema,
   sessionId: sessionIdSchema,
+  completionCode: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'the completion_code of the return URL'),
   workloadToken: z.string().min(1).max(16 * 1024),
 });
 

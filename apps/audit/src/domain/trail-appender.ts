@@ -1,3 +1,4 @@
+import { randomBytes, randomUUID } from 'node:crypto';
 import { GENESIS_HASH, MandateError, type AuditRecord, type TenantId, type TrailEntry } from '@mandate/contracts';
 import type { Clock, StoredDocument } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
@@ -28,8 +29,6 @@ interface Pending {
 }
 
 const EPOCH = new Date(0).toISOString();
-/** How many of the newest entries are indexed again whenever a writer (re)loads a chain head. */
-const REINDEX_TAIL = 2_000;
 
 /**
  * Appends audit records to per-tenant hash chains. Each tenant has one writer here, which appends
@@ -74,12 +73,14 @@ export class TrailAppender {
  *      └─── any failure ────┘ (forget the head; the next batch reads it again and repairs)
  *
  * Crash safety, in the order of writes of one batch:
- *   1. entries n+1..n+k are created (create fails if a sequence is taken, so nothing is overwritten);
- *   2. their record ids are indexed;
+ *   1. each record claims its sequence (`r.<id>`, in the trail collection);
+ *   2. entries n+1..n+k are created (create fails if a sequence is taken, so nothing is overwritten);
  *   3. the head moves to n+k by compare-and-swap; only then are the records acknowledged.
- * A crash after 1 leaves entries beyond the head: `ready()` adopts them (indexes them, moves the
- * head) before anything else is appended, so their redelivered records are found as duplicates.
- * A crash before 1 leaves nothing. The dedup check reads the index only after that repair.
+ * Claims and entries share one collection (one stream), so a crash of the process or of the store
+ * keeps a prefix of those writes: never an entry without its claim. A crash after 2 leaves entries
+ * beyond the head: `ready()` adopts them before anything else is appended, and their redelivered
+ * records find their claims. A claim whose entry was lost is stale and is claimed past. A head
+ * that a store crash left ahead of its entries is moved back to the last entry that exists.
  */
 class TenantWriter {
   #queue: Pending[] = [];
@@ -142,30 +143,32 @@ class TenantWriter {
       if (!firstOf.has(record.id)) firstOf.set(record.id, i);
     });
     const unique = [...firstOf.values()];
-    const indexed = await Promise.all(unique.map((i) => repository.indexed(this.tenant, records[i]!.id)));
-    const fresh: number[] = [];
+    const lookups = await Promise.all(unique.map((i) => repository.lookupClaim(this.tenant, records[i]!.id)));
+    const fresh: { index: number; attempt: number }[] = [];
     unique.forEach((i, k) => {
-      const known = indexed[k];
-      if (known) outcomes[i] = { status: 'duplicate', sequence: known.sequence };
-      else fresh.push(i);
+      const lookup = lookups[k]!;
+      if (lookup.chained) outcomes[i] = { status: 'duplicate', sequence: lookup.sequence };
+      else fresh.push({ index: i, attempt: lookup.attempt });
     });
 
     const now = clock();
     const appendedAt = new Date(Math.max(now, Date.parse(head.value.appendedAt))).toISOString();
     let previous = { sequence: head.value.sequence, hash: head.value.hash };
     const entries: TrailEntry[] = [];
-    for (const i of fresh) {
+    const claims: { recordId: string; attempt: number; sequence: number }[] = [];
+    for (const { index, attempt } of fresh) {
       if (previous.sequence + 1 > MAX_SEQUENCE) throw new MandateError('internal', 'the chain is full');
-      const entry = chainEntry(previous, records[i]!, appendedAt);
+      const entry = chainEntry(previous, records[index]!, appendedAt);
       entries.push(entry);
-      outcomes[i] = { status: 'appended', sequence: entry.sequence };
+      claims.push({ recordId: entry.record.id, attempt, sequence: entry.sequence });
+      outcomes[index] = { status: 'appended', sequence: entry.sequence };
       previous = entry;
     }
 
     if (entries.length > 0) {
-      // Step 1, then step 2: an index document must never exist without its entry.
+      // Step 1 finished before step 2 starts: an entry must never exist without its claim.
+      await Promise.all(claims.map((claim) => repository.createClaim(this.tenant, claim.recordId, claim.attempt, claim.sequence)));
       await Promise.all(entries.map((entry) => repository.createEntry(this.tenant, entry)));
-      await Promise.all(entries.map((entry) => repository.addToIndex(this.tenant, entry.record.id, entry.sequence)));
       this.#head = await repository.moveChainHead(
         this.tenant,
         { sequence: previous.sequence, hash: previous.hash, appendedAt, writer: writerId, leaseUntil: now + leaseMs },
@@ -213,35 +216,54 @@ class TenantWriter {
     }
   }
 
-  /** Adopts entries a crashed batch wrote beyond the head. */
+  /** Adopts entries a crashed batch wrote beyond the head; moves back a head that is ahead of its entries. */
   async #repair(head: StoredDocument<ChainHead>): Promise<StoredDocument<ChainHead>> {
     const { repository } = this.options;
     let value = head.value;
+    while (value.sequence > 0 && !(await repository.entry(this.tenant, value.sequence))) {
+      // Only a store that lost acknowledged writes gets here (or someone deleted the tail).
+      const back = value.sequence - 1;
+      const last = back > 0 ? await repository.entry(this.tenant, back) : undefined;
+      value = last ? { ...value, sequence: last.sequence, hash: last.hash } : { ...value, sequence: 0, hash: GENESIS_HASH };
+    }
+    if (value.sequence < head.value.sequence) value = await this.#recordMovedBack(head.value.sequence, value);
     for (;;) {
       const next = await repository.entry(this.tenant, value.sequence + 1);
       if (!next) break;
       if (next.previousHash !== value.hash) {
         this.options.logger?.error({ tenant: this.tenant, sequence: next.sequence }, 'an entry beyond the head does not link to it; verify will report it');
       }
-      await repository.addToIndex(this.tenant, next.record.id, next.sequence);
       value = { ...value, sequence: next.sequence, hash: next.hash, appendedAt: next.appendedAt > value.appendedAt ? next.appendedAt : value.appendedAt };
     }
-    await this.#reindexTail(value.sequence);
     if (value === head.value) return head;
     this.options.logger?.info({ tenant: this.tenant, from: head.value.sequence, to: value.sequence }, 'adopted entries written before a crash');
     return repository.moveChainHead(this.tenant, value, head.revision);
   }
 
   /**
-   * The entries are the truth; the dedup index is derived. nats-server 2.9 does not fsync, so a
-   * crash of the bus can keep an entry yet lose its index document (another stream), and the
-   * redelivered record would then be appended twice. The tail that a crash can have touched is
-   * indexed again (creates that find a document leave it as it is).
+   * Moving a head back must not be quiet: the chain itself gets a record saying which sequences
+   * were lost (an auditor sees it; signed digests that covered them no longer verify).
    */
-  async #reindexTail(headSequence: number): Promise<void> {
-    const from = Math.max(1, headSequence - REINDEX_TAIL + 1);
-    if (headSequence < from) return;
-    const entries = await this.options.repository.entries(this.tenant, from, headSequence);
-    await Promise.all(entries.map((entry) => (entry ? this.options.repository.addToIndex(this.tenant, entry.record.id, entry.sequence) : undefined)));
+  async #recordMovedBack(lostFrom: number, value: ChainHead): Promise<ChainHead> {
+    const { repository, clock } = this.options;
+    this.options.logger?.error({ tenant: this.tenant, head: lostFrom, last: value.sequence }, 'the chain head was ahead of its entries (the store lost writes, or they were deleted); recorded in the chain');
+    const now = clock();
+    const record: AuditRecord = {
+      id: randomUUID(),
+      tenant: this.tenant,
+      service: 'audit',
+      action: 'trail-repair',
+      outcome: 'failed',
+      reason: 'entries_missing',
+      occurredAt: new Date(now).toISOString(),
+      traceId: randomBytes(16).toString('hex'),
+      spanId: randomBytes(8).toString('hex'),
+      actor: { admin: `audit-writer:${this.options.writerId}` },
+      details: { lastEntry: value.sequence, headWas: lostFrom },
+    };
+    const entry = chainEntry(value, record, new Date(Math.max(now, Date.parse(value.appendedAt))).toISOString());
+    await repository.createClaim(this.tenant, record.id, 0, entry.sequence);
+    await repository.createEntry(this.tenant, entry);
+    return { ...value, sequence: entry.sequence, hash: entry.hash, appendedAt: entry.appendedAt };
   }
 }

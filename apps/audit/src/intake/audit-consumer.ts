@@ -91,7 +91,7 @@ export class AuditConsumer {
       }
     })();
     // After the bus comes back, what it kept may not be what it acknowledged (no fsync on 2.9):
-    // every chain is reloaded, repaired and its tail re-indexed before the next append.
+    // every chain is reloaded and repaired before the next append.
     void (async () => {
       for await (const status of this.nc.status()) if (status.type === 'reconnect') this.appender.resync();
     })();

@@ -2,24 +2,32 @@ import { MandateError, SYSTEM_TENANT, type TenantId, type TrailDigest, type Trai
 import type { DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
 
 /*
- * Where the trail lives, in three collections:
+ * Where the trail lives, in two collections:
  *
  *   audit-trail  entries `e.<sequence>` and digests `d.<number>`, numbers zero-padded to 12
- *                digits so id order is chain order. Only ever created, never updated or deleted:
- *                in MongoDB the audit service's role grants insert and find only on it.
- *   audit-index  one document per record id (`<uuid>` → its sequence): the deduplication index.
- *                Insert and find only, too.
+ *                digits so id order is chain order, and claims `r.<record id>[.<n>]` (the
+ *                deduplication index: which sequence a record was given). Only ever created,
+ *                never updated or deleted: in MongoDB the audit service's role grants insert and
+ *                find only on it.
  *   audit-heads  per tenant: `chain` (last sequence, last hash, writer lease) and `digests` (last
  *                digest number and hash), both moved by compare-and-swap; under the `system`
  *                tenant, `t.<tenant>` registers every tenant that has a chain.
+ *
+ * Claims live next to the entries on purpose: a claim is written before its entry, in the same
+ * collection (one JetStream stream, one MongoDB collection), so whatever a crash of the store
+ * keeps, it never keeps an entry without its claim, and a redelivered record is never chained
+ * twice. A claim whose entry was lost is stale (the entry at its sequence is missing or another
+ * record's); the record is then claimed again under the next suffix.
  *
  * The heads are the only mutable documents and are trusted for nothing a verifier cannot
  * re-derive: they say where to start, the entries and the signed digests say what is true.
  */
 export const TRAIL_COLLECTION = 'audit-trail';
-export const INDEX_COLLECTION = 'audit-index';
 export const HEADS_COLLECTION = 'audit-heads';
-export const AUDIT_COLLECTIONS = [TRAIL_COLLECTION, INDEX_COLLECTION, HEADS_COLLECTION] as const;
+export const AUDIT_COLLECTIONS = [TRAIL_COLLECTION, HEADS_COLLECTION] as const;
+
+/** Claims of one record tried before giving up (each stale one needs a store crash to exist). */
+const MAX_CLAIMS = 16;
 
 const PAD = 12;
 export const MAX_SEQUENCE = 10 ** PAD - 1;
@@ -40,16 +48,25 @@ export interface DigestHead {
   hash: string;
 }
 
-export interface IndexDocument {
+/** Which sequence a record was given. */
+export interface ClaimDocument {
+  claim: string;
   sequence: number;
 }
+
+/** Where a record stands: already chained at `sequence`, or not, with the suffix its claim takes. */
+export type ClaimLookup = { chained: true; sequence: number } | { chained: false; attempt: number };
 
 interface TenantRegistration {
   tenant: string;
   since: string;
 }
 
-type TrailDocument = TrailEntry | TrailDigest;
+type TrailDocument = TrailEntry | TrailDigest | ClaimDocument;
+
+function claimId(recordId: string, attempt: number): string {
+  return attempt === 0 ? `r.${recordId}` : `r.${recordId}.${attempt}`;
+}
 
 function padded(kind: 'e' | 'd', n: number): string {
   if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SEQUENCE) throw new TypeError(`sequence out of range: ${n}`);
@@ -59,14 +76,12 @@ function padded(kind: 'e' | 'd', n: number): string {
 export class TrailRepository {
   private constructor(
     private readonly trail: DocumentCollection<TrailDocument>,
-    private readonly index: DocumentCollection<IndexDocument>,
     private readonly heads: DocumentCollection<ChainHead | DigestHead | TenantRegistration>,
   ) {}
 
   static async open(store: DocumentStore): Promise<TrailRepository> {
     return new TrailRepository(
       await store.collection<TrailDocument>(TRAIL_COLLECTION),
-      await store.collection<IndexDocument>(INDEX_COLLECTION),
       await store.collection<ChainHead | DigestHead | TenantRegistration>(HEADS_COLLECTION),
     );
   }
@@ -93,19 +108,21 @@ export class TrailRepository {
     return result;
   }
 
-  // Dedup index ----------------------------------------------------------------------------------
+  // Claims (deduplication) ------------------------------------------------------------------------
 
-  async indexed(tenant: TenantId, recordId: string): Promise<IndexDocument | undefined> {
-    return (await this.index.get(tenant, recordId))?.value;
+  /** Whether a record is in the chain: a claim whose sequence holds this very record. */
+  async lookupClaim(tenant: TenantId, recordId: string): Promise<ClaimLookup> {
+    for (let attempt = 0; attempt < MAX_CLAIMS; attempt++) {
+      const claim = (await this.trail.get(tenant, claimId(recordId, attempt)))?.value as ClaimDocument | undefined;
+      if (!claim) return { chained: false, attempt };
+      if ((await this.entry(tenant, claim.sequence))?.record.id === recordId) return { chained: true, sequence: claim.sequence };
+    }
+    throw new MandateError('internal', `record ${recordId} has ${MAX_CLAIMS} stale claims; the trail store keeps losing writes`);
   }
 
-  /** Records that `recordId` is at `sequence`; an existing index document is left as it is. */
-  async addToIndex(tenant: TenantId, recordId: string, sequence: number): Promise<void> {
-    try {
-      await this.index.create(tenant, recordId, { sequence });
-    } catch (error) {
-      if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
-    }
+  /** Claims `sequence` for a record, before its entry is written; `conflict` if that claim exists. */
+  async createClaim(tenant: TenantId, recordId: string, attempt: number, sequence: number): Promise<void> {
+    await this.trail.create(tenant, claimId(recordId, attempt), { claim: recordId, sequence });
   }
 
   // Digests --------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import {
   MandateError,
+  type codeExchangeEndpoint,
+  type RequestOf,
   type AuditRecordInput,
   type ConsentGrantedData,
   type ConsentSessionView,
-  type GrantTerm,
   type TenantId,
   type UserRef,
 } from '@mandate/contracts';
@@ -20,8 +21,8 @@ export interface ConsentPorts {
   /** A workload as the page shows it, and the IdP its users sign in at (its authorizer's). */
   workload(tenant: TenantId, name: string): Promise<WorkloadInfo>;
   providerAuthorization(tenant: TenantId, provider: string): Promise<{ authorizationEndpoint: string; clientId: string; scopeSeparator: string; extraParams: Record<string, string> }>;
-  exchangeCode(request: { tenant: TenantId; provider: string; sessionId: string; user: UserRef; code: string; codeVerifier: string; redirectUri: string; iss?: string; grant: GrantTerm }): Promise<{ status: 'completed' | 'awaiting-application' }>;
-  completeSession(tenant: TenantId, sessionId: string, workloadToken: string): Promise<ConsentGrantedData>;
+  exchangeCode(request: RequestOf<typeof codeExchangeEndpoint>): Promise<{ status: 'completed' | 'awaiting-application' }>;
+  completeSession(tenant: TenantId, sessionId: string, completionCode: string, workloadToken: string): Promise<ConsentGrantedData>;
   granted(tenant: TenantId, data: ConsentGrantedData): Promise<void>;
   audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>): Promise<unknown>;
 }
@@ -49,6 +50,23 @@ export function parseDuration(value: string | undefined): GrantDuration {
   if (value && (DURATION_CHOICES as readonly string[]).includes(value)) return { kind: 'days', days: Number(value) };
   throw new MandateError('invalid_request', 'choose how long the agent may have this access');
 }
+
+/** Authorization request parameters an agent's custom parameters may not set (scope, request objects, response routing, PKCE, state). */
+const RESERVED_PARAMETERS = new Set([
+  'scope',
+  'request',
+  'request_uri',
+  'response_type',
+  'response_mode',
+  'redirect_uri',
+  'client_id',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+  'claims',
+  'authorization_details',
+]);
 
 /** Where the browser goes next: a redirect (303) or a page. */
 export type Outcome = { redirect: string } | { page: 'granted' | 'denied' | 'failed'; session?: ConsentSessionView };
@@ -117,8 +135,11 @@ export class ConsentFlows {
       { ttlMs: remainingMs },
     );
     const url = new URL(provider.authorizationEndpoint);
-    // The workload's extra parameters first, so nothing it sends can replace a protocol parameter.
-    for (const [name, value] of Object.entries({ ...session.customParameters, ...provider.extraParams })) url.searchParams.set(name, value);
+    // The workload's extra parameters first, so nothing it sends can replace a protocol parameter;
+    // those that would change what the person approves, or where the answer goes, never pass.
+    for (const [name, value] of Object.entries({ ...session.customParameters, ...provider.extraParams })) {
+      if (!RESERVED_PARAMETERS.has(name.toLowerCase())) url.searchParams.set(name, value);
+    }
     const protocol = {
       response_type: 'code',
       client_id: provider.clientId,
@@ -170,10 +191,23 @@ export class ConsentFlows {
     if (!code) throw new MandateError('invalid_request', 'the provider sent neither a code nor an error');
     let status: 'completed' | 'awaiting-application';
     const expiresAt = this.#expiry(flow.duration);
+    // Sent to the return URL with this browser only; the application must present it to complete.
+    const completionCode = randomBytes(32).toString('base64url');
     try {
       const iss = params.get('iss');
       const grant = { once: flow.duration.kind === 'once', ...(expiresAt ? { expiresAt } : {}) };
-      ({ status } = await this.ports.exchangeCode({ tenant, provider: flow.provider, sessionId: flow.sessionId, user: flow.user, code, codeVerifier: flow.codeVerifier, redirectUri: flow.redirectUri, grant, ...(iss !== null ? { iss } : {}) }));
+      ({ status } = await this.ports.exchangeCode({
+        tenant,
+        provider: flow.provider,
+        sessionId: flow.sessionId,
+        user: flow.user,
+        code,
+        codeVerifier: flow.codeVerifier,
+        redirectUri: flow.redirectUri,
+        grant,
+        completionHash: createHash('sha256').update(completionCode).digest('base64url'),
+        ...(iss !== null ? { iss } : {}),
+      }));
     } catch (error) {
       await this.ports.failSession(tenant, flow.sessionId, 'provider_error').catch(() => undefined);
       await this.#audit(tenant, flow, 'consent-callback', 'failed', error instanceof MandateError ? error.code : 'internal');
@@ -181,7 +215,7 @@ export class ConsentFlows {
     }
     if (status === 'awaiting-application') {
       await this.#audit(tenant, flow, 'consent-callback', 'succeeded', undefined, { duration: describe(flow.duration), awaiting: 'application' });
-      return returnTo(session, {}) ?? { page: 'failed', session };
+      return returnTo(session, { completion_code: completionCode }) ?? { page: 'failed', session };
     }
     await this.#granted(tenant, { sessionId: flow.sessionId, workload: flow.workload, provider: flow.provider, user: flow.user, scopes: flow.scopes }, { duration: describe(flow.duration), ...(expiresAt ? { expiresAt } : {}) });
     return returnTo(session, {}) ?? { page: 'granted', session };
@@ -191,8 +225,8 @@ export class ConsentFlows {
    * The application's half of session binding: the vault completes the session only if the WAT
    * names its workload and user (a mismatch fails it there, audited); then the agent is woken.
    */
-  async complete(tenant: TenantId, sessionId: string, workloadToken: string): Promise<ConsentGrantedData> {
-    const granted = await this.ports.completeSession(tenant, sessionId, workloadToken);
+  async complete(tenant: TenantId, sessionId: string, completionCode: string, workloadToken: string): Promise<ConsentGrantedData> {
+    const granted = await this.ports.completeSession(tenant, sessionId, completionCode, workloadToken);
     await this.#granted(tenant, granted, { boundBy: 'application' });
     return granted;
   }

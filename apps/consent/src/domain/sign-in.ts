@@ -75,8 +75,11 @@ export class SignIn {
     return url.href;
   }
 
-  /** The IdP's redirect back: only the browser that started the trip, once, with a valid ID token. */
-  async finish(params: URLSearchParams, browserId: string | undefined): Promise<{ tenant: TenantId; user: UserRef; returnPath: string }> {
+  /**
+   * The IdP's redirect back: only the browser that started the trip, once, with a valid ID token.
+   * The sign-in is kept under `signedInBrowserId`, the browser's new cookie.
+   */
+  async finish(params: URLSearchParams, browserId: string | undefined, signedInBrowserId: string): Promise<{ tenant: TenantId; user: UserRef; returnPath: string }> {
     const { tenant, key } = parseState(params.get('state'));
     const stored = await this.trips.get(tenant, key);
     if (!stored || !browserId || stored.value.browser !== browserKey(browserId)) {
@@ -100,11 +103,8 @@ export class SignIn {
       throw new MandateError('access_denied', `signing in at the identity provider did not succeed (${/^[a-z_]{1,64}$/.test(reason) ? reason : 'invalid_response'})`, { cause });
     }
     const user = { iss: claims.iss, sub: claims.sub };
-    const id = browserKey(browserId);
-    const document = { user, expiresAt: this.#now() + this.options.signedInMs };
-    const previous = await this.signedIn.get(tenant, id);
-    if (previous) await this.signedIn.update(tenant, id, document, previous.revision, { ttlMs: this.options.signedInMs });
-    else await this.signedIn.create(tenant, id, document, { ttlMs: this.options.signedInMs });
+    await this.signedIn.delete(tenant, browserKey(browserId));
+    await this.signedIn.create(tenant, browserKey(signedInBrowserId), { user, expiresAt: this.#now() + this.options.signedInMs }, { ttlMs: this.options.signedInMs });
     return { tenant, user, returnPath: trip.returnPath };
   }
 

@@ -16,7 +16,7 @@ export class SessionsEndpoint {
 
   @MessagePattern(sessionCompleteEndpoint.subject)
   async sessionComplete(@Payload() request: ParsedRequestOf<typeof sessionCompleteEndpoint>): Promise<ResponseOf<typeof sessionCompleteEndpoint>> {
-    const granted = await this.consent.flows.complete(request.tenant, request.sessionId, request.workloadToken);
+    const granted = await this.consent.flows.complete(request.tenant, request.sessionId, request.completionCode, request.workloadToken);
     return { completed: true, workload: granted.workload, provider: granted.provider, scopes: granted.scopes };
   }
 }

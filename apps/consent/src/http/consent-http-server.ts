@@ -104,8 +104,19 @@ export class ConsentHttpServer {
     }
     if (url.pathname === '/login/callback') {
       if (request.method !== 'GET') return void response.writeHead(405, { allow: 'GET' }).end();
-      const { returnPath } = await this.signIn.finish(url.searchParams, this.#browserId(request));
-      return void response.writeHead(303, { location: returnPath }).end();
+      // A fresh cookie for the signed-in browser: a cookie planted before the sign-in is worth nothing after it.
+      const signedIn = newBrowserId();
+      const { returnPath } = await this.signIn.finish(url.searchParams, this.#browserId(request), signedIn);
+      return void response.writeHead(303, { location: returnPath, 'set-cookie': this.#cookie(signedIn) }).end();
+    }
+    if (url.pathname === '/sign-out') {
+      if (request.method !== 'POST') return void response.writeHead(405, { allow: 'POST' }).end();
+      const tenant = tenantId(url.searchParams.get('tenant') ?? '');
+      const form = await readForm(request);
+      const browserId = this.#browserId(request);
+      if (!browserId || !sameText(form.get('csrf') ?? '', this.#csrf(browserId, `${tenant}/sign-out`))) return this.#refuseCsrf(response, nonce, 'sign-out');
+      await this.signIn.signOut(tenant, browserId);
+      return void response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Signed out', 'You are signed out. You may close this window.'));
     }
     if (url.pathname === '/access') {
       const tenant = tenantId(url.searchParams.get('tenant') ?? '');
@@ -124,7 +135,7 @@ export class ConsentHttpServer {
     const html = consentPage({
       nonce,
       action: `${url.pathname}?tenant=${encodeURIComponent(tenant)}`,
-      csrf: this.#csrf(browserId, sessionId),
+      csrf: this.#csrf(browserId, `${tenant}/${sessionId}`),
       session,
       workload,
       durations: DURATION_CHOICES.map((value) => ({ value, label: DURATION_LABELS[value] })),
@@ -141,14 +152,21 @@ export class ConsentHttpServer {
         ? messagePage(nonce, 'My access', 'No sign-in is set up for this organisation yet.')
         : 'chooseIdp' in view
           ? idpChoicePage(nonce, tenant, view.chooseIdp)
-          : accessPage({ nonce, action: `/access?tenant=${encodeURIComponent(tenant)}`, csrf: this.#csrf(browserId, 'access'), user: view.user, grants: view.grants });
+          : accessPage({
+              nonce,
+              action: `/access?tenant=${encodeURIComponent(tenant)}`,
+              csrf: this.#csrf(browserId, `${tenant}/access`),
+              signOut: { action: `/sign-out?tenant=${encodeURIComponent(tenant)}`, csrf: this.#csrf(browserId, `${tenant}/sign-out`) },
+              user: view.user,
+              grants: view.grants,
+            });
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(request.method === 'HEAD' ? undefined : html);
   }
 
   async #revoke(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId): Promise<void> {
     const form = await readForm(request);
     const browserId = this.#browserId(request);
-    if (!browserId || !sameText(form.get('csrf') ?? '', this.#csrf(browserId, 'access'))) return this.#refuseCsrf(response, nonce, 'access');
+    if (!browserId || !sameText(form.get('csrf') ?? '', this.#csrf(browserId, `${tenant}/access`))) return this.#refuseCsrf(response, nonce, 'access');
     const workload = workloadNameSchema.safeParse(form.get('workload'));
     const provider = form.get('provider') ? providerNameSchema.safeParse(form.get('provider')) : undefined;
     if (!workload.success || (provider && !provider.success)) throw new MandateError('invalid_request', 'choose an access to revoke');
@@ -160,7 +178,7 @@ export class ConsentHttpServer {
     const form = await readForm(request);
     const browserId = this.#browserId(request);
     const token = form.get('csrf') ?? '';
-    if (!browserId || !sameText(token, this.#csrf(browserId, sessionId))) return this.#refuseCsrf(response, nonce, sessionId);
+    if (!browserId || !sameText(token, this.#csrf(browserId, `${tenant}/${sessionId}`))) return this.#refuseCsrf(response, nonce, 'consent');
     const decision = form.get('decision');
     if (decision === 'approve') {
       const location = await this.flows.approve(tenant, sessionId, browserId, parseDuration(form.get('duration') ?? undefined));
@@ -216,7 +234,7 @@ export class ConsentHttpServer {
     return `${this.#cookieName}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${this.options.signedInSeconds}${this.#secure ? '; Secure' : ''}`;
   }
 
-  /** Signed double-submit: only a page served to this browser (its cookie) for this form (a session, or `access`) has it. */
+  /** Signed double-submit: only a page served to this browser (its cookie) for this form (`<tenant>/<session>` or `<tenant>/access`) has it. */
   #csrf(browserId: string, form: string): string {
     return createHmac('sha256', this.options.csrfKey).update(`csrf\n${browserId}\n${form}`).digest('base64url');
   }

@@ -88,7 +88,7 @@ export function messagePage(nonce: string, title: string, text: string): string 
 
 
 /** "My access": every live grant of the signed-in person, each revocable, and all of an agent's at once. */
-export function accessPage(input: { nonce: string; action: string; csrf: string; user: UserRef; grants: readonly GrantView[] }): string {
+export function accessPage(input: { nonce: string; action: string; csrf: string; signOut: { action: string; csrf: string }; user: UserRef; grants: readonly GrantView[] }): string {
   const form = (fields: Record<string, string>, label: string, primary = false) =>
     `<form method="post" action="${escapeHtml(input.action)}"><input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">${Object.entries(fields)
       .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`)
@@ -101,7 +101,7 @@ export function accessPage(input: { nonce: string; action: string; csrf: string;
 <table><thead><tr><th scope="col">Provider</th><th scope="col">Scopes</th><th scope="col">Since</th><th scope="col">Until</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead><tbody>
 ${grants
   .map(
-    (g) => `<tr><td>${escapeHtml(g.provider)}</td><td>${g.scopes.map((s) => `<code>${escapeHtml(s)}</code>`).join(' ')}</td><td>${dateOf(g.grantedAt)}</td><td>${
+    (g) => `<tr><td>${escapeHtml(g.provider)}</td><td>${g.scopes.map((s) => `<code>${escapeHtml(s)}</code>${termOf(g, s)}`).join('<br>')}</td><td>${dateOf(g.grantedAt)}</td><td>${
       g.once ? 'This time only' : g.expiresAt ? dateOf(g.expiresAt) : 'Until you revoke it'
     }</td><td>${form({ workload, provider: g.provider }, `Revoke ${g.provider}`)}</td></tr>`,
   )
@@ -113,8 +113,17 @@ ${grants
     input.nonce,
     'My access',
     `<h1>My access</h1><p class="muted">Signed in as <code>${escapeHtml(input.user.sub)}</code>. These agents may act for you:</p>
-${sections || '<p>You have not given any agent access.</p>'}`,
+${sections || '<p>You have not given any agent access.</p>'}
+<form method="post" action="${escapeHtml(input.signOut.action)}"><input type="hidden" name="csrf" value="${escapeHtml(input.signOut.csrf)}"><button type="submit">Sign out</button></form>`,
   );
+}
+
+/** A scope's own term, shown only where the grant's scopes end at different times. */
+function termOf(grant: GrantView, scope: string): string {
+  const terms = new Set(Object.values(grant.scopeTerms));
+  if (terms.size < 2) return '';
+  const until = grant.scopeTerms[scope];
+  return ` <span class="muted">(${until ? `until ${dateOf(until)}` : 'until you revoke it'})</span>`;
 }
 
 /** Several IdPs sign people in for this tenant: the person picks theirs. */

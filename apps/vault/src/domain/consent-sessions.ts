@@ -64,8 +64,9 @@ export class ConsentSessions {
    * pending -> completed, for the workload, user and provider it was opened for; anything else
    * (another user's session, one already ended) is refused and changes nothing.
    */
-  async complete(tenant: TenantId, sessionId: string, expected: { workload: string; provider: string; user: UserRef }): Promise<void> {
-    await this.#transition(
+  /** Returns the session as it was just before (with what it held). */
+  complete(tenant: TenantId, sessionId: string, expected: { workload: string; provider: string; user: UserRef }): Promise<ConsentSessionDocument> {
+    return this.#transition(
       tenant,
       sessionId,
       (session) => {

@@ -1,5 +1,5 @@
 import { MandateError, type GrantView, type TenantId, type UserRef } from '@mandate/contracts';
-import type { DocumentCollection, StoredDocument } from '@mandate/store';
+import type { DocumentCollection } from '@mandate/store';
 import { providerKey, userKey, workloadKey } from '../store/keys.js';
 import type { GrantDocument } from '../store/vault-records.js';
 
@@ -23,23 +23,17 @@ export class Grants {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records a grant; a lasting grant adds its scopes to a live one's, the later expiry wins. */
+  /**
+   * Records an approval: the scopes it asked about get its term (until `expiresAt`, or until
+   * revoked), replacing their earlier term; the grant's other live scopes keep theirs.
+   */
   async record(tenant: TenantId, workload: string, provider: string, user: UserRef, scopes: readonly string[], term: { expiresAt?: number | undefined; once?: boolean }): Promise<void> {
     const id = idOf(user, workload, provider, term.once === true);
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.grants.get(tenant, id);
-      const live = current && !this.#expired(current.value) ? current.value : undefined;
-      const expiresAt = term.expiresAt;
-      const untilRevoked = !term.once && (expiresAt === undefined || (live !== undefined && live.expiresAt === undefined));
-      const document: GrantDocument = {
-        workload,
-        provider,
-        user,
-        scopes: [...new Set([...(live?.scopes ?? []), ...scopes])].sort(),
-        ...(untilRevoked ? {} : { expiresAt: Math.max(expiresAt ?? 0, live?.expiresAt ?? 0) }),
-        grantedAt: this.now(),
-        ...(term.once ? { once: true } : {}),
-      };
+      const scopeTerms = current ? this.#liveTerms(current.value) : {};
+      for (const scope of scopes) scopeTerms[scope] = term.expiresAt ?? null;
+      const document: GrantDocument = { workload, provider, user, scopeTerms, grantedAt: this.now(), ...(term.once ? { once: true } : {}) };
       try {
         if (current) await this.grants.update(tenant, id, document, current.revision);
         else await this.grants.create(tenant, id, document);
@@ -53,17 +47,24 @@ export class Grants {
 
   /** The requested scopes no live grant covers, and the one-time grant covering the rest, if needed. */
   async check(tenant: TenantId, workload: string, provider: string, user: UserRef, scopes: readonly string[]): Promise<GrantCheck> {
-    const lasting = await this.#live(tenant, idOf(user, workload, provider, false));
-    const afterLasting = scopes.filter((scope) => !lasting?.value.scopes.includes(scope));
+    const lasting = await this.grants.get(tenant, idOf(user, workload, provider, false));
+    const lastingTerms = lasting ? this.#liveTerms(lasting.value) : {};
+    const afterLasting = scopes.filter((scope) => !(scope in lastingTerms));
     if (afterLasting.length === 0) return { missing: [] };
-    const once = await this.#live(tenant, idOf(user, workload, provider, true));
-    const missing = afterLasting.filter((scope) => !once?.value.scopes.includes(scope));
+    const once = await this.grants.get(tenant, idOf(user, workload, provider, true));
+    const onceTerms = once ? this.#liveTerms(once.value) : {};
+    const missing = afterLasting.filter((scope) => !(scope in onceTerms));
     return missing.length === 0 && once ? { missing, once: { revision: once.revision } } : { missing: afterLasting };
   }
 
   /** Uses up a "this time only" grant; false when another release got there first. */
-  useOnce(tenant: TenantId, workload: string, provider: string, user: UserRef, revision: number): Promise<boolean> {
-    return this.grants.delete(tenant, idOf(user, workload, provider, true), { expectedRevision: revision });
+  async useOnce(tenant: TenantId, workload: string, provider: string, user: UserRef, revision: number): Promise<boolean> {
+    try {
+      return await this.grants.delete(tenant, idOf(user, workload, provider, true), { expectedRevision: revision });
+    } catch (error) {
+      if (error instanceof MandateError && (error.code === 'conflict' || error.code === 'not_found')) return false;
+      throw error;
+    }
   }
 
   /** Live grants, a person's or a workload's or all, oldest id first. */
@@ -74,15 +75,19 @@ export class Grants {
       const page = await this.grants.list(tenant, { limit: 1000, ...(filter.user ? { prefix: `${userKey(filter.user)}.` } : {}), ...(cursor ? { cursor } : {}) });
       for (const item of page.items) {
         const grant = item.value;
-        if (this.#expired(grant) || (filter.workload && grant.workload !== filter.workload)) continue;
+        const terms = this.#liveTerms(grant);
+        const scopes = Object.keys(terms).sort();
+        if (scopes.length === 0 || (filter.workload && grant.workload !== filter.workload)) continue;
         if (filter.user && (grant.user.iss !== filter.user.iss || grant.user.sub !== filter.user.sub)) continue;
+        const ends = Object.values(terms);
         views.push({
           workload: grant.workload,
           provider: grant.provider,
           user: grant.user,
-          scopes: grant.scopes,
+          scopes,
+          scopeTerms: Object.fromEntries(scopes.map((scope) => [scope, terms[scope] === null ? null : new Date(terms[scope]!).toISOString()])),
           grantedAt: new Date(grant.grantedAt).toISOString(),
-          ...(grant.expiresAt !== undefined ? { expiresAt: new Date(grant.expiresAt).toISOString() } : {}),
+          ...(ends.includes(null) ? {} : { expiresAt: new Date(Math.max(...(ends as number[]))).toISOString() }),
           once: grant.once === true,
         });
       }
@@ -121,13 +126,10 @@ export class Grants {
     return removed;
   }
 
-  async #live(tenant: TenantId, id: string): Promise<StoredDocument<GrantDocument> | undefined> {
-    const stored = await this.grants.get(tenant, id);
-    return stored && !this.#expired(stored.value) ? stored : undefined;
-  }
-
-  #expired(grant: GrantDocument): boolean {
-    return grant.expiresAt !== undefined && grant.expiresAt <= this.now();
+  /** The grant's scopes whose term has not run out. */
+  #liveTerms(grant: GrantDocument): Record<string, number | null> {
+    const now = this.now();
+    return Object.fromEntries(Object.entries(grant.scopeTerms).filter(([, until]) => until === null || until > now));
   }
 }
 

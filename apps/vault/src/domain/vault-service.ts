@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   CONSENT_NEEDED_EVENT,
   MandateError,
@@ -7,7 +8,7 @@ import {
   type ResponseOf,
   type TenantId,
   type UserRef,
-  type GrantTerm,
+  type codeExchangeEndpoint,
   type WatClaims,
   type apiKeyEndpoint,
   type oauth2TokenEndpoint,
@@ -56,6 +57,14 @@ const instruments = lazyInstruments('@mandate/vault', (meter) => ({
   apiKeyFetches: meter.createCounter('mandate.vault.api_key_fetches', { description: 'api-key requests by provider and outcome' }),
   refreshes: meter.createCounter('mandate.vault.refreshes', { description: 'upstream refreshes of user tokens by provider and outcome' }),
 }));
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
+
+function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
 
 function codeOf(error: unknown): string {
   return error instanceof MandateError ? error.code : 'internal';
@@ -152,17 +161,7 @@ export class VaultService {
    * signed in for completes now (tokens stored under the session's scopes, grant recorded); one
    * with a return URL holds the tokens sealed until its application completes it.
    */
-  async exchangeCode(request: {
-    tenant: TenantId;
-    provider: string;
-    sessionId: string;
-    user: UserRef;
-    code: string;
-    codeVerifier: string;
-    redirectUri: string;
-    iss?: string | undefined;
-    grant: GrantTerm;
-  }): Promise<{ status: 'completed' | 'awaiting-application'; scopes: string[] }> {
+  async exchangeCode(request: ParsedRequestOf<typeof codeExchangeEndpoint>): Promise<{ status: 'completed' | 'awaiting-application'; scopes: string[] }> {
     const { tenant, user, sessionId } = request;
     const session = await this.parts.sessions.requirePending(tenant, sessionId, { provider: request.provider, user });
     const provider = await this.parts.providers.get(tenant, request.provider);
@@ -176,11 +175,18 @@ export class VaultService {
     }
     const term = { once: request.grant.once, ...(request.grant.expiresAt ? { expiresAt: Date.parse(request.grant.expiresAt) } : {}) };
     if (session.returnUrl) {
-      await this.parts.sessions.hold(tenant, sessionId, { sealed: this.parts.userTokens.sealForSession(tenant, sessionId, token), once: term.once, ...(term.expiresAt ? { grantExpiresAt: term.expiresAt } : {}) });
+      await this.parts.sessions.hold(tenant, sessionId, {
+        sealed: this.parts.userTokens.sealForSession(tenant, sessionId, token),
+        once: term.once,
+        completionHash: request.completionHash,
+        ...(term.expiresAt ? { grantExpiresAt: term.expiresAt } : {}),
+      });
       await this.parts.audit.audit({ tenant, service: VAULT_SERVICE, action: 'code-exchange', outcome: 'succeeded', reason: 'awaiting_application', actor: { workload: session.workload, user }, target: { provider: request.provider, scopes: session.scopes }, details: { sessionId } });
       return { status: 'awaiting-application', scopes: session.scopes };
     }
-    await this.#grantSession(tenant, sessionId, session, token, term);
+    // Completed first (compare-and-set): of two racing exchanges for one session, one stores.
+    await this.parts.sessions.complete(tenant, sessionId, { workload: session.workload, provider: session.provider, user: session.user });
+    await this.#grantSession(tenant, session, token, term);
     return { status: 'completed', scopes: session.scopes };
   }
 
@@ -189,12 +195,16 @@ export class VaultService {
    * very user it was opened for. Anyone else completes nothing: the held tokens are dropped, the
    * session fails, and the mismatch is audited.
    */
-  async completeSession(tenant: TenantId, sessionId: string, workloadToken: string) {
+  async completeSession(tenant: TenantId, sessionId: string, completionCode: string, workloadToken: string) {
     const claims = await this.parts.wats.verify(workloadToken, { tenant, requireUser: true });
     const session = await this.parts.sessions.get(tenant, sessionId);
     if (session.workload !== claims.workload) throw new MandateError('not_found', 'no such consent session for this workload');
     if (session.state !== 'pending') throw new MandateError('conflict', `the consent session is already ${session.state}`);
     if (!session.held) throw new MandateError('conflict', 'the person has not approved at the provider yet');
+    // Only the browser that approved was sent back with this code; knowing the session id is not enough.
+    if (!sameHash(session.held.completionHash, sha256(completionCode))) {
+      throw new MandateError('access_denied', 'this completion code does not belong to this consent session', { details: { reason: 'completion_code_mismatch' } });
+    }
     const user = claims.user!;
     if (user.iss !== session.user.iss || user.sub !== session.user.sub) {
       await this.parts.sessions.fail(tenant, sessionId);
@@ -210,8 +220,11 @@ export class VaultService {
       });
       throw new MandateError('access_denied', 'the signed-in user is not the one this consent was asked for; nothing was stored', { details: { reason: 'binding_mismatch' } });
     }
-    const token = this.parts.userTokens.openForSession(tenant, sessionId, session.held.sealed);
-    await this.#grantSession(tenant, sessionId, session, token, { once: session.held.once, ...(session.held.grantExpiresAt ? { expiresAt: session.held.grantExpiresAt } : {}) });
+    // Completed first (compare-and-set, dropping the held tokens): of two racing completions, one stores.
+    const { held } = await this.parts.sessions.complete(tenant, sessionId, { workload: session.workload, provider: session.provider, user: session.user });
+    if (!held) throw new MandateError('conflict', 'the consent session is already answered');
+    const token = this.parts.userTokens.openForSession(tenant, sessionId, held.sealed);
+    await this.#grantSession(tenant, session, token, { once: held.once, ...(held.grantExpiresAt ? { expiresAt: held.grantExpiresAt } : {}) });
     return { completed: true as const, sessionId, workload: session.workload, provider: session.provider, user: session.user, scopes: session.scopes };
   }
 
@@ -250,11 +263,10 @@ export class VaultService {
     return { revoked: providers.length, tokensRevoked };
   }
 
-  async #grantSession(tenant: TenantId, sessionId: string, session: ConsentSessionDocument, token: TokenSet, term: { once: boolean; expiresAt?: number }): Promise<void> {
-    // Stored under the scopes the session asked for, which is how the agent looks them up.
+  /** After the session completed: the tokens, under the scopes the agent asked for (how it looks them up), and the grant of what the person was asked. */
+  async #grantSession(tenant: TenantId, session: ConsentSessionDocument, token: TokenSet, term: { once: boolean; expiresAt?: number }): Promise<void> {
     await this.putUserTokens(tenant, session.provider, session.user, session.scopes, token);
-    await this.parts.grants.record(tenant, session.workload, session.provider, session.user, session.scopes, term);
-    await this.parts.sessions.complete(tenant, sessionId, { workload: session.workload, provider: session.provider, user: session.user });
+    await this.parts.grants.record(tenant, session.workload, session.provider, session.user, session.newScopes ?? session.scopes, term);
   }
 
   /** Deletes a user's tokens for a provider and revokes them upstream where the provider can. */
@@ -353,8 +365,14 @@ export class VaultService {
     }
     const lookup = await this.parts.userTokens.get(tenant, name, user, scopes, (refreshToken) => this.#refreshUpstream(tenant, provider, user, scopes, refreshToken));
     if (lookup.status !== 'ok') throw await this.#openConsent(tenant, claims, name, scopes, scopes, request);
+    // A used-up one-time grant leaves nothing to refresh later: its stored tokens go (the access
+    // token just released lives until it expires), unless another grant of this person needs them.
+    if (grant.once && !(await this.parts.grants.anyFor(tenant, user, name))) {
+      await this.parts.userTokens.remove(tenant, name, user);
+      return { token: lookup.token, detail: { refreshed: lookup.refreshed, once: true } };
+    }
     this.#recentlyUsed.set(`${tenant}\n${name}\n${user.iss}\n${user.sub}\n${scopes.join(' ')}`, { tenant, provider: name, user, scopes, usedAt: this.#now() });
-    return { token: lookup.token, detail: { refreshed: lookup.refreshed } };
+    return { token: lookup.token, detail: { refreshed: lookup.refreshed, once: false } };
   }
 
   async #refreshUpstream(tenant: TenantId, provider: StoredDocument<ProviderDocument>, user: UserRef, scopes: string[], refreshToken: string): Promise<TokenSet> {

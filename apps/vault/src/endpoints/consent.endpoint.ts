@@ -72,7 +72,7 @@ export class ConsentEndpoint {
 
   @MessagePattern(vaultSessionCompleteEndpoint.subject)
   sessionComplete(@Payload() request: ParsedRequestOf<typeof vaultSessionCompleteEndpoint>): Promise<ResponseOf<typeof vaultSessionCompleteEndpoint>> {
-    return this.vault.service.completeSession(request.tenant, request.sessionId, request.workloadToken);
+    return this.vault.service.completeSession(request.tenant, request.sessionId, request.completionCode, request.workloadToken);
   }
 
   @MessagePattern(vaultGrantListEndpoint.subject)

@@ -65,8 +65,8 @@ export interface GrantDocument {
   workload: string;
   provider: string;
   user: UserRef;
-  scopes: string[];
-  expiresAt?: number;
+  /** Every scope of the grant with its term: epoch ms, or null until revoked. */
+  scopeTerms: Record<string, number | null>;
   grantedAt: number;
   /** "This time only": deleted (compare-and-set) by the one token release it allows. */
   once?: boolean;
@@ -83,7 +83,7 @@ export interface ConsentSessionDocument {
   /** The scopes not yet granted, which the person is asked about; absent: all of `scopes`. */
   newScopes?: string[];
   /** Return-URL binding: the provider's tokens, sealed, held until the application completes the session. */
-  held?: { sealed: string; grantExpiresAt?: number; once: boolean };
+  held?: { sealed: string; grantExpiresAt?: number; once: boolean; completionHash: string };
   state: 'pending' | 'completed' | 'failed';
   createdAt: number;
 }
