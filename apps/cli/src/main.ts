@@ -10,6 +10,7 @@ import { addTokenCommands } from './commands/token.js';
 import { addProviderCommands } from './commands/provider.js';
 import { addAuditCommands } from './commands/audit.js';
 import { addJobCommands } from './commands/job.js';
+import { addGrantCommands } from './commands/grant.js';
 import { describeMandateError, EXIT, exitCodeFor } from './bus.js';
 import { CliError, fail } from './output.js';
 
@@ -69,6 +70,7 @@ addTokenCommands(program);
 addProviderCommands(program);
 addAuditCommands(program);
 addJobCommands(program);
+addGrantCommands(program);
 
 try {
   await program.parseAsync();
