@@ -2,7 +2,7 @@ import { randomUUID, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream } from '@nats-io/jetstream';
+import { Worker } from 'node:worker_threads';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { runService, type RunningService } from '@mandate/bus';
 import { auditSubject, type AuditRecord, type TenantId } from '@mandate/contracts';
@@ -10,6 +10,7 @@ import { JetStreamKvStore } from '@mandate/store';
 import { createLogger } from '@mandate/telemetry';
 import { auditService, AuditTrail, auditEnvSchema, TrailRepository } from '@mandate/audit/module';
 import { median } from './measure.js';
+import type { AuditPublisherInput } from './audit-publisher.js';
 
 export interface AuditRow {
   name: string;
@@ -39,16 +40,30 @@ function records(tenants: string[], count: number): AuditRecord[] {
   }));
 }
 
-async function publishAll(nc: NatsConnection, batch: AuditRecord[]): Promise<void> {
-  const js = jetstream(nc);
-  let next = 0;
-  const worker = async () => {
-    while (next < batch.length) {
-      const record = batch[next++]!;
-      await js.publish(auditSubject(record.tenant, record.service, record.action), JSON.stringify(record), { msgID: record.id });
-    }
+/**
+ * Publishes from a worker thread with its own connection (see audit-publisher.ts): resolves to a
+ * function that starts publishing (once the thread is up and connected) and resolves when done.
+ */
+async function publisher(natsUrl: string, batch: AuditRecord[]): Promise<() => Promise<void>> {
+  const input: AuditPublisherInput = {
+    natsUrl,
+    window: PUBLISH_WINDOW,
+    messages: batch.map((record) => ({ subject: auditSubject(record.tenant, record.service, record.action), body: JSON.stringify(record), id: record.id })),
   };
-  await Promise.all(Array.from({ length: PUBLISH_WINDOW }, worker));
+  const worker = new Worker(new URL('./audit-publisher.js', import.meta.url), { workerData: input });
+  const next = () =>
+    new Promise<void>((resolve, reject) => {
+      worker.once('message', () => resolve());
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the audit publisher exited with ${code}`)));
+    });
+  await next();
+  return async () => {
+    const done = next();
+    worker.postMessage('go');
+    await done;
+    await worker.terminate();
+  };
 }
 
 async function waitChained(repository: TrailRepository, expected: Map<string, number>, timeoutMs: number): Promise<void> {
@@ -94,14 +109,15 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
         if (shape.backlog) {
           await service?.stop();
           service = undefined;
-          await publishAll(nc, batch);
+          await (await publisher(natsUrl, batch))();
           const started = performance.now();
           service = await runService(auditService, env, { logger });
           await waitChained(repository, chained, 300_000);
           rates[i]!.push(batch.length / ((performance.now() - started) / 1000));
         } else {
+          const publish = await publisher(natsUrl, batch);
           const started = performance.now();
-          await publishAll(nc, batch);
+          await publish();
           await waitChained(repository, chained, 300_000);
           rates[i]!.push(batch.length / ((performance.now() - started) / 1000));
         }

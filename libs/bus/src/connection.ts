@@ -1,5 +1,8 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@mandate/telemetry';
+import { patchSettledRequests } from './settled-request-patch.js';
+
+patchSettledRequests();
 
 export interface BusConnectionOptions {
   /** One or more `nats://host:port` URLs (a comma-separated string is accepted). */

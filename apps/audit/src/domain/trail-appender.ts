@@ -73,7 +73,7 @@ export class TrailAppender {
  *      └─── any failure ────┘ (forget the head; the next batch reads it again and repairs)
  *
  * Crash safety, in the order of writes of one batch:
- *   1. each record claims its sequence (`r.<id>`, in the trail collection);
+ *   1. each record claims its sequence (`r.<id>`, in the trail collection; see #appendBatch);
  *   2. entries n+1..n+k are created (create fails if a sequence is taken, so nothing is overwritten);
  *   3. the head moves to n+k by compare-and-swap; only then are the records acknowledged.
  * Claims and entries share one collection (one stream), so a crash of the process or of the store
@@ -143,31 +143,41 @@ class TenantWriter {
       if (!firstOf.has(record.id)) firstOf.set(record.id, i);
     });
     const unique = [...firstOf.values()];
-    const lookups = await Promise.all(unique.map((i) => repository.lookupClaim(this.tenant, records[i]!.id)));
-    const fresh: { index: number; attempt: number }[] = [];
-    unique.forEach((i, k) => {
-      const lookup = lookups[k]!;
+
+    // Step 1, optimistically: every record claims the sequence it gets if none was seen before.
+    // A claim that already exists means the record was seen: it is chained (a duplicate) or its
+    // claim is stale and it is claimed again. Only then do sequences shift, and every record whose
+    // sequence moved claims its final one under the next suffix, still before any entry exists.
+    const base = head.value.sequence;
+    if (base + unique.length > MAX_SEQUENCE) throw new MandateError('internal', 'the chain is full');
+    const optimistic = await Promise.all(unique.map((i, k) => this.#tryClaim(records[i]!.id, base + 1 + k)));
+    const fresh: { index: number; claimedAt?: number; nextAttempt: number }[] = [];
+    for (const [k, i] of unique.entries()) {
+      if (optimistic[k]) {
+        fresh.push({ index: i, claimedAt: base + 1 + k, nextAttempt: 1 });
+        continue;
+      }
+      const lookup = await repository.lookupClaim(this.tenant, records[i]!.id);
       if (lookup.chained) outcomes[i] = { status: 'duplicate', sequence: lookup.sequence };
-      else fresh.push({ index: i, attempt: lookup.attempt });
-    });
+      else fresh.push({ index: i, nextAttempt: lookup.attempt });
+    }
 
     const now = clock();
     const appendedAt = new Date(Math.max(now, Date.parse(head.value.appendedAt))).toISOString();
     let previous = { sequence: head.value.sequence, hash: head.value.hash };
     const entries: TrailEntry[] = [];
-    const claims: { recordId: string; attempt: number; sequence: number }[] = [];
-    for (const { index, attempt } of fresh) {
-      if (previous.sequence + 1 > MAX_SEQUENCE) throw new MandateError('internal', 'the chain is full');
+    const reclaims: { recordId: string; attempt: number; sequence: number }[] = [];
+    for (const { index, claimedAt, nextAttempt } of fresh) {
       const entry = chainEntry(previous, records[index]!, appendedAt);
       entries.push(entry);
-      claims.push({ recordId: entry.record.id, attempt, sequence: entry.sequence });
+      if (claimedAt !== entry.sequence) reclaims.push({ recordId: entry.record.id, attempt: nextAttempt, sequence: entry.sequence });
       outcomes[index] = { status: 'appended', sequence: entry.sequence };
       previous = entry;
     }
 
     if (entries.length > 0) {
       // Step 1 finished before step 2 starts: an entry must never exist without its claim.
-      await Promise.all(claims.map((claim) => repository.createClaim(this.tenant, claim.recordId, claim.attempt, claim.sequence)));
+      await Promise.all(reclaims.map((claim) => repository.createClaim(this.tenant, claim.recordId, claim.attempt, claim.sequence)));
       await Promise.all(entries.map((entry) => repository.createEntry(this.tenant, entry)));
       this.#head = await repository.moveChainHead(
         this.tenant,
@@ -180,6 +190,17 @@ class TenantWriter {
       outcomes[i] = { status: 'duplicate', sequence: outcomes[firstOf.get(record.id)!]!.sequence };
     });
     return outcomes as AppendOutcome[];
+  }
+
+  /** Claims `sequence` for a record as its first claim; false when the record already has one. */
+  async #tryClaim(recordId: string, sequence: number): Promise<boolean> {
+    try {
+      await this.options.repository.createClaim(this.tenant, recordId, 0, sequence);
+      return true;
+    } catch (error) {
+      if (error instanceof MandateError && error.code === 'conflict') return false;
+      throw error;
+    }
   }
 
   /** The head, read if need be, with the lease held by us and lagging entries adopted. */

@@ -43,7 +43,7 @@ type Parsed = { record: AuditRecord } | { poison: AuditPoisonReason; detail: str
  *
  * Consumer settings, and why:
  *   - explicit acks, `ack_wait` (AUDIT_ACK_WAIT_SECONDS): an unacknowledged record comes back, so a
- *     crash loses nothing; the chain's dedup index makes the second delivery harmless;
+ *     crash loses nothing; the record's claim in the trail makes the second delivery harmless;
  *   - `max_deliver` unlimited: a record that exceeded a delivery limit would be skipped for good,
  *     which is a hole in the trail. Failures that cannot heal are handled here instead: poison
  *     records (not JSON, not a record, a subject that disagrees with the record) are copied to
@@ -174,10 +174,9 @@ export class AuditConsumer {
 }
 
 /*
- * Every record is checked against the dedup index, even on a first delivery: after a nats-server
+ * Every record goes through the appender's claim, even on a first delivery: after a nats-server
  * crash the consumer's delivery counts can roll back (no fsync on 2.9), so "first delivery" does
- * not prove a record was never appended. (Skipping the index read on first delivery appended
- * duplicates in the kill-nats-server test.)
+ * not prove a record was never appended.
  */
 function parse(msg: JsMsg): Parsed {
   let body: unknown;
