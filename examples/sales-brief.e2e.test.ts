@@ -55,7 +55,7 @@ describe.skipIf(missing)('example: the sales brief (three-legged OAuth, consent 
     const user = { iss: idp.issuer, sub: 'sarah' };
     await h.bus.request(userTokensPutEndpoint, { tenant: 'examples', provider: 'crm', user, scopes: ['crm:read'], accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresIn: tokens.expiresIn });
     await h.bus.request(grantRecordEndpoint, { tenant: 'examples', workload: 'sales-brief-agent', provider: 'crm', user, scopes: ['crm:read'], sessionId });
-    await new JetStreamPublisher(h.nc).event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'examples', { sessionId, workload: 'sales-brief-agent', provider: 'crm', user, scopes: ['crm:read'] });
+    await new JetStreamPublisher(h.nc).tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'examples', { sessionId, workload: 'sales-brief-agent', provider: 'crm', user, scopes: ['crm:read'] });
   }
 
   it('asks Sarah once, then briefs from her CRM notes with her token; next time nobody is asked', async () => {

@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { runService, type RunningService } from '@mandate/bus';
 import {
   authorizerSetEndpoint,
-  CONSENT_GRANTED_SUBJECT,
+  CONSENT_GRANTED_ALL_TENANTS,
   consentSessionGetEndpoint,
   grantCheckEndpoint,
   grantListEndpoint,
@@ -62,7 +62,7 @@ describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a re
     resources = await startResourceServers({ issuer: saas.issuer, jwksUri: saas.jwksUri });
     const env = consentEnvSchema.parse({ ...h.env, LOG_LEVEL: 'silent', CONSENT_HTTP_PORT: String(port), CONSENT_PUBLIC_URL: consentUrl });
     consent = await runService(consentService, env, { logger: createLogger('consent', { level: 'silent' }) });
-    h.nc.subscribe(CONSENT_GRANTED_SUBJECT, { callback: (_e, msg) => void granted.push(msg.json<DomainEvent<ConsentGrantedData>>()) });
+    h.nc.subscribe(CONSENT_GRANTED_ALL_TENANTS, { callback: (_e, msg) => void granted.push(msg.json<DomainEvent<ConsentGrantedData>>()) });
 
     await h.bus.request(workloadCreateEndpoint, { tenant: TENANT, name: AGENT, description: 'Prepares account briefs from your CRM notes and finance figures, and saves them to your documents.' });
     await h.bus.request(authorizerSetEndpoint, { tenant: TENANT, name: AGENT, authorizer: { discoveryUrl: corp.discoveryUrl, allowedAudiences: [APP_AUDIENCE] } });

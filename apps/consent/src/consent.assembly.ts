@@ -58,7 +58,7 @@ export class Consent {
         const { sessionId: id, workload, provider, user, scopes } = await bus.request(vaultSessionCompleteEndpoint, { tenant, sessionId, completionCode, workloadToken });
         return { sessionId: id, workload, provider, user, scopes };
       },
-      granted: async (tenant, data) => void (await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, tenant, data)),
+      granted: async (tenant, data) => void (await publisher.tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, tenant, data)),
       audit: (record) => publisher.audit(record),
       listGrants: async (tenant, filter) => (await bus.request(vaultGrantListEndpoint, { tenant, ...filter })).items,
       revokeGrants: (request) => bus.request(vaultGrantRevokeEndpoint, request),

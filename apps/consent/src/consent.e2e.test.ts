@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import { runService, type RunningService } from '@mandate/bus';
 import {
-  CONSENT_GRANTED_SUBJECT,
+  CONSENT_GRANTED_ALL_TENANTS,
   consentSessionGetEndpoint,
   MandateError,
   oauth2TokenEndpoint,
@@ -81,7 +81,7 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     idp = await startTestIdp({ redirectUris: [`${consentUrl}/callback`] });
     const env = consentEnvSchema.parse({ ...h.env, LOG_LEVEL: 'silent', CONSENT_HTTP_PORT: String(port), CONSENT_PUBLIC_URL: consentUrl });
     consent = await runService(consentService, env, { logger: createLogger('consent', { level: 'silent' }) });
-    h.nc.subscribe(CONSENT_GRANTED_SUBJECT, { callback: (_e, msg) => void granted.push(msg.json<DomainEvent<ConsentGrantedData>>()) });
+    h.nc.subscribe(CONSENT_GRANTED_ALL_TENANTS, { callback: (_e, msg) => void granted.push(msg.json<DomainEvent<ConsentGrantedData>>()) });
     agentKey = await h.workload('crm-agent', { allowUserIdTokens: true, returnUrls: [RETURN_URL] });
     await h.bus.request(providerCreateEndpoint, {
       kind: 'oauth2',

@@ -88,5 +88,7 @@ describe.skipIf(missing)('JetStream streams and publishing', () => {
     const stored = await jsm.streams.getMessage(EVENTS_STREAM.name, { last_by_subj: 'mandate.evt.consent.granted' });
     expect(stored?.json()).toEqual(event);
     expect(event.traceId).toMatch(/^[0-9a-f]{32}$/);
+    const forAcme = await publisher.tenantEvent('consent', 'granted', 'acme', { sessionId: 's2' });
+    expect((await jsm.streams.getMessage(EVENTS_STREAM.name, { last_by_subj: 'mandate.evt.consent.granted.acme' }))?.json()).toEqual(forAcme);
   });
 });

@@ -7,6 +7,7 @@ import {
   auditRecordSchema,
   auditSubject,
   eventSubject,
+  tenantEventSubject,
   parseOrThrow,
   recordTenantSchema,
   type AuditRecord,
@@ -42,7 +43,12 @@ export class JetStreamPublisher {
     return full;
   }
 
-  async event<T>(service: string, name: string, tenant: string, data: T, id: string = randomUUID()): Promise<DomainEvent<T>> {
+  /** The same event on `mandate.evt.<service>.<name>.<tenant>`, for subscribers confined to one tenant. */
+  tenantEvent<T>(service: string, name: string, tenant: string, data: T, id: string = randomUUID()): Promise<DomainEvent<T>> {
+    return this.event(service, name, tenant, data, id, tenantEventSubject(service, name, tenant));
+  }
+
+  async event<T>(service: string, name: string, tenant: string, data: T, id: string = randomUUID(), subject = eventSubject(service, name)): Promise<DomainEvent<T>> {
     const ctx = contextWithValidSpan(context.active());
     const event: DomainEvent<T> = {
       id,
@@ -51,7 +57,7 @@ export class JetStreamPublisher {
       ...(traceIds(ctx) ? { traceId: traceIds(ctx)!.traceId } : {}),
       data,
     };
-    await this.#publish(eventSubject(service, name), id, event, ctx);
+    await this.#publish(subject, id, event, ctx);
     return event;
   }
 

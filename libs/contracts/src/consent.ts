@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { workloadNameSchema } from './directory.js';
 import { userRefSchema } from './authorizer.js';
 import { providerNameSchema, scopesSchema } from './vault.js';
-import { eventSubject } from './subjects.js';
+import { eventSubject, tenantEventSubject } from './subjects.js';
 import { defineEndpoint } from './endpoint.js';
 import { tenantIdSchema } from './tenant.js';
 import {
@@ -22,15 +22,21 @@ import { sessionCompleteRequestSchema } from './vault-consent.js';
 export const CONSENT_SERVICE = 'consent';
 
 /**
- * `mandate.evt.consent.granted`: a person approved a consent session and the vault holds the
- * tokens and the grant. Agents waiting for that session resume (the SDK's `waitForConsent`).
+ * `mandate.evt.consent.granted.<tenant>`: a person approved a consent session and the vault holds
+ * the tokens and the grant. Agents waiting for that session resume (the SDK's `waitForConsent`).
  * The event is a wake-up call, never a credential: it carries no token, and a waiting agent asks
- * the vault again rather than trusting it.
+ * the vault again rather than trusting it. The tenant is in the subject so that an agent's NATS
+ * user can be allowed its own tenant's events only.
  */
 export const CONSENT_GRANTED_EVENT = 'granted';
 
-/** The subject of {@link CONSENT_GRANTED_EVENT}. */
-export const CONSENT_GRANTED_SUBJECT = eventSubject(CONSENT_SERVICE, CONSENT_GRANTED_EVENT);
+/** The subject of {@link CONSENT_GRANTED_EVENT} for one tenant. */
+export function consentGrantedSubject(tenant: string): string {
+  return tenantEventSubject(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, tenant);
+}
+
+/** Every tenant's {@link CONSENT_GRANTED_EVENT} (a subscription wildcard). */
+export const CONSENT_GRANTED_ALL_TENANTS = `${eventSubject(CONSENT_SERVICE, CONSENT_GRANTED_EVENT)}.*`;
 
 /** The consent session id the vault hands out with `consent_required` (`details.sessionId`). */
 export const consentSessionIdSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/);

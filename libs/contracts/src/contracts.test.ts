@@ -12,12 +12,17 @@ import {
   replyEnvelopeSchema,
   serviceSubject,
   tenantId,
+  tenantEventSubject,
+  consentGrantedSubject,
 } from './index.js';
 
 describe('subjects', () => {
   it('builds the three subject families of DESIGN.md', () => {
     expect(serviceSubject('vault', 'oauth2-token')).toBe('mandate.vault.v1.oauth2-token');
     expect(eventSubject('consent', 'granted')).toBe('mandate.evt.consent.granted');
+    expect(tenantEventSubject('consent', 'granted', 'acme')).toBe('mandate.evt.consent.granted.acme');
+    expect(consentGrantedSubject('acme')).toBe('mandate.evt.consent.granted.acme');
+    expect(() => consentGrantedSubject('*')).toThrow(TypeError);
     expect(auditSubject('acme', 'vault', 'token-released')).toBe('mandate.audit.acme.vault.token-released');
   });
 

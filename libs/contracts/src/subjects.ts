@@ -22,6 +22,11 @@ export function eventSubject(service: string, event: string): string {
   return `${SUBJECT_ROOT}.evt.${token('service', service)}.${token('event', event)}`;
 }
 
+/** An event about one tenant: `mandate.evt.<service>.<event>.<tenant>`, so a subscriber can be confined to its tenant. */
+export function tenantEventSubject(service: string, event: string, tenant: string): string {
+  return `${eventSubject(service, event)}.${token('tenant', tenant)}`;
+}
+
 export function auditSubject(tenant: string, service: string, action: string): string {
   return `${SUBJECT_ROOT}.audit.${token('tenant', tenant)}.${token('service', service)}.${token('action', action)}`;
 }

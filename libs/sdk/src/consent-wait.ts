@@ -1,6 +1,6 @@
 import type { Subscription } from '@nats-io/transport-node';
 import {
-  CONSENT_GRANTED_SUBJECT,
+  consentGrantedSubject,
   MandateError,
   consentGrantedDataSchema,
   domainEventSchema,
@@ -37,7 +37,7 @@ const consentGrantedEventSchema = domainEventSchema(consentGrantedDataSchema);
 
 /**
  * Resolves when the consent service announces that the person approved `sessionId`
- * (`mandate.evt.consent.granted` for this client's tenant and workload), with the event's data.
+ * (`mandate.evt.consent.granted.<tenant>` for this client's tenant and workload), with the event's data.
  * Rejects with `MandateError('consent_required')` (and `details.sessionId`) after the timeout.
  *
  * The subscription starts synchronously, so call it *before* showing the authorization URL and
@@ -88,7 +88,7 @@ export class ConsentWatch {
   private constructor(client: MandateClient, sessionId: string) {
     this.#client = client;
     this.#sessionId = sessionId;
-    this.#subscription = client.connection.subscribe(CONSENT_GRANTED_SUBJECT, { callback: (error, msg) => void (error || this.#receive(msg.data)) });
+    this.#subscription = client.connection.subscribe(consentGrantedSubject(client.tenant), { callback: (error, msg) => void (error || this.#receive(msg.data)) });
   }
 
   /** Subscribes at once; {@link ready} confirms the server has the subscription. */

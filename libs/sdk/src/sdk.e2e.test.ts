@@ -76,7 +76,7 @@ describe.skipIf(missing)('the agent SDK against the real services', () => {
     await h.bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'reporting', user, scopes, accessToken, expiresIn: 3600 });
     await h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user, scopes });
     const data: ConsentGrantedData = consentGrantedDataSchema.parse({ sessionId, workload: 'report-agent', provider: 'reporting', user, scopes });
-    await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', data);
+    await publisher.tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', data);
   }
 
   describe('MandateClient', () => {
@@ -233,13 +233,13 @@ describe.skipIf(missing)('the agent SDK against the real services', () => {
       let settled = false;
       void waiting.finally(() => (settled = true));
       await mandate.connection.flush();
-      await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', { ...data, sessionId: 'another-session-0123456789' });
-      await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'globex', data);
-      await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', { ...data, workload: 'stranger-agent' });
-      await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', { sessionId });
+      await publisher.tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', { ...data, sessionId: 'another-session-0123456789' });
+      await publisher.tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'globex', data);
+      await publisher.tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', { ...data, workload: 'stranger-agent' });
+      await publisher.tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', { sessionId });
       await mandate.connection.flush();
       expect(settled).toBe(false);
-      await publisher.event(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', data);
+      await publisher.tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', data);
       expect(await waiting).toEqual(data);
     });
 
