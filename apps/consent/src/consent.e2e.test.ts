@@ -261,8 +261,11 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('pending');
     // The application, where Sarah is signed in, completes it with the code, for Sarah: refused.
     const { wat: sarahWat } = await h.userWat('crm-agent', agentKey, 'sarah-tricked');
+    const revokedBefore = idp.revocationRequests;
     const refused = await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(back), workloadToken: sarahWat }));
     expect(refused).toMatchObject({ code: 'access_denied', details: { reason: 'binding_mismatch' } });
+    // Sarah's tokens, handed over at the provider, are revoked there, not just dropped here.
+    expect(idp.revocationRequests).toBe(revokedBefore + 1);
     expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('failed');
     // Nothing was stored for Mallory, and Mallory cannot complete it afterwards either, code or not.
     expect((await failure(h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(back), workloadToken: wat }))).code).toBe('conflict');

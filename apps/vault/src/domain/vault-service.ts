@@ -207,7 +207,9 @@ export class VaultService {
     }
     const user = claims.user!;
     if (user.iss !== session.user.iss || user.sub !== session.user.sub) {
-      await this.parts.sessions.fail(tenant, sessionId);
+      const { held } = await this.parts.sessions.fail(tenant, sessionId);
+      // Whoever approved at the provider handed over live tokens: they are revoked there, not just forgotten here.
+      const upstream = held ? await this.#revokeHeld(tenant, sessionId, session.provider, held.sealed) : 'nothing_to_revoke';
       await this.parts.audit.audit({
         tenant,
         service: VAULT_SERVICE,
@@ -216,7 +218,7 @@ export class VaultService {
         reason: 'binding_mismatch',
         actor: { workload: claims.workload, user },
         target: { provider: session.provider, scopes: session.scopes },
-        details: { sessionId },
+        details: { sessionId, upstream },
       });
       throw new MandateError('access_denied', 'the signed-in user is not the one this consent was asked for; nothing was stored', { details: { reason: 'binding_mismatch' } });
     }
@@ -261,6 +263,17 @@ export class VaultService {
       details: { revoked: providers.length, tokensRevoked },
     });
     return { revoked: providers.length, tokensRevoked };
+  }
+
+  async #revokeHeld(tenant: TenantId, sessionId: string, providerName: string, sealed: string): Promise<'revoked' | 'not_supported' | 'failed'> {
+    try {
+      const provider = await this.parts.providers.get(tenant, providerName);
+      const token = this.parts.userTokens.openForSession(tenant, sessionId, sealed);
+      const revoked = await this.#client(tenant, provider).revoke(token.refreshToken ?? token.accessToken, this.parts.providers.clientSecrets(tenant, provider.value));
+      return revoked ? 'revoked' : 'not_supported';
+    } catch {
+      return 'failed';
+    }
   }
 
   /** After the session completed: the tokens, under the scopes the agent asked for (how it looks them up), and the grant of what the person was asked. */
