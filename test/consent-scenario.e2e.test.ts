@@ -241,6 +241,37 @@ describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a re
     }
   }, 60_000);
 
+  it('"My access" in a browser that is not signed in: the IdP first, then only that person\'s grants', async () => {
+    const fresh = await (await browser.newContext()).newPage();
+    try {
+      await fresh.goto(`${consentUrl}/access?tenant=${TENANT}`);
+      expect(await fresh.locator('main').textContent()).toContain('Sign in to see');
+      expect(await fresh.getByRole('button').count()).toBe(0);
+      await fresh.getByRole('link', { name: /Sign in at/ }).click();
+      await fresh.waitForURL((url) => url.origin === corp.issuer);
+      for (let step = 0; step < 6 && new URL(fresh.url()).origin === corp.issuer; step++) {
+        if ((await fresh.locator('input[name="login"]').count()) > 0) {
+          await fresh.locator('input[name="login"]').fill('sarah');
+          await fresh.locator('input[name="password"]').fill('any');
+        }
+        const before = fresh.url();
+        await fresh.locator('button[type="submit"]').first().click();
+        await fresh.waitForURL((url) => url.href !== before);
+      }
+      await expect.poll(() => fresh.getByRole('heading', { level: 1 }).textContent()).toBe('My access');
+      const main = await fresh.locator('main').textContent();
+      expect(main).toContain('Signed in as sarah');
+      for (const provider of ['crm', 'finance', 'documents']) expect(main).toContain(provider);
+      expect(main).not.toContain('mallory');
+      await fresh.getByRole('button', { name: 'Sign out' }).click();
+      await expect.poll(() => fresh.getByRole('heading', { level: 1 }).textContent()).toBe('Signed out');
+      await fresh.goto(`${consentUrl}/access?tenant=${TENANT}`);
+      expect(await fresh.locator('main').textContent()).toContain('Sign in to see');
+    } finally {
+      await fresh.context().close();
+    }
+  }, 60_000);
+
   it('"My access" lists the grants; revoking them deletes the tokens, revokes them at the provider, and the next run asks again', async () => {
     await page.goto(`${consentUrl}/access?tenant=${TENANT}`);
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe('My access');

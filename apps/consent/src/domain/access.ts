@@ -10,8 +10,8 @@ export interface GrantPorts {
   signInIdps(tenant: TenantId): Promise<string[]>;
 }
 
-/** What "My access" shows: the person's grants, or where to sign in first (one IdP, or a choice). */
-export type AccessView = { user: UserRef; grants: GrantView[] } | { redirect: string } | { chooseIdp: string[] } | { noIdp: true };
+/** What "My access" shows: the person's grants, or the IdPs to sign in at first (none: no sign-in is set up). */
+export type AccessView = { user: UserRef; grants: GrantView[] } | { signInAt: string[] };
 
 /**
  * "My access": a signed-in person's grants, and revoking them. Only ever the signed-in person's
@@ -23,14 +23,20 @@ export class AccessPage {
     private readonly ports: GrantPorts,
   ) {}
 
-  async view(tenant: TenantId, browserId: string, idpChoice: string | null): Promise<AccessView> {
+  /** Reads only: a visit that is not signed in gets the choice of IdPs, and nothing is stored until one is picked. */
+  async view(tenant: TenantId, browserId: string | undefined): Promise<AccessView> {
     const user = await this.signIn.current(tenant, browserId);
     if (user) return { user, grants: await this.ports.listGrants(tenant, { user }) };
+    return { signInAt: await this.ports.signInIdps(tenant) };
+  }
+
+  /** Starts signing in at the tenant's IdP number `choice` (as listed by `view`); back to "My access" after. */
+  async startSignIn(tenant: TenantId, browserId: string, choice: string | null): Promise<string> {
     const idps = await this.ports.signInIdps(tenant);
-    if (idps.length === 0) return { noIdp: true };
-    const chosen = idps.length === 1 ? idps[0] : idpChoice !== null && /^\d{1,3}$/.test(idpChoice) ? idps[Number(idpChoice)] : undefined;
-    if (!chosen) return { chooseIdp: idps };
-    return { redirect: await this.signIn.start(tenant, chosen, browserId, `/access?tenant=${tenant}`) };
+    const index = choice !== null && /^\d{1,3}$/.test(choice) ? Number(choice) : idps.length === 1 ? 0 : -1;
+    const discoveryUrl = idps[index];
+    if (!discoveryUrl) throw new MandateError('invalid_request', 'choose where you sign in');
+    return this.signIn.start(tenant, discoveryUrl, browserId, `/access?tenant=${tenant}`);
   }
 
   /** Revokes one grant (with a provider) or every grant to the workload; the person must be signed in. */

@@ -6,7 +6,7 @@ import type { Logger } from '@mandate/telemetry';
 import type { AccessPage } from '../domain/access.js';
 import { DURATION_CHOICES, newBrowserId, parseDuration, type ConsentFlows, type Outcome } from '../domain/consent-flows.js';
 import type { SignIn } from '../domain/sign-in.js';
-import { accessPage, consentPage, idpChoicePage, messagePage } from './pages.js';
+import { accessPage, consentPage, messagePage, signInPage } from './pages.js';
 
 const MAX_FORM_BYTES = 8 * 1024;
 const DURATION_LABELS: Record<(typeof DURATION_CHOICES)[number], string> = {
@@ -118,9 +118,15 @@ export class ConsentHttpServer {
       await this.signIn.signOut(tenant, browserId);
       return void response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Signed out', 'You are signed out. You may close this window.'));
     }
+    if (url.pathname === '/access/sign-in') {
+      if (request.method !== 'GET') return void response.writeHead(405, { allow: 'GET' }).end();
+      const tenant = tenantId(url.searchParams.get('tenant') ?? '');
+      const location = await this.access.startSignIn(tenant, this.#ensureBrowserId(request, response), url.searchParams.get('idp'));
+      return void response.writeHead(303, { location }).end();
+    }
     if (url.pathname === '/access') {
       const tenant = tenantId(url.searchParams.get('tenant') ?? '');
-      if (request.method === 'GET' || request.method === 'HEAD') return this.#showAccess(request, response, nonce, tenant, url.searchParams.get('idp'));
+      if (request.method === 'GET' || request.method === 'HEAD') return this.#showAccess(request, response, nonce, tenant);
       if (request.method === 'POST') return this.#revoke(request, response, nonce, tenant);
       return void response.writeHead(405, { allow: 'GET, HEAD, POST' }).end();
     }
@@ -143,23 +149,20 @@ export class ConsentHttpServer {
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(request.method === 'HEAD' ? undefined : html);
   }
 
-  async #showAccess(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, idpChoice: string | null): Promise<void> {
-    const browserId = this.#ensureBrowserId(request, response);
-    const view = await this.access.view(tenant, browserId, idpChoice);
-    if ('redirect' in view) return void response.writeHead(303, { location: view.redirect }).end();
+  async #showAccess(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId): Promise<void> {
+    const browserId = this.#browserId(request);
+    const view = await this.access.view(tenant, browserId);
     const html =
-      'noIdp' in view
-        ? messagePage(nonce, 'My access', 'No sign-in is set up for this organisation yet.')
-        : 'chooseIdp' in view
-          ? idpChoicePage(nonce, tenant, view.chooseIdp)
-          : accessPage({
-              nonce,
-              action: `/access?tenant=${encodeURIComponent(tenant)}`,
-              csrf: this.#csrf(browserId, `${tenant}/access`),
-              signOut: { action: `/sign-out?tenant=${encodeURIComponent(tenant)}`, csrf: this.#csrf(browserId, `${tenant}/sign-out`) },
-              user: view.user,
-              grants: view.grants,
-            });
+      'signInAt' in view
+        ? signInPage(nonce, tenant, view.signInAt)
+        : accessPage({
+            nonce,
+            action: `/access?tenant=${encodeURIComponent(tenant)}`,
+            csrf: this.#csrf(browserId!, `${tenant}/access`),
+            signOut: { action: `/sign-out?tenant=${encodeURIComponent(tenant)}`, csrf: this.#csrf(browserId!, `${tenant}/sign-out`) },
+            user: view.user,
+            grants: view.grants,
+          });
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(request.method === 'HEAD' ? undefined : html);
   }
 

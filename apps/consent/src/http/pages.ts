@@ -126,10 +126,11 @@ function termOf(grant: GrantView, scope: string): string {
   return ` <span class="muted">(${until ? `until ${dateOf(until)}` : 'until you revoke it'})</span>`;
 }
 
-/** Several IdPs sign people in for this tenant: the person picks theirs. */
-export function idpChoicePage(nonce: string, tenant: string, discoveryUrls: readonly string[]): string {
+/** "My access" before signing in: where to sign in (one link per IdP of the tenant). */
+export function signInPage(nonce: string, tenant: string, discoveryUrls: readonly string[]): string {
+  if (discoveryUrls.length === 0) return messagePage(nonce, 'My access', 'No sign-in is set up for this organisation yet.');
   const links = discoveryUrls
-    .map((url, i) => `<li><a href="/access?tenant=${encodeURIComponent(tenant)}&amp;idp=${i}">${escapeHtml(new URL(url).host)}</a></li>`)
+    .map((url, i) => `<li><a href="/access/sign-in?tenant=${encodeURIComponent(tenant)}&amp;idp=${i}">Sign in at ${escapeHtml(new URL(url).host)}</a></li>`)
     .join('');
-  return layout(nonce, 'Sign in', `<h1>Sign in</h1><p>Where do you sign in?</p><ul>${links}</ul>`);
+  return layout(nonce, 'My access', `<h1>My access</h1><p>Sign in to see and revoke what you have allowed agents to do for you.</p><ul>${links}</ul>`);
 }
