@@ -133,7 +133,7 @@ describe.skipIf(missing)('deploy/nats', () => {
     it('runs the diagnostics service as its own user: streams declared, echo served', async () => {
       const env = baseEnvSchema.parse({ NATS_URL: url, NATS_USER: 'diagnostics', NATS_PASSWORD: passwords.DIAGNOSTICS_NATS_PASSWORD });
       service = await runService(diagnosticsService, env, { logger: createLogger('diagnostics', { level: 'silent' }) });
-      const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD });
+      const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD, inboxPrefix: '_INBOX_agent' });
       expect((await new BusClient(agent).request(echoEndpoint, { message: 'as agent' })).message).toBe('as agent');
       await agent.close();
     });
@@ -150,8 +150,8 @@ describe.skipIf(missing)('deploy/nats', () => {
         vaultEnvSchema.parse({ NATS_URL: url, NATS_USER: 'vault', NATS_PASSWORD: passwords.VAULT_NATS_PASSWORD, MANDATE_DATA_DIR: dataDir }),
         silent('vault'),
       );
-      const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD });
-      const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD });
+      const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD, inboxPrefix: '_INBOX_admin' });
+      const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD, inboxPrefix: '_INBOX_agent' });
       try {
         const key = await generateKeyPair('ES256', { extractable: true });
         const publicJwk = { ...(await exportJWK(key.publicKey)), kid: 'k1' };
@@ -169,7 +169,7 @@ describe.skipIf(missing)('deploy/nats', () => {
           expect(await permissionError(agent, subject), subject).toMatch(/permissions violation/i);
         }
         // The consent service's own user may ask the vault about a session (here: there is none).
-        const consentUser = await connect({ servers: url, user: 'consent', pass: passwords.CONSENT_NATS_PASSWORD });
+        const consentUser = await connect({ servers: url, user: 'consent', pass: passwords.CONSENT_NATS_PASSWORD, inboxPrefix: '_INBOX_consent' });
         try {
           const answer = await new BusClient(consentUser).request(vaultSessionGetEndpoint, { tenant: 'acme', sessionId: 'x'.repeat(32) }).then(() => 'ok', (e: unknown) => (e as { code?: string }).code);
           expect(answer).toBe('not_found');
@@ -193,14 +193,14 @@ describe.skipIf(missing)('deploy/nats', () => {
         auditEnvSchema.parse({ NATS_URL: url, NATS_USER: 'audit', NATS_PASSWORD: passwords.AUDIT_NATS_PASSWORD, MANDATE_DATA_DIR: dataDir }),
         { logger: createLogger('audit', { level: 'silent' }) },
       );
-      const diagnostics = await connect({ servers: url, user: 'diagnostics', pass: passwords.DIAGNOSTICS_NATS_PASSWORD });
-      const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD });
+      const diagnostics = await connect({ servers: url, user: 'diagnostics', pass: passwords.DIAGNOSTICS_NATS_PASSWORD, inboxPrefix: '_INBOX_diagnostics' });
+      const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD, inboxPrefix: '_INBOX_admin' });
       try {
         const record = await new JetStreamPublisher(diagnostics).audit({ tenant: 'deployed', service: 'diagnostics', action: 'echo', outcome: 'succeeded', actor: { admin: 'ops' } });
         const query = () => new BusClient(admin).request(auditQueryEndpoint, { tenant: 'deployed', traceId: record.traceId });
         await expect.poll(async () => (await query()).entries.map((e) => e.record.id), { timeout: 10_000 }).toEqual([record.id]);
         // The audit service itself may not publish audit records.
-        const auditUser = await connect({ servers: url, user: 'audit', pass: passwords.AUDIT_NATS_PASSWORD });
+        const auditUser = await connect({ servers: url, user: 'audit', pass: passwords.AUDIT_NATS_PASSWORD, inboxPrefix: '_INBOX_audit' });
         expect(await permissionError(auditUser, 'mandate.audit.deployed.audit-trail.forged')).toMatch(/permissions violation/i);
         await auditUser.close();
       } finally {
@@ -212,13 +212,29 @@ describe.skipIf(missing)('deploy/nats', () => {
     });
 
     it('stops a service user from publishing another service’s events', async () => {
-      const nc = await connect({ servers: url, user: 'diagnostics', pass: passwords.DIAGNOSTICS_NATS_PASSWORD });
+      const nc = await connect({ servers: url, user: 'diagnostics', pass: passwords.DIAGNOSTICS_NATS_PASSWORD, inboxPrefix: '_INBOX_diagnostics' });
       expect(await permissionError(nc, 'mandate.evt.vault.token-refreshed')).toMatch(/permissions violation/i);
       await nc.close();
     });
 
+    it("keeps every user's replies to itself: agent code cannot subscribe to another user's inbox", async () => {
+      const nc = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD, inboxPrefix: '_INBOX_agent' });
+      for (const inbox of ['_INBOX.>', '_INBOX_vault.>', '_INBOX_consent.abc']) {
+        const violation = (async () => {
+          for await (const status of nc.status()) if (status.type === 'error') return String((status as { error?: unknown }).error);
+          return undefined;
+        })();
+        nc.subscribe(inbox);
+        await nc.flush();
+        expect(await Promise.race([violation, new Promise<undefined>((r) => setTimeout(() => r(undefined), 500))]), inbox).toMatch(/permissions violation/i);
+      }
+      // Its own inbox works: a request through it gets its answer.
+      expect((await new BusClient(nc).request(echoEndpoint, { message: 'own inbox' })).message).toBe('own inbox');
+      await nc.close();
+    });
+
     it('stops agent code from writing audit records', async () => {
-      const nc = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD });
+      const nc = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD, inboxPrefix: '_INBOX_agent' });
       expect(await permissionError(nc, 'mandate.audit.acme.vault.token-released')).toMatch(/permissions violation/i);
       await nc.close();
     });

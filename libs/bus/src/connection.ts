@@ -25,7 +25,9 @@ export async function connectToBus(options: BusConnectionOptions): Promise<NatsC
   const nc = await connect({
     servers,
     name: options.name,
-    ...(options.user ? { user: options.user, pass: options.password ?? '' } : {}),
+    // Replies come back on a prefix of this user's own, so NATS permissions can keep every other
+    // user from subscribing to them (deploy/nats/permissions.conf: `_INBOX_<user>.>`).
+    ...(options.user ? { user: options.user, pass: options.password ?? '', inboxPrefix: `_INBOX_${options.user}` } : {}),
     timeout: options.connectTimeoutMs ?? 5_000,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
