@@ -31,6 +31,8 @@ import { authorizerEnvSchema } from '../apps/authorizer/src/config.js';
 import { createLogger } from '@mandate/telemetry';
 import { findNatsServer, freePort, natsServerMissing, natsServerVersion, skipReason } from '@mandate/testing';
 import { diagnosticsService } from '../apps/diagnostics/src/diagnostics.module.js';
+import { consentEnvSchema } from '../apps/consent/src/config.js';
+import { consentService } from '../apps/consent/src/consent.module.js';
 import { root } from './processes.js';
 
 const missing = natsServerMissing('deploy/nats configs');
@@ -175,6 +177,18 @@ describe.skipIf(missing)('deploy/nats', () => {
           expect(answer).toBe('not_found');
         } finally {
           await consentUser.close();
+        }
+        // The consent service itself, as its own user: it starts (its buckets, the streams) and answers
+        // grant questions through the vault's internal endpoints.
+        const consent = await runService(
+          consentService,
+          consentEnvSchema.parse({ NATS_URL: url, NATS_USER: 'consent', NATS_PASSWORD: passwords.CONSENT_NATS_PASSWORD, MANDATE_DATA_DIR: dataDir, CONSENT_HTTP_PORT: '0' }),
+          silent('consent'),
+        );
+        try {
+          expect(await new BusClient(admin).request(grantListEndpoint, { tenant: 'acme' })).toEqual({ items: [] });
+        } finally {
+          await consent.stop();
         }
       } finally {
         await agent.close();
