@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { BusClient, JetStreamPublisher, runService, type RunningService } from '@mandate/bus';
 import { baseEnvSchema } from '@mandate/config';
+import { JetStreamKvStore } from '@mandate/store';
 import {
   apiKeyEndpoint,
   auditQueryEndpoint,
@@ -18,6 +19,7 @@ import {
   tokenForWorkloadEndpoint,
   vaultGrantRevokeEndpoint,
   vaultSessionGetEndpoint,
+  tenantId,
   workloadCreateEndpoint,
 } from '@mandate/contracts';
 import { vaultService } from '@mandate/vault/module';
@@ -189,6 +191,27 @@ describe.skipIf(missing)('deploy/nats', () => {
           expect(await new BusClient(admin).request(grantListEndpoint, { tenant: 'acme' })).toEqual({ items: [] });
         } finally {
           await consent.stop();
+        }
+        // The consent user's JetStream rights: its own buckets, every store operation; never another service's.
+        const asConsent = await connect({ servers: url, user: 'consent', pass: passwords.CONSENT_NATS_PASSWORD, inboxPrefix: '_INBOX_consent' });
+        try {
+          const store = new JetStreamKvStore(asConsent);
+          for (const name of ['consent-flows', 'consent-login-trips', 'consent-signed-in']) {
+            const collection = await store.collection<{ n: number }>(name);
+            const created = await collection.create(tenantId('acme'), 'k1', { n: 1 }, { ttlMs: 60_000 });
+            await collection.update(tenantId('acme'), 'k1', { n: 2 }, created.revision);
+            expect((await collection.get(tenantId('acme'), 'k1'))?.value).toEqual({ n: 2 });
+            expect((await collection.list(tenantId('acme'))).items.map((i) => i.id)).toEqual(['k1']);
+            expect(await collection.delete(tenantId('acme'), 'k1')).toBe(true);
+            await collection.sweepExpired();
+          }
+          const grants = await new JetStreamKvStore(asConsent).collection('grants').then(
+            async (c) => c.get(tenantId('acme'), 'anything').then(() => 'read', (e: unknown) => (e as { code?: string }).code),
+            (e: unknown) => (e as { code?: string }).code,
+          );
+          expect(grants).toBe('unavailable');
+        } finally {
+          await asConsent.close();
         }
       } finally {
         await agent.close();

@@ -99,6 +99,9 @@ export class NatsServiceTransport extends Server implements CustomTransportStrat
       });
     }
     this.#service = service;
+    // Subscriptions travel to the server asynchronously: once this round trip is back, the server
+    // has them, so "listening" means a request sent now finds a responder.
+    await this.#options.connection.flush();
   }
 
   #onMessage(contract: EndpointContract, handler: MessageHandler, error: Error | null, msg: ServiceMsg): void {
