@@ -213,6 +213,22 @@ describe.skipIf(missing)('deploy/nats', () => {
         } finally {
           await asConsent.close();
         }
+        // Nor may the vault read the directory's workloads, or the directory the vault's tokens, through the JetStream API.
+        for (const [user, password, collection] of [
+          ['vault', passwords.VAULT_NATS_PASSWORD, 'workloads'],
+          ['directory', passwords.DIRECTORY_NATS_PASSWORD, 'user-tokens'],
+        ] as const) {
+          const nc = await connect({ servers: url, user, pass: password, inboxPrefix: `_INBOX_${user}` });
+          try {
+            const outcome = await new JetStreamKvStore(nc).collection(collection).then(
+              async (c) => c.get(tenantId('acme'), 'anything').then(() => 'read', (e: unknown) => (e as { code?: string }).code),
+              (e: unknown) => (e as { code?: string }).code,
+            );
+            expect(outcome, `${user} reading ${collection}`).toBe('unavailable');
+          } finally {
+            await nc.close();
+          }
+        }
       } finally {
         await agent.close();
         await admin.close();
