@@ -26,7 +26,8 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
 
   async function up(dataDir: string, natsPort: number, monitorPort: number, metricsPort: number, jwksPort = 0): Promise<Spawned> {
     const args = ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(monitorPort), '--metrics-port', String(metricsPort)];
-    const started = spawnNode(cliEntry, args, { AUTHORIZER_HTTP_PORT: String(jwksPort) });
+    // The HTTP ports of the authorizer and the consent service too, so a running `npm start` (4480, 4490) does not clash.
+    const started = spawnNode(cliEntry, args, { AUTHORIZER_HTTP_PORT: String(jwksPort), CONSENT_HTTP_PORT: String(await freePort()) });
     running.push(started);
     await started.waitFor('Press Ctrl-C to stop.', 60_000);
     return started;
@@ -43,7 +44,7 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     const first = await up(dataDir, natsPort, monitorPort, metricsPort, jwksPort);
     expect(first.output()).toContain('generated master key file');
     expect(first.output()).toMatch(/MANDATE_EVENTS \(created\), MANDATE_AUDIT \(created\)/);
-    for (const service of ['audit', 'authorizer', 'diagnostics', 'directory', 'scheduler', 'vault']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
+    for (const service of ['audit', 'authorizer', 'consent', 'diagnostics', 'directory', 'scheduler', 'vault']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
     const jwksUrl = `http://127.0.0.1:${jwksPort}/.well-known/jwks.json`;
     expect(first.output()).toContain(jwksUrl);
     const firstKeys = (await (await fetch(jwksUrl)).json()) as { keys: { kid: string }[] };
@@ -86,8 +87,9 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
   it('says clearly when the NATS port is taken, and exits non-zero', async () => {
     assertBuilt(cliEntry);
     const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
-    const [natsPort, monitorPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-    await up(dataDir, natsPort, monitorPort, metricsPort);
+    const [natsPort, monitorPort] = [await freePort(), await freePort()];
+    // No metrics ports: `mandate up` would take metricsPort + i for each service, a range nobody checked here.
+    await up(dataDir, natsPort, monitorPort, 0);
     const clash = spawnNode(cliEntry, ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(await freePort())]);
     expect(await clash.exit).toBe(1);
     expect(clash.output()).toContain(`port ${natsPort} on 127.0.0.1 is already in use`);
