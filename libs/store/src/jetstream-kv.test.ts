@@ -1,5 +1,7 @@
 import { connect } from '@nats-io/transport-node';
-import { describe } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { describe, expect, it } from 'vitest';
+import { MandateError, tenantId } from '@mandate/contracts';
 import { natsServerMissing, startNatsServer } from '@mandate/testing';
 import { JetStreamKvStore } from './jetstream-kv.js';
 import { describeDocumentStoreContract, FrozenClock } from './testing/contract-suite.js';
@@ -21,5 +23,22 @@ describe.skipIf(missing)('JetStream KV adapter', () => {
         await nats.stop();
       },
     };
+  });
+
+  it('createMany rejects with unavailable, creating nothing, when the bucket is gone', async () => {
+    const nats = await startNatsServer();
+    const nc = await connect({ servers: nats.url });
+    try {
+      const store = new JetStreamKvStore(nc);
+      const docs = await store.collection<{ n: number }>('vanishing');
+      await (await jetstreamManager(nc)).streams.delete('KV_mandate_vanishing');
+      const error = await docs.createMany(tenantId('t'), [{ id: 'a', value: { n: 1 } }]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MandateError);
+      expect((error as MandateError).code).toBe('unavailable');
+      await store.close();
+    } finally {
+      await nc.close();
+      await nats.stop();
+    }
   });
 });

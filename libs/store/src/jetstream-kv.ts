@@ -1,5 +1,5 @@
 import { JetStreamApiError, StorageType } from '@nats-io/jetstream';
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { Bucket, Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { MandateError, type TenantId } from '@mandate/contracts';
 import {
@@ -11,7 +11,8 @@ import {
   encodeCursor,
   expiryOf,
 } from './keys.js';
-import type { Clock, DocumentCollection, DocumentStore, ListOptions, Page, StoredDocument, WriteOptions } from './port.js';
+import { KvBulkCreator } from './jetstream-kv-bulk.js';
+import type { Clock, CreateOutcome, DocumentCollection, DocumentStore, ListOptions, NewDocument, Page, StoredDocument, WriteOptions } from './port.js';
 
 const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
 const encoder = new TextEncoder();
@@ -39,9 +40,11 @@ export class JetStreamKvStore implements DocumentStore {
   readonly #kvm: Kvm;
   readonly #options: Required<JetStreamKvStoreOptions>;
   readonly #collections = new Map<string, Promise<JetStreamKvCollection<unknown>>>();
+  readonly #bulk: KvBulkCreator;
 
   constructor(nc: NatsConnection, options: JetStreamKvStoreOptions = {}) {
     this.#kvm = new Kvm(nc);
+    this.#bulk = new KvBulkCreator(nc);
     this.#options = { replicas: options.replicas ?? 1, clock: options.clock ?? Date.now };
   }
 
@@ -51,7 +54,7 @@ export class JetStreamKvStore implements DocumentStore {
     if (!opened) {
       opened = this.#kvm
         .create(`mandate_${name.replaceAll('-', '_')}`, { history: 1, replicas: this.#options.replicas, storage: StorageType.File })
-        .then((kv) => new JetStreamKvCollection<unknown>(kv, this.#options.clock))
+        .then((kv) => new JetStreamKvCollection<unknown>(kv, this.#bulk, this.#options.clock))
         .catch((cause: unknown) => {
           this.#collections.delete(name);
           throw new MandateError('unavailable', `could not open the ${name} store`, { cause });
@@ -62,13 +65,15 @@ export class JetStreamKvStore implements DocumentStore {
   }
 
   async close(): Promise<void> {
-    // The connection belongs to the caller; nothing of ours to close.
+    // The connection belongs to the caller; only our reply subscription is ours to close.
+    this.#bulk.close();
   }
 }
 
 class JetStreamKvCollection<T> implements DocumentCollection<T> {
   constructor(
     private readonly kv: KV,
+    private readonly bulk: KvBulkCreator,
     private readonly clock: Clock,
   ) {}
 
@@ -93,6 +98,30 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
       return toDocument(id, record, revision);
     }
     throw new MandateError('conflict', 'a record with this id already exists');
+  }
+
+  async createMany(tenant: TenantId, documents: readonly NewDocument<T>[]): Promise<CreateOutcome[]> {
+    if (!(this.kv instanceof Bucket)) throw new MandateError('internal', 'the KV bucket is not a JetStream bucket');
+    const bucket = this.kv;
+    const writes = documents.map(({ id, value, options }) => ({
+      subject: bucket.subjectForKey(bucket.encodeKey(keyOf(tenant, assertValidId(id))), true),
+      data: encode(this.#record(value, options ?? {})),
+    }));
+    const outcomes = await this.bulk.create(writes);
+    // A taken id may hold an expired record, which `create` replaces; conflicts are rare enough to go one by one.
+    return Promise.all(
+      outcomes.map(async (outcome, i) => {
+        if (outcome === 'created') return outcome;
+        const { id, value, options } = documents[i]!;
+        try {
+          await this.create(tenant, id, value, options);
+          return 'created';
+        } catch (error) {
+          if (error instanceof MandateError && error.code === 'conflict') return 'conflict';
+          throw error;
+        }
+      }),
+    );
   }
 
   async update(tenant: TenantId, id: string, value: T, expectedRevision: number, options: WriteOptions = {}): Promise<StoredDocument<T>> {

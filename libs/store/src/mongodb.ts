@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
+import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
 import { MandateError, type TenantId } from '@mandate/contracts';
 import {
   assertValidCollection,
@@ -10,7 +10,7 @@ import {
   encodeCursor,
   expiryOf,
 } from './keys.js';
-import type { Clock, DocumentCollection, DocumentStore, ListOptions, Page, StoredDocument, WriteOptions } from './port.js';
+import type { Clock, CreateOutcome, DocumentCollection, DocumentStore, ListOptions, NewDocument, Page, StoredDocument, WriteOptions } from './port.js';
 
 /**
  * How a record sits in MongoDB. The document travels as a JSON string: field names from user
@@ -121,6 +121,37 @@ class MongoCollection<T> implements DocumentCollection<T> {
     );
     if (!replaced) throw new MandateError('conflict', 'a record with this id already exists');
     return toDocument(replaced);
+  }
+
+  async createMany(tenant: TenantId, documents: readonly NewDocument<T>[]): Promise<CreateOutcome[]> {
+    if (documents.length === 0) return [];
+    const now = this.clock();
+    const records = documents.map(({ id, value, options }) => this.#record(tenant, assertValidId(id), value, initialRevision(), now, options ?? {}));
+    let taken: number[] = [];
+    try {
+      // Unordered: one taken id does not stop the others.
+      await this.collection.insertMany(records, { ...DURABLE, ordered: false });
+    } catch (error) {
+      const writeErrors = error instanceof MongoBulkWriteError ? [error.writeErrors].flat() : [];
+      if (writeErrors.length === 0 || writeErrors.some((e) => e.code !== DUPLICATE_KEY)) {
+        throw new MandateError('unavailable', 'the store did not answer', { cause: error });
+      }
+      taken = writeErrors.map((e) => e.index);
+    }
+    const outcomes = documents.map((): CreateOutcome => 'created');
+    // A taken id may hold an expired record, which `create` replaces.
+    await Promise.all(
+      taken.map(async (i) => {
+        const { id, value, options } = documents[i]!;
+        try {
+          await this.create(tenant, id, value, options);
+        } catch (error) {
+          if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
+          outcomes[i] = 'conflict';
+        }
+      }),
+    );
+    return outcomes;
   }
 
   async update(tenant: TenantId, id: string, value: T, expectedRevision: number, options: WriteOptions = {}): Promise<StoredDocument<T>> {

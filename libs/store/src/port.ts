@@ -27,6 +27,16 @@ export interface ListOptions {
   cursor?: string;
 }
 
+/** One record for `createMany`. */
+export interface NewDocument<T> {
+  readonly id: string;
+  readonly value: T;
+  readonly options?: WriteOptions;
+}
+
+/** What became of one record of `createMany`. */
+export type CreateOutcome = 'created' | 'conflict';
+
 export interface Page<T> {
   readonly items: readonly StoredDocument<T>[];
   /** Present when more records follow; pass it as `cursor`. */
@@ -45,6 +55,13 @@ export interface DocumentCollection<T> {
   get(tenant: TenantId, id: string): Promise<StoredDocument<T> | undefined>;
   /** Creates the record; `conflict` if a live record with this id exists. */
   create(tenant: TenantId, id: string, value: T, options?: WriteOptions): Promise<StoredDocument<T>>;
+  /**
+   * Creates several records of one tenant as `create` would one by one, in as few round trips as
+   * the backend allows. Resolves, in input order, to `created` or `conflict` (a live record with
+   * that id exists; of one id given twice, at most one is created). Any other failure rejects the
+   * whole call, and some of the records may then exist.
+   */
+  createMany(tenant: TenantId, documents: readonly NewDocument<T>[]): Promise<CreateOutcome[]>;
   /** Replaces the record only if its revision is still `expectedRevision`. */
   update(tenant: TenantId, id: string, value: T, expectedRevision: number, options?: WriteOptions): Promise<StoredDocument<T>>;
   /**

@@ -3,7 +3,7 @@ import { GENESIS_HASH, MandateError, type AuditRecord, type TenantId, type Trail
 import type { Clock, StoredDocument } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { chainEntry } from './chain.js';
-import { MAX_SEQUENCE, type ChainHead, type TrailRepository } from '../store/trail-repository.js';
+import { MAX_SEQUENCE, type ChainHead, type NewClaim, type TrailRepository } from '../store/trail-repository.js';
 
 export interface AppendOutcome {
   status: 'appended' | 'duplicate';
@@ -150,10 +150,13 @@ class TenantWriter {
     // sequence moved claims its final one under the next suffix, still before any entry exists.
     const base = head.value.sequence;
     if (base + unique.length > MAX_SEQUENCE) throw new MandateError('internal', 'the chain is full');
-    const optimistic = await Promise.all(unique.map((i, k) => this.#tryClaim(records[i]!.id, base + 1 + k)));
+    const optimistic = await repository.createClaims(
+      this.tenant,
+      unique.map((i, k) => ({ recordId: records[i]!.id, attempt: 0, sequence: base + 1 + k })),
+    );
     const fresh: { index: number; claimedAt?: number; nextAttempt: number }[] = [];
     for (const [k, i] of unique.entries()) {
-      if (optimistic[k]) {
+      if (optimistic[k] === 'created') {
         fresh.push({ index: i, claimedAt: base + 1 + k, nextAttempt: 1 });
         continue;
       }
@@ -166,7 +169,7 @@ class TenantWriter {
     const appendedAt = new Date(Math.max(now, Date.parse(head.value.appendedAt))).toISOString();
     let previous = { sequence: head.value.sequence, hash: head.value.hash };
     const entries: TrailEntry[] = [];
-    const reclaims: { recordId: string; attempt: number; sequence: number }[] = [];
+    const reclaims: NewClaim[] = [];
     for (const { index, claimedAt, nextAttempt } of fresh) {
       const entry = chainEntry(previous, records[index]!, appendedAt);
       entries.push(entry);
@@ -177,8 +180,10 @@ class TenantWriter {
 
     if (entries.length > 0) {
       // Step 1 finished before step 2 starts: an entry must never exist without its claim.
-      await Promise.all(reclaims.map((claim) => repository.createClaim(this.tenant, claim.recordId, claim.attempt, claim.sequence)));
-      await Promise.all(entries.map((entry) => repository.createEntry(this.tenant, entry)));
+      if ((await repository.createClaims(this.tenant, reclaims)).includes('conflict')) {
+        throw new MandateError('conflict', 'a record was claimed by someone else meanwhile');
+      }
+      await repository.createEntries(this.tenant, entries);
       this.#head = await repository.moveChainHead(
         this.tenant,
         { sequence: previous.sequence, hash: previous.hash, appendedAt, writer: writerId, leaseUntil: now + leaseMs },
@@ -190,17 +195,6 @@ class TenantWriter {
       outcomes[i] = { status: 'duplicate', sequence: outcomes[firstOf.get(record.id)!]!.sequence };
     });
     return outcomes as AppendOutcome[];
-  }
-
-  /** Claims `sequence` for a record as its first claim; false when the record already has one. */
-  async #tryClaim(recordId: string, sequence: number): Promise<boolean> {
-    try {
-      await this.options.repository.createClaim(this.tenant, recordId, 0, sequence);
-      return true;
-    } catch (error) {
-      if (error instanceof MandateError && error.code === 'conflict') return false;
-      throw error;
-    }
   }
 
   /** The head, read if need be, with the lease held by us and lagging entries adopted. */

@@ -1,5 +1,5 @@
 import { MandateError, SYSTEM_TENANT, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
-import type { DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
+import type { CreateOutcome, DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
 
 /*
  * Where the trail lives, in two collections:
@@ -54,6 +54,13 @@ export interface ClaimDocument {
   sequence: number;
 }
 
+export interface NewClaim {
+  recordId: string;
+  /** 0 for a record's first claim, n for its claim after n stale ones. */
+  attempt: number;
+  sequence: number;
+}
+
 /** Where a record stands: already chained at `sequence`, or not, with the suffix its claim takes. */
 export type ClaimLookup = { chained: true; sequence: number } | { chained: false; attempt: number };
 
@@ -97,6 +104,12 @@ export class TrailRepository {
     await this.trail.create(tenant, padded('e', entry.sequence), entry);
   }
 
+  /** Creates entries together; `conflict` when any sequence was taken (the others may exist). */
+  async createEntries(tenant: TenantId, entries: readonly TrailEntry[]): Promise<void> {
+    const outcomes = await this.trail.createMany(tenant, entries.map((entry) => ({ id: padded('e', entry.sequence), value: entry })));
+    if (outcomes.includes('conflict')) throw new MandateError('conflict', 'a sequence of the chain is taken');
+  }
+
   /** Entries `from`..`to` (inclusive), fetched `parallel` at a time; a missing one is `undefined`. */
   async entries(tenant: TenantId, from: number, to: number, parallel = 256): Promise<(TrailEntry | undefined)[]> {
     const result: (TrailEntry | undefined)[] = [];
@@ -123,6 +136,14 @@ export class TrailRepository {
   /** Claims `sequence` for a record, before its entry is written; `conflict` if that claim exists. */
   async createClaim(tenant: TenantId, recordId: string, attempt: number, sequence: number): Promise<void> {
     await this.trail.create(tenant, claimId(recordId, attempt), { claim: recordId, sequence });
+  }
+
+  /** Claims together: for each, whether it was made (`created`) or existed already (`conflict`). */
+  createClaims(tenant: TenantId, claims: readonly NewClaim[]): Promise<CreateOutcome[]> {
+    return this.trail.createMany(
+      tenant,
+      claims.map(({ recordId, attempt, sequence }) => ({ id: claimId(recordId, attempt), value: { claim: recordId, sequence } })),
+    );
   }
 
   // Digests --------------------------------------------------------------------------------------

@@ -76,6 +76,65 @@ export function describeDocumentStoreContract(adapter: string, setup: () => Prom
       });
     });
 
+    describe('createMany', () => {
+      it('creates every record, in order, and each reads back like one made by create', async () => {
+        const docs = await fresh<{ n: number }>();
+        const ids = Array.from({ length: 300 }, (_, i) => `bulk-${i}`);
+        expect(await docs.createMany(t1, ids.map((id, n) => ({ id, value: { n } })))).toEqual(ids.map(() => 'created'));
+        const page = await docs.list(t1, { limit: 1000 });
+        expect(page.items).toHaveLength(300);
+        expect((await docs.get(t1, 'bulk-299'))?.value).toEqual({ n: 299 });
+        const later = await docs.get(t1, 'bulk-7');
+        expect(await docs.update(t1, 'bulk-7', { n: -1 }, later!.revision)).toMatchObject({ value: { n: -1 } });
+      });
+
+      it('answers conflict for a taken id, keeps its value, and still creates the others', async () => {
+        const docs = await fresh<{ n: number }>();
+        await docs.create(t1, 'taken', { n: 1 });
+        const outcomes = await docs.createMany(t1, [
+          { id: 'new-1', value: { n: 2 } },
+          { id: 'taken', value: { n: 3 } },
+          { id: 'new-2', value: { n: 4 } },
+        ]);
+        expect(outcomes).toEqual(['created', 'conflict', 'created']);
+        expect((await docs.get(t1, 'taken'))?.value).toEqual({ n: 1 });
+        expect((await docs.get(t1, 'new-2'))?.value).toEqual({ n: 4 });
+      });
+
+      it('creates one id given twice at most once', async () => {
+        const docs = await fresh<{ n: number }>();
+        const outcomes = await docs.createMany(t1, [
+          { id: 'twice', value: { n: 1 } },
+          { id: 'twice', value: { n: 2 } },
+        ]);
+        expect([...outcomes].sort()).toEqual(['conflict', 'created']);
+        expect((await docs.get(t1, 'twice'))?.value).toEqual(outcomes[0] === 'created' ? { n: 1 } : { n: 2 });
+      });
+
+      it('replaces an expired record, keeps TTLs it is given, and keeps tenants apart', async () => {
+        const docs = await fresh<{ n: number }>();
+        await docs.create(t1, 'old', { n: 1 }, { ttlMs: 10 });
+        await docs.create(t2, 'mine', { n: 1 });
+        subject.clock.advance(11);
+        const outcomes = await docs.createMany(t1, [
+          { id: 'old', value: { n: 2 } },
+          { id: 'mine', value: { n: 3 } },
+          { id: 'brief', value: { n: 4 }, options: { ttlMs: 1_000 } },
+        ]);
+        expect(outcomes).toEqual(['created', 'created', 'created']);
+        expect((await docs.get(t1, 'old'))?.value).toEqual({ n: 2 });
+        expect((await docs.get(t2, 'mine'))?.value).toEqual({ n: 1 });
+        expect((await docs.get(t1, 'brief'))?.expiresAt?.getTime()).toBe(subject.clock.nowMs + 1_000);
+      });
+
+      it('refuses a bad id with invalid_request before writing anything, and takes an empty list', async () => {
+        const docs = await fresh<{ n: number }>();
+        expect(await docs.createMany(t1, [])).toEqual([]);
+        expect(await codeOf(docs.createMany(t1, [{ id: 'fine', value: { n: 1 } }, { id: '../../etc', value: { n: 2 } }]))).toBe('invalid_request');
+        expect(await docs.get(t1, 'fine')).toBeUndefined();
+      });
+    });
+
     describe('update (compare-and-swap)', () => {
       it('replaces the value when the revision matches, and changes the revision', async () => {
         const docs = await fresh<{ n: number }>();
