@@ -4,6 +4,7 @@ import type { TenantId, TrailEntry } from '@mandate/contracts';
 import { auditDigestEndpoint } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
 import { startAuditHarness, type AuditHarness } from '../apps/audit/src/testing/harness.js';
+import { StoredTrailEditor } from '../apps/audit/src/testing/stored-trail.js';
 import { assertBuilt, cliEntry, root } from './processes.js';
 import { runCli } from './cli-process.js';
 
@@ -58,9 +59,9 @@ describe.skipIf(missing)('mandate audit query | tail | verify', { timeout: 90_00
 
   it('verify names the first broken record and exits non-zero once the trail is edited', async () => {
     await h.waitForSequence('acme', 5);
-    const raw = await h.store.collection<TrailEntry>('audit-trail');
-    const doc = (await raw.get('acme' as TenantId, 'e.000000000002'))!;
-    await raw.update('acme' as TenantId, 'e.000000000002', { ...doc.value, record: { ...doc.value.record, outcome: 'failed' } }, doc.revision);
+    const stored = new StoredTrailEditor(h.repository, await h.store.collection('audit-trail'));
+    const entry = await stored.read('acme' as TenantId, 2);
+    await stored.replace('acme' as TenantId, 2, { ...entry, record: { ...entry.record, outcome: 'failed' } });
     const run = await mandate('audit', 'verify', '--from', '1', '--to', '4');
     expect(run.code).toBe(1);
     expect(run.stdout).toContain('3/4 records valid, 1/1 digests valid');

@@ -11,7 +11,6 @@ import {
   MandateError,
   type TenantId,
   type TrailDigest,
-  type TrailEntry,
 } from '@mandate/contracts';
 import type { DocumentCollection } from '@mandate/store';
 import { natsServerMissing } from '@mandate/testing';
@@ -19,13 +18,15 @@ import { DigestKeyRing } from './domain/signing-keys.js';
 import { signDigest, digestHash } from './domain/digests.js';
 import { TrailVerifier } from './domain/trail-verifier.js';
 import { startAuditHarness, type AuditHarness } from './testing/harness.js';
+import { StoredTrailEditor } from './testing/stored-trail.js';
 
 const missing = natsServerMissing('audit service over NATS');
-const id = (kind: 'e' | 'd', n: number) => `${kind}.${String(n).padStart(12, '0')}`;
+const id = (kind: 'd', n: number) => `${kind}.${String(n).padStart(12, '0')}`;
 
 describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_000 }, () => {
   let h: AuditHarness;
-  let raw: DocumentCollection<TrailEntry | TrailDigest>;
+  let raw: DocumentCollection<TrailDigest>;
+  let stored: StoredTrailEditor;
   const verify = (tenant: string, range: { from?: number | string; to?: number | string } = {}) => h.bus.request(auditVerifyEndpoint, { tenant, ...range });
 
   /** A tenant with `count` records and one digest after them. */
@@ -37,7 +38,8 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
 
   beforeAll(async () => {
     h = await startAuditHarness();
-    raw = await h.store.collection<TrailEntry | TrailDigest>('audit-trail');
+    raw = await h.store.collection<TrailDigest>('audit-trail');
+    stored = new StoredTrailEditor(h.repository, raw as DocumentCollection<unknown>);
   });
 
   afterAll(async () => {
@@ -147,9 +149,8 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
 
     it('a changed field', async () => {
       await seeded('t-field');
-      const doc = (await raw.get('t-field' as TenantId, id('e', 3)))!;
-      const entry = doc.value as TrailEntry;
-      await raw.update('t-field' as TenantId, id('e', 3), { ...entry, record: { ...entry.record, outcome: 'denied' } }, doc.revision);
+      const entry = await stored.read('t-field' as TenantId, 3);
+      await stored.replace('t-field' as TenantId, 3, { ...entry, record: { ...entry.record, outcome: 'denied' } });
       expect(await problemOf('t-field')).toMatchObject({ kind: 'edited', sequence: 3 });
       expect(await verify('t-field')).toMatchObject({ ok: false, records: { valid: 5, total: 6 } });
     });
@@ -157,23 +158,22 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
     it('a changed field with the hash recomputed is still caught by the next link', async () => {
       await seeded('t-rehash');
       const { entryHash } = await import('./domain/chain.js');
-      const doc = (await raw.get('t-rehash' as TenantId, id('e', 3)))!;
-      const entry = doc.value as TrailEntry;
+      const entry = await stored.read('t-rehash' as TenantId, 3);
       const forged = { ...entry, record: { ...entry.record, outcome: 'denied' as const } };
-      await raw.update('t-rehash' as TenantId, id('e', 3), { ...forged, hash: entryHash(forged) }, doc.revision);
+      await stored.replace('t-rehash' as TenantId, 3, { ...forged, hash: entryHash(forged) });
       expect(await problemOf('t-rehash')).toMatchObject({ kind: 'edited', sequence: 4 });
     });
 
     it('a deleted record', async () => {
       await seeded('t-delete');
-      await raw.delete('t-delete' as TenantId, id('e', 2));
+      await stored.remove('t-delete' as TenantId, 2);
       expect(await problemOf('t-delete')).toMatchObject({ kind: 'missing', sequence: 2 });
     });
 
     it('a deleted tail, with the head moved back too', async () => {
       await seeded('t-tail');
-      await raw.delete('t-tail' as TenantId, id('e', 6));
-      await raw.delete('t-tail' as TenantId, id('e', 5));
+      await stored.remove('t-tail' as TenantId, 6);
+      await stored.remove('t-tail' as TenantId, 5);
       const head = (await h.repository.chainHead('t-tail' as TenantId))!;
       const four = (await h.repository.entry('t-tail' as TenantId, 4))!;
       await h.repository.moveChainHead('t-tail' as TenantId, { ...head.value, sequence: 4, hash: four.hash }, head.revision);
@@ -182,10 +182,10 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
 
     it('two records swapped', async () => {
       await seeded('t-swap');
-      const a = (await raw.get('t-swap' as TenantId, id('e', 2)))!;
-      const b = (await raw.get('t-swap' as TenantId, id('e', 3)))!;
-      await raw.update('t-swap' as TenantId, id('e', 2), b.value, a.revision);
-      await raw.update('t-swap' as TenantId, id('e', 3), a.value, b.revision);
+      const a = await stored.read('t-swap' as TenantId, 2);
+      const b = await stored.read('t-swap' as TenantId, 3);
+      await stored.replace('t-swap' as TenantId, 2, b);
+      await stored.replace('t-swap' as TenantId, 3, a);
       expect(await problemOf('t-swap')).toMatchObject({ kind: 'reordered', sequence: 2 });
     });
 
@@ -225,7 +225,7 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
 
     it('verifies a range by sequence and by time', async () => {
       await seeded('t-range');
-      await raw.delete('t-range' as TenantId, id('e', 5));
+      await stored.remove('t-range' as TenantId, 5);
       expect(await verify('t-range', { from: 1, to: 4 })).toMatchObject({ records: { valid: 4, total: 4 }, fromSequence: 1, toSequence: 4 });
       expect(await verify('t-range', { from: 2, to: 6 })).toMatchObject({ ok: false, problem: { kind: 'missing', sequence: 5 } });
       const all = await verify('t-range', { from: '2000-01-01T00:00:00Z', to: new Date(Date.now() + 60_000).toISOString() });

@@ -40,7 +40,7 @@ export class TrailAppender {
   readonly #options: Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined };
 
   constructor(options: TrailAppenderOptions) {
-    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 500, ...options };
+    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, ...options };
   }
 
   /** Resolves once the record is in the chain (or was already): only then may it be acknowledged. */

@@ -29,7 +29,7 @@ export class TrailQuery {
     let scanned = 0;
     for (let high = top; high >= 1; high -= BATCH) {
       const low = Math.max(1, high - BATCH + 1);
-      const batch = await this.repository.entries(tenant, low, high, BATCH);
+      const batch = await this.repository.entries(tenant, low, high);
       for (let i = batch.length - 1; i >= 0; i -= 1) {
         const entry = batch[i];
         const sequence = low + i;

@@ -4,14 +4,20 @@ import type { CreateOutcome, DocumentCollection, DocumentStore, StoredDocument }
 /*
  * Where the trail lives, in two collections:
  *
- *   audit-trail  entries `e.<sequence>` and digests `d.<number>`, numbers zero-padded to 12
- *                digits so id order is chain order, and claims `r.<record id>[.<n>]` (the
- *                deduplication index: which sequence a record was given). Only ever created,
- *                never updated or deleted: in MongoDB the audit service's role grants insert and
- *                find only on it.
+ *   audit-trail  entry fragments `e.<first sequence>` (a run of consecutive entries, never across a
+ *                page of PAGE sequences, so every page begins with a fragment), digests
+ *                `d.<number>`, numbers zero-padded to 12 digits so id order is chain order, and
+ *                claims `r.<record id>[.<n>]` (the deduplication index: which sequence a record
+ *                was given). Only ever created, never updated or deleted: in MongoDB the audit
+ *                service's role grants insert and find only on it.
  *   audit-heads  per tenant: `chain` (last sequence, last hash, writer lease) and `digests` (last
  *                digest number and hash), both moved by compare-and-swap; under the `system`
  *                tenant, `t.<tenant>` registers every tenant that has a chain.
+ *
+ * Entries are stored a batch at a time (one document per page a batch touches) rather than one
+ * document each: the per-document write was most of the cost of appending. A page is read by
+ * walking its fragments from its first sequence; a gap (a fragment removed by someone with store
+ * access) is probed past, so the entries after it are still found and the gap reads as missing.
  *
  * Claims live next to the entries on purpose: a claim is written before its entry, in the same
  * collection (one JetStream stream, one MongoDB collection), so whatever a crash of the store
@@ -31,6 +37,18 @@ const MAX_CLAIMS = 16;
 
 const PAD = 12;
 export const MAX_SEQUENCE = 10 ** PAD - 1;
+
+/** Sequences per page: a fragment never spans two, so reading one entry walks at most this many fragments. */
+export const PAGE = 128;
+/** A fragment stays well under NATS's default 1 MiB message limit (a record alone can be larger; it then gets its own fragment). */
+const MAX_FRAGMENT_BYTES = 256 * 1024;
+/** Pages read at once by `entries`. */
+const PAGES_IN_PARALLEL = 16;
+
+/** Consecutive entries stored as one document, the first at the sequence in its id. */
+export interface TrailFragment {
+  entries: TrailEntry[];
+}
 
 export interface ChainHead {
   sequence: number;
@@ -69,7 +87,37 @@ interface TenantRegistration {
   since: string;
 }
 
-type TrailDocument = TrailEntry | TrailDigest | ClaimDocument;
+/** `TrailEntry` alone: a fragment of one, as written before fragments existed. */
+type TrailDocument = TrailFragment | TrailEntry | TrailDigest | ClaimDocument;
+
+function entriesOf(value: TrailDocument): TrailEntry[] {
+  if ('entries' in value && Array.isArray(value.entries)) return value.entries;
+  return [value as TrailEntry];
+}
+
+function pageStart(sequence: number): number {
+  return Math.floor((sequence - 1) / PAGE) * PAGE + 1;
+}
+
+/** Splits consecutive entries at page boundaries and before a fragment grows past MAX_FRAGMENT_BYTES. */
+function fragmentsOf(entries: readonly TrailEntry[]): TrailEntry[][] {
+  const fragments: TrailEntry[][] = [];
+  let current: TrailEntry[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    // The record is what varies in size; the rest of an entry is a few hundred bytes.
+    const size = JSON.stringify(entry.record).length + 400;
+    if (current.length > 0 && (pageStart(entry.sequence) === entry.sequence || bytes + size > MAX_FRAGMENT_BYTES)) {
+      fragments.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(entry);
+    bytes += size;
+  }
+  if (current.length > 0) fragments.push(current);
+  return fragments;
+}
 
 function claimId(recordId: string, attempt: number): string {
   return attempt === 0 ? `r.${recordId}` : `r.${recordId}.${attempt}`;
@@ -96,29 +144,77 @@ export class TrailRepository {
   // Entries ------------------------------------------------------------------------------------
 
   async entry(tenant: TenantId, sequence: number): Promise<TrailEntry | undefined> {
-    return (await this.trail.get(tenant, padded('e', sequence)))?.value as TrailEntry | undefined;
+    return (await this.entries(tenant, sequence, sequence))[0];
   }
 
-  /** `conflict` when the sequence is taken. */
+  /** One entry, as `createEntries` would write it. */
   async createEntry(tenant: TenantId, entry: TrailEntry): Promise<void> {
-    await this.trail.create(tenant, padded('e', entry.sequence), entry);
+    await this.createEntries(tenant, [entry]);
   }
 
-  /** Creates entries together; `conflict` when any sequence was taken (the others may exist). */
+  /**
+   * Writes consecutive entries, a fragment per page they touch (or more, for large records);
+   * `conflict` when a fragment's first sequence is taken (the others may exist).
+   */
   async createEntries(tenant: TenantId, entries: readonly TrailEntry[]): Promise<void> {
-    const outcomes = await this.trail.createMany(tenant, entries.map((entry) => ({ id: padded('e', entry.sequence), value: entry })));
+    const outcomes = await this.trail.createMany(
+      tenant,
+      fragmentsOf(entries).map((fragment) => ({ id: padded('e', fragment[0]!.sequence), value: { entries: fragment } })),
+    );
     if (outcomes.includes('conflict')) throw new MandateError('conflict', 'a sequence of the chain is taken');
   }
 
-  /** Entries `from`..`to` (inclusive), fetched `parallel` at a time; a missing one is `undefined`. */
-  async entries(tenant: TenantId, from: number, to: number, parallel = 256): Promise<(TrailEntry | undefined)[]> {
-    const result: (TrailEntry | undefined)[] = [];
-    for (let start = from; start <= to; start += parallel) {
-      const end = Math.min(to, start + parallel - 1);
-      const batch = await Promise.all(Array.from({ length: end - start + 1 }, (_, i) => this.entry(tenant, start + i)));
-      result.push(...batch);
+  /** Entries `from`..`to` (inclusive), `PAGES_IN_PARALLEL` pages at a time; a missing one is `undefined`. */
+  async entries(tenant: TenantId, from: number, to: number): Promise<(TrailEntry | undefined)[]> {
+    const result = new Array<TrailEntry | undefined>(Math.max(0, to - from + 1)).fill(undefined);
+    const pages: number[] = [];
+    for (let page = pageStart(from); page <= to; page += PAGE) pages.push(page);
+    for (let i = 0; i < pages.length; i += PAGES_IN_PARALLEL) {
+      await Promise.all(
+        pages.slice(i, i + PAGES_IN_PARALLEL).map(async (page) => {
+          for (const entry of await this.#page(tenant, page, Math.min(to, page + PAGE - 1))) {
+            if (entry.position >= from && entry.position <= to) result[entry.position - from] = entry.entry;
+          }
+        }),
+      );
     }
     return result;
+  }
+
+  /**
+   * The fragment that holds `sequence` as stored (id, revision, entries), for tools that examine
+   * the stored trail; `undefined` when no fragment covers it.
+   */
+  async fragmentHolding(tenant: TenantId, sequence: number): Promise<{ id: string; revision: number; first: number; entries: TrailEntry[] } | undefined> {
+    for (let first = sequence; first >= pageStart(sequence); first -= 1) {
+      const doc = await this.trail.get(tenant, padded('e', first));
+      if (!doc) continue;
+      const entries = entriesOf(doc.value);
+      return first + entries.length > sequence ? { id: doc.id, revision: doc.revision, first, entries } : undefined;
+    }
+    return undefined;
+  }
+
+  /** The entries of one page up to `last`, each at its position (its place in the page, which the verifier compares with the sequence it names). */
+  async #page(tenant: TenantId, page: number, last: number): Promise<{ position: number; entry: TrailEntry }[]> {
+    const found: { position: number; entry: TrailEntry }[] = [];
+    let next = page;
+    while (next <= last) {
+      const doc = await this.trail.get(tenant, padded('e', next));
+      if (doc) {
+        const entries = entriesOf(doc.value);
+        entries.forEach((entry, i) => found.push({ position: next + i, entry }));
+        next += Math.max(1, entries.length);
+        continue;
+      }
+      // A gap: the next fragment, if any, starts somewhere before `last`.
+      const candidates = Array.from({ length: last - next }, (_, i) => next + 1 + i);
+      const docs = await Promise.all(candidates.map((sequence) => this.trail.get(tenant, padded('e', sequence))));
+      const at = docs.findIndex((d) => d !== undefined);
+      if (at < 0) break;
+      next = candidates[at]!;
+    }
+    return found;
   }
 
   // Claims (deduplication) ------------------------------------------------------------------------
