@@ -20,6 +20,25 @@ describe('canonicalJson (RFC 8785 style)', () => {
     expect(() => canonicalJson({ n: Number.NaN })).toThrow(TypeError);
     expect(() => canonicalJson({ n: Infinity })).toThrow(TypeError);
     expect(() => canonicalJson({ n: 1n })).toThrow(TypeError);
+    expect(() => canonicalJson([1, undefined])).toThrow(TypeError);
+    expect(() => canonicalJson({ deep: [{ f: () => 1 }] })).toThrow(TypeError);
+    expect(() => canonicalJson(undefined)).toThrow(TypeError);
+  });
+
+  it('keeps sorted order for member names an engine would reorder or cannot insert', () => {
+    // Index-like names: an engine lists 2 before 10; JCS sorts "10" before "2".
+    expect(canonicalJson({ b: 1, '2': 'two', '10': 'ten', a: { '01': 0, '1': 1 } })).toBe('{"10":"ten","2":"two","a":{"01":0,"1":1},"b":1}');
+    // A member named __proto__ (JSON.parse makes one) is data, and is covered like any other.
+    const parsed: unknown = JSON.parse('{"z":1,"__proto__":{"polluted":true},"a":2}');
+    expect(canonicalJson(parsed)).toBe('{"__proto__":{"polluted":true},"a":2,"z":1}');
+    expect(canonicalJson({ nested: [parsed] })).toBe('{"nested":[{"__proto__":{"polluted":true},"a":2,"z":1}]}');
+  });
+
+  it('writes the same bytes whichever member order a record arrived in', () => {
+    const one = { record: { id: 'r1', actor: { workload: 'w', user: { sub: 's', iss: 'i' } }, details: { n: 1, list: ['b', 'a'] } }, sequence: 3 };
+    const other = { sequence: 3, record: { details: { list: ['b', 'a'], n: 1 }, actor: { user: { iss: 'i', sub: 's' }, workload: 'w' }, id: 'r1' } };
+    expect(canonicalJson(one)).toBe(canonicalJson(other));
+    expect(canonicalJson(one)).toBe('{"record":{"actor":{"user":{"iss":"i","sub":"s"},"workload":"w"},"details":{"list":["b","a"],"n":1},"id":"r1"},"sequence":3}');
   });
 });
 

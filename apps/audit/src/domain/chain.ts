@@ -18,6 +18,13 @@ export function sha256Hex(text: string): string {
 
 /** Builds the next entry of a chain whose last entry had `previous` (sequence and hash). */
 export function chainEntry(previous: { sequence: number; hash: string }, record: AuditRecord, appendedAt: string): TrailEntry {
+  return chainLink(previous, record, appendedAt).entry;
+}
+
+/** `chainEntry`, and about how many bytes the entry takes stored (to size fragments without serialising it again). */
+export function chainLink(previous: { sequence: number; hash: string }, record: AuditRecord, appendedAt: string): { entry: TrailEntry; bytes: number } {
   const unhashed = { sequence: previous.sequence + 1, previousHash: previous.hash, appendedAt, record };
-  return { ...unhashed, hash: entryHash(unhashed) };
+  const canonical = canonicalJson(unhashed);
+  // The stored form adds `"hash":"<64 hex>",` to the canonical one.
+  return { entry: { ...unhashed, hash: sha256Hex(canonical) }, bytes: canonical.length + 75 };
 }

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { GENESIS_HASH, MandateError, type AuditRecord, type TenantId, type TrailEntry } from '@mandate/contracts';
 import type { Clock, StoredDocument } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
-import { chainEntry } from './chain.js';
+import { chainEntry, chainLink } from './chain.js';
 import { MAX_SEQUENCE, type ChainHead, type NewClaim, type TrailRepository } from '../store/trail-repository.js';
 
 export interface AppendOutcome {
@@ -65,15 +65,34 @@ export class TrailAppender {
   }
 }
 
+/** Where the chain ends once every prepared batch is committed. */
+interface ChainTip {
+  sequence: number;
+  hash: string;
+  appendedAt: string;
+}
+
+/** A batch whose records are claimed and whose entries are computed, waiting for its turn to be written. */
+interface PreparedBatch {
+  epoch: number;
+  batch: Pending[];
+  outcomes: AppendOutcome[];
+  entries: TrailEntry[];
+  /** Each entry's stored size in bytes. */
+  sizes: number[];
+  /** The head once the entries are written (lease renewed). */
+  head: ChainHead;
+}
+
 /**
  * One tenant's chain as this instance writes it.
  *
- *   unloaded ──ready()──▶ leased ──appendBatch()──▶ leased
+ *   unloaded ──ready()──▶ leased ──prepare(), commit()──▶ leased
  *      ▲                    │ (lease held by another live writer: `unavailable`, retried later)
  *      └─── any failure ────┘ (forget the head; the next batch reads it again and repairs)
  *
  * Crash safety, in the order of writes of one batch:
- *   1. each record claims its sequence (`r.<id>`, in the trail collection; see #appendBatch);
+ *   1. each record claims its sequence (`r.<id>`, in the trail collection; see #prepare);
  *   2. entries n+1..n+k are created (create fails if a sequence is taken, so nothing is overwritten);
  *   3. the head moves to n+k by compare-and-swap; only then are the records acknowledged.
  * Claims and entries share one collection (one stream), so a crash of the process or of the store
@@ -81,11 +100,29 @@ export class TrailAppender {
  * beyond the head: `ready()` adopts them before anything else is appended, and their redelivered
  * records find their claims. A claim whose entry was lost is stale and is claimed past. A head
  * that a store crash left ahead of its entries is moved back to the last entry that exists.
+ *
+ * Batches are pipelined: while batch N commits (steps 2 and 3), batch N+1 prepares (step 1, and
+ * its entries are computed from the tip N leads to). Commits stay strictly one after another.
+ * The rules that keep this as safe as one batch at a time:
+ *   - a claim of batch N+1 that finds an earlier claim waits for N's commit before it looks the
+ *     earlier one up: the record may be in N, whose entry does not exist yet, and would otherwise
+ *     read as stale and be chained twice;
+ *   - a failed commit (or a resync) bumps the epoch: what was prepared in an older epoch is never
+ *     committed (its claims are merely stale), and the head is read and repaired again;
+ *   - the lease is renewed by every head move, and otherwise only when nothing is committing (a
+ *     move of its own would race the commit's compare-and-swap).
  */
 class TenantWriter {
   #queue: Pending[] = [];
   #draining: Promise<void> | undefined;
+  /** The head as this writer last read or moved it: its revision is what the next move compares. */
   #head: StoredDocument<ChainHead> | undefined;
+  /** Ahead of #head while a prepared batch is not committed yet. */
+  #tip: ChainTip | undefined;
+  /** The commit under way, if any; it settles (never rejects) once its records are resolved or rejected. */
+  #committing: Promise<void> | undefined;
+  /** Bumped whenever prepared work must not be committed any more. */
+  #epoch = 0;
   #closed = false;
 
   constructor(
@@ -95,19 +132,33 @@ class TenantWriter {
 
   forgetHead(): void {
     this.#head = undefined;
+    this.#tip = undefined;
+    this.#epoch += 1;
   }
 
   enqueue(record: AuditRecord): Promise<AppendOutcome> {
     if (this.#closed) return Promise.reject(new MandateError('unavailable', 'the audit service is shutting down'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ record, resolve, reject });
-      this.#draining ??= this.#drain().finally(() => (this.#draining = undefined));
+      this.#drainSoon();
+    });
+  }
+
+  #drainSoon(): void {
+    if (this.#draining) return;
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = undefined;
+      // Something queued after the loop last looked, before it was marked done.
+      if (this.#queue.length > 0) this.#drainSoon();
     });
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#draining;
+    while (this.#draining || this.#committing) {
+      await this.#draining;
+      await this.#committing;
+    }
     const head = this.#head;
     if (!head || head.value.writer !== this.options.writerId) return;
     try {
@@ -115,26 +166,59 @@ class TenantWriter {
     } catch (err) {
       this.options.logger?.warn({ err, tenant: this.tenant }, 'could not release the chain lease; it expires by itself');
     }
-    this.#head = undefined;
+    this.forgetHead();
   }
 
+  /** Prepares batch after batch; each commit starts once the one before it is done. */
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.options.maxBatch);
+      let prepared: PreparedBatch;
       try {
-        const outcomes = await this.#appendBatch(batch);
-        batch.forEach((pending, i) => pending.resolve(outcomes[i]!));
+        prepared = await this.#prepare(batch);
+        await this.#committing;
+        if (prepared.epoch !== this.#epoch) throw new MandateError('conflict', 'an earlier batch of this chain failed; the records are retried');
       } catch (error) {
-        this.#head = undefined;
+        await this.#committing;
+        this.forgetHead();
         for (const pending of batch) pending.reject(error);
+        continue;
       }
+      const commit = this.#commit(prepared).finally(() => {
+        if (this.#committing === commit) this.#committing = undefined;
+      });
+      this.#committing = commit;
     }
   }
 
-  async #appendBatch(batch: Pending[]): Promise<AppendOutcome[]> {
+  /** Steps 2 and 3 for a prepared batch, then settles its records. */
+  async #commit({ epoch, batch, outcomes, entries, sizes, head }: PreparedBatch): Promise<void> {
+    const { repository } = this.options;
+    try {
+      if (entries.length > 0) {
+        const expectedRevision = this.#head!.revision;
+        await repository.createEntries(this.tenant, entries, sizes);
+        const moved = await repository.moveChainHead(this.tenant, head, expectedRevision);
+        if (epoch === this.#epoch) this.#head = moved;
+      }
+    } catch (error) {
+      if (epoch === this.#epoch) this.forgetHead();
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    batch.forEach((pending, i) => pending.resolve(outcomes[i]!));
+  }
+
+  /** Step 1 for a batch, and its entries computed from the tip. */
+  async #prepare(batch: Pending[]): Promise<PreparedBatch> {
     const records = batch.map((p) => p.record);
     const { repository, clock, writerId, leaseMs } = this.options;
-    const head = await this.#ready();
+    if (!this.#committing || !this.#head) {
+      await this.#committing;
+      await this.#ready();
+    }
+    const epoch = this.#epoch;
+    const tip = this.#tip!;
     const outcomes = new Array<AppendOutcome | undefined>(records.length);
 
     // The same record twice in one batch (a redelivery racing its first delivery): chain it once.
@@ -148,12 +232,17 @@ class TenantWriter {
     // A claim that already exists means the record was seen: it is chained (a duplicate) or its
     // claim is stale and it is claimed again. Only then do sequences shift, and every record whose
     // sequence moved claims its final one under the next suffix, still before any entry exists.
-    const base = head.value.sequence;
+    const base = tip.sequence;
     if (base + unique.length > MAX_SEQUENCE) throw new MandateError('internal', 'the chain is full');
     const optimistic = await repository.createClaims(
       this.tenant,
       unique.map((i, k) => ({ recordId: records[i]!.id, attempt: 0, sequence: base + 1 + k })),
     );
+    if (optimistic.includes('conflict')) {
+      // The earlier claim may be from the batch now committing: look it up once its entries exist.
+      await this.#committing;
+      if (epoch !== this.#epoch) throw new MandateError('conflict', 'an earlier batch of this chain failed; the records are retried');
+    }
     const fresh: { index: number; claimedAt?: number; nextAttempt: number }[] = [];
     for (const [k, i] of unique.entries()) {
       if (optimistic[k] === 'created') {
@@ -166,35 +255,37 @@ class TenantWriter {
     }
 
     const now = clock();
-    const appendedAt = new Date(Math.max(now, Date.parse(head.value.appendedAt))).toISOString();
-    let previous = { sequence: head.value.sequence, hash: head.value.hash };
+    const appendedAt = new Date(Math.max(now, Date.parse(tip.appendedAt))).toISOString();
+    let previous = { sequence: tip.sequence, hash: tip.hash };
     const entries: TrailEntry[] = [];
+    const sizes: number[] = [];
     const reclaims: NewClaim[] = [];
     for (const { index, claimedAt, nextAttempt } of fresh) {
-      const entry = chainEntry(previous, records[index]!, appendedAt);
+      const { entry, bytes } = chainLink(previous, records[index]!, appendedAt);
       entries.push(entry);
+      sizes.push(bytes);
       if (claimedAt !== entry.sequence) reclaims.push({ recordId: entry.record.id, attempt: nextAttempt, sequence: entry.sequence });
       outcomes[index] = { status: 'appended', sequence: entry.sequence };
       previous = entry;
     }
-
-    if (entries.length > 0) {
-      // Step 1 finished before step 2 starts: an entry must never exist without its claim.
-      if ((await repository.createClaims(this.tenant, reclaims)).includes('conflict')) {
-        throw new MandateError('conflict', 'a record was claimed by someone else meanwhile');
-      }
-      await repository.createEntries(this.tenant, entries);
-      this.#head = await repository.moveChainHead(
-        this.tenant,
-        { sequence: previous.sequence, hash: previous.hash, appendedAt, writer: writerId, leaseUntil: now + leaseMs },
-        head.revision,
-      );
+    // Step 1 finishes before step 2 starts: an entry must never exist without its claim.
+    if ((await repository.createClaims(this.tenant, reclaims)).includes('conflict')) {
+      throw new MandateError('conflict', 'a record was claimed by someone else meanwhile');
     }
     records.forEach((record, i) => {
       if (outcomes[i]) return;
       outcomes[i] = { status: 'duplicate', sequence: outcomes[firstOf.get(record.id)!]!.sequence };
     });
-    return outcomes as AppendOutcome[];
+    if (epoch !== this.#epoch) throw new MandateError('conflict', 'an earlier batch of this chain failed; the records are retried');
+    if (entries.length > 0) this.#tip = { sequence: previous.sequence, hash: previous.hash, appendedAt };
+    return {
+      epoch,
+      batch,
+      outcomes: outcomes as AppendOutcome[],
+      entries,
+      sizes,
+      head: { sequence: previous.sequence, hash: previous.hash, appendedAt, writer: writerId, leaseUntil: now + leaseMs },
+    };
   }
 
   /** The head, read if need be, with the lease held by us and lagging entries adopted. */
@@ -213,6 +304,7 @@ class TenantWriter {
     // Only once we hold the lease is nobody else writing, so only then is the repair safe.
     if (loaded) head = await this.#repair(head);
     this.#head = head;
+    this.#tip = { sequence: head.value.sequence, hash: head.value.hash, appendedAt: head.value.appendedAt };
     return head;
   }
 

@@ -55,7 +55,6 @@ type Parsed = { record: AuditRecord } | { poison: AuditPoisonReason; detail: str
  */
 export class AuditConsumer {
   #messages: ConsumerMessages | undefined;
-  #loop: Promise<void> | undefined;
   readonly #inFlight = new Set<Promise<void>>();
   #lag = 0;
   #lagTimer: NodeJS.Timeout | undefined;
@@ -81,15 +80,15 @@ export class AuditConsumer {
       num_replicas: this.options.replicas,
     });
     const consumer = await jetstream(this.nc).consumers.get(AUDIT_STREAM.name, AUDIT_CONSUMER);
-    this.#messages = await consumer.consume({ max_messages: Math.min(this.options.maxAckPending, 2_000) });
-    const messages = this.#messages;
-    this.#loop = (async () => {
-      for await (const msg of messages) {
+    // A callback rather than the async iterator: one fewer promise per record on the hot path.
+    this.#messages = await consumer.consume({
+      max_messages: Math.min(this.options.maxAckPending, 2_000),
+      callback: (msg) => {
         const handling = this.#handle(msg).catch((err: unknown) => this.logger.error({ err }, 'audit message handling failed'));
         this.#inFlight.add(handling);
         void handling.finally(() => this.#inFlight.delete(handling));
-      }
-    })();
+      },
+    });
     // After the bus comes back, what it kept may not be what it acknowledged (no fsync on 2.9):
     // every chain is reloaded and repaired before the next append.
     void (async () => {
@@ -106,7 +105,7 @@ export class AuditConsumer {
     clearInterval(this.#lagTimer);
     instruments().lag.removeCallback(this.#observeLag);
     this.#messages?.stop();
-    await this.#loop?.catch(() => undefined);
+    await this.#messages?.closed().catch(() => undefined);
     await Promise.all([...this.#inFlight]);
   }
 

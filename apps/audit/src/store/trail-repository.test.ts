@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { GENESIS_HASH, type AuditRecord, type TenantId, type TrailEntry } from '@mandate/contracts';
 import { JetStreamKvStore, type DocumentCollection } from '@mandate/store';
 import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
-import { chainEntry } from '../domain/chain.js';
+import { chainEntry, chainLink } from '../domain/chain.js';
 import { StoredTrailEditor } from '../testing/stored-trail.js';
 import { PAGE, TrailRepository } from './trail-repository.js';
 
@@ -80,6 +80,14 @@ describe.skipIf(missing)('TrailRepository: entries stored a batch at a time', ()
     const holding = (await repository.fragmentHolding(big, 40))!;
     expect(holding.first).toBeGreaterThan(1);
     expect(await repository.entries(big, 1, 40)).toEqual(entries);
+
+    // Sizes the appender already knows (from hashing) split the same way as sizes measured here.
+    const sized = fresh();
+    const links = entries.map((entry, i) => chainLink(i === 0 ? { sequence: 0, hash: GENESIS_HASH } : entries[i - 1]!, entry.record, entry.appendedAt));
+    expect(links.map((l) => l.entry)).toEqual(entries);
+    for (const { entry, bytes } of links) expect(Math.abs(bytes - JSON.stringify(entry).length)).toBeLessThanOrEqual(2);
+    await repository.createEntries(sized, entries, links.map((l) => l.bytes));
+    expect((await repository.fragmentHolding(sized, 40))!.first).toBe(holding.first);
   });
 
   it('reads past a removed entry: the gap is missing, the entries after it are found', async () => {

@@ -99,14 +99,18 @@ function pageStart(sequence: number): number {
   return Math.floor((sequence - 1) / PAGE) * PAGE + 1;
 }
 
+/** About how many bytes an entry takes stored, when the caller does not know already. */
+function storedSize(entry: TrailEntry): number {
+  return JSON.stringify(entry).length;
+}
+
 /** Splits consecutive entries at page boundaries and before a fragment grows past MAX_FRAGMENT_BYTES. */
-function fragmentsOf(entries: readonly TrailEntry[]): TrailEntry[][] {
+function fragmentsOf(entries: readonly TrailEntry[], sizes: readonly number[] | undefined): TrailEntry[][] {
   const fragments: TrailEntry[][] = [];
   let current: TrailEntry[] = [];
   let bytes = 0;
-  for (const entry of entries) {
-    // The record is what varies in size; the rest of an entry is a few hundred bytes.
-    const size = JSON.stringify(entry.record).length + 400;
+  for (const [i, entry] of entries.entries()) {
+    const size = sizes?.[i] ?? storedSize(entry);
     if (current.length > 0 && (pageStart(entry.sequence) === entry.sequence || bytes + size > MAX_FRAGMENT_BYTES)) {
       fragments.push(current);
       current = [];
@@ -154,12 +158,13 @@ export class TrailRepository {
 
   /**
    * Writes consecutive entries, a fragment per page they touch (or more, for large records);
-   * `conflict` when a fragment's first sequence is taken (the others may exist).
+   * `conflict` when a fragment's first sequence is taken (the others may exist). `sizes`, when the
+   * caller knows them, are the entries' stored sizes in bytes (as `chainLink` tells them).
    */
-  async createEntries(tenant: TenantId, entries: readonly TrailEntry[]): Promise<void> {
+  async createEntries(tenant: TenantId, entries: readonly TrailEntry[], sizes?: readonly number[]): Promise<void> {
     const outcomes = await this.trail.createMany(
       tenant,
-      fragmentsOf(entries).map((fragment) => ({ id: padded('e', fragment[0]!.sequence), value: { entries: fragment } })),
+      fragmentsOf(entries, sizes).map((fragment) => ({ id: padded('e', fragment[0]!.sequence), value: { entries: fragment } })),
     );
     if (outcomes.includes('conflict')) throw new MandateError('conflict', 'a sequence of the chain is taken');
   }

@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { GENESIS_HASH, type AuditRecord, type TenantId } from '@mandate/contracts';
+import { JetStreamKvStore } from '@mandate/store';
+import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
+import { entryHash } from './chain.js';
+import { TrailAppender, type AppendOutcome } from './trail-appender.js';
+import { TrailRepository } from '../store/trail-repository.js';
+
+const missing = natsServerMissing('trail appender on JetStream KV');
+
+function record(tenant: TenantId, id: string = randomUUID()): AuditRecord {
+  return {
+    id,
+    tenant,
+    service: 'authorizer',
+    action: 'authorize',
+    outcome: 'allowed',
+    occurredAt: '2026-01-01T00:00:00.000Z',
+    traceId: '0'.repeat(32),
+    spanId: '0'.repeat(16),
+    actor: { workload: 'w' },
+  };
+}
+
+/**
+ * The real repository, with entry writes held at a gate: lets a test act while a batch is
+ * committing (its entries not written yet) and the next batch is being prepared.
+ */
+function gated(repository: TrailRepository): { repository: TrailRepository; held: Promise<void>; release(): void } {
+  let reached!: () => void;
+  let open!: () => void;
+  const held = new Promise<void>((resolve) => (reached = resolve));
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  let first = true;
+  const proxy = new Proxy(repository, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property);
+      if (property === 'createEntries') {
+        return async (...args: Parameters<TrailRepository['createEntries']>) => {
+          if (first) {
+            first = false;
+            reached();
+            await opened;
+          }
+          return target.createEntries(...args);
+        };
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { repository: proxy, held, release: open };
+}
+
+/** Every record id of the chain, in order, after checking sequences and links. */
+async function chained(repository: TrailRepository, tenant: TenantId): Promise<string[]> {
+  const head = (await repository.chainHead(tenant))!.value;
+  const entries = await repository.entries(tenant, 1, head.sequence);
+  let previous = GENESIS_HASH;
+  const ids: string[] = [];
+  entries.forEach((entry, i) => {
+    expect(entry, `entry ${i + 1}`).toBeDefined();
+    expect(entry!.sequence).toBe(i + 1);
+    expect(entry!.previousHash).toBe(previous);
+    expect(entryHash(entry!)).toBe(entry!.hash);
+    previous = entry!.hash;
+    ids.push(entry!.record.id);
+  });
+  expect(head.hash).toBe(previous);
+  return ids;
+}
+
+/** Resolves once the appender has taken up what is queued (its next batch is being prepared). */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+describe.skipIf(missing)('TrailAppender: batches prepared while the one before commits', () => {
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+  let repository: TrailRepository;
+  let tenantNumber = 0;
+  const fresh = () => `appender-${++tenantNumber}` as TenantId;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    repository = await TrailRepository.open(new JetStreamKvStore(nc));
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it('chains a record once when it arrives again while its first batch is still committing', async () => {
+    const tenant = fresh();
+    const gate = gated(repository);
+    const appender = new TrailAppender({ repository: gate.repository, writerId: 'w1' });
+    const first = record(tenant);
+    const firstAppend = appender.append(first);
+    await gate.held;
+    // The first batch's claim exists, its entry does not yet: the redelivery must not read it as stale.
+    const again = appender.append(first);
+    const other = record(tenant);
+    const otherAppend = appender.append(other);
+    await settle();
+    gate.release();
+    expect(await firstAppend).toEqual<AppendOutcome>({ status: 'appended', sequence: 1 });
+    expect(await again).toEqual<AppendOutcome>({ status: 'duplicate', sequence: 1 });
+    expect(await otherAppend).toEqual<AppendOutcome>({ status: 'appended', sequence: 2 });
+    await appender.close();
+    expect(await chained(repository, tenant)).toEqual([first.id, other.id]);
+  });
+
+  it('keeps commits in order: a batch prepared meanwhile links to the one before it', async () => {
+    const tenant = fresh();
+    const gate = gated(repository);
+    const appender = new TrailAppender({ repository: gate.repository, writerId: 'w1', maxBatch: 3 });
+    const records = Array.from({ length: 10 }, () => record(tenant));
+    const first = appender.append(records[0]!);
+    await gate.held;
+    const rest = records.slice(1).map((r) => appender.append(r));
+    await settle();
+    gate.release();
+    const outcomes = await Promise.all([first, ...rest]);
+    expect(outcomes.map((o) => o.sequence)).toEqual(records.map((_, i) => i + 1));
+    await appender.close();
+    expect(await chained(repository, tenant)).toEqual(records.map((r) => r.id));
+  });
+
+  it('a failed commit fails the batch prepared behind it too; redelivered, each record is chained once', async () => {
+    const tenant = fresh();
+    const gate = gated(repository);
+    const appender = new TrailAppender({ repository: gate.repository, writerId: 'w1' });
+    const a = record(tenant);
+    const b = record(tenant);
+    const appendA = appender.append(a);
+    await gate.held;
+    const appendB = appender.append(b);
+    await settle();
+    // Someone moves the head under the committing batch: its compare-and-swap fails.
+    const head = (await repository.chainHead(tenant))!;
+    await repository.moveChainHead(tenant, head.value, head.revision);
+    gate.release();
+    await expect(appendA).rejects.toMatchObject({ code: 'conflict' });
+    await expect(appendB).rejects.toMatchObject({ code: 'conflict' });
+
+    // Redelivery: the head is read again, a's entry (written before the failed move) is adopted,
+    // b's claim (made for a sequence it never got) is stale and claimed past.
+    const retried = await Promise.all([appender.append(b), appender.append(a)]);
+    expect(retried).toEqual<AppendOutcome[]>([
+      { status: 'appended', sequence: 2 },
+      { status: 'duplicate', sequence: 1 },
+    ]);
+    await appender.close();
+    expect(await chained(repository, tenant)).toEqual([a.id, b.id]);
+  });
+
+  it('after a resync while a batch commits, the next batch reads the head again and links to it', async () => {
+    const tenant = fresh();
+    const gate = gated(repository);
+    const appender = new TrailAppender({ repository: gate.repository, writerId: 'w1' });
+    const a = record(tenant);
+    const appendA = appender.append(a);
+    await gate.held;
+    appender.resync();
+    gate.release();
+    expect(await appendA).toEqual<AppendOutcome>({ status: 'appended', sequence: 1 });
+    const b = record(tenant);
+    expect(await appender.append(b)).toEqual<AppendOutcome>({ status: 'appended', sequence: 2 });
+    await appender.close();
+    expect(await chained(repository, tenant)).toEqual([a.id, b.id]);
+  });
+
+  it('gives up its lease on close, so another writer can take over at once', async () => {
+    const tenant = fresh();
+    const one = new TrailAppender({ repository, writerId: 'w1' });
+    await one.append(record(tenant));
+    await one.close();
+    const two = new TrailAppender({ repository, writerId: 'w2' });
+    expect(await two.append(record(tenant))).toMatchObject({ status: 'appended', sequence: 2 });
+    const three = new TrailAppender({ repository, writerId: 'w3' });
+    await expect(three.append(record(tenant))).rejects.toMatchObject({ code: 'unavailable' });
+    await two.close();
+    await three.close();
+    expect(await chained(repository, tenant)).toHaveLength(2);
+  });
+});
