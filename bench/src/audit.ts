@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { runService, type RunningService } from '@mandate/bus';
-import { auditSubject, type AuditRecord, type TenantId } from '@mandate/contracts';
+import { AUDIT_CONSUMER, AUDIT_STREAM, auditSubject, type AuditRecord, type TenantId } from '@mandate/contracts';
 import { JetStreamKvStore } from '@mandate/store';
 import { createLogger } from '@mandate/telemetry';
 import { auditService, AuditTrail, auditEnvSchema, TrailRepository } from '@mandate/audit/module';
@@ -15,7 +16,10 @@ import type { AuditPublisherInput } from './audit-publisher.js';
 export interface AuditRow {
   name: string;
   records: number;
+  /** Median across rounds. */
   recordsPerSecond: number;
+  /** Slowest and fastest round. */
+  range: [number, number];
   /** Records missing from (or twice in) the chains at the end: must be 0. */
   lost: number;
   verified: boolean;
@@ -66,6 +70,22 @@ async function publisher(natsUrl: string, batch: AuditRecord[]): Promise<() => P
   };
 }
 
+/**
+ * Waits until the audit consumer has nothing pending: the rows before this one published audit
+ * records (every authorization and release does), and chaining that backlog must not be timed
+ * as part of the first audit row.
+ */
+async function waitCaughtUp(nc: NatsConnection, timeoutMs: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await jsm.consumers.info(AUDIT_STREAM.name, AUDIT_CONSUMER);
+    if (info.num_pending === 0 && info.num_ack_pending === 0) return;
+    if (Date.now() > deadline) throw new Error(`the audit service did not catch up with earlier rows' records (${info.num_pending + info.num_ack_pending} left)`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function waitChained(repository: TrailRepository, expected: Map<string, number>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -99,8 +119,7 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
   ];
   const rates = shapes.map(() => [] as number[]);
   try {
-    // Catch up with whatever earlier rows published before measuring.
-    await new Promise((r) => setTimeout(r, 500));
+    await waitCaughtUp(nc, 300_000);
     for (let round = 1; round <= options.rounds; round += 1) {
       process.stderr.write(`• audit round ${round}/${options.rounds}\n`);
       for (const [i, shape] of shapes.entries()) {
@@ -132,7 +151,14 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
       lost += Math.abs((head?.value.sequence ?? 0) - count);
       verified &&= (await trail.verify(tenant as TenantId, {})).ok;
     }
-    return shapes.map((shape, i) => ({ name: shape.name, records: options.total, recordsPerSecond: median(rates[i]!), lost, verified }));
+    return shapes.map((shape, i) => ({
+      name: shape.name,
+      records: options.total,
+      recordsPerSecond: median(rates[i]!),
+      range: [Math.min(...rates[i]!), Math.max(...rates[i]!)],
+      lost,
+      verified,
+    }));
   } finally {
     await service?.stop();
     await rm(dataDir, { recursive: true, force: true });
@@ -143,8 +169,15 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
 export const AUDIT_TARGET_RECORDS_PER_SECOND = 10_000;
 
 export function printAudit(rows: AuditRow[]): void {
-  const header = ['audit', 'records', 'records/s', 'lost', 'chains verify'];
-  const lines = rows.map((r) => [r.name, String(r.records), r.recordsPerSecond.toFixed(0), String(r.lost), r.verified ? 'yes' : 'NO']);
+  const header = ['audit', 'records', 'records/s', 'rounds', 'lost', 'chains verify'];
+  const lines = rows.map((r) => [
+    r.name,
+    String(r.records),
+    r.recordsPerSecond.toFixed(0),
+    `${r.range[0].toFixed(0)}–${r.range[1].toFixed(0)}`,
+    String(r.lost),
+    r.verified ? 'yes' : 'NO',
+  ]);
   const widths = header.map((_, c) => Math.max(header[c]!.length, ...lines.map((l) => l[c]!.length)));
   const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
   process.stdout.write(`\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);
