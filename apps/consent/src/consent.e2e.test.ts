@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import { runService, type RunningService } from '@mandate/bus';
 import {
   CONSENT_GRANTED_ALL_TENANTS,
@@ -227,6 +229,28 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     const replay = await browser.request(callback);
     expect(replay.status).toBe(403);
     expect(await replay.text()).not.toContain(new URL(callback).searchParams.get('code')!);
+  });
+
+  it('the consent steps continue the trace of the agent request that asked: one trace id from the request to the grant', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const traced = natsHeaders();
+    traced.set('traceparent', `00-${traceId}-${randomBytes(8).toString('hex')}-01`);
+    const { wat } = await h.userWat('crm-agent', agentKey, 'tracy');
+    // A plain NATS client, as an agent in any language would call it, passing its own traceparent.
+    const request = { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, returnUrl: RETURN_URL };
+    const reply = await h.nc.request(oauth2TokenEndpoint.subject, JSON.stringify(request), { headers: traced, timeout: 5_000 });
+    const { error } = reply.json<{ error: { code: string; details: { sessionId: string; authorizationUrl: string } } }>();
+    expect(error.code).toBe('consent_required');
+    const { sessionId, authorizationUrl } = error.details;
+    const browser = new Browser();
+    const done = await browser.request(await approveAtProvider(browser, authorizationUrl, 'tracy'));
+    expect(done.status).toBe(303);
+    // The application completes it in a request of its own (another trace): the grant still joins the agent's.
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(done), workloadToken: wat });
+    const steps = ['consent/consent-approve', 'vault/code-exchange', 'consent/consent-callback', 'consent/consent-grant'];
+    await expect.poll(() => steps.filter((step) => h.audit.some((r) => `${r.service}/${r.action}` === step && r.details?.['sessionId'] === sessionId))).toEqual(steps);
+    const ofSession = h.audit.filter((r) => steps.includes(`${r.service}/${r.action}`) && r.details?.['sessionId'] === sessionId);
+    expect(ofSession.map((r) => r.traceId)).toEqual(ofSession.map(() => traceId));
   });
 
   it('deny → the session fails, 303 to the return URL with access_denied, audited', async () => {

@@ -12,6 +12,7 @@ import {
   grantTermSchema,
 } from './grants.js';
 import { tenantIdSchema } from './tenant.js';
+import { traceparentSchema } from './trace.js';
 import { providerNameSchema, scopesSchema, VAULT_SERVICE } from './vault.js';
 
 /*
@@ -42,6 +43,8 @@ export const consentSessionViewSchema = z.object({
   awaitingApplication: z.boolean(),
   createdAt: z.iso.datetime(),
   expiresAt: z.iso.datetime(),
+  /** The trace of the agent's request that opened the session: the consent steps continue it. */
+  traceparent: traceparentSchema.optional(),
 });
 
 export type ConsentSessionView = z.output<typeof consentSessionViewSchema>;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { context, isSpanContextValid, trace, TraceFlags, type Context, type SpanContext } from '@opentelemetry/api';
+import { context, isSpanContextValid, trace, TraceFlags, type Context, type SpanContext, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { natsHeaderGetter, natsHeaderSetter, type HeaderCarrier } from './nats-headers.js';
 
@@ -55,3 +55,32 @@ export function traceIds(ctx: Context): { traceId: string; spanId: string } | un
   if (!spanContext || !isSpanContextValid(spanContext)) return undefined;
   return { traceId: spanContext.traceId, spanId: spanContext.spanId };
 }
+
+/**
+ * The W3C `traceparent` of a context with a valid span, to store with work that another request
+ * continues later (a consent session the person answers minutes after the agent asked).
+ */
+export function traceparentOf(ctx: Context = context.active()): string | undefined {
+  if (!traceIds(ctx)) return undefined;
+  const carrier = new Map<string, string>();
+  w3c.inject(ctx, carrier, mapSetter);
+  return carrier.get('traceparent');
+}
+
+/**
+ * A context whose parent is the span a stored `traceparent` names, so what runs in it joins that
+ * trace; `base` unchanged when there is none or it is malformed.
+ */
+export function contextFromTraceparent(traceparent: string | undefined, base: Context = context.active()): Context {
+  if (!traceparent) return base;
+  return w3c.extract(base, new Map([['traceparent', traceparent]]), mapGetter);
+}
+
+const mapSetter: TextMapSetter<Map<string, string>> = {
+  set: (carrier, key, value) => void carrier.set(key, value),
+};
+
+const mapGetter: TextMapGetter<Map<string, string>> = {
+  get: (carrier, key) => carrier.get(key),
+  keys: (carrier) => [...carrier.keys()],
+};

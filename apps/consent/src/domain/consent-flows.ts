@@ -10,8 +10,9 @@ import {
   type TenantId,
   type UserRef,
 } from '@mandate/contracts';
-import type { DocumentCollection } from '@mandate/store';
+import type { DocumentCollection, StoredDocument } from '@mandate/store';
 import type { ConsentFlowDocument, GrantDuration } from '../store/flows.js';
+import { inSessionTrace } from './session-trace.js';
 import { browserKey, issuerOf, parseState, type SignIn } from './sign-in.js';
 
 /** What the consent flow needs from the rest of Mandate (the vault, the directory, JetStream). */
@@ -103,15 +104,23 @@ export class ConsentFlows {
   /** What the consent page shows (only a pending session has one), or where to sign in first. */
   async page(tenant: TenantId, sessionId: string, browserId: string): Promise<{ session: ConsentSessionView; workload: WorkloadInfo } | { redirect: string }> {
     const session = await this.#pending(tenant, sessionId);
-    const workload = await this.ports.workload(tenant, session.workload);
-    const bound = await this.#bound(tenant, session, workload, browserId);
-    if (bound !== true) return { redirect: await this.signIn.start(tenant, bound.signInAt, browserId, `/consent/${sessionId}?tenant=${tenant}`) };
-    return { session, workload };
+    return inSessionTrace(session.traceparent, 'page', async () => {
+      const workload = await this.ports.workload(tenant, session.workload);
+      const bound = await this.#bound(tenant, session, workload, browserId);
+      if (bound !== true) return { redirect: await this.signIn.start(tenant, bound.signInAt, browserId, `/consent/${sessionId}?tenant=${tenant}`) };
+      return { session, workload };
+    });
   }
 
   /** Approve: remembers this browser's trip and returns the provider's authorization URL. */
   async approve(tenant: TenantId, sessionId: string, browserId: string, duration: GrantDuration): Promise<string> {
-    const session = await this.#pendingAndBound(tenant, sessionId, browserId);
+    const session = await this.#pending(tenant, sessionId);
+    return inSessionTrace(session.traceparent, 'approve', () => this.#approve(tenant, session, browserId, duration));
+  }
+
+  async #approve(tenant: TenantId, session: ConsentSessionView, browserId: string, duration: GrantDuration): Promise<string> {
+    const sessionId = session.sessionId;
+    await this.#requireBound(tenant, session, browserId);
     const provider = await this.ports.providerAuthorization(tenant, session.provider);
     const codeVerifier = oauth.generateRandomCodeVerifier();
     const nonce = oauth.generateRandomState();
@@ -131,6 +140,7 @@ export class ConsentFlows {
         duration,
         redirectUri: this.options.redirectUri,
         createdAt: this.#now(),
+        ...(session.traceparent ? { traceparent: session.traceparent } : {}),
       },
       { ttlMs: remainingMs },
     );
@@ -156,10 +166,13 @@ export class ConsentFlows {
 
   /** Deny: the session fails; the workload learns it from its return URL or by asking the vault. */
   async deny(tenant: TenantId, sessionId: string, browserId: string): Promise<Outcome> {
-    const session = await this.#pendingAndBound(tenant, sessionId, browserId);
-    await this.ports.failSession(tenant, sessionId, 'denied');
-    await this.#audit(tenant, session, 'consent-deny', 'denied', 'denied');
-    return returnTo(session, { error: 'access_denied' }) ?? { page: 'denied', session };
+    const session = await this.#pending(tenant, sessionId);
+    return inSessionTrace(session.traceparent, 'deny', async () => {
+      await this.#requireBound(tenant, session, browserId);
+      await this.ports.failSession(tenant, sessionId, 'denied');
+      await this.#audit(tenant, session, 'consent-deny', 'denied', 'denied');
+      return returnTo(session, { error: 'access_denied' }) ?? { page: 'denied', session };
+    });
   }
 
   /**
@@ -170,6 +183,10 @@ export class ConsentFlows {
   async callback(params: URLSearchParams, browserId: string | undefined): Promise<Outcome> {
     const { tenant, key: nonce } = parseState(params.get('state'));
     const stored = await this.flows.get(tenant, nonce);
+    return inSessionTrace(stored?.value.traceparent, 'callback', () => this.#callback(params, browserId, tenant, nonce, stored));
+  }
+
+  async #callback(params: URLSearchParams, browserId: string | undefined, tenant: TenantId, nonce: string, stored: StoredDocument<ConsentFlowDocument> | undefined): Promise<Outcome> {
     if (!stored || !browserId || !sameText(stored.value.browser, browserKey(browserId))) {
       if (stored) await this.#audit(tenant, stored.value, 'consent-callback', 'denied', 'browser_mismatch');
       throw new MandateError('access_denied', 'this sign-in response does not belong to this browser, or was already used');
@@ -226,9 +243,12 @@ export class ConsentFlows {
    * names its workload and user (a mismatch fails it there, audited); then the agent is woken.
    */
   async complete(tenant: TenantId, sessionId: string, completionCode: string, workloadToken: string): Promise<ConsentGrantedData> {
-    const granted = await this.ports.completeSession(tenant, sessionId, completionCode, workloadToken);
-    await this.#granted(tenant, granted, { boundBy: 'application' });
-    return granted;
+    const { traceparent } = await this.ports.session(tenant, sessionId);
+    return inSessionTrace(traceparent, 'complete', async () => {
+      const granted = await this.ports.completeSession(tenant, sessionId, completionCode, workloadToken);
+      await this.#granted(tenant, granted, { boundBy: 'application' });
+      return granted;
+    });
   }
 
   async #granted(tenant: TenantId, data: ConsentGrantedData, details: Record<string, string>): Promise<void> {
@@ -261,12 +281,10 @@ export class ConsentFlows {
     return true;
   }
 
-  async #pendingAndBound(tenant: TenantId, sessionId: string, browserId: string): Promise<ConsentSessionView> {
-    const session = await this.#pending(tenant, sessionId);
+  async #requireBound(tenant: TenantId, session: ConsentSessionView, browserId: string): Promise<void> {
     if ((await this.#bound(tenant, session, await this.ports.workload(tenant, session.workload), browserId)) !== true) {
       throw new MandateError('access_denied', 'sign in first', { details: { reason: 'not_signed_in' } });
     }
-    return session;
   }
 
   async #pending(tenant: TenantId, sessionId: string): Promise<ConsentSessionView> {

@@ -21,6 +21,8 @@ export interface ConsentFlowDocument {
   duration: GrantDuration;
   redirectUri: string;
   createdAt: number;
+  /** The trace of the request that opened the session, for the callback to continue. */
+  traceparent?: string;
 }
 
 export function openFlows(store: DocumentStore): Promise<DocumentCollection<ConsentFlowDocument>> {

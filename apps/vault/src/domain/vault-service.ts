@@ -14,7 +14,7 @@ import {
   type oauth2TokenEndpoint,
 } from '@mandate/contracts';
 import type { StoredDocument } from '@mandate/store';
-import { lazyInstruments } from '@mandate/telemetry';
+import { lazyInstruments, traceparentOf } from '@mandate/telemetry';
 import type { ConsentSessionDocument, ProviderDocument } from '../store/vault-records.js';
 import type { ConsentSessions } from './consent-sessions.js';
 import type { Grants } from './grants.js';
@@ -423,6 +423,7 @@ export class VaultService {
       }
       returnUrl = parsed.data;
     }
+    const traceparent = traceparentOf();
     const session = await this.parts.sessions.open(tenant, {
       workload: claims.workload,
       provider,
@@ -432,6 +433,7 @@ export class VaultService {
       ...(returnUrl ? { returnUrl } : {}),
       ...(request.customState ? { customState: request.customState } : {}),
       ...(request.customParameters ? { customParameters: request.customParameters } : {}),
+      ...(traceparent ? { traceparent } : {}),
     });
     return consentRequired(session.sessionId, session.authorizationUrl, 'pending');
   }

@@ -42,6 +42,7 @@ export class ConsentEndpoint {
       awaitingApplication: session.held !== undefined,
       createdAt: new Date(session.createdAt).toISOString(),
       expiresAt: new Date(session.expiresAt).toISOString(),
+      ...(session.traceparent ? { traceparent: session.traceparent } : {}),
     };
   }
 

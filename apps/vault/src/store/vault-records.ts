@@ -86,6 +86,8 @@ export interface ConsentSessionDocument {
   held?: { sealed: string; grantExpiresAt?: number; once: boolean; completionHash: string };
   state: 'pending' | 'completed' | 'failed';
   createdAt: number;
+  /** The trace of the request that opened it (W3C traceparent): the consent steps continue it. */
+  traceparent?: string;
 }
 
 export interface VaultCollections {
