@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { headers as natsHeaders } from '@nats-io/transport-node';
+import { metrics } from '@opentelemetry/api';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { runService, type RunningService } from '@mandate/bus';
 import {
   CONSENT_GRANTED_ALL_TENANTS,
@@ -76,7 +78,27 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
   let agentKey: JWK;
   const granted: DomainEvent<ConsentGrantedData>[] = [];
 
+  // The consent service's counters, as an exporter would see them.
+  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+
+  /** `<counter> <outcome>` -> count so far, for the consent service's counters. */
+  async function consentCounts(): Promise<Record<string, number>> {
+    exporter.reset();
+    await reader.forceFlush();
+    const counts: Record<string, number> = {};
+    for (const metric of exporter.getMetrics().flatMap((m) => m.scopeMetrics.flatMap((scope) => scope.metrics))) {
+      if (!metric.descriptor.name.startsWith('mandate.consent.')) continue;
+      for (const point of metric.dataPoints) {
+        const key = `${metric.descriptor.name.slice('mandate.consent.'.length)} ${String(point.attributes['outcome'])}`;
+        counts[key] = (counts[key] ?? 0) + (point.value as number);
+      }
+    }
+    return counts;
+  }
+
   beforeAll(async () => {
+    metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
     const port = await freePort();
     consentUrl = `http://127.0.0.1:${port}`;
     h = await startVaultHarness({ CONSENT_BASE_URL: consentUrl });
@@ -99,6 +121,7 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
   });
 
   afterAll(async () => {
+    metrics.disable();
     await consent?.stop();
     await h?.stop();
     await idp?.stop();
@@ -251,6 +274,21 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     await expect.poll(() => steps.filter((step) => h.audit.some((r) => `${r.service}/${r.action}` === step && r.details?.['sessionId'] === sessionId))).toEqual(steps);
     const ofSession = h.audit.filter((r) => steps.includes(`${r.service}/${r.action}`) && r.details?.['sessionId'] === sessionId);
     expect(ofSession.map((r) => r.traceId)).toEqual(ofSession.map(() => traceId));
+  });
+
+  it('counts consent prompts and grants by outcome', async () => {
+    const before = await consentCounts();
+    const approved = await openSession('counted-approves');
+    const browser = new Browser();
+    const done = await browser.request(await approveAtProvider(browser, approved.authorizationUrl, 'counted-approves'));
+    await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId: approved.sessionId, completionCode: completionCodeOf(done), workloadToken: approved.wat });
+    const denied = await openSession('counted-denies');
+    const other = new Browser();
+    const { csrf } = await consentPage(other, denied.authorizationUrl);
+    expect((await other.request(denied.authorizationUrl, { csrf, decision: 'deny' })).status).toBe(303);
+    const after = await consentCounts();
+    const added = Object.fromEntries(Object.entries(after).map(([key, n]) => [key, n - (before[key] ?? 0)]).filter(([, n]) => n !== 0));
+    expect(added).toEqual({ 'prompts shown': 2, 'prompts approved': 1, 'prompts denied': 1, 'grants awaiting-application': 1, 'grants granted': 1 });
   });
 
   it('deny → the session fails, 303 to the return URL with access_denied, audited', async () => {

@@ -11,9 +11,19 @@ import {
   type UserRef,
 } from '@mandate/contracts';
 import type { DocumentCollection, StoredDocument } from '@mandate/store';
+import { lazyInstruments } from '@mandate/telemetry';
 import type { ConsentFlowDocument, GrantDuration } from '../store/flows.js';
 import { inSessionTrace } from './session-trace.js';
 import { browserKey, issuerOf, parseState, type SignIn } from './sign-in.js';
+
+const instruments = lazyInstruments('@mandate/consent', (meter) => ({
+  prompts: meter.createCounter('mandate.consent.prompts', {
+    description: 'Consent prompts by what became of them: shown, approved, denied, refused (the wrong person, or not signed in)',
+  }),
+  grants: meter.createCounter('mandate.consent.grants', {
+    description: 'Consents by how they ended at the provider: granted, awaiting-application (held for the application to bind), failed',
+  }),
+}));
 
 /** What the consent flow needs from the rest of Mandate (the vault, the directory, JetStream). */
 export interface ConsentPorts {
@@ -108,6 +118,7 @@ export class ConsentFlows {
       const workload = await this.ports.workload(tenant, session.workload);
       const bound = await this.#bound(tenant, session, workload, browserId);
       if (bound !== true) return { redirect: await this.signIn.start(tenant, bound.signInAt, browserId, `/consent/${sessionId}?tenant=${tenant}`) };
+      instruments().prompts.add(1, { outcome: 'shown', provider: session.provider });
       return { session, workload };
     });
   }
@@ -161,6 +172,7 @@ export class ConsentFlows {
     };
     for (const [name, value] of Object.entries(protocol)) url.searchParams.set(name, value);
     await this.#audit(tenant, session, 'consent-approve', 'allowed', undefined, { duration: describe(duration) });
+    instruments().prompts.add(1, { outcome: 'approved', provider: session.provider });
     return url.href;
   }
 
@@ -171,6 +183,7 @@ export class ConsentFlows {
       await this.#requireBound(tenant, session, browserId);
       await this.ports.failSession(tenant, sessionId, 'denied');
       await this.#audit(tenant, session, 'consent-deny', 'denied', 'denied');
+      instruments().prompts.add(1, { outcome: 'denied', provider: session.provider });
       return returnTo(session, { error: 'access_denied' }) ?? { page: 'denied', session };
     });
   }
@@ -202,6 +215,7 @@ export class ConsentFlows {
       const reason = providerError === 'access_denied' ? 'access_denied' : 'provider_error';
       await this.ports.failSession(tenant, flow.sessionId, reason);
       await this.#audit(tenant, flow, 'consent-callback', 'failed', /^[a-z_]{1,64}$/.test(providerError) ? providerError : 'provider_error');
+      instruments().grants.add(1, { outcome: 'failed', provider: flow.provider });
       return returnTo(session, { error: reason }) ?? { page: 'failed', session };
     }
     const code = params.get('code');
@@ -228,10 +242,12 @@ export class ConsentFlows {
     } catch (error) {
       await this.ports.failSession(tenant, flow.sessionId, 'provider_error').catch(() => undefined);
       await this.#audit(tenant, flow, 'consent-callback', 'failed', error instanceof MandateError ? error.code : 'internal');
+      instruments().grants.add(1, { outcome: 'failed', provider: flow.provider });
       return returnTo(session, { error: 'provider_error' }) ?? { page: 'failed', session };
     }
     if (status === 'awaiting-application') {
       await this.#audit(tenant, flow, 'consent-callback', 'succeeded', undefined, { duration: describe(flow.duration), awaiting: 'application' });
+      instruments().grants.add(1, { outcome: 'awaiting-application', provider: flow.provider });
       return returnTo(session, { completion_code: completionCode }) ?? { page: 'failed', session };
     }
     await this.#granted(tenant, { sessionId: flow.sessionId, workload: flow.workload, provider: flow.provider, user: flow.user, scopes: flow.scopes }, { duration: describe(flow.duration), ...(expiresAt ? { expiresAt } : {}) });
@@ -254,6 +270,7 @@ export class ConsentFlows {
   async #granted(tenant: TenantId, data: ConsentGrantedData, details: Record<string, string>): Promise<void> {
     await this.ports.granted(tenant, data);
     await this.#audit(tenant, data, 'consent-grant', 'succeeded', undefined, details);
+    instruments().grants.add(1, { outcome: 'granted', provider: data.provider });
   }
 
   /** Signed in here as the session's user, or the session is the application's to bind; else where to sign in. */
@@ -261,6 +278,7 @@ export class ConsentFlows {
     if (session.returnUrl) return true;
     const discoveryUrl = workload.discoveryUrl;
     if (!discoveryUrl || issuerOf(discoveryUrl) !== session.user.iss) {
+      instruments().prompts.add(1, { outcome: 'refused', provider: session.provider });
       throw new MandateError('access_denied', 'this consent request can only be completed through the application that asked for it', { details: { reason: 'no_sign_in' } });
     }
     const user = await this.signIn.current(tenant, browserId);
@@ -276,6 +294,7 @@ export class ConsentFlows {
         target: { provider: session.provider, scopes: session.scopes },
         details: { sessionId: session.sessionId, askedFor: session.user.sub },
       });
+      instruments().prompts.add(1, { outcome: 'refused', provider: session.provider });
       throw new MandateError('access_denied', 'this consent request was made for another account', { details: { reason: 'binding_mismatch' } });
     }
     return true;
@@ -283,6 +302,7 @@ export class ConsentFlows {
 
   async #requireBound(tenant: TenantId, session: ConsentSessionView, browserId: string): Promise<void> {
     if ((await this.#bound(tenant, session, await this.ports.workload(tenant, session.workload), browserId)) !== true) {
+      instruments().prompts.add(1, { outcome: 'refused', provider: session.provider });
       throw new MandateError('access_denied', 'sign in first', { details: { reason: 'not_signed_in' } });
     }
   }
