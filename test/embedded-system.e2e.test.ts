@@ -97,8 +97,9 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
 
   it('status says how to start the system when nothing is running', async () => {
     assertBuilt(cliEntry);
-    const status = spawnNode(cliEntry, ['status', '--nats-url', `nats://127.0.0.1:${await freePort()}`]);
-    expect(await status.exit).toBe(1);
+    const status = spawnNode(cliEntry, ['status', '--nats-url', `nats://ops:hunter2@127.0.0.1:${await freePort()}`]);
+    expect(await status.exit).toBe(6);
     expect(status.output()).toMatch(/cannot reach NATS .* Is `npm start` running\?/);
+    expect(status.output()).not.toContain('hunter2');
   });
 });

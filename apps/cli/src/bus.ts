@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { Option, type Command } from 'commander';
 import { BusClient, connectToBus } from '@mandate/bus/client';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { ErrorCode, MandateError } from '@mandate/contracts';
 import { CliError } from './output.js';
 
@@ -72,11 +73,16 @@ export function withBusOptions(command: Command, options: { actor?: boolean } = 
   return command;
 }
 
-/** Connects, runs `work` with a client, and closes the connection whatever happens. */
-export async function withBus<T>(natsUrl: string, work: (bus: BusClient) => Promise<T>): Promise<T> {
-  const nc = await connectToBus({ servers: natsUrl, name: 'mandate-cli', connectTimeoutMs: 3_000 }).catch((cause: unknown) => {
+/** The CLI's connection; NATS out of reach is exit code 6 with a hint, and no password in the message. */
+export function connectCli(natsUrl: string): Promise<NatsConnection> {
+  return connectToBus({ servers: natsUrl, name: 'mandate-cli', connectTimeoutMs: 3_000 }).catch((cause: unknown) => {
     throw new CliError(`cannot reach NATS at ${withoutCredentials(natsUrl)}: ${cause instanceof Error ? cause.message : String(cause)}. Is \`npm start\` running?`, EXIT.unavailable);
   });
+}
+
+/** Connects, runs `work` with a client, and closes the connection whatever happens. */
+export async function withBus<T>(natsUrl: string, work: (bus: BusClient) => Promise<T>): Promise<T> {
+  const nc = await connectCli(natsUrl);
   try {
     return await work(new BusClient(nc));
   } finally {

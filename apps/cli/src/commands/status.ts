@@ -1,14 +1,13 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Svcm } from '@nats-io/services';
-import { connectToBus } from '@mandate/bus/client';
 import { STREAMS } from '@mandate/contracts';
-import { bold, CliError, table } from '../output.js';
+import { connectCli, withoutCredentials } from '../bus.js';
+import { bold, table } from '../output.js';
 
 /** `mandate status`: which services answer on the bus, and the state of the streams. */
 export async function status(options: { natsUrl: string; json: boolean }): Promise<void> {
-  const nc = await connectToBus({ servers: options.natsUrl, name: 'mandate-cli', connectTimeoutMs: 3_000 }).catch((cause: unknown) => {
-    throw new CliError(`cannot reach NATS at ${options.natsUrl}: ${cause instanceof Error ? cause.message : String(cause)}. Is \`npm start\` running?`);
-  });
+  const nc = await connectCli(options.natsUrl);
+  const natsUrl = withoutCredentials(options.natsUrl);
   try {
     const client = new Svcm(nc as never).client();
     const services: { name: string; id: string; version: string }[] = [];
@@ -26,11 +25,11 @@ export async function status(options: { natsUrl: string; json: boolean }): Promi
       }
     }
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ nats: options.natsUrl, services, streams }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ nats: natsUrl, services, streams }, null, 2)}\n`);
       return;
     }
     services.sort((a, b) => a.name.localeCompare(b.name));
-    process.stdout.write(`${bold('Services')} (answering $SRV.PING on ${options.natsUrl})\n`);
+    process.stdout.write(`${bold('Services')} (answering $SRV.PING on ${natsUrl})\n`);
     process.stdout.write(
       services.length === 0
         ? 'none\n'
