@@ -4,11 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { BusClient, JetStreamPublisher, runService, type RunningService } from '@mandate/bus';
 import { baseEnvSchema } from '@mandate/config';
 import { JetStreamKvStore } from '@mandate/store';
 import {
   apiKeyEndpoint,
+  AUDIT_CONSUMER,
+  AUDIT_DLQ_STREAM,
+  AUDIT_STREAM,
   auditQueryEndpoint,
   codeExchangeEndpoint,
   echoEndpoint,
@@ -252,10 +256,32 @@ describe.skipIf(missing)('deploy/nats', () => {
         const record = await new JetStreamPublisher(diagnostics).audit({ tenant: 'deployed', service: 'diagnostics', action: 'echo', outcome: 'succeeded', actor: { admin: 'ops' } });
         const query = () => new BusClient(admin).request(auditQueryEndpoint, { tenant: 'deployed', traceId: record.traceId });
         await expect.poll(async () => (await query()).entries.map((e) => e.record.id), { timeout: 10_000 }).toEqual([record.id]);
-        // The audit service itself may not publish audit records.
+        // A poison record is dead-lettered: the audit user may declare and write the dead-letter stream.
+        await jetstream(diagnostics).publish('mandate.audit.deployed.diagnostics.echo', 'not json');
+        const jsm = await jetstreamManager(admin);
+        await expect.poll(async () => (await jsm.streams.info(AUDIT_DLQ_STREAM.name).catch(() => undefined))?.state.messages ?? 0, { timeout: 10_000 }).toBe(1);
+
         const auditUser = await connect({ servers: url, user: 'audit', pass: passwords.AUDIT_NATS_PASSWORD, inboxPrefix: '_INBOX_audit' });
-        expect(await permissionError(auditUser, 'mandate.audit.deployed.audit-trail.forged')).toMatch(/permissions violation/i);
-        await auditUser.close();
+        try {
+          // The audit service itself may not publish audit records.
+          expect(await permissionError(auditUser, 'mandate.audit.deployed.audit-trail.forged')).toMatch(/permissions violation/i);
+          // Its JetStream rights are its own buckets and its own consumer: it can neither read another
+          // service's data, nor delete its consumer or purge the audit stream (what is not chained yet).
+          const tokens = await new JetStreamKvStore(auditUser).collection('user-tokens').then(
+            async (c) => c.get(tenantId('acme'), 'anything').then(() => 'read', (e: unknown) => (e as { code?: string }).code),
+            (e: unknown) => (e as { code?: string }).code,
+          );
+          expect(tokens).toBe('unavailable');
+          const kept = (await jsm.streams.info(AUDIT_STREAM.name)).state.messages;
+          const asAudit = await jetstreamManager(auditUser, { timeout: 2_000 });
+          await expect(asAudit.consumers.delete(AUDIT_STREAM.name, AUDIT_CONSUMER)).rejects.toThrow();
+          await expect(asAudit.streams.purge(AUDIT_STREAM.name)).rejects.toThrow();
+          await expect(asAudit.consumers.add(AUDIT_STREAM.name, { durable_name: 'snoop', ack_policy: AckPolicy.Explicit })).rejects.toThrow();
+          expect((await jsm.consumers.info(AUDIT_STREAM.name, AUDIT_CONSUMER)).name).toBe(AUDIT_CONSUMER);
+          expect((await jsm.streams.info(AUDIT_STREAM.name)).state.messages).toBe(kept);
+        } finally {
+          await auditUser.close();
+        }
       } finally {
         await admin.close();
         await diagnostics.close();
