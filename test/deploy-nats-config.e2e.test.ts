@@ -144,6 +144,17 @@ describe.skipIf(missing)('deploy/nats', () => {
       const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD, inboxPrefix: '_INBOX_agent' });
       expect((await new BusClient(agent).request(echoEndpoint, { message: 'as agent' })).message).toBe('as agent');
       await agent.close();
+      // It has no bucket of its own, so no store access at all.
+      const asDiagnostics = await connect({ servers: url, user: 'diagnostics', pass: passwords.DIAGNOSTICS_NATS_PASSWORD, inboxPrefix: '_INBOX_diagnostics' });
+      try {
+        const outcome = await new JetStreamKvStore(asDiagnostics).collection('workloads').then(
+          async (c) => c.get(tenantId('acme'), 'anything').then(() => 'read', (e: unknown) => (e as { code?: string }).code),
+          (e: unknown) => (e as { code?: string }).code,
+        );
+        expect(outcome).toBe('unavailable');
+      } finally {
+        await asDiagnostics.close();
+      }
     });
 
     it('runs the directory, authorizer and vault as their own users: a workload gets a WAT, then an API key', async () => {
