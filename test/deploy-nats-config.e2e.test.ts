@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,9 @@ import {
   grantListEndpoint,
   grantRecordEndpoint,
   grantRevokeEndpoint,
+  jobCreateEndpoint,
+  TRIGGERS_STREAM,
+  type TaskMessage,
   providerCreateEndpoint,
   tokenForWorkloadEndpoint,
   vaultGrantRevokeEndpoint,
@@ -39,9 +43,14 @@ import { findNatsServer, freePort, natsServerMissing, natsServerVersion, skipRea
 import { diagnosticsService } from '../apps/diagnostics/src/diagnostics.module.js';
 import { consentEnvSchema } from '../apps/consent/src/config.js';
 import { consentService } from '../apps/consent/src/consent.module.js';
+import { schedulerEnvSchema } from '../apps/scheduler/src/config.js';
+import { schedulerService } from '../apps/scheduler/src/scheduler.module.js';
+import { consumeTasks, MandateClient, type TaskConsumer } from '@mandate/sdk';
 import { root } from './processes.js';
 
 const missing = natsServerMissing('deploy/nats configs');
+/** One master key for every service of the deployment, as in production: they share one nats-server's stored keys. */
+const masterKeys = JSON.stringify({ primary: 'k1', keys: { k1: randomBytes(32).toString('base64') } });
 const passwords = {
   DIAGNOSTICS_NATS_PASSWORD: 'diag-pw-1',
   ADMIN_NATS_PASSWORD: 'admin-pw-2',
@@ -160,13 +169,13 @@ describe.skipIf(missing)('deploy/nats', () => {
     it('runs the directory, authorizer and vault as their own users: a workload gets a WAT, then an API key', async () => {
       const dataDir = await mkdtemp(join(tmpdir(), 'mandate-deploy-authz-'));
       const as = (user: string, password: string) =>
-        authorizerEnvSchema.parse({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: password, MANDATE_DATA_DIR: dataDir, AUTHORIZER_HTTP_PORT: '0' });
+        authorizerEnvSchema.parse({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: password, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEYS: masterKeys, AUTHORIZER_HTTP_PORT: '0' });
       const silent = (name: string) => ({ logger: createLogger(name, { level: 'silent' }) });
       const directory = await runService(directoryService, as('directory', passwords.DIRECTORY_NATS_PASSWORD), silent('directory'));
       const authorizer = await runService(authorizerService, as('authorizer', passwords.AUTHORIZER_NATS_PASSWORD), silent('authorizer'));
       const vault = await runService(
         vaultService,
-        vaultEnvSchema.parse({ NATS_URL: url, NATS_USER: 'vault', NATS_PASSWORD: passwords.VAULT_NATS_PASSWORD, MANDATE_DATA_DIR: dataDir }),
+        vaultEnvSchema.parse({ NATS_URL: url, NATS_USER: 'vault', NATS_PASSWORD: passwords.VAULT_NATS_PASSWORD, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEYS: masterKeys }),
         silent('vault'),
       );
       const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD, inboxPrefix: '_INBOX_admin' });
@@ -297,6 +306,57 @@ describe.skipIf(missing)('deploy/nats', () => {
         await admin.close();
         await diagnostics.close();
         await audit.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it('runs the scheduler as its own user: an event trigger becomes a task the agent takes', async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'mandate-deploy-scheduler-'));
+      const silent = (name: string) => ({ logger: createLogger(name, { level: 'silent' }) });
+      const env = (user: string, password: string) => ({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: password, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEYS: masterKeys });
+      const directory = await runService(directoryService, authorizerEnvSchema.parse({ ...env('directory', passwords.DIRECTORY_NATS_PASSWORD), AUTHORIZER_HTTP_PORT: '0' }), silent('directory'));
+      const authorizer = await runService(authorizerService, authorizerEnvSchema.parse({ ...env('authorizer', passwords.AUTHORIZER_NATS_PASSWORD), AUTHORIZER_HTTP_PORT: '0' }), silent('authorizer'));
+      const scheduler = await runService(schedulerService, schedulerEnvSchema.parse({ ...env('scheduler', passwords.SCHEDULER_NATS_PASSWORD), SCHEDULER_TICK_MS: '0' }), silent('scheduler'));
+      const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD, inboxPrefix: '_INBOX_admin' });
+      const agent = await MandateClient.connect({ servers: url, user: 'agent', password: passwords.AGENT_NATS_PASSWORD, tenant: 'acme', workload: 'triage-agent' });
+      let tasks: TaskConsumer | undefined;
+      try {
+        const key = await generateKeyPair('ES256', { extractable: true });
+        const privateJwk = { ...(await exportJWK(key.privateKey)), kid: 'k1' };
+        await new BusClient(admin).request(workloadCreateEndpoint, { tenant: 'acme', name: 'triage-agent', publicKeys: { keys: [{ ...(await exportJWK(key.publicKey)), kid: 'k1' } as never] } });
+        await new BusClient(admin).request(jobCreateEndpoint, {
+          tenant: 'acme',
+          name: 'triage',
+          workload: { name: 'triage-agent', privateJwk: privateJwk as never },
+          trigger: { kind: 'event', subject: 'tickets.high' },
+          action: { kind: 'task', payload: { kind: 'triage' } },
+        });
+        const received: TaskMessage[] = [];
+        tasks = await consumeTasks(agent, { job: 'triage' }, async (task) => void received.push(task));
+        await jetstream(admin).publish('mandate.trigger.acme.tickets.high', JSON.stringify({ ticket: 7 }));
+        await expect.poll(() => received.map((t) => t.payload), { timeout: 10_000 }).toEqual([{ kind: 'triage' }]);
+
+        // Its JetStream rights end at its own buckets and the trigger consumers.
+        const asScheduler = await connect({ servers: url, user: 'scheduler', pass: passwords.SCHEDULER_NATS_PASSWORD, inboxPrefix: '_INBOX_scheduler' });
+        try {
+          const workloads = await new JetStreamKvStore(asScheduler).collection('workloads').then(
+            async (c) => c.get(tenantId('acme'), 'triage-agent').then(() => 'read', (e: unknown) => (e as { code?: string }).code),
+            (e: unknown) => (e as { code?: string }).code,
+          );
+          expect(workloads).toBe('unavailable');
+          const asSchedulerJsm = await jetstreamManager(asScheduler, { timeout: 2_000 });
+          await expect(asSchedulerJsm.consumers.delete(AUDIT_STREAM.name, AUDIT_CONSUMER)).rejects.toThrow();
+          await expect(asSchedulerJsm.streams.purge(TRIGGERS_STREAM.name)).rejects.toThrow();
+        } finally {
+          await asScheduler.close();
+        }
+      } finally {
+        await tasks?.stop();
+        await agent.close();
+        await admin.close();
+        await scheduler.stop();
+        await authorizer.stop();
+        await directory.stop();
         await rm(dataDir, { recursive: true, force: true });
       }
     });

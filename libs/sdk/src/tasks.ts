@@ -33,7 +33,8 @@ const CONSUMER_NOT_FOUND = 10014;
 export async function consumeTasks(client: MandateClient, options: ConsumeTasksOptions, handler: (task: TaskMessage) => Promise<void>): Promise<TaskConsumer> {
   const nc = client.connection;
   const durable = options.durableName ?? `agent_${client.tenant}_${options.job}`.replace(/[^A-Za-z0-9_-]/g, '_');
-  const jsm = await jetstreamManager(nc);
+  // No account-info probe: an agent's NATS user may use the task stream's consumer API, nothing more.
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
   const config = {
     durable_name: durable,
     filter_subject: taskSubject(client.tenant, options.job),
