@@ -15,7 +15,7 @@ import {
   workloadListEndpoint,
   type TenantId,
 } from '@mandate/contracts';
-import type { DocumentStore } from '@mandate/store';
+import { ExpirySweeper, type DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import type { ConsentEnv } from './config.js';
 import { AccessPage, type GrantPorts } from './domain/access.js';
@@ -41,6 +41,7 @@ export class Consent {
     readonly ports: ConsentPorts & GrantPorts,
     private readonly http: ConsentHttpServer,
     readonly httpUrl: string | undefined,
+    private readonly sweeper: ExpirySweeper,
   ) {}
 
   static async assemble(deps: ConsentDependencies): Promise<Consent> {
@@ -73,18 +74,33 @@ export class Consent {
       clientSecret: env.CONSENT_LOGIN_CLIENT_SECRET,
       signedInMs: env.CONSENT_SIGN_IN_SECONDS * 1000,
     });
-    const flows = new ConsentFlows(await openFlows(deps.store), signIn, ports, { redirectUri: `${publicUrl}/callback`, onceGrantMs: env.CONSENT_ONCE_GRANT_SECONDS * 1000 });
+    const flowDocuments = await openFlows(deps.store);
+    const flows = new ConsentFlows(flowDocuments, signIn, ports, { redirectUri: `${publicUrl}/callback`, onceGrantMs: env.CONSENT_ONCE_GRANT_SECONDS * 1000 });
+    const sweeper = new ExpirySweeper(
+      [
+        { name: 'consent-flows', collection: flowDocuments },
+        { name: 'consent-login-trips', collection: signIns.trips },
+        { name: 'consent-signed-in', collection: signIns.signedIn },
+      ],
+      { intervalMs: env.MANDATE_SWEEP_INTERVAL_SECONDS * 1000, log: deps.logger },
+    ).start();
     const access = new AccessPage(signIn, ports);
     if (!env.CONSENT_CSRF_KEY) deps.logger.warn('CONSENT_CSRF_KEY is not set: CSRF tokens are keyed per process (set it when running replicas)');
     const csrfKey = env.CONSENT_CSRF_KEY ? Buffer.from(env.CONSENT_CSRF_KEY, 'base64url') : randomBytes(32);
     const http = new ConsentHttpServer(flows, access, signIn, { publicUrl, csrfKey, logger: deps.logger, signedInSeconds: env.CONSENT_SIGN_IN_SECONDS });
     const httpUrl = env.CONSENT_HTTP_PORT > 0 ? await http.listen(env.CONSENT_HTTP_PORT, env.CONSENT_HTTP_HOST) : undefined;
     deps.logger.info({ http: httpUrl, publicUrl }, 'consent ready');
-    return new Consent(flows, access, ports, http, httpUrl);
+    return new Consent(flows, access, ports, http, httpUrl, sweeper);
   }
 
   async onModuleDestroy(): Promise<void> {
     await this.http.close();
+    await this.sweeper.stop();
+  }
+
+  /** Removes expired records now (the timer does it every MANDATE_SWEEP_INTERVAL_SECONDS). */
+  sweepExpired(): Promise<Record<string, number>> {
+    return this.sweeper.sweep();
   }
 }
 

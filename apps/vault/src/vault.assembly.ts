@@ -3,7 +3,7 @@ import type { BusClient, JetStreamPublisher } from '@mandate/bus';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { eventSubject, PROVIDER_CHANGED_EVENT, VAULT_SERVICE, workloadGetEndpoint, type TenantId } from '@mandate/contracts';
 import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
-import type { DocumentStore } from '@mandate/store';
+import { ExpirySweeper, type DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { jwksOverNats, WatVerifier } from '@mandate/wat';
 import type { VaultEnv } from './config.js';
@@ -33,6 +33,7 @@ const PROACTIVE_REFRESH_INTERVAL_MS = 30_000;
 export class Vault {
   #timer: NodeJS.Timeout | undefined;
   #providerEvents: Subscription | undefined;
+  #sweeper: ExpirySweeper | undefined;
 
   private constructor(
     readonly service: VaultService,
@@ -79,6 +80,15 @@ export class Vault {
       providerTimeoutMs: env.VAULT_PROVIDER_TIMEOUT_MS,
     });
     const vault = new Vault(service, providers, grants, machineTokens, sessions);
+    vault.#sweeper = new ExpirySweeper(
+      [
+        { name: 'consent-sessions', collection: collections.sessions },
+        { name: 'grants', collection: collections.grants },
+        { name: 'machine-tokens', collection: collections.machineTokens },
+        { name: 'refresh-leases', collection: collections.leases },
+      ],
+      { intervalMs: env.MANDATE_SWEEP_INTERVAL_SECONDS * 1000, log: deps.logger },
+    ).start();
     // A provider changed on any replica: drop what this one cached of it, at once.
     vault.#providerEvents = deps.nc.subscribe(eventSubject(VAULT_SERVICE, PROVIDER_CHANGED_EVENT), {
       callback: (_error, msg) => {
@@ -101,8 +111,14 @@ export class Vault {
     return vault;
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     clearInterval(this.#timer);
     this.#providerEvents?.unsubscribe();
+    await this.#sweeper?.stop();
+  }
+
+  /** Removes expired records now (the timer does it every MANDATE_SWEEP_INTERVAL_SECONDS). */
+  sweepExpired(): Promise<Record<string, number>> {
+    return this.#sweeper!.sweep();
   }
 }

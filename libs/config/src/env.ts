@@ -48,6 +48,8 @@ export const baseEnvSchema = z.object({
     .regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// connection string')
     .optional(),
   MONGODB_DATABASE: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'must be 1-63 letters, digits, _ or -').default('mandate'),
+  /** How often a service removes its expired records (consent sessions, leases, cached tokens, lapsed grants) for good; 0: never. */
+  MANDATE_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
 }).superRefine((env, ctx) => {
   if (env.MANDATE_STORE === 'mongodb' && !env.MONGODB_URI) {
     ctx.addIssue({ code: 'custom', path: ['MONGODB_URI'], message: 'required when MANDATE_STORE=mongodb' });

@@ -3,3 +3,4 @@ export { encodeKeySegment, decodeKeySegment, MAX_ID_LENGTH } from './keys.js';
 export * from './jetstream-kv.js';
 export * from './mongodb.js';
 export * from './open-store.js';
+export * from './expiry-sweeper.js';

@@ -34,9 +34,12 @@ export class Grants {
       const scopeTerms = current ? this.#liveTerms(current.value) : {};
       for (const scope of scopes) scopeTerms[scope] = term.expiresAt ?? null;
       const document: GrantDocument = { workload, provider, user, scopeTerms, grantedAt: this.now(), ...(term.once ? { once: true } : {}) };
+      // The document lapses with its last term, so the store's sweep removes grants nobody holds any more.
+      const ends = Object.values(scopeTerms);
+      const options = ends.length === 0 || ends.includes(null) ? {} : { ttlMs: Math.max(1, Math.max(...(ends as number[])) - this.now()) };
       try {
-        if (current) await this.grants.update(tenant, id, document, current.revision);
-        else await this.grants.create(tenant, id, document);
+        if (current) await this.grants.update(tenant, id, document, current.revision, options);
+        else await this.grants.create(tenant, id, document, options);
         return;
       } catch (error) {
         if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
