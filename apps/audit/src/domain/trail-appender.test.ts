@@ -25,10 +25,11 @@ function record(tenant: TenantId, id: string = randomUUID()): AuditRecord {
 }
 
 /**
- * The real repository, with entry writes held at a gate: lets a test act while a batch is
- * committing (its entries not written yet) and the next batch is being prepared.
+ * The real repository, with the first call of one method (entry writes, by default) held at a
+ * gate: lets a test act while a batch is committing (its entries not written yet) and the next
+ * batch is being prepared, or while the head is being read.
  */
-function gated(repository: TrailRepository): { repository: TrailRepository; held: Promise<void>; release(): void } {
+function gated(repository: TrailRepository, method: 'createEntries' | 'chainHead' = 'createEntries'): { repository: TrailRepository; held: Promise<void>; release(): void } {
   let reached!: () => void;
   let open!: () => void;
   const held = new Promise<void>((resolve) => (reached = resolve));
@@ -37,14 +38,14 @@ function gated(repository: TrailRepository): { repository: TrailRepository; held
   const proxy = new Proxy(repository, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property);
-      if (property === 'createEntries') {
-        return async (...args: Parameters<TrailRepository['createEntries']>) => {
+      if (property === method) {
+        return async (...args: unknown[]) => {
           if (first) {
             first = false;
             reached();
             await opened;
           }
-          return target.createEntries(...args);
+          return (target[method] as (...a: unknown[]) => Promise<unknown>)(...args);
         };
       }
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
@@ -170,6 +171,50 @@ describe.skipIf(missing)('TrailAppender: batches prepared while the one before c
     expect(await appender.append(b)).toEqual<AppendOutcome>({ status: 'appended', sequence: 2 });
     await appender.close();
     expect(await chained(repository, tenant)).toEqual([a.id, b.id]);
+  });
+
+  it('a resync while the head is being read voids that batch; the retry reads the head again', async () => {
+    const tenant = fresh();
+    const gate = gated(repository, 'chainHead');
+    const appender = new TrailAppender({ repository: gate.repository, writerId: 'w1' });
+    const a = record(tenant);
+    const first = appender.append(a);
+    await gate.held;
+    appender.resync();
+    gate.release();
+    await expect(first).rejects.toMatchObject({ code: 'conflict' });
+    expect(await appender.append(a)).toEqual<AppendOutcome>({ status: 'appended', sequence: 1 });
+    await appender.close();
+    expect(await chained(repository, tenant)).toEqual([a.id]);
+  });
+
+  it('does not write a pipelined batch once the lease ran low during the commit before it; the retry renews it', async () => {
+    const tenant = fresh();
+    const gate = gated(repository);
+    let now = Date.now();
+    const leaseMs = 30_000;
+    const appender = new TrailAppender({ repository: gate.repository, writerId: 'w1', leaseMs, clock: () => now });
+    const a = record(tenant);
+    const b = record(tenant);
+    const appendA = appender.append(a);
+    await gate.held;
+    const appendB = appender.append(b);
+    await settle();
+    // Batch a's commit stalls for most of the lease; batch b must not be written on what is left.
+    now += leaseMs * 0.8;
+    gate.release();
+    expect(await appendA).toEqual<AppendOutcome>({ status: 'appended', sequence: 1 });
+    await expect(appendB).rejects.toMatchObject({ code: 'unavailable' });
+    expect(await appender.append(b)).toEqual<AppendOutcome>({ status: 'appended', sequence: 2 });
+    expect((await repository.chainHead(tenant))!.value.leaseUntil).toBe(now + leaseMs);
+    await appender.close();
+    expect(await chained(repository, tenant)).toEqual([a.id, b.id]);
+  });
+
+  it('refuses appends once closed, for tenants it never saw too', async () => {
+    const appender = new TrailAppender({ repository, writerId: 'w1' });
+    await appender.close();
+    await expect(appender.append(record(fresh()))).rejects.toMatchObject({ code: 'unavailable' });
   });
 
   it('gives up its lease on close, so another writer can take over at once', async () => {

@@ -38,6 +38,7 @@ const EPOCH = new Date(0).toISOString();
 export class TrailAppender {
   readonly #writers = new Map<TenantId, TenantWriter>();
   readonly #options: Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined };
+  #closed = false;
 
   constructor(options: TrailAppenderOptions) {
     this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, ...options };
@@ -45,6 +46,8 @@ export class TrailAppender {
 
   /** Resolves once the record is in the chain (or was already): only then may it be acknowledged. */
   append(record: AuditRecord): Promise<AppendOutcome> {
+    // A writer made after close would take a lease nobody gives back.
+    if (this.#closed) return Promise.reject(new MandateError('unavailable', 'the audit service is shutting down'));
     const tenant = record.tenant;
     let writer = this.#writers.get(tenant);
     if (!writer) {
@@ -61,6 +64,7 @@ export class TrailAppender {
 
   /** Finishes what is queued and gives up every lease, so another instance can take over at once. */
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all([...this.#writers.values()].map((writer) => writer.close()));
   }
 }
@@ -193,12 +197,18 @@ class TenantWriter {
 
   /** Steps 2 and 3 for a prepared batch, then settles its records. */
   async #commit({ epoch, batch, outcomes, entries, sizes, head }: PreparedBatch): Promise<void> {
-    const { repository } = this.options;
+    const { repository, clock, leaseMs } = this.options;
     try {
       if (entries.length > 0) {
-        const expectedRevision = this.#head!.revision;
+        const current = this.#head!;
+        const now = clock();
+        // A pipelined batch skips #ready(): make sure the lease still holds before writing entries
+        // (the head move that follows is what renews it; a slow commit before could have let it run low).
+        if (current.value.leaseUntil - now < leaseMs / 4) {
+          throw new MandateError('unavailable', 'the chain lease ran low before the entries were written; the records are retried');
+        }
         await repository.createEntries(this.tenant, entries, sizes);
-        const moved = await repository.moveChainHead(this.tenant, head, expectedRevision);
+        const moved = await repository.moveChainHead(this.tenant, { ...head, leaseUntil: now + leaseMs }, current.revision);
         if (epoch === this.#epoch) this.#head = moved;
       }
     } catch (error) {
@@ -213,12 +223,15 @@ class TenantWriter {
   async #prepare(batch: Pending[]): Promise<PreparedBatch> {
     const records = batch.map((p) => p.record);
     const { repository, clock, writerId, leaseMs } = this.options;
+    let epoch = this.#epoch;
     if (!this.#committing || !this.#head) {
       await this.#committing;
-      await this.#ready();
+      epoch = this.#epoch;
+      await this.#ready(epoch);
     }
-    const epoch = this.#epoch;
-    const tip = this.#tip!;
+    const tip = this.#tip;
+    // A resync between #ready() and here: what it read may be stale.
+    if (epoch !== this.#epoch || !tip) throw new MandateError('conflict', 'the chain was resynchronised meanwhile; the records are retried');
     const outcomes = new Array<AppendOutcome | undefined>(records.length);
 
     // The same record twice in one batch (a redelivery racing its first delivery): chain it once.
@@ -288,8 +301,11 @@ class TenantWriter {
     };
   }
 
-  /** The head, read if need be, with the lease held by us and lagging entries adopted. */
-  async #ready(): Promise<StoredDocument<ChainHead>> {
+  /**
+   * The head, read if need be, with the lease held by us and lagging entries adopted; kept only if
+   * no resync (a new epoch) happened while it was being read.
+   */
+  async #ready(epoch: number): Promise<StoredDocument<ChainHead>> {
     const { repository, clock, writerId, leaseMs } = this.options;
     let head = this.#head;
     const loaded = head === undefined;
@@ -303,6 +319,7 @@ class TenantWriter {
     }
     // Only once we hold the lease is nobody else writing, so only then is the repair safe.
     if (loaded) head = await this.#repair(head);
+    if (epoch !== this.#epoch) throw new MandateError('conflict', 'the chain was resynchronised meanwhile; the records are retried');
     this.#head = head;
     this.#tip = { sequence: head.value.sequence, hash: head.value.hash, appendedAt: head.value.appendedAt };
     return head;

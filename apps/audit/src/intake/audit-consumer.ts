@@ -134,6 +134,9 @@ export class AuditConsumer {
       }
       instruments().processed.add(1, { outcome: 'retried' });
       if (!transient) this.logger.error({ err: error, recordId: parsed.record.id }, 'could not append an audit record; it will be redelivered');
+      else if (msg.info.deliveryCount % FAILED_REPEATEDLY_AFTER === 0) {
+        this.logger.warn({ err: error, recordId: parsed.record.id, deliveries: msg.info.deliveryCount }, 'an audit record keeps failing to be appended; it is retried');
+      }
       // Backoff grows with the delivery count, up to half a minute.
       msg.nak(Math.min(30_000, 100 * 2 ** Math.min(msg.info.deliveryCount, 9)));
     }

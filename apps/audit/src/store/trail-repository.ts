@@ -32,8 +32,11 @@ export const TRAIL_COLLECTION = 'audit-trail';
 export const HEADS_COLLECTION = 'audit-heads';
 export const AUDIT_COLLECTIONS = [TRAIL_COLLECTION, HEADS_COLLECTION] as const;
 
-/** Claims of one record tried before giving up (each stale one needs a store crash to exist). */
-const MAX_CLAIMS = 16;
+/**
+ * Claims of one record tried before giving up. A stale one needs a store crash, or a batch voided
+ * after claiming (a failed commit, a resync on reconnect), so a record can collect a few.
+ */
+const MAX_CLAIMS = 64;
 
 const PAD = 12;
 export const MAX_SEQUENCE = 10 ** PAD - 1;
@@ -231,7 +234,8 @@ export class TrailRepository {
       if (!claim) return { chained: false, attempt };
       if ((await this.entry(tenant, claim.sequence))?.record.id === recordId) return { chained: true, sequence: claim.sequence };
     }
-    throw new MandateError('internal', `record ${recordId} has ${MAX_CLAIMS} stale claims; the trail store keeps losing writes`);
+    // Transient on purpose: retried with backoff (and loud in the logs) rather than dead-lettered, which would leave it out of the trail.
+    throw new MandateError('unavailable', `record ${recordId} has ${MAX_CLAIMS} stale claims; the trail store keeps losing writes`);
   }
 
   /** Claims `sequence` for a record, before its entry is written; `conflict` if that claim exists. */
