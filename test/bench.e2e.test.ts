@@ -16,7 +16,7 @@ describe.skipIf(missing)('npm run bench', () => {
     const report = JSON.parse(bench.output().slice(bench.output().indexOf('{'))) as {
       results: { name: string; medianUs: number; requestsPerSecond: number; throughputRatio: number }[];
       authorize: { name: string; requestsPerSecond: number; ceilingRatio: number }[];
-      audit: { name: string; recordsPerSecond: number; lost: number; verified: boolean }[];
+      audit: { name: string; recordsPerSecond: number; ofBaseline: number; lost: number; verified: boolean }[];
       vault: { name: string; requestsPerSecond: number; rawRatio: number; pacedP99Ms: number }[];
       verdict: Record<string, string>;
     };
@@ -38,8 +38,16 @@ describe.skipIf(missing)('npm run bench', () => {
     );
     expect(report.vault.map((r) => r.name)).toEqual(['vault oauth2-token M2M (cached)', 'vault api-key']);
     for (const row of report.vault) expect(row.requestsPerSecond).toBeGreaterThan(0);
-    expect(report.audit.map((r) => r.name)).toEqual(['audit: publish → chained, 1 tenant', 'audit: publish → chained, 8 tenants', 'audit: backlog → chained, 1 tenant']);
-    for (const row of report.audit) expect(row).toMatchObject({ lost: 0, verified: true });
+    expect(report.audit.map((r) => r.name)).toEqual([
+      'JetStream publish, unconsumed (baseline)',
+      'audit: publish → chained, 1 tenant',
+      'audit: publish → chained, 8 tenants',
+      'audit: backlog → chained, 1 tenant',
+    ]);
+    for (const row of report.audit) {
+      expect(row).toMatchObject({ lost: 0, verified: true });
+      expect(row.ofBaseline).toBeGreaterThan(0);
+    }
     expect(Object.keys(report.verdict)).toContain('auditTarget');
   }, 120_000);
 });
