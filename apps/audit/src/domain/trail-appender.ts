@@ -84,7 +84,7 @@ interface PreparedBatch {
   entries: TrailEntry[];
   /** Each entry's stored size in bytes. */
   sizes: number[];
-  /** The head once the entries are written (lease renewed). */
+  /** The head once the entries are written; its lease is stamped when the commit starts. */
   head: ChainHead;
 }
 
@@ -114,7 +114,9 @@ interface PreparedBatch {
  *   - a failed commit (or a resync) bumps the epoch: what was prepared in an older epoch is never
  *     committed (its claims are merely stale), and the head is read and repaired again;
  *   - the lease is renewed by every head move, and otherwise only when nothing is committing (a
- *     move of its own would race the commit's compare-and-swap).
+ *     move of its own would race the commit's compare-and-swap); a pipelined batch never passes
+ *     through ready(), so its commit refuses to write entries once the lease has run low;
+ *   - a resync while ready() reads the head voids the batch too (the epoch is taken before).
  */
 class TenantWriter {
   #queue: Pending[] = [];
