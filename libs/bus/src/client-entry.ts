@@ -7,3 +7,4 @@ export * from './client.js';
 export * from './jetstream.js';
 export * from './publisher.js';
 export * from './shutdown.js';
+export * from './acked-publish.js';

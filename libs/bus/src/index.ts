@@ -8,3 +8,4 @@ export * from './nest/pass-through-errors.filter.js';
 export * from './nest/service-transport.js';
 export * from './nest/runtime.module.js';
 export * from './nest/run-service.js';
+export * from './acked-publish.js';

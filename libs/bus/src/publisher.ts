@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { context } from '@opentelemetry/api';
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import {
   MandateError,
@@ -15,6 +14,7 @@ import {
   type DomainEvent,
 } from '@mandate/contracts';
 import { contextWithValidSpan, injectTraceContext, traceIds } from '@mandate/telemetry/context';
+import { AckedPublisher } from './acked-publish.js';
 
 const encoder = new TextEncoder();
 
@@ -24,10 +24,10 @@ const encoder = new TextEncoder();
  * `traceparent`.
  */
 export class JetStreamPublisher {
-  readonly #js: JetStreamClient;
+  readonly #acked: AckedPublisher;
 
   constructor(nc: NatsConnection) {
-    this.#js = jetstream(nc);
+    this.#acked = new AckedPublisher(nc);
   }
 
   /** Validates and publishes an audit record; returns it as stored (with id and time filled in). */
@@ -65,7 +65,7 @@ export class JetStreamPublisher {
     const headers = natsHeaders();
     injectTraceContext(ctx, headers);
     try {
-      await this.#js.publish(subject, encoder.encode(JSON.stringify(body)), { msgID, headers });
+      await this.#acked.publish(subject, encoder.encode(JSON.stringify(body)), { msgID, headers });
     } catch (cause) {
       throw new MandateError('unavailable', `could not publish to ${subject.split('.').slice(0, 3).join('.')}`, { cause });
     }
