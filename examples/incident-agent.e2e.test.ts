@@ -3,7 +3,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { jobRunsEndpoint, triggerSubject } from '@mandate/contracts';
 import { MandateClient, type TaskConsumer } from '@mandate/sdk';
 import { natsServerMissing } from '@mandate/testing';
-import { startSchedulerHarness, type SchedulerHarness } from '../apps/scheduler/src/testing/harness.js';
+import { startSchedulerHarness, type SchedulerHarness } from '@mandate/scheduler/testing';
 import { runIncidentAgent, setUpIncidentAgent, SUMMARY_SUBJECT } from './incident-agent.js';
 import { startLogsApi } from './logs-api.js';
 

@@ -1,18 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamPublisher } from '@mandate/bus';
-import {
-  authorizerSetEndpoint,
-  CONSENT_GRANTED_EVENT,
-  CONSENT_SERVICE,
-  grantRecordEndpoint,
-  providerCreateEndpoint,
-  userTokensPutEndpoint,
-  workloadCreateEndpoint,
-} from '@mandate/contracts';
+import { authorizerSetEndpoint, consentGrantedEvent, providerCreateEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
 import { MandateClient } from '@mandate/sdk';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startVaultHarness, type VaultHarness } from '../apps/vault/src/testing/harness.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { VaultSeed } from '@mandate/vault/testing';
 import { startCrmApi } from './crm-api.js';
 import { salesBrief } from './sales-brief.js';
 
@@ -21,12 +14,14 @@ const APP_AUDIENCE = 'https://sales-app.example';
 const CRM_AUDIENCE = 'https://crm.example';
 
 describe.skipIf(missing)('example: the sales brief (three-legged OAuth, consent once)', () => {
-  let h: VaultHarness;
+  let h: TestSystem;
+  let seed: VaultSeed;
   let idp: TestIdp;
   let crm: Awaited<ReturnType<typeof startCrmApi>>;
 
   beforeAll(async () => {
-    h = await startVaultHarness();
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault'] });
+    seed = await VaultSeed.open(h);
     idp = await startTestIdp();
     crm = await startCrmApi({ issuer: idp.issuer, jwksUri: idp.jwksUri, audience: CRM_AUDIENCE });
     await h.bus.request(workloadCreateEndpoint, { tenant: 'examples', name: 'sales-brief-agent', description: 'Prepares account briefs' });
@@ -49,13 +44,12 @@ describe.skipIf(missing)('example: the sales brief (three-legged OAuth, consent 
     await h?.stop();
   });
 
-  /** What the consent service will do once Sarah approves (issue 5): here the test plays it. */
+  /** What the vault holds and announces once Sarah approved on the consent page (the consent tests go through the pages). */
   async function sarahApproves(sessionId: string): Promise<void> {
     const tokens = await idp.userTokens({ sub: 'sarah', audience: CRM_AUDIENCE, scope: 'crm:read' });
     const user = { iss: idp.issuer, sub: 'sarah' };
-    await h.bus.request(userTokensPutEndpoint, { tenant: 'examples', provider: 'crm', user, scopes: ['crm:read'], accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresIn: tokens.expiresIn });
-    await h.bus.request(grantRecordEndpoint, { tenant: 'examples', workload: 'sales-brief-agent', provider: 'crm', user, scopes: ['crm:read'], sessionId });
-    await new JetStreamPublisher(h.nc).tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'examples', { sessionId, workload: 'sales-brief-agent', provider: 'crm', user, scopes: ['crm:read'] });
+    await seed.consented('examples', sessionId, { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresIn: tokens.expiresIn });
+    await new JetStreamPublisher(h.nc).publishEvent(consentGrantedEvent, 'examples', { sessionId, workload: 'sales-brief-agent', provider: 'crm', user, scopes: ['crm:read'] });
   }
 
   it('asks Sarah once, then briefs from her CRM notes with her token; next time nobody is asked', async () => {

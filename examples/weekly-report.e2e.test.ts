@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobRunsEndpoint } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
-import { startSchedulerHarness, type SchedulerHarness } from '../apps/scheduler/src/testing/harness.js';
+import { startSchedulerHarness, type SchedulerHarness } from '@mandate/scheduler/testing';
 import { startReportingApi, type ReportingApi } from './reporting-api.js';
 import { setUpWeeklyReport } from './weekly-report.js';
 

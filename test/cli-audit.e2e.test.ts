@@ -3,8 +3,7 @@ import { spawn } from 'node:child_process';
 import type { TenantId, TrailEntry } from '@mandate/contracts';
 import { auditDigestEndpoint } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
-import { startAuditHarness, type AuditHarness } from '../apps/audit/src/testing/harness.js';
-import { StoredTrailEditor } from '../apps/audit/src/testing/stored-trail.js';
+import { startAuditHarness, StoredTrailEditor, type AuditHarness } from '@mandate/audit/testing';
 import { assertBuilt, cliEntry, root } from './processes.js';
 import { runCli } from './cli-process.js';
 

@@ -1,54 +1,34 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { BusClient, connectToBus, runService, type RunningService } from '@mandate/bus';
-import { grantRecordEndpoint, providerCreateEndpoint, type GrantView } from '@mandate/contracts';
-import { createLogger } from '@mandate/telemetry';
-import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
-import { consentEnvSchema } from '../apps/consent/src/config.js';
-import { consentService } from '../apps/consent/src/consent.module.js';
-import { vaultEnvSchema } from '../apps/vault/src/config.js';
-import { vaultService } from '../apps/vault/src/vault.module.js';
+import { providerCreateEndpoint, type GrantView } from '@mandate/contracts';
+import { natsServerMissing } from '@mandate/testing';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { VaultSeed } from '@mandate/vault/testing';
 import { runCli, type CliRun } from './cli-process.js';
 import { assertBuilt, cliEntry } from './processes.js';
 
-const missing = natsServerMissing('mandate grant commands against the consent service');
+const missing = natsServerMissing('mandate grant commands against the vault');
 const IDP = 'https://login.acme.example';
 
-describe.skipIf(missing)('mandate grant against the consent service over a real nats-server', { timeout: 90_000 }, () => {
-  let nats: NatsServerHandle;
-  let vault: RunningService;
-  let consent: RunningService;
-  let nc: NatsConnection;
-  let dir: string;
-  const mandate = (args: string[]): Promise<CliRun> => runCli(args, { env: { NATS_URL: nats.url, MANDATE_TENANT: 'acme' } });
+describe.skipIf(missing)('mandate grant against the vault over a real nats-server', { timeout: 90_000 }, () => {
+  let h: TestSystem;
+  const mandate = (args: string[]): Promise<CliRun> => runCli(args, { env: { NATS_URL: h.nats.url, MANDATE_TENANT: 'acme' } });
 
   beforeAll(async () => {
     assertBuilt(cliEntry);
-    nats = await startNatsServer();
-    dir = await mkdtemp(join(tmpdir(), 'mandate-cli-grant-'));
-    const silent = (name: string) => ({ logger: createLogger(name, { level: 'silent' }) });
-    vault = await runService(vaultService, vaultEnvSchema.parse({ NATS_URL: nats.url, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: join(dir, 'data') }), silent('vault'));
-    consent = await runService(consentService, consentEnvSchema.parse({ NATS_URL: nats.url, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: join(dir, 'data'), CONSENT_HTTP_PORT: '0' }), silent('consent'));
-    nc = await connectToBus({ servers: nats.url, name: 'cli-grant-test' });
-    const bus = new BusClient(nc, { defaultTimeoutMs: 5_000 });
+    h = await startSystem({ services: ['vault'] });
+    const { bus } = h;
+    const seed = await VaultSeed.open(h);
     for (const name of ['crm', 'finance']) {
       await bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name, vendor: 'custom', metadata: { tokenEndpoint: `https://${name}.example/token` }, clientId: 'c', clientSecret: 's', allowedWorkloads: ['sales-agent'] });
     }
     const sarah = { iss: IDP, sub: 'sarah' };
-    await bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'sales-agent', provider: 'crm', user: sarah, scopes: ['crm.read'], expiresAt: new Date(Date.now() + 7 * 86_400_000).toISOString() });
-    await bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'sales-agent', provider: 'finance', user: sarah, scopes: ['finance.read'] });
-    await bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'support-agent', provider: 'crm', user: { iss: IDP, sub: 'tom' }, scopes: ['crm.read'] });
+    await seed.grant('acme', { workload: 'sales-agent', provider: 'crm', user: sarah, scopes: ['crm.read'], expiresAt: new Date(Date.now() + 7 * 86_400_000).toISOString() });
+    await seed.grant('acme', { workload: 'sales-agent', provider: 'finance', user: sarah, scopes: ['finance.read'] });
+    await seed.grant('acme', { workload: 'support-agent', provider: 'crm', user: { iss: IDP, sub: 'tom' }, scopes: ['crm.read'] });
   });
 
   afterAll(async () => {
-    await nc?.close();
-    await consent?.stop();
-    await vault?.stop();
-    await nats?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await h?.stop();
   });
 
   it("lists the tenant's grants, a person's and an agent's", async () => {

@@ -2,13 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { BusClient, connectToBus, runService, type RunningService } from '@mandate/bus';
-import { PRESET_NAMES, providerGetEndpoint, USER_ID_ISSUER, userTokensPutEndpoint, type ProviderView } from '@mandate/contracts';
-import { createLogger } from '@mandate/telemetry';
-import { freePort, natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
-import { vaultService } from '../apps/vault/src/vault.module.js';
-import { vaultEnvSchema } from '../apps/vault/src/config.js';
+import type { BusClient } from '@mandate/bus';
+import { PRESET_NAMES, providerGetEndpoint, USER_ID_ISSUER, type ProviderView } from '@mandate/contracts';
+import { freePort, natsServerMissing } from '@mandate/testing';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { VaultSeed } from '@mandate/vault/testing';
 import { assertBuilt, cliEntry } from './processes.js';
 import { runCli, type CliRun } from './cli-process.js';
 
@@ -28,15 +26,13 @@ const SECRETS = {
 
 // Every case runs the CLI a few times, and each run starts a Node process (about a second).
 describe.skipIf(missing)('mandate provider against the vault service over a real nats-server', { timeout: 90_000 }, () => {
-  let nats: NatsServerHandle;
-  let service: RunningService;
-  let nc: NatsConnection;
+  let h: TestSystem;
   let bus: BusClient;
   let dir: string;
   const runs: CliRun[] = [];
   /** Runs the built CLI against this test's NATS, in tenant `acme` unless the args say otherwise. */
   const mandate = async (args: string[], options: { env?: NodeJS.ProcessEnv; stdin?: string } = {}) => {
-    const run = await runCli(args, { ...options, env: { NATS_URL: nats.url, MANDATE_TENANT: 'acme', ...options.env } });
+    const run = await runCli(args, { ...options, env: { NATS_URL: h.nats.url, MANDATE_TENANT: 'acme', ...options.env } });
     runs.push(run);
     return run;
   };
@@ -52,18 +48,13 @@ describe.skipIf(missing)('mandate provider against the vault service over a real
 
   beforeAll(async () => {
     assertBuilt(cliEntry);
-    nats = await startNatsServer();
     dir = await mkdtemp(join(tmpdir(), 'mandate-cli-provider-'));
-    const env = vaultEnvSchema.parse({ NATS_URL: nats.url, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: join(dir, 'data') });
-    service = await runService(vaultService, env, { logger: createLogger('vault', { level: 'silent' }) });
-    nc = await connectToBus({ servers: nats.url, name: 'cli-provider-test' });
-    bus = new BusClient(nc, { defaultTimeoutMs: 5_000 });
+    h = await startSystem({ services: ['vault'] });
+    bus = h.bus;
   });
 
   afterAll(async () => {
-    await nc?.close();
-    await service?.stop();
-    await nats?.stop();
+    await h?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -251,7 +242,7 @@ describe.skipIf(missing)('mandate provider against the vault service over a real
 
     // acme-idp has explicit endpoints and no revocation endpoint: deleted here, not_supported there.
     const user = { iss: 'https://idp.acme.example', sub: 'sarah' };
-    await bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'acme-idp', user, scopes: ['files.read'], accessToken: SECRETS.accessToken, refreshToken: SECRETS.refreshToken, expiresIn: 3600 });
+    await (await VaultSeed.open(h)).userTokens('acme', 'acme-idp', user, ['files.read'], { accessToken: SECRETS.accessToken, refreshToken: SECRETS.refreshToken, expiresIn: 3600 });
     const revoked = await mandate(['provider', 'revoke', 'acme-idp', '--user-sub', 'sarah', '--user-iss', user.iss]);
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(revoked.stdout).toMatch(/^deleted\s+1$/m);

@@ -3,7 +3,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { runService, type RunningService } from '@mandate/bus';
 import {
   authorizerSetEndpoint,
   CONSENT_GRANTED_ALL_TENANTS,
@@ -17,14 +16,11 @@ import {
   type DomainEvent,
 } from '@mandate/contracts';
 import { MandateClient, withAccessToken } from '@mandate/sdk';
-import { createLogger } from '@mandate/telemetry';
 import { freePort, natsServerMissing } from '@mandate/testing';
 import { chromiumMissing, launchChromium } from '@mandate/testing/browser';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { RESOURCE_AUDIENCES, RESOURCE_SCOPES, startResourceServers, type ResourceServers } from '@mandate/testing/resource-servers';
-import { consentEnvSchema } from '../apps/consent/src/config.js';
-import { consentService } from '../apps/consent/src/consent.module.js';
-import { startVaultHarness, type VaultHarness } from '../apps/vault/src/testing/harness.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 /*
  * The seed talk's walk-through, for real: Sarah asks the sales-brief agent, through her company's
@@ -41,11 +37,10 @@ const APP_AUDIENCE = 'https://sales-app.example';
 const SCREENSHOTS = 'test-results/screenshots';
 
 describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a real browser', () => {
-  let h: VaultHarness;
+  let h: TestSystem;
   let corp: TestIdp;
   let saas: TestIdp;
   let resources: ResourceServers;
-  let consent: RunningService;
   let consentUrl: string;
   let browser: Browser;
   let page: Page;
@@ -54,14 +49,15 @@ describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a re
   beforeAll(async () => {
     const port = await freePort();
     consentUrl = `http://127.0.0.1:${port}`;
-    h = await startVaultHarness({ CONSENT_BASE_URL: consentUrl });
+    h = await startSystem({
+      services: ['directory', 'authorizer', 'vault', 'consent'],
+      env: { CONSENT_BASE_URL: consentUrl, CONSENT_HTTP_PORT: String(port), CONSENT_PUBLIC_URL: consentUrl },
+    });
     corp = await startTestIdp({
       extraClients: [{ client_id: 'mandate-consent', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: [`${consentUrl}/login/callback`] }],
     });
     saas = await startTestIdp({ redirectUris: [`${consentUrl}/callback`] });
     resources = await startResourceServers({ issuer: saas.issuer, jwksUri: saas.jwksUri });
-    const env = consentEnvSchema.parse({ ...h.env, LOG_LEVEL: 'silent', CONSENT_HTTP_PORT: String(port), CONSENT_PUBLIC_URL: consentUrl });
-    consent = await runService(consentService, env, { logger: createLogger('consent', { level: 'silent' }) });
     h.nc.subscribe(CONSENT_GRANTED_ALL_TENANTS, { callback: (_e, msg) => void granted.push(msg.json<DomainEvent<ConsentGrantedData>>()) });
 
     await h.bus.request(workloadCreateEndpoint, { tenant: TENANT, name: AGENT, description: 'Prepares account briefs from your CRM notes and finance figures, and saves them to your documents.' });
@@ -86,7 +82,6 @@ describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a re
 
   afterAll(async () => {
     await browser?.close();
-    await consent?.stop();
     await resources?.stop();
     await saas?.stop();
     await corp?.stop();

@@ -18,33 +18,27 @@ import {
   codeExchangeEndpoint,
   echoEndpoint,
   grantListEndpoint,
-  grantRecordEndpoint,
   grantRevokeEndpoint,
   jobCreateEndpoint,
   TRIGGERS_STREAM,
   type TaskMessage,
   providerCreateEndpoint,
   tokenForWorkloadEndpoint,
-  vaultGrantRevokeEndpoint,
-  vaultSessionGetEndpoint,
+  consentSessionGetEndpoint,
   tenantId,
   workloadCreateEndpoint,
 } from '@mandate/contracts';
-import { vaultService } from '@mandate/vault/module';
-import { vaultEnvSchema } from '../apps/vault/src/config.js';
+import { vaultEnvSchema, vaultService } from '@mandate/vault/module';
 import { exportJWK, generateKeyPair } from 'jose';
 import { signClientAssertion } from '@mandate/wat';
-import { authorizerService } from '@mandate/authorizer/module';
+import { authorizerEnvSchema, authorizerService } from '@mandate/authorizer/module';
 import { directoryService } from '@mandate/directory/module';
 import { auditEnvSchema, auditService } from '@mandate/audit/module';
-import { authorizerEnvSchema } from '../apps/authorizer/src/config.js';
 import { createLogger } from '@mandate/telemetry';
 import { findNatsServer, freePort, natsServerMissing, natsServerVersion, skipReason } from '@mandate/testing';
-import { diagnosticsService } from '../apps/diagnostics/src/diagnostics.module.js';
-import { consentEnvSchema } from '../apps/consent/src/config.js';
-import { consentService } from '../apps/consent/src/consent.module.js';
-import { schedulerEnvSchema } from '../apps/scheduler/src/config.js';
-import { schedulerService } from '../apps/scheduler/src/scheduler.module.js';
+import { diagnosticsService } from '@mandate/diagnostics/module';
+import { consentEnvSchema, consentService } from '@mandate/consent/module';
+import { schedulerEnvSchema, schedulerService } from '@mandate/scheduler/module';
 import { consumeTasks, MandateClient, type TaskConsumer } from '@mandate/sdk';
 import { root } from './processes.js';
 
@@ -191,15 +185,15 @@ describe.skipIf(missing)('deploy/nats', () => {
         expect(await new BusClient(agent).request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat.token, provider: 'search' })).toEqual({ apiKey: 'key-1' });
         // Agents may not call the directory's admin API, nor record consent for themselves.
         expect(await permissionError(agent, workloadCreateEndpoint.subject)).toMatch(/permissions violation/i);
-        expect(await permissionError(agent, grantRecordEndpoint.subject)).toMatch(/permissions violation/i);
+        expect(await permissionError(agent, 'mandate.vault.v1.grant-record')).toMatch(/permissions violation/i);
         // Nor the vault's internal consent endpoints, nor list or revoke anyone's grants.
-        for (const subject of [codeExchangeEndpoint.subject, vaultSessionGetEndpoint.subject, vaultGrantRevokeEndpoint.subject, grantListEndpoint.subject, grantRevokeEndpoint.subject]) {
+        for (const subject of [codeExchangeEndpoint.subject, consentSessionGetEndpoint.subject, grantRevokeEndpoint.subject, grantListEndpoint.subject]) {
           expect(await permissionError(agent, subject), subject).toMatch(/permissions violation/i);
         }
         // The consent service's own user may ask the vault about a session (here: there is none).
         const consentUser = await connect({ servers: url, user: 'consent', pass: passwords.CONSENT_NATS_PASSWORD, inboxPrefix: '_INBOX_consent' });
         try {
-          const answer = await new BusClient(consentUser).request(vaultSessionGetEndpoint, { tenant: 'acme', sessionId: 'x'.repeat(32) }).then(() => 'ok', (e: unknown) => (e as { code?: string }).code);
+          const answer = await new BusClient(consentUser).request(consentSessionGetEndpoint, { tenant: 'acme', sessionId: 'x'.repeat(32) }).then(() => 'ok', (e: unknown) => (e as { code?: string }).code);
           expect(answer).toBe('not_found');
         } finally {
           await consentUser.close();

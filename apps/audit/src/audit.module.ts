@@ -29,6 +29,7 @@ export const auditService: ServiceDefinition = {
   version: '0.1.0',
   description: 'The audit trail: append-only, hash-chained per tenant, signed digests, queries and verification',
   module: AuditModule,
+  envSchema: auditEnvSchema,
   endpoints: auditTrailEndpoints,
   collections: [...AUDIT_COLLECTIONS],
 };

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { baseEnvSchema, parseEnv } from '@mandate/config';
+import { baseEnvSchema } from '@mandate/config';
 
 export const auditEnvSchema = baseEnvSchema.safeExtend({
   /** A signed digest per tenant this often, records or not (and one on shutdown). */
@@ -22,9 +22,6 @@ export const auditEnvSchema = baseEnvSchema.safeExtend({
 
 export type AuditEnv = z.output<typeof auditEnvSchema>;
 
-export function loadAuditConfig(env: NodeJS.ProcessEnv = process.env): AuditEnv {
-  return parseEnv(auditEnvSchema, env);
-}
 
 export function signingKeyFile(env: AuditEnv): string {
   return env.AUDIT_SIGNING_KEY_FILE ?? join(env.MANDATE_DATA_DIR, 'keys', 'audit-signing-key.json');

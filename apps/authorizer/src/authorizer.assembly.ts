@@ -1,6 +1,6 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { BusClient, JetStreamPublisher } from '@mandate/bus';
-import { AUTHORIZER_SERVICE, eventSubject, SIGNING_KEYS_CHANGED_EVENT, SYSTEM_TENANT } from '@mandate/contracts';
+import { onEvent, type BusClient, type JetStreamPublisher } from '@mandate/bus';
+import { authorizerAudit, signingKeysChangedEvent, SYSTEM_TENANT } from '@mandate/contracts';
 import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
@@ -60,7 +60,7 @@ export class Authorizer {
     });
     await keys.start();
     const replayGuard = await StoreReplayGuard.open(deps.store);
-    const workloads = new DirectoryWorkloads(deps.bus, deps.nc, env.WORKLOAD_CACHE_TTL_MS);
+    const workloads = new DirectoryWorkloads(deps.bus, deps.nc, env.WORKLOAD_CACHE_TTL_MS, deps.logger);
     const tokens = new TokenService({
       workloads,
       inbound: new InboundAuthorizer({
@@ -74,7 +74,7 @@ export class Authorizer {
       }),
       authentication: new WorkloadAuthentication({ audience: env.WAT_ISSUER, clockToleranceSeconds: env.CLOCK_TOLERANCE_SECONDS, replayGuard }),
       keys,
-      audit: deps.publisher,
+      audit: deps.publisher.auditSink(authorizerAudit),
       issuer: env.WAT_ISSUER,
       watTtlSeconds: env.WAT_TTL_SECONDS,
       watCacheSize: env.VERIFIED_TOKEN_CACHE_SIZE,
@@ -102,9 +102,7 @@ export class Authorizer {
   }
 
   #startHousekeeping(): void {
-    this.#rotationEvents = this.deps.nc.subscribe(eventSubject(AUTHORIZER_SERVICE, SIGNING_KEYS_CHANGED_EVENT), {
-      callback: () => void this.keys.reload().catch((err: unknown) => this.deps.logger.warn({ err }, 'could not reload signing keys')),
-    });
+    this.#rotationEvents = onEvent(this.deps.nc, signingKeysChangedEvent, { tenant: SYSTEM_TENANT }, () => this.keys.reload(), this.deps.logger);
     this.#timer = setInterval(() => void this.#housekeeping(), HOUSEKEEPING_INTERVAL_MS);
     this.#timer.unref();
   }
@@ -120,14 +118,13 @@ export class Authorizer {
   }
 
   async #announceRotation(kid: string, actor: string): Promise<void> {
-    await this.deps.publisher.audit({
+    await this.deps.publisher.auditSink(authorizerAudit).audit({
       tenant: SYSTEM_TENANT,
-      service: AUTHORIZER_SERVICE,
       action: 'signing-key-rotate',
       outcome: 'succeeded',
       actor: { admin: actor },
       details: { kid },
     });
-    await this.deps.publisher.event(AUTHORIZER_SERVICE, SIGNING_KEYS_CHANGED_EVENT, SYSTEM_TENANT, { kid });
+    await this.deps.publisher.publishEvent(signingKeysChangedEvent, SYSTEM_TENANT, { kid });
   }
 }

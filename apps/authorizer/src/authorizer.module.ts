@@ -37,6 +37,9 @@ export const authorizerService: ServiceDefinition = {
   version: '0.1.0',
   description: 'Inbound authorization, workload authentication and workload access tokens',
   module: AuthorizerModule,
+  envSchema: authorizerEnvSchema,
   endpoints: authorizerEndpoints,
   collections: [SIGNING_KEYS_COLLECTION, ASSERTION_IDS_COLLECTION],
 };
+
+export { authorizerEnvSchema } from './config.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnvSchema, parseEnv } from '@mandate/config';
+import { baseEnvSchema } from '@mandate/config';
 import { DEFAULT_WAT_ISSUER } from '@mandate/contracts';
 
 const seconds = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
@@ -33,7 +33,3 @@ export const authorizerEnvSchema = baseEnvSchema.safeExtend({
 });
 
 export type AuthorizerEnv = z.output<typeof authorizerEnvSchema>;
-
-export function loadAuthorizerConfig(env: NodeJS.ProcessEnv = process.env): AuthorizerEnv {
-  return parseEnv(authorizerEnvSchema, env);
-}

@@ -4,7 +4,8 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { authorizeEndpoint, MandateError, tokenForJwtEndpoint, type DenialReason } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { forgeIdpToken, startAuthorizerHarness, type AuthorizerHarness } from './testing/harness.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { forgeIdpToken } from './testing/forged-tokens.js';
 
 const missing = natsServerMissing('authorizer inbound authorization');
 
@@ -13,7 +14,7 @@ const pastCooldown = () => new Promise((resolve) => setTimeout(resolve, 1_100));
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 describe.skipIf(missing)('inbound authorization against a real oidc-provider', () => {
-  let h: AuthorizerHarness;
+  let h: TestSystem;
   let idp: TestIdp;
   let otherIdp: TestIdp;
   const idps: TestIdp[] = [];
@@ -43,7 +44,7 @@ describe.skipIf(missing)('inbound authorization against a real oidc-provider', (
 
   beforeAll(async () => {
     // jose's remote JWKS reads the real clock; a one-second cooldown keeps the waits below short.
-    h = await startAuthorizerHarness({ JWKS_COOLDOWN_SECONDS: '1' });
+    h = await startSystem({ services: ['directory', 'authorizer'], env: { JWKS_COOLDOWN_SECONDS: '1' } });
     idp = await freshIdp();
     otherIdp = await freshIdp();
     await guarded('crm-agent', idp);

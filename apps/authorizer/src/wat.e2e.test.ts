@@ -14,7 +14,7 @@ import {
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { jwksOverNats, signClientAssertion, WatVerifier } from '@mandate/wat';
-import { startAuthorizerHarness, workloadKeyPair, type AuthorizerHarness } from './testing/harness.js';
+import { startSystem, workloadKeyPair, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('workload authentication and WATs');
 const AUDIENCE = 'https://crm.acme.example';
@@ -26,7 +26,7 @@ async function refusal(promise: Promise<unknown>): Promise<{ code: string; reaso
 }
 
 describe.skipIf(missing)('workload authentication and WAT minting', () => {
-  let h: AuthorizerHarness;
+  let h: TestSystem;
   let idp: TestIdp;
   let agentKey: { publicJwk: JWK; privateJwk: JWK };
   let verifier: WatVerifier;
@@ -37,7 +37,7 @@ describe.skipIf(missing)('workload authentication and WAT minting', () => {
     h.bus.request(tokenForWorkloadEndpoint, { tenant, workload, clientAssertion: clientAssertion ?? (await assertion(workload)) });
 
   beforeAll(async () => {
-    h = await startAuthorizerHarness();
+    h = await startSystem({ services: ['directory', 'authorizer'] });
     idp = await startTestIdp();
     agentKey = await workloadKeyPair('agent-key-1');
     await h.createWorkload({ tenant: 'acme', name: 'report-agent', publicKeys: { keys: [agentKey.publicJwk as never] } });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnvSchema, parseEnv } from '@mandate/config';
+import { baseEnvSchema } from '@mandate/config';
 
 export const consentEnvSchema = baseEnvSchema.safeExtend({
   /** The consent pages and the provider callback; 0 turns HTTP off (NATS only). */
@@ -32,7 +32,3 @@ export const consentEnvSchema = baseEnvSchema.safeExtend({
 });
 
 export type ConsentEnv = z.output<typeof consentEnvSchema>;
-
-export function loadConsentConfig(env: NodeJS.ProcessEnv = process.env): ConsentEnv {
-  return parseEnv(consentEnvSchema, env);
-}

@@ -4,7 +4,6 @@ import type { JWK } from 'jose';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { metrics } from '@opentelemetry/api';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { runService, type RunningService } from '@mandate/bus';
 import {
   CONSENT_GRANTED_ALL_TENANTS,
   consentSessionGetEndpoint,
@@ -17,13 +16,10 @@ import {
   type DomainEvent,
   type ConsentGrantedData,
 } from '@mandate/contracts';
-import { createLogger } from '@mandate/telemetry';
 import { freePort, natsServerMissing } from '@mandate/testing';
 import { chromiumMissing, launchChromium } from '@mandate/testing/browser';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startVaultHarness, type VaultHarness } from '../../vault/src/testing/harness.js';
-import { consentEnvSchema } from './config.js';
-import { consentService } from './consent.module.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('consent service');
 const RETURN_URL = 'https://app.example/consent/done';
@@ -71,9 +67,8 @@ function completionCodeOf(response: Response): string {
 }
 
 describe.skipIf(missing)('the consent service: page, provider, callback, vault', () => {
-  let h: VaultHarness;
+  let h: TestSystem;
   let idp: TestIdp;
-  let consent: RunningService;
   let consentUrl: string;
   let agentKey: JWK;
   const granted: DomainEvent<ConsentGrantedData>[] = [];
@@ -101,10 +96,11 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
     const port = await freePort();
     consentUrl = `http://127.0.0.1:${port}`;
-    h = await startVaultHarness({ CONSENT_BASE_URL: consentUrl });
+    h = await startSystem({
+      services: ['directory', 'authorizer', 'vault', 'consent'],
+      env: { CONSENT_BASE_URL: consentUrl, CONSENT_HTTP_PORT: String(port), CONSENT_PUBLIC_URL: consentUrl },
+    });
     idp = await startTestIdp({ redirectUris: [`${consentUrl}/callback`] });
-    const env = consentEnvSchema.parse({ ...h.env, LOG_LEVEL: 'silent', CONSENT_HTTP_PORT: String(port), CONSENT_PUBLIC_URL: consentUrl });
-    consent = await runService(consentService, env, { logger: createLogger('consent', { level: 'silent' }) });
     h.nc.subscribe(CONSENT_GRANTED_ALL_TENANTS, { callback: (_e, msg) => void granted.push(msg.json<DomainEvent<ConsentGrantedData>>()) });
     agentKey = await h.workload('crm-agent', { allowUserIdTokens: true, returnUrls: [RETURN_URL] });
     await h.bus.request(providerCreateEndpoint, {
@@ -122,7 +118,6 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
 
   afterAll(async () => {
     metrics.disable();
-    await consent?.stop();
     await h?.stop();
     await idp?.stop();
   });
@@ -241,8 +236,8 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
 
     await expect.poll(() => granted.find((e) => e.data.sessionId === sessionId)).toBeTruthy();
     expect(granted.find((e) => e.data.sessionId === sessionId)!.data).toMatchObject({ workload: 'crm-agent', provider: 'crm', scopes: SCOPES });
-    await expect.poll(() => h.audit.find((r) => r.service === 'consent' && r.action === 'consent-grant' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
-    const record = h.audit.find((r) => r.service === 'consent' && r.action === 'consent-grant' && r.details?.['sessionId'] === sessionId)!;
+    await expect.poll(() => h.audit.find((r) => r.service === 'vault' && r.action === 'consent-grant' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
+    const record = h.audit.find((r) => r.service === 'vault' && r.action === 'consent-grant' && r.details?.['sessionId'] === sessionId)!;
     expect(record.details?.['boundBy']).toBe('application');
     const answered = h.audit.find((r) => r.action === 'consent-callback' && r.details?.['sessionId'] === sessionId)!;
     expect(answered.details).toMatchObject({ duration: '7d', awaiting: 'application' });
@@ -270,7 +265,7 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     expect(done.status).toBe(303);
     // The application completes it in a request of its own (another trace): the grant still joins the agent's.
     await h.bus.request(sessionCompleteEndpoint, { tenant: 'acme', sessionId, completionCode: completionCodeOf(done), workloadToken: wat });
-    const steps = ['consent/consent-approve', 'vault/code-exchange', 'consent/consent-callback', 'consent/consent-grant'];
+    const steps = ['consent/consent-approve', 'vault/code-exchange', 'consent/consent-callback', 'vault/consent-grant'];
     await expect.poll(() => steps.filter((step) => h.audit.some((r) => `${r.service}/${r.action}` === step && r.details?.['sessionId'] === sessionId))).toEqual(steps);
     const ofSession = h.audit.filter((r) => steps.includes(`${r.service}/${r.action}`) && r.details?.['sessionId'] === sessionId);
     expect(ofSession.map((r) => r.traceId)).toEqual(ofSession.map(() => traceId));

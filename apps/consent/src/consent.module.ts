@@ -1,17 +1,13 @@
 import { Module } from '@nestjs/common';
-import { consentEndpoints, CONSENT_SERVICE } from '@mandate/contracts';
+import { CONSENT_SERVICE } from '@mandate/contracts';
 import { BusClient, DOCUMENT_STORE, JetStreamPublisher, SERVICE_ENV, SERVICE_LOGGER, type ServiceDefinition } from '@mandate/bus';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { consentEnvSchema } from './config.js';
 import { Consent } from './consent.assembly.js';
-import { GrantsEndpoint } from './endpoints/grants.endpoint.js';
-import { SessionsEndpoint } from './endpoints/sessions.endpoint.js';
-import { FLOWS_COLLECTION } from './store/flows.js';
-import { LOGIN_TRIPS_COLLECTION, SIGNED_IN_COLLECTION } from './store/sign-ins.js';
+import { CONSENT_COLLECTIONS } from './store/repositories.js';
 
 @Module({
-  controllers: [SessionsEndpoint, GrantsEndpoint],
   providers: [
     {
       provide: Consent,
@@ -23,11 +19,15 @@ import { LOGIN_TRIPS_COLLECTION, SIGNED_IN_COLLECTION } from './store/sign-ins.j
 })
 export class ConsentModule {}
 
+/** The person-facing web front of the consent ledger: it serves pages over HTTP, and no NATS operation of its own. */
 export const consentService: ServiceDefinition = {
   name: CONSENT_SERVICE,
   version: '0.1.0',
-  description: 'Consent pages, the provider redirect (PKCE, state), the callback and grants',
+  description: 'Consent pages, sign-in at the IdP, the provider redirect (PKCE, state) and callback, My access',
   module: ConsentModule,
-  endpoints: consentEndpoints,
-  collections: [FLOWS_COLLECTION, LOGIN_TRIPS_COLLECTION, SIGNED_IN_COLLECTION],
+  envSchema: consentEnvSchema,
+  endpoints: [],
+  collections: [...CONSENT_COLLECTIONS],
 };
+
+export { consentEnvSchema } from './config.js';

@@ -1,3 +1,4 @@
+import { diagnosticsEnvSchema } from './config.js';
 import { Module } from '@nestjs/common';
 import { diagnosticsEndpoints, DIAGNOSTICS_SERVICE } from '@mandate/contracts';
 import type { ServiceDefinition } from '@mandate/bus';
@@ -11,5 +12,8 @@ export const diagnosticsService: ServiceDefinition = {
   version: '0.1.0',
   description: 'Echo endpoint for checking the bus and the service layer',
   module: DiagnosticsModule,
+  envSchema: diagnosticsEnvSchema,
   endpoints: diagnosticsEndpoints,
 };
+
+export { diagnosticsEnvSchema } from './config.js';

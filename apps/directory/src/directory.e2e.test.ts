@@ -75,7 +75,7 @@ describe.skipIf(missing)('directory service over a real nats-server', () => {
     expect(record).toMatchObject({ outcome: 'succeeded', actor: { admin: 'ops@acme', workload: 'sales-brief.agent_1' } });
     expect(record['traceId']).toMatch(/^[0-9a-f]{32}$/);
     await expect.poll(() => seen.events.find((e) => e.body['data'] && (e.body['data'] as { name: string }).name === 'sales-brief.agent_1')).toMatchObject({
-      subject: 'mandate.evt.directory.workload-changed',
+      subject: 'mandate.evt.directory.workload-changed.acme',
       body: { tenant: 'acme', data: { change: 'created' } },
     });
   });

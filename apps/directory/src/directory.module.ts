@@ -1,5 +1,6 @@
+import { directoryEnvSchema } from './config.js';
 import { Module } from '@nestjs/common';
-import { directoryEndpoints, DIRECTORY_SERVICE } from '@mandate/contracts';
+import { directoryAudit, directoryEndpoints, DIRECTORY_SERVICE } from '@mandate/contracts';
 import { DOCUMENT_STORE, JetStreamPublisher, type ServiceDefinition } from '@mandate/bus';
 import type { DocumentStore } from '@mandate/store';
 import { WorkloadDirectory } from './domain/workload-directory.js';
@@ -13,7 +14,7 @@ import { WorkloadsEndpoint } from './endpoints/workloads.endpoint.js';
       provide: WorkloadDirectory,
       inject: [DOCUMENT_STORE, JetStreamPublisher],
       useFactory: async (store: DocumentStore, publisher: JetStreamPublisher) =>
-        new WorkloadDirectory(await WorkloadRepository.open(store), publisher),
+        new WorkloadDirectory(await WorkloadRepository.open(store), publisher.auditSink(directoryAudit), publisher),
     },
   ],
 })
@@ -24,6 +25,9 @@ export const directoryService: ServiceDefinition = {
   version: '0.1.0',
   description: 'Workload identities, their public keys and inbound authorizer configs',
   module: DirectoryModule,
+  envSchema: directoryEnvSchema,
   endpoints: directoryEndpoints,
   collections: [WORKLOADS_COLLECTION],
 };
+
+export { directoryEnvSchema } from './config.js';

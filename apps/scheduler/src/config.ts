@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnvSchema, parseEnv } from '@mandate/config';
+import { baseEnvSchema } from '@mandate/config';
 import { DEFAULT_WAT_ISSUER } from '@mandate/contracts';
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
@@ -24,7 +24,3 @@ export const schedulerEnvSchema = baseEnvSchema.safeExtend({
 });
 
 export type SchedulerEnv = z.output<typeof schedulerEnvSchema>;
-
-export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env): SchedulerEnv {
-  return parseEnv(schedulerEnvSchema, env);
-}

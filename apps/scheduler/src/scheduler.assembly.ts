@@ -7,6 +7,7 @@ import { declareStreams } from '@mandate/bus';
 import {
   MandateError,
   oauth2TokenEndpoint,
+  schedulerAudit,
   SCHEDULER_HEADERS,
   SCHEDULER_STREAMS,
   schedulerDlqSubject,
@@ -64,9 +65,11 @@ export class SchedulerApp {
       const clientAssertion = await signClientAssertion({ workload, privateJwk, audience: env.WAT_ISSUER });
       return (await bus.request(tokenForWorkloadEndpoint, { tenant, workload, clientAssertion })).token;
     };
+    const audit = deps.publisher.auditSink(schedulerAudit);
     const jobs = new JobRegistry(
       collections,
       cipher,
+      audit,
       deps.publisher,
       async (tenant, workload, privateJwk) => {
         try {
@@ -104,7 +107,7 @@ export class SchedulerApp {
         collections,
         jobs,
         runner,
-        audit: deps.publisher,
+        audit,
         events: deps.publisher,
         deadLetters: {
           async deadLetter(tenant, message, reason, error) {

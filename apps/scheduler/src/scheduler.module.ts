@@ -36,6 +36,9 @@ export const schedulerService: ServiceDefinition = {
   version: '0.1.0',
   description: 'Cron- and event-triggered background jobs run as their own workload: at-least-once, idempotency keys, retries, dead letters',
   module: SchedulerModule,
+  envSchema: schedulerEnvSchema,
   endpoints: schedulerEndpoints,
   collections: [...SCHEDULER_COLLECTIONS],
 };
+
+export { schedulerEnvSchema } from './config.js';

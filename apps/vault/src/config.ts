@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnvSchema, parseEnv } from '@mandate/config';
+import { baseEnvSchema } from '@mandate/config';
 import { DEFAULT_WAT_ISSUER } from '@mandate/contracts';
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
@@ -27,7 +27,3 @@ export const vaultEnvSchema = baseEnvSchema.safeExtend({
 });
 
 export type VaultEnv = z.output<typeof vaultEnvSchema>;
-
-export function loadVaultConfig(env: NodeJS.ProcessEnv = process.env): VaultEnv {
-  return parseEnv(vaultEnvSchema, env);
-}

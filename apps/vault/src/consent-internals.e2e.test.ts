@@ -6,12 +6,12 @@ import {
   oauth2TokenEndpoint,
   providerAuthorizationEndpoint,
   providerCreateEndpoint,
-  vaultSessionFailEndpoint,
-  vaultSessionGetEndpoint,
+  consentSessionFailEndpoint,
+  consentSessionGetEndpoint,
 } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startVaultHarness, type VaultHarness } from './testing/harness.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('vault consent internals');
 
@@ -22,12 +22,12 @@ async function failure(promise: Promise<unknown>): Promise<MandateError> {
 }
 
 describe.skipIf(missing)("the vault's internal endpoints for the consent service", () => {
-  let h: VaultHarness;
+  let h: TestSystem;
   let idp: TestIdp;
   let key: JWK;
 
   beforeAll(async () => {
-    h = await startVaultHarness();
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault'] });
     idp = await startTestIdp();
     key = await h.workload('mail-agent', { allowUserIdTokens: true, returnUrls: ['https://app.example/back'] });
     await h.bus.request(providerCreateEndpoint, {
@@ -50,15 +50,15 @@ describe.skipIf(missing)("the vault's internal endpoints for the consent service
   it('reads a session (with its tenant in the authorization URL), and not in another tenant', async () => {
     const { sessionId, authorizationUrl, user } = await open('u1');
     expect(authorizationUrl).toBe(`http://127.0.0.1:4490/consent/${sessionId}?tenant=acme`);
-    const session = await h.bus.request(vaultSessionGetEndpoint, { tenant: 'acme', sessionId });
+    const session = await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId });
     expect(session).toMatchObject({ workload: 'mail-agent', provider: 'mail', user, scopes: ['mail.read'], returnUrl: 'https://app.example/back', customState: 'xyz', state: 'pending' });
-    expect((await failure(h.bus.request(vaultSessionGetEndpoint, { tenant: 'globex', sessionId }))).code).toBe('not_found');
+    expect((await failure(h.bus.request(consentSessionGetEndpoint, { tenant: 'globex', sessionId }))).code).toBe('not_found');
   });
 
   it('fails a pending session once; the agent then hears access_denied', async () => {
     const { sessionId, wat } = await open('u2');
-    await h.bus.request(vaultSessionFailEndpoint, { tenant: 'acme', sessionId, reason: 'denied' });
-    expect((await failure(h.bus.request(vaultSessionFailEndpoint, { tenant: 'acme', sessionId, reason: 'denied' }))).code).toBe('conflict');
+    await h.bus.request(consentSessionFailEndpoint, { tenant: 'acme', sessionId, reason: 'denied' });
+    expect((await failure(h.bus.request(consentSessionFailEndpoint, { tenant: 'acme', sessionId, reason: 'denied' }))).code).toBe('conflict');
     expect((await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'mail', flow: 'USER_FEDERATION', scopes: ['mail.read'], sessionId }))).code).toBe('access_denied');
     await expect.poll(() => h.audit.find((r) => r.action === 'consent-session-fail' && r.reason === 'denied')).toBeTruthy();
   });
@@ -74,7 +74,7 @@ describe.skipIf(missing)("the vault's internal endpoints for the consent service
     const exchange = { tenant: 'acme', provider: 'mail', sessionId, code: 'c', codeVerifier: 'v'.repeat(43), redirectUri: 'http://127.0.0.1:4490/callback', grant: { once: false }, completionHash: 'h'.repeat(43) };
     const calls = idp.tokenRequests.length;
     expect((await failure(h.bus.request(codeExchangeEndpoint, { ...exchange, user: { iss: 'urn:mandate:user-id', sub: 'mallory' } }))).code).toBe('not_found');
-    await h.bus.request(vaultSessionFailEndpoint, { tenant: 'acme', sessionId, reason: 'denied' });
+    await h.bus.request(consentSessionFailEndpoint, { tenant: 'acme', sessionId, reason: 'denied' });
     expect((await failure(h.bus.request(codeExchangeEndpoint, { ...exchange, user: { iss: 'urn:mandate:user-id', sub: 'u3' } }))).code).toBe('conflict');
     expect(idp.tokenRequests.length).toBe(calls);
   });

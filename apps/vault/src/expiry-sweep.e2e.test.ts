@@ -1,19 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grantRecordEndpoint, providerCreateEndpoint, vaultGrantListEndpoint, type UserRef } from '@mandate/contracts';
+import { grantListEndpoint, providerCreateEndpoint, type UserRef } from '@mandate/contracts';
+import { VaultSeed } from './testing/seed.js';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { Vault } from './vault.assembly.js';
-import { startVaultHarness, type VaultHarness } from './testing/harness.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('vault expiry sweep');
 
 describe.skipIf(missing)('the vault removes what has expired for good', () => {
-  let h: VaultHarness;
+  let h: TestSystem;
+  let seed: VaultSeed;
   let idp: TestIdp;
   const user: UserRef = { iss: 'https://idp.example', sub: 'sweep-user' };
 
   beforeAll(async () => {
-    h = await startVaultHarness();
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault'] });
+    seed = await VaultSeed.open(h);
     idp = await startTestIdp();
     await h.workload('sweep-agent');
     await h.bus.request(providerCreateEndpoint, {
@@ -27,11 +30,11 @@ describe.skipIf(missing)('the vault removes what has expired for good', () => {
   });
 
   it('a grant whose every term ran out is swept; one until revoked, or with a term left, stays', async () => {
-    const vault = h.vaults[0]!.app.get(Vault);
+    const vault = h.service('vault').app.get(Vault);
     const soon = () => new Date(Date.now() + 300).toISOString();
     const later = new Date(Date.now() + 3_600_000).toISOString();
     const record = (workload: string, scopes: string[], expiresAt?: string) =>
-      h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload, provider: 'sweep-crm', user, scopes, ...(expiresAt ? { expiresAt } : {}) });
+      seed.grant('acme', { workload, provider: 'sweep-crm', user, scopes, ...(expiresAt ? { expiresAt } : {}) });
     await record('sweep-agent', ['lapses'], soon());
     // Another workload's grant: one scope lapses, the other does not; so the document stays.
     await h.workload('mixed-agent');
@@ -40,7 +43,7 @@ describe.skipIf(missing)('the vault removes what has expired for good', () => {
     await h.workload('forever-agent');
     await record('forever-agent', ['always']);
     const scopesOf = async () =>
-      Object.fromEntries((await h.bus.request(vaultGrantListEndpoint, { tenant: 'acme', user })).items.map((g) => [g.workload, g.scopes]));
+      Object.fromEntries((await h.bus.request(grantListEndpoint, { tenant: 'acme', user })).items.map((g) => [g.workload, g.scopes]));
     expect(await scopesOf()).toEqual({ 'sweep-agent': ['lapses'], 'mixed-agent': ['long', 'short'], 'forever-agent': ['always'] });
 
     await new Promise((resolve) => setTimeout(resolve, 400));

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiKeyEndpoint, providerCreateEndpoint, type MandateError } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
-import { startVaultHarness, type VaultHarness } from './testing/harness.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('vault rate limits');
 
 describe.skipIf(missing)('per-workload rate limits over NATS', () => {
-  let h: VaultHarness;
+  let h: TestSystem;
 
   beforeAll(async () => {
-    h = await startVaultHarness({ VAULT_RATE_LIMIT_PER_SECOND: '1', VAULT_RATE_LIMIT_BURST: '3' });
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault'], env: { VAULT_RATE_LIMIT_PER_SECOND: '1', VAULT_RATE_LIMIT_BURST: '3' } });
     await h.bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'search', apiKey: 'k-123', allowedWorkloads: ['runaway-agent', 'calm-agent'] });
   });
 

@@ -1,21 +1,19 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import {
-  grantRecordEndpoint,
   MandateError,
   oauth2TokenEndpoint,
   providerCreateEndpoint,
   providerDeleteEndpoint,
   tokenRevokeEndpoint,
-  userTokensPutEndpoint,
   type UserRef,
 } from '@mandate/contracts';
-import { JetStreamKvStore } from '@mandate/store';
+import { JetStreamKvStore, type DocumentCollection, type DocumentStore } from '@mandate/store';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startVaultHarness, type VaultHarness } from './testing/harness.js';
-import { Vault } from './vault.assembly.js';
-import type { VaultTestHooks } from './vault.module.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { ProactiveRefresh } from './domain/proactive-refresh.js';
+import { VaultSeed } from './testing/seed.js';
 
 const missing = natsServerMissing('vault refresh and revocation');
 const AUDIENCE = 'https://crm.acme.example';
@@ -28,7 +26,7 @@ async function failure(promise: Promise<unknown>): Promise<MandateError> {
 }
 
 /** Marks a stored user token as expired, directly in the store (the sealed tokens stay as they are). */
-async function expireStoredTokens(h: VaultHarness, user: UserRef): Promise<void> {
+async function expireStoredTokens(h: TestSystem, user: UserRef): Promise<void> {
   const tokens = await new JetStreamKvStore(h.nc).collection<{ user: UserRef; expiresAt?: number }>('user-tokens');
   for (const item of (await tokens.list('acme' as never, { limit: 1000 })).items) {
     if (item.value.user.sub === user.sub) await tokens.update('acme' as never, item.id, { ...item.value, expiresAt: Date.now() - 1_000 }, item.revision);
@@ -36,7 +34,8 @@ async function expireStoredTokens(h: VaultHarness, user: UserRef): Promise<void>
 }
 
 describe.skipIf(missing)('user token refresh against a real OAuth server with refresh-token rotation', () => {
-  let h: VaultHarness;
+  let h: TestSystem;
+  let seed: VaultSeed;
   let idp: TestIdp;
   let agentKey: JWK;
   let crashes = 0;
@@ -47,25 +46,33 @@ describe.skipIf(missing)('user token refresh against a real OAuth server with re
   async function connectedUser(sub: string) {
     const { wat, user } = await h.userWat('crm-agent', agentKey, sub);
     const tokens = await idp.userTokens({ sub, audience: AUDIENCE, scope: SCOPES.join(' ') });
-    await h.bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'crm', user, scopes: SCOPES, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresIn: 0 });
-    await h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'crm-agent', provider: 'crm', user, scopes: SCOPES });
+    await seed.userTokens('acme', 'crm', user, SCOPES, { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresIn: 0 });
+    await seed.grant('acme', { workload: 'crm-agent', provider: 'crm', user, scopes: SCOPES });
     return { wat, user, tokens };
   }
 
   const ask = (wat: string) => h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES });
 
   beforeAll(async () => {
-    // Whichever replica refreshes next dies (when told to) between the provider's answer and the store.
-    const hooks: VaultTestHooks = {
-      afterUpstreamRefresh: async () => {
-        if (crashes > 0) {
+    // Whichever replica refreshes next dies (when told to) between the provider's answer and the store:
+    // the write of the refreshed token record fails, after the provider's answer is in the lease.
+    const crashingStore = (store: DocumentStore): DocumentStore => ({
+      close: () => store.close(),
+      async collection<T>(name: string): Promise<DocumentCollection<T>> {
+        const c = await store.collection<T>(name);
+        if (name !== 'user-tokens') return c;
+        const update: DocumentCollection<T>['update'] = (...args) => {
+          if (crashes === 0) return c.update(...args);
           crashes--;
-          throw new Error('simulated crash after the upstream refresh');
-        }
+          return Promise.reject(new Error('simulated crash after the upstream refresh'));
+        };
+        return { get: c.get.bind(c), create: c.create.bind(c), createMany: c.createMany.bind(c), update, delete: c.delete.bind(c), list: c.list.bind(c), sweepExpired: c.sweepExpired.bind(c) };
       },
-    };
-    h = await startVaultHarness({ VAULT_LEASE_TTL_SECONDS: '3', VAULT_REFRESH_WAIT_MS: '10000' }, hooks);
-    await h.addVault(hooks);
+    });
+    h = await startSystem({ services: ['directory', 'authorizer'], env: { VAULT_LEASE_TTL_SECONDS: '3', VAULT_REFRESH_WAIT_MS: '10000' } });
+    await h.add('vault', { wrapStore: crashingStore });
+    await h.add('vault', { wrapStore: crashingStore });
+    seed = await VaultSeed.open(h);
     idp = await startTestIdp();
     agentKey = await h.workload('crm-agent', { allowUserIdTokens: true });
     await h.bus.request(providerCreateEndpoint, {
@@ -109,7 +116,7 @@ describe.skipIf(missing)('user token refresh against a real OAuth server with re
     const { wat, user, tokens } = await connectedUser('revoked-user');
     await idp.revokeRefreshToken(tokens.refreshToken);
     const events: unknown[] = [];
-    const sub = h.nc.subscribe('mandate.evt.vault.consent-needed', { callback: (_e, msg) => void events.push(msg.json()) });
+    const sub = h.nc.subscribe('mandate.evt.vault.consent-needed.acme', { callback: (_e, msg) => void events.push(msg.json()) });
     const before = refreshCalls();
     const first = await failure(ask(wat));
     expect(first.code).toBe('consent_required');
@@ -152,8 +159,8 @@ describe.skipIf(missing)('user token refresh against a real OAuth server with re
     await h.bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name: 'short-lived', vendor: 'custom', discoveryUrl: idp.discoveryUrl, clientId: 'test-app', clientSecret: 'test-app-secret', allowedWorkloads: ['crm-agent'] });
     const { wat, user } = await h.userWat('crm-agent', agentKey, 'departing-user');
     const tokens = await idp.userTokens({ sub: 'departing-user', audience: AUDIENCE, scope: 'crm:read' });
-    await h.bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'short-lived', user, scopes: SCOPES, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresIn: 600 });
-    await h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'crm-agent', provider: 'short-lived', user, scopes: SCOPES });
+    await seed.userTokens('acme', 'short-lived', user, SCOPES, { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresIn: 600 });
+    await seed.grant('acme', { workload: 'crm-agent', provider: 'short-lived', user, scopes: SCOPES });
     const revocations = idp.revocationRequests;
     await h.bus.request(providerDeleteEndpoint, { tenant: 'acme', name: 'short-lived' });
     expect(idp.revocationRequests).toBeGreaterThan(revocations);
@@ -173,7 +180,7 @@ describe.skipIf(missing)('user token refresh against a real OAuth server with re
     const before = refreshCalls();
     let refreshed = 0;
     // Only the replica that served the request knows the token is in use.
-    for (const replica of h.vaults) refreshed += await replica.app.get(Vault).service.refreshAhead(120_000);
+    for (const replica of h.replicas.vault!) refreshed += await replica.app.get(ProactiveRefresh).refreshAhead(120_000);
     expect(refreshed).toBe(1);
     expect(refreshCalls() - before).toBe(1);
   });

@@ -1,20 +1,29 @@
 import { randomUUID } from 'node:crypto';
-import type { BusClient, JetStreamPublisher } from '@mandate/bus';
+import { onEvent, type BusClient, type JetStreamPublisher } from '@mandate/bus';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { eventSubject, PROVIDER_CHANGED_EVENT, VAULT_SERVICE, workloadGetEndpoint, type TenantId } from '@mandate/contracts';
+import { providerChangedEvent, vaultAudit, workloadGetEndpoint, type TenantId } from '@mandate/contracts';
 import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
+import { TokenBucket } from '@mandate/rate-limit';
 import { ExpirySweeper, type DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { jwksOverNats, WatVerifier } from '@mandate/wat';
 import type { VaultEnv } from './config.js';
+import { ApiKeyRelease } from './domain/api-key-release.js';
+import { ConsentCeremony } from './domain/consent-ceremony.js';
 import { ConsentSessions } from './domain/consent-sessions.js';
-import { Grants } from './domain/grants.js';
+import { GrantAdministration } from './domain/grant-administration.js';
+import { GrantLedger } from './domain/grants.js';
 import { MachineTokens } from './domain/machine-tokens.js';
+import { OAuthClients } from './domain/oauth-clients.js';
+import { ProactiveRefresh } from './domain/proactive-refresh.js';
+import { ProviderAdministration } from './domain/provider-administration.js';
 import { ProviderRegistry } from './domain/providers.js';
-import { RateLimiter } from './domain/rate-limiter.js';
-import { UserTokens, type UserTokensOptions } from './domain/user-tokens.js';
-import { VaultService } from './domain/vault-service.js';
-import { openVaultCollections } from './store/vault-records.js';
+import { ReleaseGate } from './domain/release-gate.js';
+import { TokenRelease } from './domain/token-release.js';
+import { TokenRevocation } from './domain/token-revocation.js';
+import { UpstreamRefresh } from './domain/upstream-refresh.js';
+import { UserTokens } from './domain/user-tokens.js';
+import { openVaultRepositories } from './store/repositories.js';
 
 export interface VaultDependencies {
   env: VaultEnv;
@@ -23,87 +32,66 @@ export interface VaultDependencies {
   store: DocumentStore;
   publisher: JetStreamPublisher;
   logger: Logger;
-  /** Test seam for the crash-between-refresh-and-store case. */
-  afterUpstreamRefresh?: UserTokensOptions['afterUpstreamRefresh'];
 }
 
 const PROACTIVE_REFRESH_INTERVAL_MS = 30_000;
 
-/** The vault's parts wired together, and the background refresh of recently used tokens. */
+/** The vault's use cases wired together, and what keeps them going: provider events, the proactive refresh, the expiry sweep. */
 export class Vault {
   #timer: NodeJS.Timeout | undefined;
   #providerEvents: Subscription | undefined;
   #sweeper: ExpirySweeper | undefined;
 
-  private constructor(
-    readonly service: VaultService,
-    readonly providers: ProviderRegistry,
-    readonly grants: Grants,
-    readonly machineTokens: MachineTokens,
-    readonly sessions: ConsentSessions,
-  ) {}
+  private constructor(readonly useCases: readonly object[]) {}
 
   static async assemble(deps: VaultDependencies): Promise<Vault> {
     const { env } = deps;
     const master = await loadMasterKeys({ mode: env.MANDATE_MODE, dataDir: env.MANDATE_DATA_DIR, keysJson: env.MANDATE_MASTER_KEYS, keyFile: env.MANDATE_MASTER_KEY_FILE });
     const cipher = new EnvelopeCipher(master.ring);
-    const collections = await openVaultCollections(deps.store);
-    const providers = new ProviderRegistry(collections.providers, cipher, deps.publisher);
-    const grants = new Grants(collections.grants);
-    const instanceId = randomUUID();
-    const machineTokens = new MachineTokens(collections.machineTokens, collections.leases, cipher, {
+    const stores = await openVaultRepositories(deps.store, { holder: randomUUID(), ttlMs: env.VAULT_LEASE_TTL_SECONDS * 1000 });
+    const audit = deps.publisher.auditSink(vaultAudit);
+    const wats = new WatVerifier({ jwks: jwksOverNats(deps.bus), issuer: env.WAT_ISSUER });
+    const providers = new ProviderRegistry(stores.providers, cipher);
+    const clients = new OAuthClients(env.VAULT_PROVIDER_TIMEOUT_MS);
+    const grants = new GrantLedger(stores.grants);
+    const sessions = new ConsentSessions(stores.sessions, env.CONSENT_BASE_URL);
+    const machineTokens = new MachineTokens(stores.machineTokens, stores.fetchLeases, cipher, {
       refreshMarginMs: env.VAULT_REFRESH_MARGIN_SECONDS * 1000,
       unknownLifetimeMs: 60_000,
-      instanceId,
-      leaseTtlMs: env.VAULT_LEASE_TTL_SECONDS * 1000,
       waitMs: env.VAULT_REFRESH_WAIT_MS,
     });
-    const userTokens = new UserTokens(collections.userTokens, collections.leases, cipher, {
-      instanceId,
-      refreshMarginMs: env.VAULT_REFRESH_MARGIN_SECONDS * 1000,
-      leaseTtlMs: env.VAULT_LEASE_TTL_SECONDS * 1000,
-      waitMs: env.VAULT_REFRESH_WAIT_MS,
-      ...(deps.afterUpstreamRefresh ? { afterUpstreamRefresh: deps.afterUpstreamRefresh } : {}),
-    });
-    const sessions = new ConsentSessions(collections.sessions, env.CONSENT_BASE_URL);
-    const service = new VaultService({
-      wats: new WatVerifier({ jwks: jwksOverNats(deps.bus), issuer: env.WAT_ISSUER }),
-      providers,
-      machineTokens,
-      userTokens,
-      grants,
+    const userTokens = new UserTokens(stores.userTokens, stores.refreshLeases, cipher, { refreshMarginMs: env.VAULT_REFRESH_MARGIN_SECONDS * 1000, waitMs: env.VAULT_REFRESH_WAIT_MS });
+    const upstream = new UpstreamRefresh(providers, clients, audit, deps.publisher);
+    const proactive = new ProactiveRefresh(providers, userTokens, upstream);
+    const revocation = new TokenRevocation(providers, userTokens, clients, audit);
+    const gate = new ReleaseGate(wats, new TokenBucket(env.VAULT_RATE_LIMIT_PER_SECOND, env.VAULT_RATE_LIMIT_BURST), providers);
+    const returnUrlsOf = async (tenant: TenantId, workload: string) => (await deps.bus.request(workloadGetEndpoint, { tenant, name: workload })).allowedReturnUrls;
+    const vault = new Vault([
+      new TokenRelease({ gate, providers, clients, machineTokens, userTokens, grants, sessions, upstream, recentUse: proactive, audit, returnUrlsOf }),
+      new ApiKeyRelease(gate, providers, audit),
+      revocation,
+      new ProviderAdministration({ repository: stores.providers, registry: providers, machineTokens, userTokens, grants, revocation, audit, events: deps.publisher }),
       sessions,
-      limiter: new RateLimiter(env.VAULT_RATE_LIMIT_PER_SECOND, env.VAULT_RATE_LIMIT_BURST),
-      audit: deps.publisher,
-      events: deps.publisher,
-      returnUrlsOf: async (tenant, workload) => (await deps.bus.request(workloadGetEndpoint, { tenant, name: workload })).allowedReturnUrls,
-      providerTimeoutMs: env.VAULT_PROVIDER_TIMEOUT_MS,
-    });
-    const vault = new Vault(service, providers, grants, machineTokens, sessions);
-    vault.#sweeper = new ExpirySweeper(
-      [
-        { name: 'consent-sessions', collection: collections.sessions },
-        { name: 'grants', collection: collections.grants },
-        { name: 'machine-tokens', collection: collections.machineTokens },
-        { name: 'refresh-leases', collection: collections.leases },
-      ],
-      { intervalMs: env.MANDATE_SWEEP_INTERVAL_SECONDS * 1000, log: deps.logger },
-    ).start();
+      new ConsentCeremony({ wats, sessions, providers, clients, userTokens, grants, revocation, audit, events: deps.publisher }),
+      new GrantAdministration(grants, revocation, audit),
+      proactive,
+    ]);
+    vault.#sweeper = new ExpirySweeper(stores.expiring, { intervalMs: env.MANDATE_SWEEP_INTERVAL_SECONDS * 1000, log: deps.logger }).start();
     // A provider changed on any replica: drop what this one cached of it, at once.
-    vault.#providerEvents = deps.nc.subscribe(eventSubject(VAULT_SERVICE, PROVIDER_CHANGED_EVENT), {
-      callback: (_error, msg) => {
-        try {
-          const event = msg.json<{ tenant: string; data: { name: string } }>();
-          providers.evict(event.tenant, event.data.name);
-          machineTokens.forgetInMemory(event.tenant as TenantId, event.data.name);
-        } catch {
-          deps.logger.warn('ignored a provider-changed event that is not one');
-        }
+    vault.#providerEvents = onEvent(
+      deps.nc,
+      providerChangedEvent,
+      'all-tenants',
+      ({ tenant, data }) => {
+        providers.evict(tenant, data.name);
+        clients.evict(tenant, data.name);
+        machineTokens.forgetInMemory(tenant as TenantId, data.name);
       },
-    });
+      deps.logger,
+    );
     if (env.VAULT_PROACTIVE_REFRESH_SECONDS > 0) {
       vault.#timer = setInterval(() => {
-        void service.refreshAhead(env.VAULT_PROACTIVE_REFRESH_SECONDS * 1000).catch((err: unknown) => deps.logger.warn({ err }, 'proactive refresh failed; will retry'));
+        void proactive.refreshAhead(env.VAULT_PROACTIVE_REFRESH_SECONDS * 1000).catch((err: unknown) => deps.logger.warn({ err }, 'proactive refresh failed; will retry'));
       }, PROACTIVE_REFRESH_INTERVAL_MS);
       vault.#timer.unref();
     }

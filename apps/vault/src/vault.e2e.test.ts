@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import {
   apiKeyEndpoint,
-  grantRecordEndpoint,
   MandateError,
   oauth2TokenEndpoint,
   providerCreateEndpoint,
@@ -16,15 +15,14 @@ import {
   providerUpdateEndpoint,
   tokenForWorkloadEndpoint,
   tokenRevokeEndpoint,
-  userTokensPutEndpoint,
   type RequestOf,
 } from '@mandate/contracts';
-import { JetStreamKvStore } from '@mandate/store';
+import { encodeKeySegment, JetStreamKvStore } from '@mandate/store';
 import { createLogger } from '@mandate/telemetry';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startVaultHarness, type VaultHarness } from './testing/harness.js';
-import { idOf } from './domain/providers.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { VaultSeed } from './testing/seed.js';
 
 const missing = natsServerMissing('vault service');
 
@@ -38,7 +36,8 @@ const CANARY_SECRET = 'canary-client-secret-7f3a9c';
 const CANARY_KEY = 'canary-api-key-51c2e8';
 
 describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () => {
-  let h: VaultHarness;
+  let h: TestSystem;
+  let seed: VaultSeed;
   let idp: TestIdp;
   let reporter: JWK;
   let stranger: JWK;
@@ -49,11 +48,12 @@ describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () 
   const tokenEndpointCalls = () => idp.requests.filter((path) => path === '/token').length;
 
   beforeAll(async () => {
-    h = await startVaultHarness();
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault'] });
+    seed = await VaultSeed.open(h);
     // A second replica logging everything, to prove no secret reaches a log line.
     const sink = new PassThrough();
     sink.on('data', (chunk: Buffer) => logLines.push(chunk.toString()));
-    await h.addVault(undefined, createLogger('vault', { level: 'trace', destination: sink }));
+    await h.add('vault', { logger: createLogger('vault', { level: 'trace', destination: sink }) });
     idp = await startTestIdp();
     reporter = await h.workload('report-agent', { allowUserIdTokens: true });
     stranger = await h.workload('stranger-agent', { allowUserIdTokens: true });
@@ -216,19 +216,6 @@ describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () 
       expect((await failure(token({ workloadToken: other.wat, provider: 'reporting', flow: 'USER_FEDERATION', sessionId: details.sessionId }))).code).toBe('access_denied');
     });
 
-    it('a grant recorded for the session completes it; only for its own workload, provider and user', async () => {
-      const { wat, user } = await h.userWat('report-agent', reporter, 'ines');
-      const opened = await failure(token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', scopes: ['crm:read'] }));
-      const { sessionId } = opened.details as { sessionId: string };
-      const wrongUser = await failure(h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user: { ...user, sub: 'mallory' }, scopes: ['crm:read'], sessionId }));
-      expect(wrongUser.code).toBe('not_found');
-      await h.bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'reporting', user, scopes: ['crm:read'], accessToken: 'at-ines', expiresIn: 3600 });
-      await h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user, scopes: ['crm:read'], sessionId });
-      expect((await token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', scopes: ['crm:read'], sessionId })).accessToken).toBe('at-ines');
-      const twice = await failure(h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user, scopes: ['crm:read'], sessionId }));
-      expect(twice.code).toBe('conflict');
-    });
-
     it('refuses a return URL that is not on the workload allow-list', async () => {
       const { wat } = await h.userWat('report-agent', reporter, 'sarah');
       const error = await failure(token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', returnUrl: 'https://evil.example/cb' }));
@@ -237,8 +224,8 @@ describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () 
 
     it('releases a stored token within the grant, to that workload and user only', async () => {
       const { wat, user } = await h.userWat('report-agent', reporter, 'fiona');
-      await h.bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'reporting', user, scopes: ['crm:read'], accessToken: 'at-fiona-1', refreshToken: 'rt-fiona-1', expiresIn: 3600 });
-      await h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user, scopes: ['crm:read'] });
+      await seed.userTokens('acme', 'reporting', user, ['crm:read'], { accessToken: 'at-fiona-1', refreshToken: 'rt-fiona-1', expiresIn: 3600 });
+      await seed.grant('acme', { workload: 'report-agent', provider: 'reporting', user, scopes: ['crm:read'] });
       expect((await token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', scopes: ['crm:read'] })).accessToken).toBe('at-fiona-1');
 
       // Another user of the same workload, and the same user through another workload, get nothing of Fiona's.
@@ -255,8 +242,8 @@ describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () 
 
     it('revokes: the tokens are gone and the user is asked again', async () => {
       const { wat, user } = await h.userWat('report-agent', reporter, 'harry');
-      await h.bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'reporting', user, scopes: ['crm:read'], accessToken: 'at-harry', expiresIn: 3600 });
-      await h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user, scopes: ['crm:read'] });
+      await seed.userTokens('acme', 'reporting', user, ['crm:read'], { accessToken: 'at-harry', expiresIn: 3600 });
+      await seed.grant('acme', { workload: 'report-agent', provider: 'reporting', user, scopes: ['crm:read'] });
       expect((await token({ workloadToken: wat, provider: 'reporting', flow: 'USER_FEDERATION', scopes: ['crm:read'] })).accessToken).toBe('at-harry');
       const revoked = await h.bus.request(tokenRevokeEndpoint, { tenant: 'acme', provider: 'reporting', user, actor: 'ops' });
       expect(revoked.deleted).toBe(1);
@@ -269,10 +256,10 @@ describe.skipIf(missing)('the vault over NATS, against a real OAuth server', () 
     it('fails closed when a stored secret was tampered with', async () => {
       await h.bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'tampered', apiKey: 'original-key', allowedWorkloads: ['report-agent'] });
       const providers = await new JetStreamKvStore(h.nc).collection<{ sealed: { apiKey: string } }>('providers');
-      const stored = (await providers.get('acme' as never, idOf('tampered')))!;
+      const stored = (await providers.get('acme' as never, encodeKeySegment('tampered')))!;
       const bytes = Buffer.from(stored.value.sealed.apiKey, 'base64url');
       bytes[bytes.length - 5]! ^= 0x01;
-      await providers.update('acme' as never, idOf('tampered'), { ...stored.value, sealed: { apiKey: bytes.toString('base64url') } }, stored.revision);
+      await providers.update('acme' as never, encodeKeySegment('tampered'), { ...stored.value, sealed: { apiKey: bytes.toString('base64url') } }, stored.revision);
       const error = await failure(h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: await h.machineWat('report-agent', reporter), provider: 'tampered' }));
       expect(error.code).toBe('internal');
       expect(error.message).not.toContain('original-key');

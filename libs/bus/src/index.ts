@@ -9,3 +9,5 @@ export * from './nest/service-transport.js';
 export * from './nest/runtime.module.js';
 export * from './nest/run-service.js';
 export * from './acked-publish.js';
+export * from './on-event.js';
+export * from './nest/endpoint-controller.js';

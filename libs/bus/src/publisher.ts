@@ -9,9 +9,13 @@ import {
   tenantEventSubject,
   parseOrThrow,
   recordTenantSchema,
+  type AuditCatalog,
   type AuditRecord,
   type AuditRecordInput,
+  type AuditSink,
   type DomainEvent,
+  type EventContract,
+  type EventDataOf,
 } from '@mandate/contracts';
 import { contextWithValidSpan, injectTraceContext, traceIds } from '@mandate/telemetry/context';
 import { AckedPublisher } from './acked-publish.js';
@@ -41,6 +45,23 @@ export class JetStreamPublisher {
     );
     await this.#publish(auditSubject(full.tenant, full.service, full.action), full.id, full, ctx);
     return full;
+  }
+
+  /** The audit sink of one service: records name the service's catalogue, never a service of their own. */
+  auditSink<A extends string>(catalog: AuditCatalog<A>): AuditSink<A> {
+    const actions = new Set<string>(catalog.actions);
+    return {
+      audit: (entry) => {
+        if (!actions.has(entry.action)) throw new TypeError(`${entry.action} is not an audit action of ${catalog.service}`);
+        return this.audit({ ...entry, service: catalog.service });
+      },
+    };
+  }
+
+  /** Validates and publishes one event of a kind defined in libs/contracts, on its tenant's subject. */
+  publishEvent<E extends EventContract>(event: E, tenant: string, data: EventDataOf<E>): Promise<DomainEvent<EventDataOf<E>>> {
+    const valid = parseOrThrow(event.data, data, `${event.service}.${event.name} event`) as EventDataOf<E>;
+    return this.event(event.service, event.name, tenant, valid, randomUUID(), event.subject(tenant));
   }
 
   /** The same event on `mandate.evt.<service>.<name>.<tenant>`, for subscribers confined to one tenant. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { defineAuditActions } from './audit-actions.js';
 import { defineEndpoint, type EndpointContract } from './endpoint.js';
 import { auditRecordSchema } from './audit-record.js';
 import type { StreamDefinition } from './streams.js';
@@ -19,6 +20,9 @@ export const AUDIT_SERVICE = 'audit';
  * JetStream would answer it with a publish ack).
  */
 export const AUDIT_TRAIL_SERVICE = 'audit-trail';
+
+/** What the audit service records of itself, in the chain it keeps. */
+export const auditServiceAudit = defineAuditActions(AUDIT_SERVICE, ['trail-repair']);
 
 /** The durable consumer of `MANDATE_AUDIT` the audit service reads through. */
 export const AUDIT_CONSUMER = 'audit-trail';

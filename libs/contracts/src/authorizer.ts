@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { defineAuditActions } from './audit-actions.js';
 import { defineEndpoint } from './endpoint.js';
+import { defineEvent } from './event.js';
 import { MandateError, type ErrorCode } from './errors.js';
 import { tenantIdSchema } from './tenant.js';
 import { workloadNameSchema } from './directory.js';
@@ -193,5 +195,12 @@ export const authorizerEndpoints = [
   signingKeysRotateEndpoint,
 ] as const;
 
-/** `mandate.evt.authorizer.signing-keys-changed`: verifiers refetch the JWKS. */
-export const SIGNING_KEYS_CHANGED_EVENT = 'signing-keys-changed';
+/** Deployment-wide (published for the `system` tenant): every authorizer replica reloads the ring. */
+export const signingKeysChangedEvent = defineEvent({
+  service: AUTHORIZER_SERVICE,
+  name: 'signing-keys-changed',
+  description: 'A WAT signing key was added: authorizer replicas reload the key ring, verifiers refetch the JWKS.',
+  data: z.object({ kid: z.string().min(1).max(128) }),
+});
+
+export const authorizerAudit = defineAuditActions(AUTHORIZER_SERVICE, ['authorize', 'wat-mint', 'signing-key-rotate']);

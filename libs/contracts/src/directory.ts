@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { defineAuditActions } from './audit-actions.js';
 import { defineEndpoint } from './endpoint.js';
+import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 
 /**
@@ -239,13 +241,13 @@ export const directoryEndpoints = [
   authorizerSetEndpoint,
 ] as const;
 
-/** `mandate.evt.directory.workload-changed`: caches of workloads (the authorizer's) drop the entry. */
-export const WORKLOAD_CHANGED_EVENT = 'workload-changed';
-
-export const workloadChangedSchema = z.object({
-  name: workloadNameSchema,
-  change: z.enum(['created', 'updated', 'deleted']),
-  revision: z.number().int(),
+export const workloadChangedEvent = defineEvent({
+  service: DIRECTORY_SERVICE,
+  name: 'workload-changed',
+  description: "A workload was created, changed or deleted: caches of it (the authorizer's) drop the entry.",
+  data: z.object({ name: workloadNameSchema, change: z.enum(['created', 'updated', 'deleted']), revision: z.number().int() }),
 });
 
-export type WorkloadChanged = z.output<typeof workloadChangedSchema>;
+export type WorkloadChanged = z.output<typeof workloadChangedEvent.data>;
+
+export const directoryAudit = defineAuditActions(DIRECTORY_SERVICE, ['workload-create', 'workload-update', 'workload-delete', 'authorizer-set']);

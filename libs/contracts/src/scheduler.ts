@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { defineAuditActions } from './audit-actions.js';
 import { defineEndpoint } from './endpoint.js';
+import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 import { workloadNameSchema } from './directory.js';
 import { endpointUrlSchema, providerNameSchema, scopesSchema } from './vault.js';
@@ -207,8 +209,21 @@ export const jobRunsEndpoint = defineEndpoint({
 
 export const schedulerEndpoints = [jobCreateEndpoint, jobGetEndpoint, jobListEndpoint, jobPauseEndpoint, jobResumeEndpoint, jobDeleteEndpoint, jobRunsEndpoint] as const;
 
-/** `mandate.evt.scheduler.run-finished`: a run reached a final state. */
-export const RUN_FINISHED_EVENT = 'run-finished';
+export const runFinishedEvent = defineEvent({
+  service: SCHEDULER_SERVICE,
+  name: 'run-finished',
+  description: 'A run of a job reached a final state.',
+  data: z.object({ job: jobNameSchema, run: z.string(), state: z.string(), attempts: z.number().int(), code: z.string().optional() }),
+});
+
+export const jobChangedEvent = defineEvent({
+  service: SCHEDULER_SERVICE,
+  name: 'job-changed',
+  description: 'A job was created, paused, resumed or deleted.',
+  data: z.object({ name: jobNameSchema, change: z.enum(['job-create', 'job-pause', 'job-resume', 'job-delete']) }),
+});
+
+export const schedulerAudit = defineAuditActions(SCHEDULER_SERVICE, ['job-create', 'job-pause', 'job-resume', 'job-delete', 'job-run']);
 
 /** Task messages for agent code: `mandate.task.<tenant>.<job>`. */
 export const TASK_SUBJECT_PREFIX = `${SUBJECT_ROOT}.task`;

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { defineAuditActions } from './audit-actions.js';
 import { defineEndpoint } from './endpoint.js';
+import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 import { workloadNameSchema } from './directory.js';
 import { userRefSchema } from './authorizer.js';
@@ -254,43 +256,6 @@ export const apiKeyEndpoint = defineEndpoint({
   response: z.object({ apiKey: z.string() }),
 });
 
-/** What the consent service hands the vault after a code exchange: the user's tokens for a provider. */
-export const userTokensPutEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'user-tokens-put',
-  description: "Stores a user's tokens for a provider and scope set (sealed); internal: the consent service calls it.",
-  request: z.strictObject({
-    tenant: tenantIdSchema,
-    provider: providerNameSchema,
-    user: userRefSchema,
-    scopes: scopesSchema,
-    accessToken: z.string().min(1).max(64 * 1024),
-    refreshToken: z.string().min(1).max(64 * 1024).optional(),
-    expiresIn: z.number().int().min(0).max(10 * 365 * 86_400).optional(),
-    tokenType: z.string().max(64).default('bearer'),
-  }),
-  response: z.object({ stored: z.literal(true) }),
-});
-
-/** A user's permission for one workload to use one provider with some scopes, until a time or revoked. */
-export const grantRecordEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'grant-record',
-  description: 'Records a consent grant; internal: the consent service calls it when the person approves.',
-  request: z.strictObject({
-    tenant: tenantIdSchema,
-    workload: workloadNameSchema,
-    provider: providerNameSchema,
-    user: userRefSchema,
-    scopes: scopesSchema.min(1),
-    /** Absent: until revoked. */
-    expiresAt: z.iso.datetime().optional(),
-    /** The consent session this grant completes; it then reads as `completed` to the agent. */
-    sessionId: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/).optional(),
-  }),
-  response: z.object({ recorded: z.literal(true) }),
-});
-
 export const tokenRevokeEndpoint = defineEndpoint({
   service: VAULT_SERVICE,
   operation: 'token-revoke',
@@ -307,13 +272,35 @@ export const vaultEndpoints = [
   providerDeleteEndpoint,
   oauth2TokenEndpoint,
   apiKeyEndpoint,
-  userTokensPutEndpoint,
-  grantRecordEndpoint,
   tokenRevokeEndpoint,
 ] as const;
 
-/** `mandate.evt.vault.provider-changed`: every vault replica drops what it cached of the provider. */
-export const PROVIDER_CHANGED_EVENT = 'provider-changed';
+export const providerChangedEvent = defineEvent({
+  service: VAULT_SERVICE,
+  name: 'provider-changed',
+  description: 'A provider was changed or deleted: every vault replica drops what it cached of it.',
+  data: z.object({ name: providerNameSchema, change: z.enum(['updated', 'deleted']) }),
+});
 
-/** `mandate.evt.vault.consent-needed`: a connection whose refresh was refused needs the person again. */
-export const CONSENT_NEEDED_EVENT = 'consent-needed';
+export const consentNeededEvent = defineEvent({
+  service: VAULT_SERVICE,
+  name: 'consent-needed',
+  description: "The provider refused a user's refresh token: the person must consent again.",
+  data: z.object({ provider: providerNameSchema, user: userRefSchema, scopes: z.array(z.string()) }),
+});
+
+export const vaultAudit = defineAuditActions(VAULT_SERVICE, [
+  'provider-create',
+  'provider-update',
+  'provider-delete',
+  'token-release',
+  'api-key-release',
+  'user-tokens-store',
+  'token-refresh',
+  'token-revoke',
+  'code-exchange',
+  'consent-session-fail',
+  'consent-session-complete',
+  'consent-grant',
+  'grant-revoke',
+]);

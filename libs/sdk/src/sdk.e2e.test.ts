@@ -6,18 +6,17 @@ import {
   CONSENT_SERVICE,
   MandateError,
   consentGrantedDataSchema,
-  grantRecordEndpoint,
   oauth2TokenEndpoint,
   providerCreateEndpoint,
   tokenForWorkloadEndpoint,
-  userTokensPutEndpoint,
   USER_ID_ISSUER,
   type ConsentGrantedData,
 } from '@mandate/contracts';
 import { JetStreamKvStore } from '@mandate/store';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startVaultHarness, type VaultHarness } from '../../../apps/vault/src/testing/harness.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { VaultSeed } from '@mandate/vault/testing';
 import { MandateClient, waitForConsent, withAccessToken, withApiKey } from './index.js';
 
 const missing = natsServerMissing('agent SDK');
@@ -31,7 +30,8 @@ async function failure(promise: Promise<unknown>): Promise<MandateError> {
 const API_KEY = 'sdk-test-api-key-9d41';
 
 describe.skipIf(missing)('the agent SDK against the real services', () => {
-  let h: VaultHarness;
+  let h: TestSystem;
+  let seed: VaultSeed;
   let idp: TestIdp;
   let reporterKey: JWK;
   let strangerKey: JWK;
@@ -42,7 +42,8 @@ describe.skipIf(missing)('the agent SDK against the real services', () => {
   let workloadMints = 0;
 
   beforeAll(async () => {
-    h = await startVaultHarness();
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault'] });
+    seed = await VaultSeed.open(h);
     idp = await startTestIdp();
     reporterKey = await h.workload('report-agent', { allowUserIdTokens: true });
     strangerKey = await h.workload('stranger-agent');
@@ -70,11 +71,11 @@ describe.skipIf(missing)('the agent SDK against the real services', () => {
     await idp?.stop();
   });
 
-  /** What the consent service (issue 5) will do when a person approves: tokens, grant, event. */
+  /** What the vault does when a person approves: tokens, grant, event. */
   async function playConsentService(sessionId: string, userId: string, scopes: string[], accessToken: string): Promise<void> {
     const user = { iss: USER_ID_ISSUER, sub: userId };
-    await h.bus.request(userTokensPutEndpoint, { tenant: 'acme', provider: 'reporting', user, scopes, accessToken, expiresIn: 3600 });
-    await h.bus.request(grantRecordEndpoint, { tenant: 'acme', workload: 'report-agent', provider: 'reporting', user, scopes });
+    await seed.userTokens('acme', 'reporting', user, scopes, { accessToken, expiresIn: 3600 });
+    await seed.grant('acme', { workload: 'report-agent', provider: 'reporting', user, scopes });
     const data: ConsentGrantedData = consentGrantedDataSchema.parse({ sessionId, workload: 'report-agent', provider: 'reporting', user, scopes });
     await publisher.tenantEvent(CONSENT_SERVICE, CONSENT_GRANTED_EVENT, 'acme', data);
   }

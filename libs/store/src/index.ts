@@ -4,3 +4,5 @@ export * from './jetstream-kv.js';
 export * from './mongodb.js';
 export * from './open-store.js';
 export * from './expiry-sweeper.js';
+export * from './lease.js';
+export * from './update-with-retry.js';

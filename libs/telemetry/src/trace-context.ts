@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { context, isSpanContextValid, trace, TraceFlags, type Context, type SpanContext, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { context, isSpanContextValid, SpanKind, SpanStatusCode, trace, TraceFlags, type Context, type SpanContext, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { natsHeaderGetter, natsHeaderSetter, type HeaderCarrier } from './nats-headers.js';
 
@@ -74,6 +74,24 @@ export function traceparentOf(ctx: Context = context.active()): string | undefin
 export function contextFromTraceparent(traceparent: string | undefined, base: Context = context.active()): Context {
   if (!traceparent) return base;
   return w3c.extract(base, new Map([['traceparent', traceparent]]), mapGetter);
+}
+
+/**
+ * Runs `work` as a span named `name` of the trace a stored `traceparent` names: a step that
+ * happens minutes later in another request (a person answering a consent page, an application
+ * completing the session) is found under the trace id of the agent's request that started it.
+ */
+export function inTraceOf<T>(traceparent: string | undefined, tracerName: string, name: string, work: () => Promise<T>): Promise<T> {
+  return trace.getTracer(tracerName).startActiveSpan(name, { kind: SpanKind.SERVER }, contextFromTraceparent(traceparent), async (span) => {
+    try {
+      return await work();
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
 }
 
 const mapSetter: TextMapSetter<Map<string, string>> = {

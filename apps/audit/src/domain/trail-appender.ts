@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { GENESIS_HASH, MandateError, type AuditRecord, type TenantId, type TrailEntry } from '@mandate/contracts';
+import { auditServiceAudit, GENESIS_HASH, MandateError, type AuditActionOf, type AuditRecord, type TenantId, type TrailEntry } from '@mandate/contracts';
 import type { Clock, StoredDocument } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { chainEntry, chainLink } from './chain.js';
@@ -377,8 +377,8 @@ class TenantWriter {
     const record: AuditRecord = {
       id: randomUUID(),
       tenant: this.tenant,
-      service: 'audit',
-      action: 'trail-repair',
+      service: auditServiceAudit.service,
+      action: 'trail-repair' satisfies AuditActionOf<typeof auditServiceAudit>,
       outcome: 'failed',
       reason: 'entries_missing',
       occurredAt: new Date(now).toISOString(),

@@ -1,10 +1,8 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { BusClient } from '@mandate/bus';
+import { onEvent, type BusClient, type EventLog } from '@mandate/bus';
 import {
-  DIRECTORY_SERVICE,
-  eventSubject,
   MandateError,
-  WORKLOAD_CHANGED_EVENT,
+  workloadChangedEvent,
   workloadGetEndpoint,
   type TenantId,
   type Workload,
@@ -24,19 +22,10 @@ export class DirectoryWorkloads implements WorkloadSource {
     private readonly bus: BusClient,
     nc: NatsConnection,
     private readonly ttlMs: number,
+    log: EventLog,
     private readonly now: () => number = Date.now,
   ) {
-    this.#subscription = nc.subscribe(eventSubject(DIRECTORY_SERVICE, WORKLOAD_CHANGED_EVENT), {
-      callback: (_error, msg) => {
-        try {
-          const event = msg.json<{ tenant: string; data: { name: string } }>();
-          this.#cache.delete(keyOf(event.tenant, event.data.name));
-        } catch {
-          // Not an event we understand: drop everything rather than serve something stale.
-          this.#cache.clear();
-        }
-      },
-    });
+    this.#subscription = onEvent(nc, workloadChangedEvent, 'all-tenants', ({ tenant, data }) => void this.#cache.delete(keyOf(tenant, data.name)), log);
   }
 
   get(tenant: TenantId, name: string): Promise<Workload | undefined> {

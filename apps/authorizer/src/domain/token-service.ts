@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import {
-  AUTHORIZER_SERVICE,
   DENIAL_REASONS,
   denialError,
   MandateError,
   USER_ID_ISSUER,
   WAT_AUDIENCE,
   WAT_TYPE,
-  type AuditRecordInput,
+  type AuditActionOf,
+  type AuditSink,
+  type authorizerAudit,
   type DenialReason,
   type ResponseOf,
   type TenantId,
@@ -18,7 +19,7 @@ import {
   type Workload,
   type authorizeEndpoint,
 } from '@mandate/contracts';
-import { ExpiringCache } from './expiring-cache.js';
+import { ExpiringCache } from '@mandate/cache';
 import { lazyInstruments } from '@mandate/telemetry';
 import type { InboundAuthorizer } from './inbound/inbound-authorizer.js';
 import type { SigningKeyRing } from './signing-key-ring.js';
@@ -28,16 +29,12 @@ export interface WorkloadSource {
   get(tenant: TenantId, name: string): Promise<Workload | undefined>;
 }
 
-export interface AuditSink {
-  audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>): Promise<unknown>;
-}
-
 export interface TokenServiceOptions {
   workloads: WorkloadSource;
   inbound: InboundAuthorizer;
   authentication: WorkloadAuthentication;
   keys: SigningKeyRing;
-  audit: AuditSink;
+  audit: AuditSink<AuditActionOf<typeof authorizerAudit>>;
   issuer: string;
   watTtlSeconds: number;
   /** WATs minted for a user JWT are handed out again for the same JWT while fresh; 0 disables. */
@@ -84,7 +81,6 @@ export class TokenService {
     instruments().decisions.add(1, { outcome: decision.allowed ? 'allowed' : 'denied', reason: decision.allowed ? 'none' : decision.reason });
     await this.#options.audit.audit({
       tenant,
-      service: AUTHORIZER_SERVICE,
       action: 'authorize',
       outcome: decision.allowed ? 'allowed' : 'denied',
       ...(decision.allowed ? {} : { reason: decision.reason }),
@@ -192,7 +188,6 @@ export class TokenService {
   #auditMint(tenant: TenantId, workload: string, binding: WatBinding, user: UserRef | undefined, reason: DenialReason | undefined, reused = false) {
     return this.#options.audit.audit({
       tenant,
-      service: AUTHORIZER_SERVICE,
       action: 'wat-mint',
       outcome: reason ? 'denied' : 'succeeded',
       ...(reason ? { reason } : {}),

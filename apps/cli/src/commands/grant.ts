@@ -6,7 +6,7 @@ import { collect } from '../parse.js';
 
 /*
  * `mandate grant …`: consent grants (which person let which agent use which provider, with which
- * scopes, until when), through the consent service. Operators list, check and revoke them; people
+ * scopes, until when), kept in the vault's consent ledger. Operators list, check and revoke them; people
  * do the same for themselves on the "My access" page.
  */
 

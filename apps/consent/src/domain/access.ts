@@ -1,14 +1,6 @@
 import { MandateError, type GrantView, type TenantId, type UserRef } from '@mandate/contracts';
+import type { MandateLedger } from '../clients/ledger.js';
 import type { SignIn } from './sign-in.js';
-
-/** The grant store, in the vault. */
-export interface GrantPorts {
-  listGrants(tenant: TenantId, filter: { user?: UserRef; workload?: string }): Promise<GrantView[]>;
-  revokeGrants(request: { tenant: TenantId; user: UserRef; workload: string; provider?: string; actor?: string }): Promise<{ revoked: number; tokensRevoked: string[] }>;
-  checkGrant(request: { tenant: TenantId; workload: string; provider: string; user: UserRef; scopes: string[] }): Promise<{ granted: boolean; missing: string[] }>;
-  /** The discovery URLs of the IdPs the tenant's people sign in at. */
-  signInIdps(tenant: TenantId): Promise<string[]>;
-}
 
 /** What "My access" shows: the person's grants, or the IdPs to sign in at first (none: no sign-in is set up). */
 export type AccessView = { user: UserRef; grants: GrantView[] } | { signInAt: string[] };
@@ -20,19 +12,19 @@ export type AccessView = { user: UserRef; grants: GrantView[] } | { signInAt: st
 export class AccessPage {
   constructor(
     private readonly signIn: SignIn,
-    private readonly ports: GrantPorts,
+    private readonly ledger: MandateLedger,
   ) {}
 
   /** Reads only: a visit that is not signed in gets the choice of IdPs, and nothing is stored until one is picked. */
   async view(tenant: TenantId, browserId: string | undefined): Promise<AccessView> {
     const user = await this.signIn.current(tenant, browserId);
-    if (user) return { user, grants: await this.ports.listGrants(tenant, { user }) };
-    return { signInAt: await this.ports.signInIdps(tenant) };
+    if (user) return { user, grants: await this.ledger.grantsOf(tenant, user) };
+    return { signInAt: await this.ledger.signInIdps(tenant) };
   }
 
   /** Starts signing in at the tenant's IdP number `choice` (as listed by `view`); back to "My access" after. */
   async startSignIn(tenant: TenantId, browserId: string, choice: string | null): Promise<string> {
-    const idps = await this.ports.signInIdps(tenant);
+    const idps = await this.ledger.signInIdps(tenant);
     const index = choice !== null && /^\d{1,3}$/.test(choice) ? Number(choice) : idps.length === 1 ? 0 : -1;
     const discoveryUrl = idps[index];
     if (!discoveryUrl) throw new MandateError('invalid_request', 'choose where you sign in');
@@ -43,6 +35,6 @@ export class AccessPage {
   async revoke(tenant: TenantId, browserId: string | undefined, workload: string, provider: string | undefined): Promise<{ revoked: number }> {
     const user = await this.signIn.current(tenant, browserId);
     if (!user) throw new MandateError('unauthenticated', 'sign in to manage your access');
-    return this.ports.revokeGrants({ tenant, user, workload, ...(provider ? { provider } : {}), actor: 'user' });
+    return this.ledger.revokeGrants({ tenant, user, workload, ...(provider ? { provider } : {}), actor: 'user' });
   }
 }

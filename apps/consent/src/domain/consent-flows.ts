@@ -1,49 +1,19 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
-import {
-  MandateError,
-  type codeExchangeEndpoint,
-  type RequestOf,
-  type AuditRecordInput,
-  type ConsentGrantedData,
-  type ConsentSessionView,
-  type TenantId,
-  type UserRef,
-} from '@mandate/contracts';
-import type { DocumentCollection, StoredDocument } from '@mandate/store';
-import { lazyInstruments } from '@mandate/telemetry';
-import type { ConsentFlowDocument, GrantDuration } from '../store/flows.js';
-import { inSessionTrace } from './session-trace.js';
+import { MandateError, type AuditActionOf, type AuditSink, type consentAudit, type ConsentSessionView, type TenantId, type UserRef } from '@mandate/contracts';
+import type { StoredDocument } from '@mandate/store';
+import { inTraceOf, lazyInstruments } from '@mandate/telemetry';
+import type { MandateLedger, WorkloadInfo } from '../clients/ledger.js';
+import type { ConsentFlowDocument, GrantDuration, OneTimeRecords } from '../store/repositories.js';
 import { browserKey, issuerOf, parseState, type SignIn } from './sign-in.js';
+
+const TRACER = '@mandate/consent';
 
 const instruments = lazyInstruments('@mandate/consent', (meter) => ({
   prompts: meter.createCounter('mandate.consent.prompts', {
     description: 'Consent prompts by what became of them: shown, approved, denied, refused (the wrong person, or not signed in)',
   }),
-  grants: meter.createCounter('mandate.consent.grants', {
-    description: 'Consents by how they ended at the provider: granted, awaiting-application (held for the application to bind), failed',
-  }),
 }));
-
-/** What the consent flow needs from the rest of Mandate (the vault, the directory, JetStream). */
-export interface ConsentPorts {
-  session(tenant: TenantId, sessionId: string): Promise<ConsentSessionView>;
-  failSession(tenant: TenantId, sessionId: string, reason: 'denied' | 'provider_error' | 'access_denied'): Promise<void>;
-  /** A workload as the page shows it, and the IdP its users sign in at (its authorizer's). */
-  workload(tenant: TenantId, name: string): Promise<WorkloadInfo>;
-  providerAuthorization(tenant: TenantId, provider: string): Promise<{ authorizationEndpoint: string; clientId: string; scopeSeparator: string; extraParams: Record<string, string> }>;
-  exchangeCode(request: RequestOf<typeof codeExchangeEndpoint>): Promise<{ status: 'completed' | 'awaiting-application' }>;
-  completeSession(tenant: TenantId, sessionId: string, completionCode: string, workloadToken: string): Promise<ConsentGrantedData>;
-  granted(tenant: TenantId, data: ConsentGrantedData): Promise<void>;
-  audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>): Promise<unknown>;
-}
-
-export interface WorkloadInfo {
-  name: string;
-  description: string;
-  /** The OIDC discovery URL of the IdP its users come from; absent when it has no authorizer. */
-  discoveryUrl?: string | undefined;
-}
 
 export interface ConsentFlowOptions {
   /** `<CONSENT_PUBLIC_URL>/callback`, exactly. */
@@ -80,32 +50,36 @@ const RESERVED_PARAMETERS = new Set([
 ]);
 
 /** Where the browser goes next: a redirect (303) or a page. */
-export type Outcome = { redirect: string } | { page: 'granted' | 'denied' | 'failed'; session?: ConsentSessionView };
+export type Outcome = { redirect: string } | { page: 'granted' | 'denied' | 'failed' };
+
+type ConsentAction = AuditActionOf<typeof consentAudit>;
 
 /**
- * One consent, from the page to the grant:
+ * One consent, as one browser goes through it, from the page to the provider and back:
  *
  *   bound? ──no: sign in at the IdP first; someone else signed in: refused, audited, nothing changes
  *     │yes
- *   page shown ──approve (CSRF ok)──> at provider (flow stored: state, PKCE verifier, browser)
- *        │                                 │──callback, same browser, code exchanged──> granted
- *        │                                 │     (with a return URL: held until the application
- *        │                                 │      completes it for the same user, see `complete`)
- *        │                                 └──provider error / bad code──> failed
+ *   page shown (the session read from the vault once; this browser's flow stored)
+ *        │──approve (CSRF ok)──> at provider (flow: PKCE verifier, term)
+ *        │                          │──callback, same browser, code exchanged in the vault──> granted
+ *        │                          │     (with a return URL: held until the application completes it)
+ *        │                          └──provider error / bad code──> failed
  *        └──deny (CSRF ok)──> failed
  *
  * Session binding: the person approving must be the user the session was opened for. A session
- * with a return URL is bound by its application (`session-complete` with a WAT for the user
- * signed in there); any other is bound by signing the person in at the workload's IdP here. A
- * callback whose `state` is unknown, used, or from another browser changes nothing.
+ * with a return URL is bound by its application (`session-complete` at the vault, with a WAT for
+ * the user signed in there); any other by signing the person in at the workload's IdP here. A
+ * callback whose `state` is unknown, used, or from another browser changes nothing. The vault
+ * decides every move of the session; this service keeps only where the browser is.
  */
 export class ConsentFlows {
   readonly #now: () => number;
 
   constructor(
-    private readonly flows: DocumentCollection<ConsentFlowDocument>,
+    private readonly flows: OneTimeRecords<ConsentFlowDocument>,
     private readonly signIn: SignIn,
-    private readonly ports: ConsentPorts,
+    private readonly ledger: MandateLedger,
+    private readonly audit: AuditSink<ConsentAction>,
     private readonly options: ConsentFlowOptions,
   ) {
     this.#now = options.now ?? Date.now;
@@ -113,169 +87,142 @@ export class ConsentFlows {
 
   /** What the consent page shows (only a pending session has one), or where to sign in first. */
   async page(tenant: TenantId, sessionId: string, browserId: string): Promise<{ session: ConsentSessionView; workload: WorkloadInfo } | { redirect: string }> {
-    const session = await this.#pending(tenant, sessionId);
-    return inSessionTrace(session.traceparent, 'page', async () => {
-      const workload = await this.ports.workload(tenant, session.workload);
+    const session = await this.ledger.session(tenant, sessionId);
+    if (session.state !== 'pending' || session.awaitingApplication) throw new MandateError('conflict', `this consent request is already ${session.state === 'pending' ? 'answered' : session.state}`);
+    return inTraceOf(session.traceparent, TRACER, 'consent page', async () => {
+      const workload = await this.ledger.workload(tenant, session.workload);
       const bound = await this.#bound(tenant, session, workload, browserId);
-      if (bound !== true) return { redirect: await this.signIn.start(tenant, bound.signInAt, browserId, `/consent/${sessionId}?tenant=${tenant}`) };
-      instruments().prompts.add(1, { outcome: 'shown', provider: session.provider });
+      if (typeof bound !== 'string') return { redirect: await this.signIn.start(tenant, bound.signInAt, browserId, `/consent/${sessionId}?tenant=${tenant}`) };
+      const expiresAt = Date.parse(session.expiresAt);
+      const { workload: name, provider, user, scopes, customParameters, returnUrl, customState, traceparent } = session;
+      const flow: ConsentFlowDocument = {
+        sessionId,
+        workload: name,
+        provider,
+        user,
+        scopes,
+        boundBy: bound,
+        browser: browserKey(browserId),
+        expiresAt,
+        ...(customParameters ? { customParameters } : {}),
+        ...(returnUrl ? { returnUrl } : {}),
+        ...(customState ? { customState } : {}),
+        ...(traceparent ? { traceparent } : {}),
+      };
+      await this.flows.put(tenant, flowKey(browserId, sessionId), flow, Math.max(1, expiresAt - this.#now()));
+      instruments().prompts.add(1, { outcome: 'shown', provider });
       return { session, workload };
     });
   }
 
   /** Approve: remembers this browser's trip and returns the provider's authorization URL. */
   async approve(tenant: TenantId, sessionId: string, browserId: string, duration: GrantDuration): Promise<string> {
-    const session = await this.#pending(tenant, sessionId);
-    return inSessionTrace(session.traceparent, 'approve', () => this.#approve(tenant, session, browserId, duration));
-  }
-
-  async #approve(tenant: TenantId, session: ConsentSessionView, browserId: string, duration: GrantDuration): Promise<string> {
-    const sessionId = session.sessionId;
-    await this.#requireBound(tenant, session, browserId);
-    const provider = await this.ports.providerAuthorization(tenant, session.provider);
-    const codeVerifier = oauth.generateRandomCodeVerifier();
-    const nonce = oauth.generateRandomState();
-    const remainingMs = Date.parse(session.expiresAt) - this.#now();
-    if (remainingMs <= 0) throw new MandateError('not_found', 'this consent request has expired');
-    await this.flows.create(
-      tenant,
-      nonce,
-      {
-        sessionId,
-        workload: session.workload,
-        provider: session.provider,
-        user: session.user,
-        scopes: session.scopes,
-        browser: browserKey(browserId),
-        codeVerifier,
-        duration,
-        redirectUri: this.options.redirectUri,
-        createdAt: this.#now(),
-        ...(session.traceparent ? { traceparent: session.traceparent } : {}),
-      },
-      { ttlMs: remainingMs },
-    );
-    const url = new URL(provider.authorizationEndpoint);
-    // The workload's extra parameters first, so nothing it sends can replace a protocol parameter;
-    // those that would change what the person approves, or where the answer goes, never pass.
-    for (const [name, value] of Object.entries({ ...session.customParameters, ...provider.extraParams })) {
-      if (!RESERVED_PARAMETERS.has(name.toLowerCase())) url.searchParams.set(name, value);
-    }
-    const protocol = {
-      response_type: 'code',
-      client_id: provider.clientId,
-      redirect_uri: this.options.redirectUri,
-      state: `${tenant}.${nonce}`,
-      code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-      ...(session.scopes.length > 0 ? { scope: session.scopes.join(provider.scopeSeparator) } : {}),
-    };
-    for (const [name, value] of Object.entries(protocol)) url.searchParams.set(name, value);
-    await this.#audit(tenant, session, 'consent-approve', 'allowed', undefined, { duration: describe(duration) });
-    instruments().prompts.add(1, { outcome: 'approved', provider: session.provider });
-    return url.href;
+    const stored = await this.#flow(tenant, sessionId, browserId);
+    return inTraceOf(stored.value.traceparent, TRACER, 'consent approve', async () => {
+      const flow = stored.value;
+      await this.#requireBound(tenant, flow, browserId);
+      if (flow.approved) throw new MandateError('conflict', 'this consent request is already answered');
+      const remainingMs = flow.expiresAt - this.#now();
+      if (remainingMs <= 0) throw new MandateError('not_found', 'this consent request has expired');
+      const provider = await this.ledger.providerAuthorization(tenant, flow.provider);
+      const codeVerifier = oauth.generateRandomCodeVerifier();
+      await this.flows.update(tenant, stored, { ...flow, approved: { codeVerifier, duration, redirectUri: this.options.redirectUri } }, remainingMs);
+      const url = new URL(provider.authorizationEndpoint);
+      // The workload's extra parameters first, so nothing it sends can replace a protocol parameter;
+      // those that would change what the person approves, or where the answer goes, never pass.
+      for (const [name, value] of Object.entries({ ...flow.customParameters, ...provider.extraParams })) {
+        if (!RESERVED_PARAMETERS.has(name.toLowerCase())) url.searchParams.set(name, value);
+      }
+      const protocol = {
+        response_type: 'code',
+        client_id: provider.clientId,
+        redirect_uri: this.options.redirectUri,
+        state: `${tenant}.${stored.id}`,
+        code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        ...(flow.scopes.length > 0 ? { scope: flow.scopes.join(provider.scopeSeparator) } : {}),
+      };
+      for (const [name, value] of Object.entries(protocol)) url.searchParams.set(name, value);
+      await this.#audit(tenant, flow, 'consent-approve', 'allowed', undefined, { duration: describe(duration) });
+      instruments().prompts.add(1, { outcome: 'approved', provider: flow.provider });
+      return url.href;
+    });
   }
 
   /** Deny: the session fails; the workload learns it from its return URL or by asking the vault. */
   async deny(tenant: TenantId, sessionId: string, browserId: string): Promise<Outcome> {
-    const session = await this.#pending(tenant, sessionId);
-    return inSessionTrace(session.traceparent, 'deny', async () => {
-      await this.#requireBound(tenant, session, browserId);
-      await this.ports.failSession(tenant, sessionId, 'denied');
-      await this.#audit(tenant, session, 'consent-deny', 'denied', 'denied');
-      instruments().prompts.add(1, { outcome: 'denied', provider: session.provider });
-      return returnTo(session, { error: 'access_denied' }) ?? { page: 'denied', session };
+    const stored = await this.#flow(tenant, sessionId, browserId);
+    return inTraceOf(stored.value.traceparent, TRACER, 'consent deny', async () => {
+      await this.#requireBound(tenant, stored.value, browserId);
+      await this.ledger.failSession(tenant, sessionId, 'denied');
+      await this.flows.delete(tenant, stored.id);
+      await this.#audit(tenant, stored.value, 'consent-deny', 'denied', 'denied');
+      instruments().prompts.add(1, { outcome: 'denied', provider: stored.value.provider });
+      return returnTo(stored.value, { error: 'access_denied' }) ?? { page: 'denied' };
     });
   }
 
   /**
    * The provider's redirect back. `state` must name a trip this browser started and not yet
    * finished; then an error ends the session, a code is exchanged (in the vault) and the grant
-   * recorded.
+   * recorded there.
    */
   async callback(params: URLSearchParams, browserId: string | undefined): Promise<Outcome> {
-    const { tenant, key: nonce } = parseState(params.get('state'));
-    const stored = await this.flows.get(tenant, nonce);
-    return inSessionTrace(stored?.value.traceparent, 'callback', () => this.#callback(params, browserId, tenant, nonce, stored));
+    const { tenant, key } = parseState(params.get('state'));
+    const stored = await this.flows.get(tenant, key);
+    return inTraceOf(stored?.value.traceparent, TRACER, 'consent callback', () => this.#callback(params, browserId, tenant, stored));
   }
 
-  async #callback(params: URLSearchParams, browserId: string | undefined, tenant: TenantId, nonce: string, stored: StoredDocument<ConsentFlowDocument> | undefined): Promise<Outcome> {
-    if (!stored || !browserId || !sameText(stored.value.browser, browserKey(browserId))) {
-      if (stored) await this.#audit(tenant, stored.value, 'consent-callback', 'denied', 'browser_mismatch');
+  async #callback(params: URLSearchParams, browserId: string | undefined, tenant: TenantId, stored: StoredDocument<ConsentFlowDocument> | undefined): Promise<Outcome> {
+    if (!stored || !stored.value.approved || !browserId || !sameText(stored.value.browser, browserKey(browserId))) {
+      if (stored?.value.approved) await this.#audit(tenant, stored.value, 'consent-callback', 'denied', 'browser_mismatch');
       throw new MandateError('access_denied', 'this sign-in response does not belong to this browser, or was already used');
     }
     // Single use: whoever deletes it first goes on; a replay finds nothing.
-    if (!(await this.flows.delete(tenant, nonce, { expectedRevision: stored.revision }))) {
-      throw new MandateError('access_denied', 'this sign-in response was already used');
-    }
+    if (!(await this.flows.delete(tenant, stored.id, stored.revision))) throw new MandateError('access_denied', 'this sign-in response was already used');
     const flow = stored.value;
-    const session = await this.ports.session(tenant, flow.sessionId);
+    const { codeVerifier, duration, redirectUri } = flow.approved!;
     const providerError = params.get('error');
     if (providerError !== null) {
       const reason = providerError === 'access_denied' ? 'access_denied' : 'provider_error';
-      await this.ports.failSession(tenant, flow.sessionId, reason);
+      await this.ledger.failSession(tenant, flow.sessionId, reason);
       await this.#audit(tenant, flow, 'consent-callback', 'failed', /^[a-z_]{1,64}$/.test(providerError) ? providerError : 'provider_error');
-      instruments().grants.add(1, { outcome: 'failed', provider: flow.provider });
-      return returnTo(session, { error: reason }) ?? { page: 'failed', session };
+      return returnTo(flow, { error: reason }) ?? { page: 'failed' };
     }
     const code = params.get('code');
     if (!code) throw new MandateError('invalid_request', 'the provider sent neither a code nor an error');
-    let status: 'completed' | 'awaiting-application';
-    const expiresAt = this.#expiry(flow.duration);
+    const expiresAt = this.#expiry(duration);
     // Sent to the return URL with this browser only; the application must present it to complete.
     const completionCode = randomBytes(32).toString('base64url');
+    let exchanged: { status: 'completed' | 'awaiting-application' };
     try {
       const iss = params.get('iss');
-      const grant = { once: flow.duration.kind === 'once', ...(expiresAt ? { expiresAt } : {}) };
-      ({ status } = await this.ports.exchangeCode({
+      exchanged = await this.ledger.exchangeCode({
         tenant,
         provider: flow.provider,
         sessionId: flow.sessionId,
         user: flow.user,
         code,
-        codeVerifier: flow.codeVerifier,
-        redirectUri: flow.redirectUri,
-        grant,
+        codeVerifier,
+        redirectUri,
+        grant: { once: duration.kind === 'once', ...(expiresAt ? { expiresAt } : {}) },
         completionHash: createHash('sha256').update(completionCode).digest('base64url'),
         ...(iss !== null ? { iss } : {}),
-      }));
+      });
     } catch (error) {
-      await this.ports.failSession(tenant, flow.sessionId, 'provider_error').catch(() => undefined);
+      await this.ledger.failSession(tenant, flow.sessionId, 'provider_error').catch(() => undefined);
       await this.#audit(tenant, flow, 'consent-callback', 'failed', error instanceof MandateError ? error.code : 'internal');
-      instruments().grants.add(1, { outcome: 'failed', provider: flow.provider });
-      return returnTo(session, { error: 'provider_error' }) ?? { page: 'failed', session };
+      return returnTo(flow, { error: 'provider_error' }) ?? { page: 'failed' };
     }
-    if (status === 'awaiting-application') {
-      await this.#audit(tenant, flow, 'consent-callback', 'succeeded', undefined, { duration: describe(flow.duration), awaiting: 'application' });
-      instruments().grants.add(1, { outcome: 'awaiting-application', provider: flow.provider });
-      return returnTo(session, { completion_code: completionCode }) ?? { page: 'failed', session };
-    }
-    await this.#granted(tenant, { sessionId: flow.sessionId, workload: flow.workload, provider: flow.provider, user: flow.user, scopes: flow.scopes }, { duration: describe(flow.duration), ...(expiresAt ? { expiresAt } : {}) });
-    return returnTo(session, {}) ?? { page: 'granted', session };
+    const awaiting = exchanged.status === 'awaiting-application';
+    await this.#audit(tenant, flow, 'consent-callback', 'succeeded', undefined, { duration: describe(duration), ...(awaiting ? { awaiting: 'application' } : {}) });
+    if (awaiting) return returnTo(flow, { completion_code: completionCode }) ?? { page: 'failed' };
+    return returnTo(flow, {}) ?? { page: 'granted' };
   }
 
-  /**
-   * The application's half of session binding: the vault completes the session only if the WAT
-   * names its workload and user (a mismatch fails it there, audited); then the agent is woken.
-   */
-  async complete(tenant: TenantId, sessionId: string, completionCode: string, workloadToken: string): Promise<ConsentGrantedData> {
-    const { traceparent } = await this.ports.session(tenant, sessionId);
-    return inSessionTrace(traceparent, 'complete', async () => {
-      const granted = await this.ports.completeSession(tenant, sessionId, completionCode, workloadToken);
-      await this.#granted(tenant, granted, { boundBy: 'application' });
-      return granted;
-    });
-  }
-
-  async #granted(tenant: TenantId, data: ConsentGrantedData, details: Record<string, string>): Promise<void> {
-    await this.ports.granted(tenant, data);
-    await this.#audit(tenant, data, 'consent-grant', 'succeeded', undefined, details);
-    instruments().grants.add(1, { outcome: 'granted', provider: data.provider });
-  }
-
-  /** Signed in here as the session's user, or the session is the application's to bind; else where to sign in. */
-  async #bound(tenant: TenantId, session: ConsentSessionView, workload: WorkloadInfo, browserId: string | undefined): Promise<true | { signInAt: string }> {
-    if (session.returnUrl) return true;
+  /** Bound by its application, or signed in here as the session's user; else where to sign in. */
+  async #bound(tenant: TenantId, session: ConsentSessionView, workload: WorkloadInfo, browserId: string | undefined): Promise<ConsentFlowDocument['boundBy'] | { signInAt: string }> {
+    if (session.returnUrl) return 'application';
     const discoveryUrl = workload.discoveryUrl;
     if (!discoveryUrl || issuerOf(discoveryUrl) !== session.user.iss) {
       instruments().prompts.add(1, { outcome: 'refused', provider: session.provider });
@@ -283,34 +230,40 @@ export class ConsentFlows {
     }
     const user = await this.signIn.current(tenant, browserId);
     if (!user || user.iss !== session.user.iss) return { signInAt: discoveryUrl };
-    if (user.sub !== session.user.sub) {
-      await this.ports.audit({
-        tenant,
-        service: 'consent',
-        action: 'consent-binding',
-        outcome: 'denied',
-        reason: 'binding_mismatch',
-        actor: { workload: session.workload, user },
-        target: { provider: session.provider, scopes: session.scopes },
-        details: { sessionId: session.sessionId, askedFor: session.user.sub },
-      });
-      instruments().prompts.add(1, { outcome: 'refused', provider: session.provider });
-      throw new MandateError('access_denied', 'this consent request was made for another account', { details: { reason: 'binding_mismatch' } });
-    }
-    return true;
+    if (user.sub !== session.user.sub) await this.#refuseBinding(tenant, session, user);
+    return 'sign-in';
   }
 
-  async #requireBound(tenant: TenantId, session: ConsentSessionView, browserId: string): Promise<void> {
-    if ((await this.#bound(tenant, session, await this.ports.workload(tenant, session.workload), browserId)) !== true) {
-      instruments().prompts.add(1, { outcome: 'refused', provider: session.provider });
+  /** Still signed in as the session's user (when this service binds it). */
+  async #requireBound(tenant: TenantId, flow: ConsentFlowDocument, browserId: string): Promise<void> {
+    if (flow.boundBy === 'application') return;
+    const user = await this.signIn.current(tenant, browserId);
+    if (user && user.iss === flow.user.iss && user.sub !== flow.user.sub) await this.#refuseBinding(tenant, flow, user);
+    if (!user || user.iss !== flow.user.iss) {
+      instruments().prompts.add(1, { outcome: 'refused', provider: flow.provider });
       throw new MandateError('access_denied', 'sign in first', { details: { reason: 'not_signed_in' } });
     }
   }
 
-  async #pending(tenant: TenantId, sessionId: string): Promise<ConsentSessionView> {
-    const session = await this.ports.session(tenant, sessionId);
-    if (session.state !== 'pending' || session.awaitingApplication) throw new MandateError('conflict', `this consent request is already ${session.state === 'pending' ? 'answered' : session.state}`);
-    return session;
+  async #refuseBinding(tenant: TenantId, session: { sessionId: string; workload: string; provider: string; scopes: string[]; user: UserRef }, signedIn: UserRef): Promise<never> {
+    await this.audit.audit({
+      tenant,
+      action: 'consent-binding',
+      outcome: 'denied',
+      reason: 'binding_mismatch',
+      actor: { workload: session.workload, user: signedIn },
+      target: { provider: session.provider, scopes: session.scopes },
+      details: { sessionId: session.sessionId, askedFor: session.user.sub },
+    });
+    instruments().prompts.add(1, { outcome: 'refused', provider: session.provider });
+    throw new MandateError('access_denied', 'this consent request was made for another account', { details: { reason: 'binding_mismatch' } });
+  }
+
+  /** This browser's flow of the session, stored when the page was shown to it. */
+  async #flow(tenant: TenantId, sessionId: string, browserId: string): Promise<StoredDocument<ConsentFlowDocument>> {
+    const stored = await this.flows.get(tenant, flowKey(browserId, sessionId));
+    if (!stored || stored.value.sessionId !== sessionId) throw new MandateError('not_found', 'this consent request has expired, or its page was not opened in this browser');
+    return stored;
   }
 
   #expiry(duration: GrantDuration): string | undefined {
@@ -327,14 +280,13 @@ export class ConsentFlows {
   #audit(
     tenant: TenantId,
     subject: { workload: string; provider: string; user: UserRef; scopes: string[]; sessionId: string },
-    action: string,
+    action: ConsentAction,
     outcome: 'allowed' | 'denied' | 'succeeded' | 'failed',
     reason?: string,
     details: Record<string, string> = {},
   ) {
-    return this.ports.audit({
+    return this.audit.audit({
       tenant,
-      service: 'consent',
       action,
       outcome,
       ...(reason ? { reason } : {}),
@@ -343,6 +295,11 @@ export class ConsentFlows {
       details: { sessionId: subject.sessionId, ...details },
     });
   }
+}
+
+/** The flow's key, and the random part of its `state`: unguessable without the browser's cookie. */
+function flowKey(browserId: string, sessionId: string): string {
+  return createHash('sha256').update(`consent-flow\n${browserId}\n${sessionId}`).digest('base64url');
 }
 
 function describe(duration: GrantDuration): string {
@@ -359,11 +316,11 @@ function sameText(a: string, b: string): boolean {
  * The workload's return URL (which the vault checked against its allow-list when it opened the
  * session; it never comes from the browser), with the outcome added.
  */
-function returnTo(session: ConsentSessionView, extra: Record<string, string>): Outcome | undefined {
-  if (!session.returnUrl) return undefined;
-  const url = new URL(session.returnUrl);
-  url.searchParams.set('session_id', session.sessionId);
-  if (session.customState) url.searchParams.set('state', session.customState);
+function returnTo(flow: ConsentFlowDocument, extra: Record<string, string>): Outcome | undefined {
+  if (!flow.returnUrl) return undefined;
+  const url = new URL(flow.returnUrl);
+  url.searchParams.set('session_id', flow.sessionId);
+  if (flow.customState) url.searchParams.set('state', flow.customState);
   for (const [name, value] of Object.entries(extra)) url.searchParams.set(name, value);
   return { redirect: url.href };
 }

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { MandateError, OIDC_DISCOVERY_SUFFIX, tenantId, type TenantId, type UserRef } from '@mandate/contracts';
-import type { DocumentCollection } from '@mandate/store';
-import type { LoginTripDocument, SignedInDocument } from '../store/sign-ins.js';
+import type { LoginTripDocument, OneTimeRecords, SignedInDocument } from '../store/repositories.js';
 
 export interface SignInOptions {
   /** `<CONSENT_PUBLIC_URL>/login/callback`, exactly. */
@@ -38,8 +37,8 @@ export class SignIn {
   readonly #now: () => number;
 
   constructor(
-    private readonly trips: DocumentCollection<LoginTripDocument>,
-    private readonly signedIn: DocumentCollection<SignedInDocument>,
+    private readonly trips: OneTimeRecords<LoginTripDocument>,
+    private readonly signedIn: OneTimeRecords<SignedInDocument>,
     private readonly options: SignInOptions,
   ) {
     this.#now = options.now ?? Date.now;
@@ -59,7 +58,7 @@ export class SignIn {
     const codeVerifier = oauth.generateRandomCodeVerifier();
     const nonce = oauth.generateRandomNonce();
     const key = oauth.generateRandomState();
-    await this.trips.create(tenant, key, { discoveryUrl, browser: browserKey(browserId), codeVerifier, nonce, returnPath, createdAt: this.#now() }, { ttlMs: TRIP_TTL_MS });
+    await this.trips.create(tenant, key, { discoveryUrl, browser: browserKey(browserId), codeVerifier, nonce, returnPath, createdAt: this.#now() }, TRIP_TTL_MS);
     const url = new URL(server.authorization_endpoint!);
     const parameters = {
       response_type: 'code',
@@ -85,7 +84,7 @@ export class SignIn {
     if (!stored || !browserId || stored.value.browser !== browserKey(browserId)) {
       throw new MandateError('access_denied', 'this sign-in response does not belong to this browser, or was already used');
     }
-    if (!(await this.trips.delete(tenant, key, { expectedRevision: stored.revision }))) {
+    if (!(await this.trips.delete(tenant, key, stored.revision))) {
       throw new MandateError('access_denied', 'this sign-in response was already used');
     }
     const trip = stored.value;
@@ -104,7 +103,7 @@ export class SignIn {
     }
     const user = { iss: claims.iss, sub: claims.sub };
     await this.signedIn.delete(tenant, browserKey(browserId));
-    await this.signedIn.create(tenant, browserKey(signedInBrowserId), { user, expiresAt: this.#now() + this.options.signedInMs }, { ttlMs: this.options.signedInMs });
+    await this.signedIn.create(tenant, browserKey(signedInBrowserId), { user, expiresAt: this.#now() + this.options.signedInMs }, this.options.signedInMs);
     return { tenant, user, returnPath: trip.returnPath };
   }
 

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { consentSessionIdSchema, MandateError, providerNameSchema, tenantId, workloadNameSchema, type ErrorCode, type TenantId } from '@mandate/contracts';
+import { HttpListener } from '@mandate/http';
 import type { Logger } from '@mandate/telemetry';
 import type { AccessPage } from '../domain/access.js';
 import { DURATION_CHOICES, newBrowserId, parseDuration, type ConsentFlows, type Outcome } from '../domain/consent-flows.js';
@@ -48,8 +48,7 @@ export interface ConsentHttpOptions {
  * ("My access"). Every response carries the security headers; every POST a CSRF token bound to
  * the browser cookie; nothing a browser sends decides where it is redirected.
  */
-export class ConsentHttpServer {
-  #server: Server | undefined;
+export class ConsentHttpServer extends HttpListener {
   readonly #secure: boolean;
   readonly #cookieName: string;
 
@@ -59,31 +58,13 @@ export class ConsentHttpServer {
     private readonly signIn: SignIn,
     private readonly options: ConsentHttpOptions,
   ) {
-    this.#secure = new URL(options.publicUrl).protocol === 'https:';
-    this.#cookieName = this.#secure ? '__Host-mandate-consent' : 'mandate-consent';
-  }
-
-  async listen(port: number, host: string): Promise<string> {
-    const server = createServer((request, response) => {
+    super((request, response) => {
       const nonce = randomBytes(16).toString('base64url');
-      setSecurityHeaders(response, nonce);
+      response.setHeader('content-security-policy', `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'`);
       this.#handle(request, response, nonce).catch((error: unknown) => this.#fail(response, nonce, error));
     });
-    this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    const address = server.address() as AddressInfo;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
-  }
-
-  async close(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.#secure = new URL(options.publicUrl).protocol === 'https:';
+    this.#cookieName = this.#secure ? '__Host-mandate-consent' : 'mandate-consent';
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse, nonce: string): Promise<void> {
@@ -241,15 +222,6 @@ export class ConsentHttpServer {
   #csrf(browserId: string, form: string): string {
     return createHmac('sha256', this.options.csrfKey).update(`csrf\n${browserId}\n${form}`).digest('base64url');
   }
-}
-
-function setSecurityHeaders(response: ServerResponse, nonce: string): void {
-  response.setHeader('content-security-policy', `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'`);
-  response.setHeader('x-frame-options', 'DENY');
-  response.setHeader('referrer-policy', 'no-referrer');
-  response.setHeader('cache-control', 'no-store');
-  response.setHeader('x-content-type-options', 'nosniff');
-  response.setHeader('cross-origin-opener-policy', 'same-origin');
 }
 
 async function readForm(request: IncomingMessage): Promise<URLSearchParams> {

@@ -1,9 +1,11 @@
 import {
-  DIRECTORY_SERVICE,
   MandateError,
-  WORKLOAD_CHANGED_EVENT,
-  type AuditRecordInput,
+  workloadChangedEvent,
+  type AuditActionOf,
+  type AuditSink,
   type AuthorizerConfig,
+  type directoryAudit,
+  type EventSink,
   type ParsedRequestOf,
   type TenantId,
   type Workload,
@@ -15,11 +17,7 @@ import type { StoredDocument } from '@mandate/store';
 import type { WorkloadDocument, WorkloadRepository } from '../store/workload-repository.js';
 import { assertUsablePublicKeys } from './public-keys.js';
 
-/** Where the directory reports what it changed: the audit trail and the event stream. */
-export interface DirectoryNotifier {
-  audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>): Promise<unknown>;
-  event(service: string, name: string, tenant: string, data: WorkloadChanged): Promise<unknown>;
-}
+type DirectoryAction = AuditActionOf<typeof directoryAudit>;
 
 type CreateRequest = ParsedRequestOf<typeof workloadCreateEndpoint>;
 type UpdateRequest = ParsedRequestOf<typeof workloadUpdateEndpoint>;
@@ -33,7 +31,8 @@ type Change = WorkloadChanged['change'];
 export class WorkloadDirectory {
   constructor(
     private readonly repository: WorkloadRepository,
-    private readonly notifier: DirectoryNotifier,
+    private readonly audit: AuditSink<DirectoryAction>,
+    private readonly events: EventSink,
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -90,7 +89,7 @@ export class WorkloadDirectory {
     return this.change(tenant, name, expectedRevision, 'authorizer-set', actor, (current) => ({ ...current, authorizer }));
   }
 
-  async delete(tenant: TenantId, name: string, expectedRevision: number | undefined, actor: string | undefined): Promise<void> {
+  async delete(tenant: TenantId, name: string, expectedRevision: number | undefined, actor: string | undefined): Promise<{ deleted: true }> {
     const current = await this.require(tenant, name);
     if (expectedRevision !== undefined && current.revision !== expectedRevision) throw revisionConflict(name);
     const deleted = await this.repository.delete(tenant, name, current.revision).catch((error: unknown) => {
@@ -98,6 +97,7 @@ export class WorkloadDirectory {
     });
     if (!deleted) throw notFound(name);
     await this.announce(tenant, current, 'deleted', 'workload-delete', actor);
+    return { deleted: true };
   }
 
   /** Read, change, write back only if nobody wrote in between (the store's compare-and-swap). */
@@ -105,7 +105,7 @@ export class WorkloadDirectory {
     tenant: TenantId,
     name: string,
     expectedRevision: number | undefined,
-    action: string,
+    action: DirectoryAction,
     actor: string | undefined,
     apply: (current: WorkloadDocument) => WorkloadDocument,
   ): Promise<Workload> {
@@ -125,16 +125,15 @@ export class WorkloadDirectory {
     return stored;
   }
 
-  private async announce(tenant: TenantId, stored: StoredDocument<WorkloadDocument>, change: Change, action: string, actor: string | undefined) {
-    await this.notifier.audit({
+  private async announce(tenant: TenantId, stored: StoredDocument<WorkloadDocument>, change: Change, action: DirectoryAction, actor: string | undefined) {
+    await this.audit.audit({
       tenant,
-      service: DIRECTORY_SERVICE,
       action,
       outcome: 'succeeded',
       actor: { admin: actor ?? 'admin-api', workload: stored.value.name },
       details: { revision: stored.revision, change },
     });
-    await this.notifier.event(DIRECTORY_SERVICE, WORKLOAD_CHANGED_EVENT, tenant, { name: stored.value.name, change, revision: stored.revision });
+    await this.events.publishEvent(workloadChangedEvent, tenant, { name: stored.value.name, change, revision: stored.revision });
   }
 }
 

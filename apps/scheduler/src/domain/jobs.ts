@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { JWK } from 'jose';
 import {
+  jobChangedEvent,
   MandateError,
-  SCHEDULER_SERVICE,
   SYSTEM_TENANT,
   taskSubject,
   triggerSubject,
-  type AuditRecordInput,
+  type AuditActionOf,
+  type AuditSink,
+  type EventSink,
+  type schedulerAudit,
   type JobView,
   type ParsedRequestOf,
   type RunView,
@@ -18,20 +21,12 @@ import type { StoredDocument } from '@mandate/store';
 import { jobIndexId, jobKey, runPrefix, type JobDocument, type RunDocument, type SchedulerCollections } from '../store/scheduler-records.js';
 import { CronSchedule } from './cron.js';
 
-export interface AuditSink {
-  audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>): Promise<unknown>;
-}
-
-export interface EventSink {
-  event(service: string, name: string, tenant: string, data: unknown): Promise<unknown>;
-}
+export type SchedulerAuditSink = AuditSink<AuditActionOf<typeof schedulerAudit>>;
 
 /** Proves the workload accepts this key (the authorizer mints a WAT for an assertion signed with it). */
 export type KeyCheck = (tenant: TenantId, workload: string, privateJwk: JWK) => Promise<void>;
 
 type CreateRequest = ParsedRequestOf<typeof jobCreateEndpoint>;
-
-export const JOB_CHANGED_EVENT = 'job-changed';
 
 /**
  * Job definitions of every tenant. The workload key is sealed on the way in (bound to tenant and
@@ -41,7 +36,8 @@ export class JobRegistry {
   constructor(
     private readonly collections: SchedulerCollections,
     private readonly cipher: EnvelopeCipher,
-    private readonly sinks: AuditSink & EventSink,
+    private readonly audit: SchedulerAuditSink,
+    private readonly events: EventSink,
     private readonly checkKey: KeyCheck,
     private readonly now: () => number = Date.now,
   ) {}
@@ -162,16 +158,15 @@ export class JobRegistry {
   }
 
   async #changed(tenant: TenantId, job: JobDocument, action: 'job-create' | 'job-pause' | 'job-resume' | 'job-delete', actor: string | undefined): Promise<void> {
-    await this.sinks.audit({
+    await this.audit.audit({
       tenant,
-      service: SCHEDULER_SERVICE,
       action,
       outcome: 'succeeded',
       actor: { admin: actor ?? 'admin-api', workload: job.workload },
       target: targetOf(tenant, job),
       details: { job: job.name, trigger: job.trigger.kind, action: job.action.kind },
     });
-    await this.sinks.event(SCHEDULER_SERVICE, JOB_CHANGED_EVENT, tenant, { name: job.name, change: action });
+    await this.events.publishEvent(jobChangedEvent, tenant, { name: job.name, change: action });
   }
 }
 

@@ -1,4 +1,4 @@
-import { MandateError, RUN_FINISHED_EVENT, SCHEDULER_SERVICE, SYSTEM_TENANT, type TaskMessage, type TenantId } from '@mandate/contracts';
+import { MandateError, runFinishedEvent, SYSTEM_TENANT, type EventSink, type TaskMessage, type TenantId } from '@mandate/contracts';
 import type { StoredDocument } from '@mandate/store';
 import {
   cronFireKey,
@@ -11,7 +11,7 @@ import {
 } from '../store/scheduler-records.js';
 import type { ActionRunner } from './actions.js';
 import { CronSchedule } from './cron.js';
-import { targetOf, type AuditSink, type EventSink, type JobRegistry } from './jobs.js';
+import { targetOf, type JobRegistry, type SchedulerAuditSink } from './jobs.js';
 import { Run } from './run.js';
 
 /** Where runs that failed for good go (`mandate.dlq.scheduler.<tenant>`). */
@@ -37,7 +37,7 @@ export interface SchedulerParts {
   collections: SchedulerCollections;
   jobs: JobRegistry;
   runner: ActionRunner;
-  audit: AuditSink;
+  audit: SchedulerAuditSink;
   events: EventSink;
   deadLetters: DeadLetterSink;
 }
@@ -240,7 +240,7 @@ export class Scheduler {
     if ((next.state === 'failed' || next.state === 'dead-lettered') && message) {
       await this.parts.deadLetters.deadLetter(tenant, message, next.state, next.lastError ?? { code: 'internal', message: 'failed' });
     }
-    await this.parts.events.event(SCHEDULER_SERVICE, RUN_FINISHED_EVENT, tenant, { job: next.job, run: run.id, state: next.state, attempts: next.attempts, ...(next.lastError ? { code: next.lastError.code } : {}) });
+    await this.parts.events.publishEvent(runFinishedEvent, tenant, { job: next.job, run: run.id, state: next.state, attempts: next.attempts, ...(next.lastError ? { code: next.lastError.code } : {}) });
   }
 
   async #write(tenant: TenantId, id: string, next: RunDocument, revision: number): Promise<StoredDocument<RunDocument> | undefined> {
@@ -268,7 +268,6 @@ export class Scheduler {
   async #auditRun(tenant: TenantId, job: JobDocument, id: string, run: RunDocument, outcome: 'succeeded' | 'failed'): Promise<void> {
     await this.parts.audit.audit({
       tenant,
-      service: SCHEDULER_SERVICE,
       action: 'job-run',
       outcome,
       ...(run.lastError && outcome === 'failed' ? { reason: run.lastError.code } : {}),

@@ -1,12 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
-import { runService, type RunningService } from '@mandate/bus';
+import type { RunningService } from '@mandate/bus';
 import { providerCreateEndpoint } from '@mandate/contracts';
-import { createLogger } from '@mandate/telemetry';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startVaultHarness, type VaultHarness } from '../../../vault/src/testing/harness.js';
-import { schedulerEnvSchema } from '../config.js';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
 import { SchedulerApp } from '../scheduler.assembly.js';
 import { schedulerService, SchedulerModule, type SchedulerTestHooks } from '../scheduler.module.js';
 
@@ -58,8 +56,8 @@ export async function startTestResource(): Promise<TestResource> {
   };
 }
 
-/** Directory, authorizer, vault (from the vault harness), a real OAuth server, a resource, and scheduler replicas. */
-export interface SchedulerHarness extends VaultHarness {
+/** Directory, authorizer, vault, a real OAuth server, a resource, and scheduler replicas. */
+export interface SchedulerHarness extends TestSystem {
   idp: TestIdp;
   resource: TestResource;
   schedulers: RunningService[];
@@ -70,10 +68,9 @@ export interface SchedulerHarness extends VaultHarness {
 }
 
 export async function startSchedulerHarness(overrides: Record<string, string> = {}): Promise<SchedulerHarness> {
-  const base = await startVaultHarness(overrides);
+  const base = await startSystem({ services: ['directory', 'authorizer', 'vault'], env: overrides });
   const idp = await startTestIdp();
   const resource = await startTestResource();
-  const env = schedulerEnvSchema.parse({ ...process.env, ...base.env, SCHEDULER_TICK_MS: '0', ...overrides, LOG_LEVEL: 'silent' });
   const schedulers: RunningService[] = [];
   const reporterKey = await base.workload('report-agent');
   await base.bus.request(providerCreateEndpoint, {
@@ -94,12 +91,12 @@ export async function startSchedulerHarness(overrides: Record<string, string> = 
     reporterKey,
     async addScheduler(hooks) {
       const definition = hooks ? { ...schedulerService, module: SchedulerModule.withTestHooks(hooks) } : schedulerService;
-      const service = await runService(definition, env, { logger: createLogger('scheduler', { level: 'silent' }) });
+      const service = await base.add('scheduler', { definition });
       schedulers.push(service);
       return { service, app: service.app.get(SchedulerApp) };
     },
     async stop() {
-      for (const scheduler of schedulers.splice(0)) await scheduler.stop();
+      schedulers.splice(0);
       await base.stop();
       await idp.stop();
       await resource.stop();

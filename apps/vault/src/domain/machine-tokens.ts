@@ -1,20 +1,16 @@
-import type { TenantId } from '@mandate/contracts';
+import { SingleFlight } from '@mandate/cache';
+import { MandateError, type TenantId } from '@mandate/contracts';
 import type { EnvelopeCipher } from '@mandate/crypto';
-import { MandateError } from '@mandate/contracts';
-import type { DocumentCollection } from '@mandate/store';
-import { providerKey, scopeSetKey } from '../store/keys.js';
-import type { MachineTokenDocument, RefreshLeaseDocument } from '../store/vault-records.js';
+import type { LeaseRecords } from '@mandate/store';
+import type { MachineTokenRepository } from '../store/repositories.js';
+import type { MachineTokenDocument } from '../store/vault-records.js';
 import type { TokenSet } from './oauth-client.js';
-import { SingleFlight } from './single-flight.js';
 
 export interface MachineTokensOptions {
   /** A cached token is replaced this long before it expires. */
   refreshMarginMs: number;
   /** How long to keep a token whose provider did not say when it expires. */
   unknownLifetimeMs: number;
-  instanceId: string;
-  /** The fetch lease expires after this, should its holder die. */
-  leaseTtlMs: number;
   /** How long to wait for another replica's fetch before fetching anyway. */
   waitMs: number;
   pollMs?: number;
@@ -36,8 +32,8 @@ export class MachineTokens {
   readonly #sleep: (ms: number) => Promise<void>;
 
   constructor(
-    private readonly cache: DocumentCollection<MachineTokenDocument>,
-    private readonly leases: DocumentCollection<RefreshLeaseDocument>,
+    private readonly cache: MachineTokenRepository,
+    private readonly leases: LeaseRecords,
     private readonly cipher: EnvelopeCipher,
     private readonly options: MachineTokensOptions,
   ) {
@@ -46,7 +42,7 @@ export class MachineTokens {
   }
 
   get(tenant: TenantId, provider: string, scopes: readonly string[], fetch: () => Promise<TokenSet>): Promise<{ token: TokenSet; cached: boolean }> {
-    const id = `${providerKey(provider)}.${scopeSetKey(scopes)}`;
+    const id = this.cache.idOf(provider, scopes);
     const remembered = this.#memory.get(`${tenant}/${id}`);
     if (remembered && remembered.expiresAt! - this.options.refreshMarginMs > this.#now()) return Promise.resolve({ token: remembered, cached: true });
     return this.#flights.run(`${tenant}/${id}`, async () => {
@@ -54,13 +50,7 @@ export class MachineTokens {
       for (;;) {
         const cached = await this.#cached(tenant, id);
         if (cached) return { token: cached, cached: true };
-        const leaseId = `m.${id}`;
-        const lease = await this.leases
-          .create(tenant, leaseId, { owner: this.options.instanceId, expiresAt: this.#now() + this.options.leaseTtlMs }, { ttlMs: this.options.leaseTtlMs })
-          .catch((error: unknown) => {
-            ignoreConflict(error);
-            return undefined;
-          });
+        const lease = await this.leases.acquire(tenant, `m.${id}`);
         // Past the deadline, a stuck lease must not stop every agent: fetch without it.
         if (!lease && this.#now() < deadline) {
           await this.#sleep(this.options.pollMs ?? 25);
@@ -71,7 +61,7 @@ export class MachineTokens {
           if (raced) return { token: raced, cached: true };
           return { token: await this.#fetchAndStore(tenant, id, scopes, fetch), cached: false };
         } finally {
-          if (lease) await this.leases.delete(tenant, leaseId, { expectedRevision: lease.revision }).catch(() => undefined);
+          if (lease) await this.leases.release(lease).catch(() => undefined);
         }
       }
     });
@@ -86,7 +76,6 @@ export class MachineTokens {
   }
 
   async #fetchAndStore(tenant: TenantId, id: string, scopes: readonly string[], fetch: () => Promise<TokenSet>): Promise<TokenSet> {
-    const stored = await this.cache.get(tenant, id);
     const token = await fetch();
     const expiresAt = token.expiresAt ?? this.#now() + this.options.unknownLifetimeMs;
     const document: MachineTokenDocument = {
@@ -96,27 +85,21 @@ export class MachineTokens {
       expiresAt,
     };
     const ttlMs = Math.max(1_000, expiresAt - this.#now());
-    // Past a stuck lease, another replica may have stored one meanwhile; either is good.
-    if (stored) await this.cache.update(tenant, id, document, stored.revision, { ttlMs }).catch(ignoreConflict);
-    else await this.cache.create(tenant, id, document, { ttlMs }).catch(ignoreConflict);
+    await this.cache.put(tenant, id, document, ttlMs);
     this.#memory.set(`${tenant}/${id}`, { ...token, expiresAt });
     return { ...token, expiresAt };
   }
 
   /** Drops this process's opened tokens of a provider. */
   forgetInMemory(tenant: TenantId, provider: string): void {
-    for (const key of this.#memory.keys()) if (key.startsWith(`${tenant}/${providerKey(provider)}.`)) this.#memory.delete(key);
+    const prefix = `${tenant}/${this.cache.prefixOf(provider)}`;
+    for (const key of this.#memory.keys()) if (key.startsWith(prefix)) this.#memory.delete(key);
   }
 
   /** Drops every cached token of a provider (deleted, or its secret rotated). */
   async forget(tenant: TenantId, provider: string): Promise<void> {
     this.forgetInMemory(tenant, provider);
-    let cursor: string | undefined;
-    do {
-      const page = await this.cache.list(tenant, { prefix: `${providerKey(provider)}.`, limit: 1000, ...(cursor ? { cursor } : {}) });
-      await Promise.all(page.items.map((item) => this.cache.delete(tenant, item.id)));
-      cursor = page.nextCursor;
-    } while (cursor);
+    await this.cache.removeForProvider(tenant, provider);
   }
 
   #open(tenant: TenantId, id: string, document: MachineTokenDocument): TokenSet {
@@ -135,8 +118,4 @@ export class MachineTokens {
 
 function recordId(tenant: TenantId, id: string): string {
   return `${tenant}/machine-tokens/${id}`;
-}
-
-function ignoreConflict(error: unknown): void {
-  if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
 }

@@ -1,5 +1,4 @@
 import type { UserRef } from '@mandate/contracts';
-import type { DocumentCollection, DocumentStore } from '@mandate/store';
 
 export const VAULT_COLLECTIONS = ['providers', 'user-tokens', 'machine-tokens', 'refresh-leases', 'grants', 'consent-sessions'] as const;
 
@@ -49,16 +48,13 @@ export interface MachineTokenDocument {
 }
 
 /**
- * Who is refreshing a user's token. `pendingSealed` holds tokens the provider already returned
- * but that are not yet in the token record: if the refresher dies there, the next one recovers
- * them instead of spending the (rotated, now invalid) old refresh token.
+ * What a user-token refresher keeps in its lease (libs/store `LeaseRecords`): tokens the provider
+ * already returned but that are not yet in the token record. If the refresher dies there, the
+ * next one recovers them instead of spending the (rotated, now invalid) old refresh token.
  */
-export interface RefreshLeaseDocument {
-  owner: string;
-  /** Milliseconds since the epoch; after it, another replica may take the lease over. */
-  expiresAt: number;
-  pendingSealed?: string;
-  pendingExpiresAt?: number;
+export interface PendingTokens {
+  sealed: string;
+  expiresAt?: number;
 }
 
 export interface GrantDocument {
@@ -89,25 +85,3 @@ export interface ConsentSessionDocument {
   /** The trace of the request that opened it (W3C traceparent): the consent steps continue it. */
   traceparent?: string;
 }
-
-export interface VaultCollections {
-  providers: DocumentCollection<ProviderDocument>;
-  userTokens: DocumentCollection<UserTokensDocument>;
-  machineTokens: DocumentCollection<MachineTokenDocument>;
-  leases: DocumentCollection<RefreshLeaseDocument>;
-  grants: DocumentCollection<GrantDocument>;
-  sessions: DocumentCollection<ConsentSessionDocument>;
-}
-
-/** The vault's collections, opened once; only `store/` and the domain classes given these touch persistence. */
-export async function openVaultCollections(store: DocumentStore): Promise<VaultCollections> {
-  return {
-    providers: await store.collection('providers'),
-    userTokens: await store.collection('user-tokens'),
-    machineTokens: await store.collection('machine-tokens'),
-    leases: await store.collection('refresh-leases'),
-    grants: await store.collection('grants'),
-    sessions: await store.collection('consent-sessions'),
-  };
-}
-

@@ -4,7 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import type { INestMicroservice } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, type EndpointContract } from '@mandate/contracts';
-import { ConfigError, type BaseEnv } from '@mandate/config';
+import { baseEnvSchema, ConfigError, parseEnv, type BaseEnv } from '@mandate/config';
+import type { z } from 'zod';
 import { openDocumentStore, type DocumentStore } from '@mandate/store';
 import { createLogger, enableContextPropagation, PinoNestLogger, startTelemetry, type Logger, type Telemetry } from '@mandate/telemetry';
 import { connectToBus } from '../connection.js';
@@ -19,6 +20,8 @@ export interface ServiceDefinition {
   version: string;
   description: string;
   module: Type | DynamicModule;
+  /** Its environment variables (the shared ones and its own), validated at start-up; the shared ones alone by default. */
+  envSchema?: z.ZodObject;
   endpoints: readonly EndpointContract[];
   /** Store collections the service owns; when set, the store is opened and injectable as `DOCUMENT_STORE`. */
   collections?: readonly string[];
@@ -40,7 +43,7 @@ export interface RunningService {
 export async function runService(
   definition: ServiceDefinition,
   env: BaseEnv,
-  options: { handleSignals?: boolean; logger?: Logger; nc?: NatsConnection } = {},
+  options: { handleSignals?: boolean; logger?: Logger; nc?: NatsConnection; /** Between the service and its store (tests inject faults there). */ wrapStore?: (store: DocumentStore) => DocumentStore } = {},
 ): Promise<RunningService> {
   const logger = options.logger ?? createLogger(definition.name, { level: env.LOG_LEVEL });
   enableContextPropagation();
@@ -63,7 +66,8 @@ export async function runService(
       ...(env.NATS_USER ? { user: env.NATS_USER, password: env.NATS_PASSWORD ?? '' } : {}),
     }));
   await declareStreams(nc, STREAMS, { replicas: env.MANDATE_MODE === 'production' ? 3 : 1 });
-  const store: DocumentStore | undefined = definition.collections ? await openDocumentStore(env, nc, definition.collections) : undefined;
+  const opened = definition.collections ? await openDocumentStore(env, nc, definition.collections) : undefined;
+  const store = opened && options.wrapStore ? options.wrapStore(opened) : opened;
 
   const transport = new NatsServiceTransport({
     connection: nc,
@@ -104,10 +108,10 @@ export async function runService(
  * The whole `main.ts` of a service: load and validate configuration, run until SIGTERM. A bad
  * configuration exits with EX_CONFIG (78) and a message naming each wrong variable.
  */
-export async function runServiceMain(definition: ServiceDefinition, loadConfig: () => BaseEnv): Promise<RunningService> {
+export async function runServiceMain(definition: ServiceDefinition): Promise<RunningService> {
   let env: BaseEnv;
   try {
-    env = loadConfig();
+    env = parseEnv(definition.envSchema ?? baseEnvSchema, process.env) as BaseEnv;
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`${definition.name}: ${error.message}`);

@@ -2,6 +2,8 @@ import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { MandateError, tenantId, type ErrorCode } from '@mandate/contracts';
 import { encodeKeySegment, decodeKeySegment, MAX_ID_LENGTH } from '../keys.js';
 import type { DocumentCollection, DocumentStore } from '../port.js';
+import { LeaseRecords, type LeaseDocument } from '../lease.js';
+import { updateWithRetry } from '../update-with-retry.js';
 
 /** A clock the suite moves by hand, so TTL tests never sleep. */
 export class FrozenClock {
@@ -313,6 +315,89 @@ export function describeDocumentStoreContract(adapter: string, setup: () => Prom
         expect(await codeOf(docs.list(t1, { prefix: '>' }))).toBe('invalid_request');
         expect(await codeOf(docs.list(t1, { limit: 0 }))).toBe('invalid_request');
         expect(await codeOf(docs.list(t1, { limit: 1001 }))).toBe('invalid_request');
+      });
+    });
+
+    describe('updateWithRetry', () => {
+      it('creates what is missing and changes what exists, from the value it read', async () => {
+        const docs = await fresh<{ n: number }>();
+        const created = await updateWithRetry(docs, t1, 'counter', (current) => ({ value: { n: (current?.value.n ?? 0) + 1 } }));
+        expect(created?.value).toEqual({ n: 1 });
+        const changed = await updateWithRetry(docs, t1, 'counter', (current) => ({ value: { n: (current?.value.n ?? 0) + 1 } }));
+        expect(changed?.value).toEqual({ n: 2 });
+        expect(await docs.get(t2, 'counter')).toBeUndefined();
+      });
+
+      it('applies every one of racing changes once', async () => {
+        const docs = await fresh<{ seen: string[] }>();
+        const writers = ['a', 'b', 'c', 'd', 'e', 'f'];
+        await Promise.all(writers.map((w) => updateWithRetry(docs, t1, 'list', (current) => ({ value: { seen: [...(current?.value.seen ?? []), w] } }), 20)));
+        expect((await docs.get(t1, 'list'))?.value.seen.sort()).toEqual(writers);
+      });
+
+      it('writes nothing when the change says so, and passes write options on', async () => {
+        const docs = await fresh<{ n: number }>();
+        expect(await updateWithRetry(docs, t1, 'none', () => undefined)).toBeUndefined();
+        expect(await docs.get(t1, 'none')).toBeUndefined();
+        await updateWithRetry(docs, t1, 'brief', () => ({ value: { n: 1 }, options: { ttlMs: 1_000 } }));
+        subject.clock.advance(1_001);
+        expect(await docs.get(t1, 'brief')).toBeUndefined();
+      });
+    });
+
+    describe('lease records', () => {
+      const leaseTtl = 10_000;
+      const records = async (...holders: string[]) => {
+        const collection = await fresh<LeaseDocument<string>>();
+        return holders.map((holder) => new LeaseRecords<string>(collection, { holder, ttlMs: leaseTtl, now: subject.clock.now }));
+      };
+
+      it('one holder at a time; released, it is free for the next', async () => {
+        const [a, b] = await records('a', 'b');
+        const held = await a!.acquire(t1, 'job');
+        expect(held?.document.value).toMatchObject({ holder: 'a', until: subject.clock.now() + leaseTtl });
+        expect(await b!.acquire(t1, 'job')).toBeUndefined();
+        expect(await b!.acquire(t2, 'job')).toBeDefined();
+        await a!.release(held!);
+        expect((await b!.acquire(t1, 'job'))?.document.value.holder).toBe('b');
+      });
+
+      it('of racing acquirers exactly one wins', async () => {
+        const contenders = await records('a', 'b', 'c', 'd', 'e');
+        const won = await Promise.all(contenders.map((lease) => lease.acquire(t1, 'race')));
+        expect(won.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('an expired lease is taken over with its payload; its old holder can neither renew nor release it', async () => {
+        const [a, b] = await records('a', 'b');
+        const held = await a!.record((await a!.acquire(t1, 'refresh'))!, 'pending tokens');
+        subject.clock.advance(leaseTtl - 1);
+        expect(await b!.acquire(t1, 'refresh')).toBeUndefined();
+        subject.clock.advance(1);
+        const taken = await b!.acquire(t1, 'refresh');
+        expect(taken?.document.value).toMatchObject({ holder: 'b', payload: 'pending tokens' });
+        expect(await codeOf(a!.renew(held))).toBe('conflict');
+        await a!.release(held);
+        expect(await a!.acquire(t1, 'refresh')).toBeUndefined();
+      });
+
+      it('renewing moves the expiry on for the live holder only', async () => {
+        const [a, b] = await records('a', 'b');
+        const held = await a!.acquire(t1, 'head');
+        subject.clock.advance(leaseTtl / 2);
+        const renewed = await a!.renew(held!);
+        expect(renewed.document.value.until).toBe(subject.clock.now() + leaseTtl);
+        subject.clock.advance(leaseTtl - 1);
+        expect(await b!.acquire(t1, 'head')).toBeUndefined();
+      });
+
+      it('records kept with a store TTL vanish with their holder', async () => {
+        const collection = await fresh<LeaseDocument<string>>();
+        const lease = new LeaseRecords<string>(collection, { holder: 'a', ttlMs: leaseTtl, recordTtlMs: leaseTtl, now: subject.clock.now });
+        await lease.acquire(t1, 'fetch');
+        subject.clock.advance(leaseTtl);
+        expect(await collection.get(t1, 'fetch')).toBeUndefined();
+        expect(await lease.acquire(t1, 'fetch')).toBeDefined();
       });
     });
 

@@ -2,10 +2,12 @@ import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type JWTPayloa
 import {
   ASYMMETRIC_JWS_ALGORITHMS,
   denialError,
+  MandateError,
   MAX_INBOUND_TOKEN_BYTES,
   type AuthorizerConfig,
   type DenialReason,
 } from '@mandate/contracts';
+import type { Check } from '@mandate/checks';
 import { claimRuleFailure } from './claim-rules.js';
 import { issuerOf, type IdentityProvider } from './identity-providers.js';
 
@@ -23,19 +25,14 @@ export interface InboundContext {
   idp?: IdentityProvider;
 }
 
-export interface InboundCheck {
-  readonly name: string;
-  /** The reasons this check can give; most have exactly one. */
-  readonly reasons: readonly DenialReason[];
-  run(ctx: InboundContext): void | Promise<void>;
-}
-
 /** `typ` values of our own tokens: never accepted as a user's token. */
 const OWN_TOKEN_TYPES = new Set(['wat+jwt', 'application/wat+jwt']);
 const KEY_SOURCE_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'] as const;
 const PRINTABLE_KID = /^[\x21-\x7e]{1,256}$/;
 
 const fail = (reason: DenialReason, cause?: unknown) => denialError(reason, { cause });
+/** Reads back what `fail` threw; any other error is a fault, not a denial. */
+export const denialReasonOf = (error: unknown) => (error instanceof MandateError ? (error.details?.['reason'] as DenialReason | undefined) : undefined);
 const header = (ctx: InboundContext) => ctx.header!;
 const claims = (ctx: InboundContext) => ctx.claims!;
 
@@ -70,7 +67,7 @@ function signatureFailure(error: unknown): DenialReason {
  * issuer is compared with the configured one before its keys are fetched (no SSRF: the token
  * never picks a URL).
  */
-export const INBOUND_CHECKS: readonly InboundCheck[] = [
+export const INBOUND_CHECKS: readonly Check<InboundContext, DenialReason>[] = [
   {
     name: 'size',
     reasons: ['token_too_large'],

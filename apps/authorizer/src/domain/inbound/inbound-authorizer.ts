@@ -1,7 +1,8 @@
-import { MandateError, type DenialReason, type UserRef, type Workload } from '@mandate/contracts';
-import { clientOf, INBOUND_CHECKS, scopesOf, type InboundContext } from './checks.js';
+import { ExpiringCache } from '@mandate/cache';
+import { runChecks } from '@mandate/checks';
+import type { DenialReason, MandateError, UserRef, Workload } from '@mandate/contracts';
+import { clientOf, denialReasonOf, INBOUND_CHECKS, scopesOf, type InboundContext } from './checks.js';
 import type { IdentityProviders } from './identity-providers.js';
-import { ExpiringCache } from '../expiring-cache.js';
 
 /** Who the token proved the caller to be, when it is allowed. */
 export interface InboundPrincipal {
@@ -50,15 +51,8 @@ export class InboundAuthorizer {
       clockToleranceSeconds: this.#options.clockToleranceSeconds,
       resolveIdp: (url) => this.#options.idps.resolve(url),
     };
-    for (const check of INBOUND_CHECKS) {
-      try {
-        await check.run(ctx);
-      } catch (error) {
-        const reason = error instanceof MandateError ? (error.details?.['reason'] as DenialReason | undefined) : undefined;
-        if (!reason) throw error;
-        return { allowed: false, reason, cause: (error as MandateError).cause };
-      }
-    }
+    const failure = await runChecks(INBOUND_CHECKS, ctx, denialReasonOf);
+    if (failure) return { allowed: false, reason: failure.reason, cause: (failure.error as MandateError).cause };
     const claims = ctx.claims!;
     const principal: InboundPrincipal = {
       user: { iss: claims.iss!, sub: claims.sub! },

@@ -1,0 +1,2 @@
+export * from './expiring-cache.js';
+export * from './single-flight.js';
