@@ -25,4 +25,23 @@ export default tseslint.config(
       '@typescript-eslint/no-extraneous-class': 'off',
     },
   },
+  {
+    // Persistence only in store/: domain code talks to repositories, never to the store's collections.
+    files: ['apps/*/src/domain/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: '@mandate/store',
+              importNames: ['DocumentCollection', 'DocumentStore', 'JetStreamKvStore', 'MongoDocumentStore', 'openDocumentStore', 'updateWithRetry'],
+              message: 'domain/ reaches persistence only through the repositories in store/',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

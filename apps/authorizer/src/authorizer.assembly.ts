@@ -8,6 +8,7 @@ import type { AuthorizerEnv } from './config.js';
 import { DirectoryWorkloads } from './clients/directory-workloads.js';
 import { IdentityProviders } from './domain/inbound/identity-providers.js';
 import { InboundAuthorizer } from './domain/inbound/inbound-authorizer.js';
+import { SigningKeyAdministration } from './domain/signing-key-administration.js';
 import { SigningKeyRing } from './domain/signing-key-ring.js';
 import { TokenService } from './domain/token-service.js';
 import { WorkloadAuthentication } from './domain/workload-authentication.js';
@@ -38,8 +39,8 @@ export class Authorizer {
   #ticks = 0;
 
   private constructor(
-    readonly tokens: TokenService,
-    readonly keys: SigningKeyRing,
+    readonly useCases: readonly [TokenService, SigningKeyAdministration],
+    private readonly keys: SigningKeyRing,
     private readonly workloads: DirectoryWorkloads,
     private readonly replayGuard: StoreReplayGuard,
     private readonly http: JwksHttpServer,
@@ -81,17 +82,11 @@ export class Authorizer {
     });
     const http = new JwksHttpServer(() => keys.publicKeys());
     const jwksUrl = env.AUTHORIZER_HTTP_PORT > 0 ? await http.listen(env.AUTHORIZER_HTTP_PORT, env.AUTHORIZER_HTTP_HOST) : undefined;
-    const authorizer = new Authorizer(tokens, keys, workloads, replayGuard, http, deps, jwksUrl);
+    const keyAdministration = new SigningKeyAdministration(keys, deps.publisher.auditSink(authorizerAudit), deps.publisher);
+    const authorizer = new Authorizer([tokens, keyAdministration], keys, workloads, replayGuard, http, deps, jwksUrl);
     authorizer.#startHousekeeping();
     deps.logger.info({ jwks: jwksUrl, masterKeys: master.source }, 'authorizer ready');
     return authorizer;
-  }
-
-  /** Starts a rotation now and tells every replica to reload. */
-  async rotateKeys(actor: string | undefined): Promise<{ kid: string; activatesAt: string }> {
-    const key = await this.keys.rotate();
-    await this.#announceRotation(key.kid, actor ?? 'admin-api');
-    return { kid: key.kid, activatesAt: new Date(key.activatesAt).toISOString() };
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -109,22 +104,10 @@ export class Authorizer {
 
   async #housekeeping(): Promise<void> {
     try {
-      const rotated = await this.keys.rotateIfDue();
-      if (rotated) await this.#announceRotation(rotated.kid, 'schedule');
+      await this.useCases[1].rotateIfDue();
       if (++this.#ticks % SWEEP_EVERY === 0) await this.replayGuard.sweep();
     } catch (err) {
       this.deps.logger.warn({ err }, 'authorizer housekeeping failed; will retry');
     }
-  }
-
-  async #announceRotation(kid: string, actor: string): Promise<void> {
-    await this.deps.publisher.auditSink(authorizerAudit).audit({
-      tenant: SYSTEM_TENANT,
-      action: 'signing-key-rotate',
-      outcome: 'succeeded',
-      actor: { admin: actor },
-      details: { kid },
-    });
-    await this.deps.publisher.publishEvent(signingKeysChangedEvent, SYSTEM_TENANT, { kid });
   }
 }

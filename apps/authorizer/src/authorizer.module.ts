@@ -8,18 +8,21 @@ import {
   NATS_CONNECTION,
   SERVICE_ENV,
   SERVICE_LOGGER,
+  useCaseProviders,
   type ServiceDefinition,
 } from '@mandate/bus';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { Authorizer } from './authorizer.assembly.js';
 import { authorizerEnvSchema } from './config.js';
-import { TokensEndpoint } from './endpoints/tokens.endpoint.js';
+import { SigningKeyAdministration } from './domain/signing-key-administration.js';
+import { TokenService } from './domain/token-service.js';
+import { SigningKeysEndpoint, TokensEndpoint } from './endpoints/tokens.endpoint.js';
 import { ASSERTION_IDS_COLLECTION } from './store/assertion-replay-guard.js';
 import { SIGNING_KEYS_COLLECTION } from './store/signing-key-repository.js';
 
 @Module({
-  controllers: [TokensEndpoint],
+  controllers: [TokensEndpoint, SigningKeysEndpoint],
   providers: [
     {
       provide: Authorizer,
@@ -28,6 +31,7 @@ import { SIGNING_KEYS_COLLECTION } from './store/signing-key-repository.js';
         // The runtime hands every service the shared settings; ours are parsed from the same source.
         Authorizer.assemble({ env: authorizerEnvSchema.parse(env), nc, bus, store, publisher, logger }),
     },
+    ...useCaseProviders(Authorizer, [TokenService, SigningKeyAdministration]),
   ],
 })
 export class AuthorizerModule {}

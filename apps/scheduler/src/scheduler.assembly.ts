@@ -12,10 +12,7 @@ import {
   SCHEDULER_STREAMS,
   schedulerDlqSubject,
   tokenForWorkloadEndpoint,
-  type JobView,
-  type ParsedRequestOf,
   type TenantId,
-  type jobCreateEndpoint,
 } from '@mandate/contracts';
 import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
 import type { DocumentStore } from '@mandate/store';
@@ -23,10 +20,11 @@ import type { Logger } from '@mandate/telemetry';
 import { signClientAssertion } from '@mandate/wat';
 import type { SchedulerEnv } from './config.js';
 import { ActionRunner } from './domain/actions.js';
+import { JobAdministration } from './domain/job-administration.js';
 import { JobRegistry } from './domain/jobs.js';
 import { Scheduler, type SchedulerOptions } from './domain/scheduler.js';
 import { EventTriggers } from './intake/event-triggers.js';
-import { openSchedulerCollections } from './store/scheduler-records.js';
+import { openSchedulerRepositories } from './store/repositories.js';
 
 export interface SchedulerDependencies {
   env: SchedulerEnv;
@@ -47,12 +45,16 @@ export class SchedulerApp {
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
 
+  readonly useCases: readonly [JobAdministration];
+
   private constructor(
-    readonly jobs: JobRegistry,
+    administration: JobAdministration,
     readonly scheduler: Scheduler,
     readonly triggers: EventTriggers,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.useCases = [administration];
+  }
 
   static async assemble(deps: SchedulerDependencies): Promise<SchedulerApp> {
     const { env, bus, nc } = deps;
@@ -60,14 +62,14 @@ export class SchedulerApp {
     await declareStreams(nc, SCHEDULER_STREAMS, { replicas });
     const master = await loadMasterKeys({ mode: env.MANDATE_MODE, dataDir: env.MANDATE_DATA_DIR, keysJson: env.MANDATE_MASTER_KEYS, keyFile: env.MANDATE_MASTER_KEY_FILE });
     const cipher = new EnvelopeCipher(master.ring);
-    const collections = await openSchedulerCollections(deps.store);
+    const stores = await openSchedulerRepositories(deps.store, { retentionMs: env.SCHEDULER_RUN_RETENTION_DAYS * 86_400_000 });
     const workloadToken = async (tenant: TenantId, workload: string, privateJwk: JWK) => {
       const clientAssertion = await signClientAssertion({ workload, privateJwk, audience: env.WAT_ISSUER });
       return (await bus.request(tokenForWorkloadEndpoint, { tenant, workload, clientAssertion })).token;
     };
     const audit = deps.publisher.auditSink(schedulerAudit);
     const jobs = new JobRegistry(
-      collections,
+      stores,
       cipher,
       audit,
       deps.publisher,
@@ -104,7 +106,8 @@ export class SchedulerApp {
     });
     const scheduler = new Scheduler(
       {
-        collections,
+        runs: stores.runs,
+        index: stores.index,
         jobs,
         runner,
         audit,
@@ -122,21 +125,21 @@ export class SchedulerApp {
         instanceId: randomUUID(),
         misfireGraceMs: env.SCHEDULER_MISFIRE_GRACE_SECONDS * 1000,
         leaseMs: env.SCHEDULER_RUN_LEASE_SECONDS * 1000,
-        retentionMs: env.SCHEDULER_RUN_RETENTION_DAYS * 86_400_000,
         ...(deps.now ? { now: deps.now } : {}),
         ...(deps.afterAction ? { afterAction: deps.afterAction } : {}),
         onError: (err, context) => deps.logger.warn({ err }, `scheduler: ${context} failed`),
       },
     );
     const triggers = new EventTriggers(nc, scheduler, deps.logger, { ackWaitMs: env.SCHEDULER_TRIGGER_ACK_WAIT_SECONDS * 1000, replicas });
-    const app = new SchedulerApp(jobs, scheduler, triggers, deps.logger);
-    await app.reconcileTriggers();
+    const administration = new JobAdministration(jobs, triggers);
+    const app = new SchedulerApp(administration, scheduler, triggers, deps.logger);
+    await administration.reconcileTriggers();
     if (env.SCHEDULER_TICK_MS > 0) {
       app.#timer = setInterval(() => {
         if (app.#ticking) return;
         app.#ticking = (async () => {
           await scheduler.tick(undefined, { waitForRuns: false });
-          await app.reconcileTriggers();
+          await administration.reconcileTriggers();
         })()
           .catch((err: unknown) => deps.logger.warn({ err }, 'scheduler tick failed; will try again'))
           .finally(() => (app.#ticking = undefined));
@@ -145,39 +148,6 @@ export class SchedulerApp {
     }
     deps.logger.info({ masterKeys: master.source }, 'scheduler ready');
     return app;
-  }
-
-  async createJob(request: ParsedRequestOf<typeof jobCreateEndpoint>): Promise<JobView> {
-    // The consumer first: an event published right after create must reach the job.
-    if (request.trigger.kind === 'event') await this.triggers.declare(request.tenant, request.name, request.trigger.subject);
-    try {
-      const job = await this.jobs.create(request);
-      if (job.trigger.kind === 'event') await this.reconcileTriggers();
-      return job;
-    } catch (error) {
-      if (request.trigger.kind === 'event' && !(error instanceof MandateError && error.code === 'conflict')) await this.triggers.remove(request.tenant, request.name).catch(() => undefined);
-      throw error;
-    }
-  }
-
-  async setState(tenant: TenantId, name: string, state: 'active' | 'paused', actor?: string): Promise<JobView> {
-    const job = await this.jobs.setState(tenant, name, state, actor);
-    if (job.trigger.kind === 'event') await this.reconcileTriggers();
-    return job;
-  }
-
-  async deleteJob(tenant: TenantId, name: string, actor?: string): Promise<void> {
-    const job = await this.jobs.delete(tenant, name, actor);
-    if (job.trigger.kind === 'event') await this.triggers.remove(tenant, name);
-  }
-
-  /** Consumes the triggers of every active event job, and no others. */
-  async reconcileTriggers(): Promise<void> {
-    const active: { tenant: TenantId; job: string; filter: string }[] = [];
-    for await (const { tenant, job } of this.jobs.all()) {
-      if (job.value.state === 'active' && job.value.trigger.kind === 'event') active.push({ tenant, job: job.value.name, filter: job.value.trigger.subject });
-    }
-    await this.triggers.reconcile(active);
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -1,10 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { SCHEDULER_SERVICE, schedulerEndpoints } from '@mandate/contracts';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BusClient, DOCUMENT_STORE, JetStreamPublisher, NATS_CONNECTION, SERVICE_ENV, SERVICE_LOGGER, type ServiceDefinition } from '@mandate/bus';
+import { BusClient, DOCUMENT_STORE, JetStreamPublisher, NATS_CONNECTION, SERVICE_ENV, SERVICE_LOGGER, useCaseProviders, type ServiceDefinition } from '@mandate/bus';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { schedulerEnvSchema } from './config.js';
+import { JobAdministration } from './domain/job-administration.js';
 import { JobsEndpoint } from './endpoints/jobs.endpoint.js';
 import { SchedulerApp, type SchedulerDependencies } from './scheduler.assembly.js';
 import { SCHEDULER_COLLECTIONS } from './store/scheduler-records.js';
@@ -22,6 +23,7 @@ export type SchedulerTestHooks = Pick<SchedulerDependencies, 'now' | 'afterActio
       useFactory: (env: unknown, nc: NatsConnection, bus: BusClient, store: DocumentStore, publisher: JetStreamPublisher, logger: Logger, hooks?: SchedulerTestHooks) =>
         SchedulerApp.assemble({ env: schedulerEnvSchema.parse(env), nc, bus, store, publisher, logger, ...hooks }),
     },
+    ...useCaseProviders(SchedulerApp, [JobAdministration]),
   ],
 })
 export class SchedulerModule {

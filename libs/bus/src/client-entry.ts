@@ -8,3 +8,4 @@ export * from './jetstream.js';
 export * from './publisher.js';
 export * from './shutdown.js';
 export * from './acked-publish.js';
+export * from './on-event.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineAuditActions } from './audit-actions.js';
 import { defineEndpoint } from './endpoint.js';
+import { pageOf, pageRequest } from './paging.js';
 import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 
@@ -211,12 +212,8 @@ export const workloadListEndpoint = defineEndpoint({
   service: DIRECTORY_SERVICE,
   operation: 'workload-list',
   description: 'Lists the workloads of a tenant, one page at a time.',
-  request: z.strictObject({
-    tenant: tenantIdSchema,
-    limit: z.number().int().min(1).max(1000).default(100),
-    cursor: z.string().max(1024).optional(),
-  }),
-  response: z.object({ items: z.array(workloadSchema), nextCursor: z.string().optional() }),
+  request: z.strictObject({ tenant: tenantIdSchema, ...pageRequest }),
+  response: pageOf(workloadSchema),
 });
 
 export const authorizerSetEndpoint = defineEndpoint({

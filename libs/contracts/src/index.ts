@@ -4,6 +4,7 @@ export * from './envelope.js';
 export * from './subjects.js';
 export * from './tenant.js';
 export * from './endpoint.js';
+export * from './paging.js';
 export * from './streams.js';
 export * from './trace.js';
 export * from './audit-record.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineAuditActions } from './audit-actions.js';
 import { defineEndpoint } from './endpoint.js';
+import { pageOf, pageRequest } from './paging.js';
 import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 import { workloadNameSchema } from './directory.js';
@@ -171,8 +172,8 @@ export const jobListEndpoint = defineEndpoint({
   service: SCHEDULER_SERVICE,
   operation: 'job-list',
   description: 'Lists the jobs of a tenant, one page at a time.',
-  request: z.strictObject({ tenant: tenantIdSchema, limit: z.number().int().min(1).max(1000).default(100), cursor: z.string().max(1024).optional() }),
-  response: z.object({ items: z.array(jobViewSchema), nextCursor: z.string().optional() }),
+  request: z.strictObject({ tenant: tenantIdSchema, ...pageRequest }),
+  response: pageOf(jobViewSchema),
 });
 
 export const jobPauseEndpoint = defineEndpoint({
@@ -203,8 +204,8 @@ export const jobRunsEndpoint = defineEndpoint({
   service: SCHEDULER_SERVICE,
   operation: 'job-runs',
   description: 'Lists the recorded runs of a job, oldest first, one page at a time.',
-  request: z.strictObject({ ...jobRef, limit: z.number().int().min(1).max(1000).default(100), cursor: z.string().max(1024).optional() }),
-  response: z.object({ items: z.array(runViewSchema), nextCursor: z.string().optional() }),
+  request: z.strictObject({ ...jobRef, ...pageRequest }),
+  response: pageOf(runViewSchema),
 });
 
 export const schedulerEndpoints = [jobCreateEndpoint, jobGetEndpoint, jobListEndpoint, jobPauseEndpoint, jobResumeEndpoint, jobDeleteEndpoint, jobRunsEndpoint] as const;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineAuditActions } from './audit-actions.js';
 import { defineEndpoint } from './endpoint.js';
+import { pageOf, pageRequest } from './paging.js';
 import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 import { workloadNameSchema } from './directory.js';
@@ -177,8 +178,8 @@ export const providerListEndpoint = defineEndpoint({
   service: VAULT_SERVICE,
   operation: 'provider-list',
   description: 'Lists the providers of a tenant, one page at a time.',
-  request: z.strictObject({ tenant: tenantIdSchema, limit: z.number().int().min(1).max(1000).default(100), cursor: z.string().max(1024).optional() }),
-  response: z.object({ items: z.array(providerViewSchema), nextCursor: z.string().optional() }),
+  request: z.strictObject({ tenant: tenantIdSchema, ...pageRequest }),
+  response: pageOf(providerViewSchema),
 });
 
 export const providerUpdateEndpoint = defineEndpoint({

@@ -1,11 +1,6 @@
 import type { Subscription } from '@nats-io/transport-node';
-import {
-  consentGrantedSubject,
-  MandateError,
-  consentGrantedDataSchema,
-  domainEventSchema,
-  type ConsentGrantedData,
-} from '@mandate/contracts';
+import { onEvent } from '@mandate/bus/client';
+import { consentGrantedEvent, MandateError, type ConsentGrantedData } from '@mandate/contracts';
 import type { MandateClient } from './client.js';
 
 /** How long `withAccessToken` and `waitForConsent` wait for a person's consent by default: 5 minutes. */
@@ -32,8 +27,6 @@ export interface WaitForConsentOptions {
   /** Stops waiting; the promise rejects with the signal's reason. */
   signal?: AbortSignal;
 }
-
-const consentGrantedEventSchema = domainEventSchema(consentGrantedDataSchema);
 
 /**
  * Resolves when the consent service announces that the person approved `sessionId`
@@ -88,7 +81,8 @@ export class ConsentWatch {
   private constructor(client: MandateClient, sessionId: string) {
     this.#client = client;
     this.#sessionId = sessionId;
-    this.#subscription = client.connection.subscribe(consentGrantedSubject(client.tenant), { callback: (error, msg) => void (error || this.#receive(msg.data)) });
+    // Malformed events, and events for anything else, are not ours: they are ignored.
+    this.#subscription = onEvent(client.connection, consentGrantedEvent, { tenant: client.tenant }, ({ data }) => this.#receive(data), { warn: () => undefined });
   }
 
   /** Subscribes at once; {@link ready} confirms the server has the subscription. */
@@ -139,17 +133,8 @@ export class ConsentWatch {
     this.#wake?.();
   }
 
-  #receive(data: Uint8Array): void {
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(data));
-    } catch {
-      return;
-    }
-    const parsed = consentGrantedEventSchema.safeParse(json);
-    if (!parsed.success) return;
-    const { tenant, data: event } = parsed.data;
-    if (tenant !== this.#client.tenant || event.sessionId !== this.#sessionId || event.workload !== this.#client.workload) return;
+  #receive(event: ConsentGrantedData): void {
+    if (event.sessionId !== this.#sessionId || event.workload !== this.#client.workload) return;
     this.#queue.push(event);
     this.#wake?.();
   }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { auditServiceAudit, GENESIS_HASH, MandateError, type AuditActionOf, type AuditRecord, type TenantId, type TrailEntry } from '@mandate/contracts';
-import type { Clock, StoredDocument } from '@mandate/store';
+import { Lease, type Clock, type StoredDocument } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { chainEntry, chainLink } from './chain.js';
 import { MAX_SEQUENCE, type ChainHead, type NewClaim, type TrailRepository } from '../store/trail-repository.js';
@@ -206,7 +206,7 @@ class TenantWriter {
         const now = clock();
         // A pipelined batch skips #ready(): make sure the lease still holds before writing entries
         // (the head move that follows is what renews it; a slow commit before could have let it run low).
-        if (current.value.leaseUntil - now < leaseMs / 4) {
+        if (leaseOf(current.value).remainingMs(this.options.writerId, now) < leaseMs / 4) {
           throw new MandateError('unavailable', 'the chain lease ran low before the entries were written; the records are retried');
         }
         await repository.createEntries(this.tenant, entries, sizes);
@@ -313,11 +313,13 @@ class TenantWriter {
     const loaded = head === undefined;
     if (!head) head = await this.#load();
     const now = clock();
-    if (head.value.writer !== writerId && head.value.leaseUntil > now) {
+    const lease = leaseOf(head.value);
+    if (lease.state(now) === 'held' && !lease.heldBy(writerId, now)) {
       throw new MandateError('unavailable', 'another audit instance is appending to this tenant; retry later');
     }
-    if (head.value.writer !== writerId || head.value.leaseUntil - now < leaseMs / 2) {
-      head = await repository.moveChainHead(this.tenant, { ...head.value, writer: writerId, leaseUntil: now + leaseMs }, head.revision);
+    if (lease.remainingMs(writerId, now) < leaseMs / 2) {
+      const terms = lease.acquire(writerId, now, leaseMs);
+      head = await repository.moveChainHead(this.tenant, { ...head.value, writer: terms.holder, leaseUntil: terms.until }, head.revision);
     }
     // Only once we hold the lease is nobody else writing, so only then is the repair safe.
     if (loaded) head = await this.#repair(head);
@@ -392,4 +394,9 @@ class TenantWriter {
     await repository.createEntry(this.tenant, entry);
     return { ...value, sequence: entry.sequence, hash: entry.hash, appendedAt: entry.appendedAt };
   }
+}
+
+/** The chain's writer lease, kept in the head's own fields (`writer`, `leaseUntil`). */
+function leaseOf(head: ChainHead): Lease {
+  return new Lease({ holder: head.writer, until: head.leaseUntil });
 }

@@ -3,7 +3,6 @@ import type { JWK } from 'jose';
 import {
   jobChangedEvent,
   MandateError,
-  SYSTEM_TENANT,
   taskSubject,
   triggerSubject,
   type AuditActionOf,
@@ -18,7 +17,8 @@ import {
 } from '@mandate/contracts';
 import type { EnvelopeCipher } from '@mandate/crypto';
 import type { StoredDocument } from '@mandate/store';
-import { jobIndexId, jobKey, runPrefix, type JobDocument, type RunDocument, type SchedulerCollections } from '../store/scheduler-records.js';
+import type { SchedulerRepositories } from '../store/repositories.js';
+import { jobKey, type JobDocument, type RunDocument } from '../store/scheduler-records.js';
 import { CronSchedule } from './cron.js';
 
 export type SchedulerAuditSink = AuditSink<AuditActionOf<typeof schedulerAudit>>;
@@ -34,7 +34,7 @@ type CreateRequest = ParsedRequestOf<typeof jobCreateEndpoint>;
  */
 export class JobRegistry {
   constructor(
-    private readonly collections: SchedulerCollections,
+    private readonly stores: SchedulerRepositories,
     private readonly cipher: EnvelopeCipher,
     private readonly audit: SchedulerAuditSink,
     private readonly events: EventSink,
@@ -62,23 +62,23 @@ export class JobRegistry {
       createdAt: at,
       updatedAt: at,
     };
-    const stored = await this.collections.jobs.create(request.tenant, id, document).catch((error: unknown) => {
+    const stored = await this.stores.jobs.create(request.tenant, document).catch((error: unknown) => {
       if (error instanceof MandateError && error.code === 'conflict') throw new MandateError('conflict', `job ${request.name} already exists`);
       throw error;
     });
-    await this.collections.index.create(SYSTEM, jobIndexId(request.tenant, request.name), { tenant: request.tenant, job: request.name, since: at }).catch(ignoreConflict);
+    await this.stores.index.addJob(request.tenant, request.name, at);
     await this.#changed(request.tenant, document, 'job-create', request.actor);
     return view(request.tenant, stored, at);
   }
 
   async get(tenant: TenantId, name: string): Promise<StoredDocument<JobDocument>> {
-    const stored = await this.collections.jobs.get(tenant, jobKey(name));
+    const stored = await this.stores.jobs.get(tenant, name);
     if (!stored) throw new MandateError('not_found', `no job ${name}`);
     return stored;
   }
 
   async find(tenant: TenantId, name: string): Promise<StoredDocument<JobDocument> | undefined> {
-    return this.collections.jobs.get(tenant, jobKey(name));
+    return this.stores.jobs.get(tenant, name);
   }
 
   async view(tenant: TenantId, name: string): Promise<JobView> {
@@ -86,7 +86,7 @@ export class JobRegistry {
   }
 
   async list(tenant: TenantId, limit: number, cursor?: string): Promise<{ items: JobView[]; nextCursor?: string }> {
-    const page = await this.collections.jobs.list(tenant, { limit, ...(cursor ? { cursor } : {}) });
+    const page = await this.stores.jobs.list(tenant, limit, cursor);
     return { items: page.items.map((item) => view(tenant, item, this.now())), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
@@ -101,8 +101,8 @@ export class JobRegistry {
 
   async delete(tenant: TenantId, name: string, actor?: string): Promise<JobDocument> {
     const stored = await this.get(tenant, name);
-    await this.collections.jobs.delete(tenant, jobKey(name));
-    await this.collections.index.delete(SYSTEM, jobIndexId(tenant, name));
+    await this.stores.jobs.delete(tenant, name);
+    await this.stores.index.removeJob(tenant, name);
     await this.#changed(tenant, stored.value, 'job-delete', actor);
     return stored.value;
   }
@@ -115,17 +115,8 @@ export class JobRegistry {
   }
 
   /** Read, change, write if unchanged since; again on a lost race. `change` returning undefined leaves it. */
-  async mutate(tenant: TenantId, name: string, change: (job: JobDocument) => JobDocument | undefined): Promise<StoredDocument<JobDocument>> {
-    for (let attempt = 0; ; attempt++) {
-      const stored = await this.get(tenant, name);
-      const next = change(stored.value);
-      if (!next) return stored;
-      try {
-        return await this.collections.jobs.update(tenant, jobKey(name), next, stored.revision);
-      } catch (error) {
-        if (!(error instanceof MandateError && error.code === 'conflict') || attempt >= 10) throw error;
-      }
-    }
+  mutate(tenant: TenantId, name: string, change: (job: JobDocument) => JobDocument | undefined): Promise<StoredDocument<JobDocument>> {
+    return this.stores.jobs.change(tenant, name, change);
   }
 
   /** The workload's private key, for signing one client assertion. */
@@ -139,21 +130,16 @@ export class JobRegistry {
 
   /** Every job of every tenant, from the deployment-wide index. */
   async *all(): AsyncGenerator<{ tenant: TenantId; job: StoredDocument<JobDocument> }> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.collections.index.list(SYSTEM, { prefix: 'j.', limit: 1000, ...(cursor ? { cursor } : {}) });
-      for (const entry of page.items) {
-        const tenant = entry.value.tenant as TenantId;
-        const job = await this.collections.jobs.get(tenant, jobKey(entry.value.job));
-        if (job) yield { tenant, job };
-      }
-      cursor = page.nextCursor;
-    } while (cursor);
+    for await (const entry of this.stores.index.jobs()) {
+      const tenant = entry.tenant as TenantId;
+      const job = await this.stores.jobs.get(tenant, entry.job);
+      if (job) yield { tenant, job };
+    }
   }
 
   async runs(tenant: TenantId, name: string, limit: number, cursor?: string): Promise<{ items: RunView[]; nextCursor?: string }> {
     await this.get(tenant, name);
-    const page = await this.collections.runs.list(tenant, { prefix: runPrefix(name), limit, ...(cursor ? { cursor } : {}) });
+    const page = await this.stores.runs.ofJob(tenant, name, limit, cursor);
     return { items: page.items.map((item) => runView(item.id, item.value)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
@@ -170,15 +156,8 @@ export class JobRegistry {
   }
 }
 
-/** The system tenant holds the deployment-wide index. */
-const SYSTEM = SYSTEM_TENANT;
-
 function sealId(tenant: string, id: string): string {
   return `${tenant}/scheduler-jobs/${id}`;
-}
-
-function ignoreConflict(error: unknown): void {
-  if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
 }
 
 export function targetOf(tenant: string, job: JobDocument): { provider?: string; resource: string; scopes?: string[] } {

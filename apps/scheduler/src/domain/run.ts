@@ -1,4 +1,5 @@
 import { MandateError, type RetryPolicy } from '@mandate/contracts';
+import { Lease } from '@mandate/store';
 import type { RunDocument, RunState } from '../store/scheduler-records.js';
 
 /**
@@ -48,7 +49,7 @@ export class Run {
       case 'retrying':
         return (this.document.nextAttemptAt ?? 0) <= now;
       case 'running':
-        return (this.document.leaseUntil ?? 0) <= now;
+        return this.#lease().state(now) !== 'held';
       default:
         return false;
     }
@@ -57,7 +58,8 @@ export class Run {
   claim(owner: string, now: number, leaseMs: number): RunDocument {
     if (!this.claimable(now)) throw new MandateError('conflict', `run is ${this.state}, not claimable`);
     const { nextAttemptAt: _next, ...rest } = this.document;
-    return { ...rest, state: 'running', owner, leaseUntil: now + leaseMs, attempts: this.document.attempts + 1 };
+    const lease = this.#lease().acquire(owner, now, leaseMs);
+    return { ...rest, state: 'running', owner: lease.holder, leaseUntil: lease.until, attempts: this.document.attempts + 1 };
   }
 
   succeed(now: number, httpStatus?: number): RunDocument {
@@ -82,6 +84,11 @@ export class Run {
     if (this.final) throw new MandateError('conflict', `run is already ${this.state}`);
     const { owner: _o, leaseUntil: _l, nextAttemptAt: _n, ...rest } = this.document;
     return { ...rest, state: 'cancelled', finishedAt: now };
+  }
+
+  /** The attempt's claim: who runs it, until when (a libs/store lease kept in the run's own fields). */
+  #lease(): Lease {
+    return new Lease(this.document.owner ? { holder: this.document.owner, until: this.document.leaseUntil ?? 0 } : undefined);
   }
 
   #expectRunning(what: string): void {

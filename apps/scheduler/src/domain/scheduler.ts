@@ -1,14 +1,6 @@
-import { MandateError, runFinishedEvent, SYSTEM_TENANT, type EventSink, type TaskMessage, type TenantId } from '@mandate/contracts';
-import type { StoredDocument } from '@mandate/store';
-import {
-  cronFireKey,
-  eventFireKey,
-  openRunIndexId,
-  runId,
-  type JobDocument,
-  type RunDocument,
-  type SchedulerCollections,
-} from '../store/scheduler-records.js';
+import { MandateError, runFinishedEvent, type EventSink, type TaskMessage, type TenantId } from '@mandate/contracts';
+import type { RunRepository, SchedulerIndex } from '../store/repositories.js';
+import { cronFireKey, eventFireKey, runId, type JobDocument, type RunDocument } from '../store/scheduler-records.js';
 import type { ActionRunner } from './actions.js';
 import { CronSchedule } from './cron.js';
 import { targetOf, type JobRegistry, type SchedulerAuditSink } from './jobs.js';
@@ -25,8 +17,6 @@ export interface SchedulerOptions {
   misfireGraceMs: number;
   /** An attempt not finished within this is presumed dead and taken over by another replica. */
   leaseMs: number;
-  /** Run records are kept this long. */
-  retentionMs: number;
   now?: () => number;
   /** Test seam: runs after the action succeeded, before the run is recorded (throw to simulate a crash). */
   afterAction?: (run: { tenant: string; job: string; idempotencyKey: string; attempt: number }) => Promise<void>;
@@ -34,7 +24,8 @@ export interface SchedulerOptions {
 }
 
 export interface SchedulerParts {
-  collections: SchedulerCollections;
+  runs: RunRepository;
+  index: SchedulerIndex;
   jobs: JobRegistry;
   runner: ActionRunner;
   audit: SchedulerAuditSink;
@@ -148,45 +139,32 @@ export class Scheduler {
       createdAt: now,
       ...(state === 'skipped' ? { finishedAt: now } : {}),
     };
-    try {
-      await this.parts.collections.runs.create(tenant, id, document, { ttlMs: this.options.retentionMs });
-    } catch (error) {
-      if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
-      // Another replica claimed it; make sure it is swept should that replica have died right after.
-      if (state === 'pending') await this.#indexOpen(tenant, id, now);
-      return undefined;
-    }
+    const created = await this.parts.runs.create(tenant, id, document);
+    // Won or lost (then the winner might have died right after), an unfinished run is indexed so it is swept.
     if (state === 'pending') await this.#indexOpen(tenant, id, now);
-    return document;
+    return created ? document : undefined;
   }
 
   async #indexOpen(tenant: TenantId, id: string, now: number): Promise<void> {
-    const run = await this.parts.collections.runs.get(tenant, id);
+    const run = await this.parts.runs.get(tenant, id);
     if (!run || Run.FINAL.has(run.value.state)) return;
-    await this.parts.collections.index.create(SYSTEM_TENANT, openRunIndexId(tenant, id), { tenant, job: run.value.job, runId: id, since: now }).catch((error: unknown) => {
-      if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
-    });
+    await this.parts.index.openRun(tenant, id, run.value.job, now);
   }
 
   /** Unfinished runs whose turn it is: retries due, and attempts of replicas that died. */
   async #sweep(now: number): Promise<Promise<void>[]> {
     const started: Promise<void>[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.parts.collections.index.list(SYSTEM_TENANT, { prefix: 'r.', limit: 1000, ...(cursor ? { cursor } : {}) });
-      for (const entry of page.items) {
-        const tenant = entry.value.tenant as TenantId;
-        const id = entry.value.runId!;
-        if (this.#inFlight.has(`${tenant}/${id}`)) continue;
-        const run = await this.parts.collections.runs.get(tenant, id);
-        if (!run || Run.FINAL.has(run.value.state)) {
-          await this.parts.collections.index.delete(SYSTEM_TENANT, entry.id);
-          continue;
-        }
-        if (new Run(id, run.value, run.revision).claimable(now)) started.push(this.#attempt(tenant, id, now));
+    for await (const entry of this.parts.index.openRuns()) {
+      const tenant = entry.tenant as TenantId;
+      const id = entry.runId!;
+      if (this.#inFlight.has(`${tenant}/${id}`)) continue;
+      const run = await this.parts.runs.get(tenant, id);
+      if (!run || Run.FINAL.has(run.value.state)) {
+        await this.parts.index.closeRun(tenant, id);
+        continue;
       }
-      cursor = page.nextCursor;
-    } while (cursor);
+      if (new Run(id, run.value, run.revision).claimable(now)) started.push(this.#attempt(tenant, id, now));
+    }
     return started;
   }
 
@@ -202,7 +180,7 @@ export class Scheduler {
   }
 
   async #attemptOnce(tenant: TenantId, id: string, now: number): Promise<void> {
-    const stored = await this.parts.collections.runs.get(tenant, id);
+    const stored = await this.parts.runs.get(tenant, id);
     if (!stored) return;
     const run = new Run(id, stored.value, stored.revision);
     if (!run.claimable(now)) return;
@@ -211,7 +189,7 @@ export class Scheduler {
       await this.#finish(tenant, run, run.cancel(now), undefined);
       return;
     }
-    const claimed = await this.#write(tenant, id, run.claim(this.options.instanceId, now, this.options.leaseMs), stored.revision);
+    const claimed = await this.parts.runs.update(tenant, id, run.claim(this.options.instanceId, now, this.options.leaseMs), stored.revision);
     if (!claimed) return;
     const current = new Run(id, claimed.value, claimed.revision);
     const message = this.#message(tenant, id, claimed.value, job.value);
@@ -231,25 +209,16 @@ export class Scheduler {
 
   /** Writes the attempt's result; final runs leave the index, and those that failed go to the dead-letter subject. */
   async #finish(tenant: TenantId, run: Run, next: RunDocument, job: JobDocument | undefined, message?: TaskMessage): Promise<void> {
-    const written = await this.#write(tenant, run.id, next, run.revision);
+    const written = await this.parts.runs.update(tenant, run.id, next, run.revision);
     // Lost the run to a replica that took it over (this attempt outlived its lease): its record wins.
     if (!written) return;
     if (job) await this.#auditRun(tenant, job, run.id, next, next.state === 'succeeded' ? 'succeeded' : 'failed');
     if (!Run.FINAL.has(next.state)) return;
-    await this.parts.collections.index.delete(SYSTEM_TENANT, openRunIndexId(tenant, run.id));
+    await this.parts.index.closeRun(tenant, run.id);
     if ((next.state === 'failed' || next.state === 'dead-lettered') && message) {
       await this.parts.deadLetters.deadLetter(tenant, message, next.state, next.lastError ?? { code: 'internal', message: 'failed' });
     }
     await this.parts.events.publishEvent(runFinishedEvent, tenant, { job: next.job, run: run.id, state: next.state, attempts: next.attempts, ...(next.lastError ? { code: next.lastError.code } : {}) });
-  }
-
-  async #write(tenant: TenantId, id: string, next: RunDocument, revision: number): Promise<StoredDocument<RunDocument> | undefined> {
-    try {
-      return await this.parts.collections.runs.update(tenant, id, next, revision, { ttlMs: this.options.retentionMs });
-    } catch (error) {
-      if (error instanceof MandateError && (error.code === 'conflict' || error.code === 'not_found')) return undefined;
-      throw error;
-    }
   }
 
   #message(tenant: TenantId, id: string, run: RunDocument, job: JobDocument): TaskMessage {

@@ -1,5 +1,5 @@
 import type { JobAction, JobTrigger, RetryPolicy } from '@mandate/contracts';
-import { encodeKeySegment, type DocumentCollection, type DocumentStore } from '@mandate/store';
+import { encodeKeySegment } from '@mandate/store';
 
 export const SCHEDULER_COLLECTIONS = ['scheduler-jobs', 'scheduler-runs', 'scheduler-index'] as const;
 
@@ -65,17 +65,3 @@ export const runPrefix = (job: string) => `fire.${jobKey(job)}.`;
 export const runId = (job: string, fireKey: string) => `${runPrefix(job)}${fireKey}`;
 export const jobIndexId = (tenant: string, job: string) => `j.${tenant}.${jobKey(job)}`;
 export const openRunIndexId = (tenant: string, run: string) => `r.${tenant}.${run}`;
-
-export interface SchedulerCollections {
-  jobs: DocumentCollection<JobDocument>;
-  runs: DocumentCollection<RunDocument>;
-  index: DocumentCollection<IndexDocument>;
-}
-
-export async function openSchedulerCollections(store: DocumentStore): Promise<SchedulerCollections> {
-  return {
-    jobs: await store.collection('scheduler-jobs'),
-    runs: await store.collection('scheduler-runs'),
-    index: await store.collection('scheduler-index'),
-  };
-}

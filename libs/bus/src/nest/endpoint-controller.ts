@@ -19,12 +19,12 @@ export type Serve<D> = <E extends EndpointContract>(contract: E, call: (useCase:
  *     serve(providerGetEndpoint, (providers, request) => providers.get(request.tenant, request.name)),
  *   ]);
  */
-export function endpointController<D>(useCase: Type<D>, table: (serve: Serve<D>) => readonly EndpointHandler<D>[]): Type {
+export function endpointController<D>(useCase: { prototype: D; name: string }, table: (serve: Serve<D>) => readonly EndpointHandler<D>[]): Type {
   const handlers = table((contract, call) => ({ contract, call: call as EndpointHandler<D>['call'] }));
   class Endpoints {
     constructor(readonly useCase: D) {}
   }
-  Inject(useCase)(Endpoints, undefined, 0);
+  Inject(useCase as Type<D>)(Endpoints, undefined, 0);
   for (const handler of handlers) {
     const method = handler.contract.operation;
     Object.defineProperty(Endpoints.prototype, method, {

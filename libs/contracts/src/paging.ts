@@ -1,0 +1,9 @@
+import { z } from 'zod';
+
+/** The request fields of one page of a list: how many, and where the previous page ended. */
+export const pageRequest = { limit: z.number().int().min(1).max(1000).default(100), cursor: z.string().max(1024).optional() };
+
+/** One page of a list: its items, and the cursor of the next page while there is one. */
+export function pageOf<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), nextCursor: z.string().optional() });
+}
