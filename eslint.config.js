@@ -36,10 +36,12 @@ export default tseslint.config(
           paths: [
             {
               name: '@mandate/store',
-              importNames: ['DocumentCollection', 'DocumentStore', 'JetStreamKvStore', 'MongoDocumentStore', 'openDocumentStore', 'updateWithRetry'],
+              // The pure parts (the lease, the types of what repositories hand over) and the lease records repositories make.
+              allowImportNames: ['Lease', 'LeaseRecords', 'HeldLease', 'StoredDocument', 'Change', 'Clock'],
               message: 'domain/ reaches persistence only through the repositories in store/',
             },
           ],
+          patterns: [{ group: ['@mandate/store/*'], message: 'domain/ reaches persistence only through the repositories in store/' }],
         },
       ],
     },

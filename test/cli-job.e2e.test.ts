@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobView, RunView } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
-import type { SchedulerApp } from '../apps/scheduler/src/scheduler.assembly.js';
-import { startSchedulerHarness, type SchedulerHarness } from '@mandate/scheduler/testing';
+import { startSchedulerHarness, type SchedulerApp, type SchedulerHarness } from '@mandate/scheduler/testing';
 import { assertBuilt, cliEntry } from './processes.js';
 import { runCli, type CliRun } from './cli-process.js';
 

@@ -10,8 +10,7 @@ import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mand
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { jwksOverNats, WatVerifier } from '@mandate/wat';
 import { directoryService } from '@mandate/directory/module';
-import { authorizerService } from '@mandate/authorizer/module';
-import { authorizerEnvSchema } from '../apps/authorizer/src/config.js';
+import { authorizerEnvSchema, authorizerService } from '@mandate/authorizer/module';
 import { assertBuilt, cliEntry } from './processes.js';
 import { runCli, type CliRun } from './cli-process.js';
 

@@ -24,7 +24,10 @@ import {
   type TaskMessage,
   providerCreateEndpoint,
   tokenForWorkloadEndpoint,
+  consentSessionFailEndpoint,
   consentSessionGetEndpoint,
+  grantCheckEndpoint,
+  providerAuthorizationEndpoint,
   tenantId,
   workloadCreateEndpoint,
 } from '@mandate/contracts';
@@ -187,7 +190,7 @@ describe.skipIf(missing)('deploy/nats', () => {
         expect(await permissionError(agent, workloadCreateEndpoint.subject)).toMatch(/permissions violation/i);
         expect(await permissionError(agent, 'mandate.vault.v1.grant-record')).toMatch(/permissions violation/i);
         // Nor the vault's internal consent endpoints, nor list or revoke anyone's grants.
-        for (const subject of [codeExchangeEndpoint.subject, consentSessionGetEndpoint.subject, grantRevokeEndpoint.subject, grantListEndpoint.subject]) {
+        for (const subject of [codeExchangeEndpoint.subject, consentSessionGetEndpoint.subject, consentSessionFailEndpoint.subject, providerAuthorizationEndpoint.subject, grantCheckEndpoint.subject, grantRevokeEndpoint.subject, grantListEndpoint.subject]) {
           expect(await permissionError(agent, subject), subject).toMatch(/permissions violation/i);
         }
         // The consent service's own user may ask the vault about a session (here: there is none).

@@ -18,6 +18,7 @@ describe('the layering lint rule', () => {
       expect(await probe(`apps/${app}/src/domain/probe.ts`, reachesCollections), app).toContain('no-restricted-imports');
     }
     expect(await probe('apps/vault/src/domain/probe.ts', "import { updateWithRetry } from '@mandate/store';\nexport const probe = updateWithRetry;\n")).toContain('no-restricted-imports');
+    expect(await probe('apps/vault/src/domain/probe.ts', "import { FrozenClock } from '@mandate/store/testing';\nexport const probe = FrozenClock;\n")).toContain('no-restricted-imports');
   });
 
   it('allows it in store/ and in tests, and allows the pure parts of libs/store in domain/', async () => {

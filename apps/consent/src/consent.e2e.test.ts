@@ -191,6 +191,24 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     expect(notFound.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
   });
 
+  it('one browser, two tabs: a reload keeps the trip under way; approving again supersedes it, and the earlier answer is refused without ending the session', async () => {
+    const reloaded = await openSession('reloading-user');
+    const browser = new Browser();
+    const underWay = await approveAtProvider(browser, reloaded.authorizationUrl, 'reloading-user');
+    await consentPage(browser, reloaded.authorizationUrl);
+    expect((await browser.request(underWay)).status).toBe(303);
+
+    const { authorizationUrl, sessionId } = await openSession('two-tabs-user');
+    const first = await approveAtProvider(browser, authorizationUrl, 'two-tabs-user');
+    const second = await approveAtProvider(browser, authorizationUrl, 'two-tabs-user');
+    expect((await browser.request(first)).status).toBe(403);
+    await expect.poll(() => h.audit.find((r) => r.action === 'consent-callback' && r.reason === 'superseded' && r.details?.['sessionId'] === sessionId)).toBeTruthy();
+    expect((await h.bus.request(consentSessionGetEndpoint, { tenant: 'acme', sessionId })).state).toBe('pending');
+    const done = await browser.request(second);
+    expect(done.status).toBe(303);
+    expect(new URL(done.headers.get('location')!).searchParams.get('completion_code')).toBeTruthy();
+  });
+
   it('refuses a POST without the CSRF token, or with one from another browser', async () => {
     const { authorizationUrl, wat, sessionId } = await openSession('csrf-user');
     const victim = new Browser();

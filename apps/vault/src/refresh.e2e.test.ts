@@ -5,6 +5,8 @@ import {
   oauth2TokenEndpoint,
   providerCreateEndpoint,
   providerDeleteEndpoint,
+  providerGetEndpoint,
+  providerListEndpoint,
   tokenRevokeEndpoint,
   type UserRef,
 } from '@mandate/contracts';
@@ -39,6 +41,7 @@ describe.skipIf(missing)('user token refresh against a real OAuth server with re
   let idp: TestIdp;
   let agentKey: JWK;
   let crashes = 0;
+  let providerDeleteCrashes = 0;
 
   const refreshCalls = () => idp.tokenRequests.filter((r) => r.grantType === 'refresh_token').length;
 
@@ -60,13 +63,19 @@ describe.skipIf(missing)('user token refresh against a real OAuth server with re
       close: () => store.close(),
       async collection<T>(name: string): Promise<DocumentCollection<T>> {
         const c = await store.collection<T>(name);
-        if (name !== 'user-tokens') return c;
+        if (name !== 'user-tokens' && name !== 'providers') return c;
         const update: DocumentCollection<T>['update'] = (...args) => {
-          if (crashes === 0) return c.update(...args);
+          if (crashes === 0 || name !== 'user-tokens') return c.update(...args);
           crashes--;
           return Promise.reject(new Error('simulated crash after the upstream refresh'));
         };
-        return { get: c.get.bind(c), create: c.create.bind(c), createMany: c.createMany.bind(c), update, delete: c.delete.bind(c), list: c.list.bind(c), sweepExpired: c.sweepExpired.bind(c) };
+        // And a provider delete that stops after its users' tokens were retired, before the record goes.
+        const remove: DocumentCollection<T>['delete'] = (...args) => {
+          if (providerDeleteCrashes === 0 || name !== 'providers') return c.delete(...args);
+          providerDeleteCrashes--;
+          return Promise.reject(new Error('simulated crash before the provider record is deleted'));
+        };
+        return { get: c.get.bind(c), create: c.create.bind(c), createMany: c.createMany.bind(c), update, delete: remove, list: c.list.bind(c), sweepExpired: c.sweepExpired.bind(c) };
       },
     });
     h = await startSystem({ services: ['directory', 'authorizer'], env: { VAULT_LEASE_TTL_SECONDS: '3', VAULT_REFRESH_WAIT_MS: '10000' } });
@@ -168,6 +177,30 @@ describe.skipIf(missing)('user token refresh against a real OAuth server with re
     await h.bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name: 'short-lived', vendor: 'custom', discoveryUrl: idp.discoveryUrl, clientId: 'test-app', clientSecret: 'test-app-secret', allowedWorkloads: ['crm-agent'] });
     const again = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'short-lived', flow: 'USER_FEDERATION', scopes: SCOPES }));
     expect(again.code).toBe('consent_required');
+  });
+
+  it('a provider delete that stops half-way: the provider is unusable at once, and the next delete finishes it', async () => {
+    const create = () => h.bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name: 'halfway', vendor: 'custom', discoveryUrl: idp.discoveryUrl, clientId: 'test-app', clientSecret: 'test-app-secret', allowedWorkloads: ['crm-agent'] });
+    await create();
+    const { wat, user } = await h.userWat('crm-agent', agentKey, 'halfway-user');
+    const tokens = await idp.userTokens({ sub: 'halfway-user', audience: AUDIENCE, scope: 'crm:read' });
+    await seed.userTokens('acme', 'halfway', user, SCOPES, { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresIn: 600 });
+    await seed.grant('acme', { workload: 'crm-agent', provider: 'halfway', user, scopes: SCOPES });
+    const token = (request: object = {}) => h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'halfway', flow: 'USER_FEDERATION', scopes: SCOPES, ...request });
+    expect((await token()).accessToken).toBe(tokens.accessToken);
+    const revocations = idp.revocationRequests;
+    providerDeleteCrashes = 1;
+    expect((await failure(h.bus.request(providerDeleteEndpoint, { tenant: 'acme', name: 'halfway' }))).code).toBe('internal');
+    expect(providerDeleteCrashes).toBe(0);
+    // Retired already: revoked upstream, nothing more released, nothing shown; the name is still taken until the delete is finished.
+    expect(idp.revocationRequests).toBeGreaterThan(revocations);
+    expect((await failure(token())).code).toBe('not_found');
+    expect((await failure(h.bus.request(providerGetEndpoint, { tenant: 'acme', name: 'halfway' }))).code).toBe('not_found');
+    expect((await h.bus.request(providerListEndpoint, { tenant: 'acme' })).items.map((p) => p.name)).not.toContain('halfway');
+    expect((await failure(create())).code).toBe('conflict');
+    expect(await h.bus.request(providerDeleteEndpoint, { tenant: 'acme', name: 'halfway' })).toEqual({ deleted: true });
+    await create();
+    expect((await failure(token())).code).toBe('consent_required');
   });
 
   it('refreshes recently used tokens ahead of expiry', async () => {

@@ -70,7 +70,7 @@ export class Vault {
       new TokenRelease({ gate, providers, clients, machineTokens, userTokens, grants, sessions, upstream, recentUse: proactive, audit, returnUrlsOf }),
       new ApiKeyRelease(gate, providers, audit),
       revocation,
-      new ProviderAdministration({ repository: stores.providers, registry: providers, machineTokens, userTokens, grants, revocation, audit, events: deps.publisher }),
+      new ProviderAdministration({ repository: stores.providers, registry: providers, machineTokens, grants, revocation, audit, events: deps.publisher }),
       sessions,
       new ConsentCeremony({ wats, sessions, providers, clients, userTokens, grants, revocation, audit, events: deps.publisher }),
       new GrantAdministration(grants, revocation, audit),

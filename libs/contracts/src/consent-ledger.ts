@@ -92,8 +92,6 @@ export const grantTermSchema = z.strictObject({
   once: z.boolean(),
 });
 
-export type GrantTerm = z.output<typeof grantTermSchema>;
-
 /**
  * The authorization-code exchange, done in the vault so client secrets never leave it: validates
  * the authorization response (RFC 9207 `iss`), redeems the code with the PKCE verifier. A session

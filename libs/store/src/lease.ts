@@ -88,7 +88,10 @@ export class LeaseRecords<P = never> {
     this.#now = options.now ?? Date.now;
   }
 
-  /** The lease, now ours; undefined while another holder's is live. A taken-over lease keeps its payload. */
+  /**
+   * The lease, now ours (also when it was ours already: a holder is one process, which asks for
+   * one id once at a time); undefined while another holder's is live. A taken-over lease keeps its payload.
+   */
   async acquire(tenant: TenantId, id: string): Promise<HeldLease<P> | undefined> {
     const { holder, ttlMs } = this.options;
     const fresh = new Lease(undefined).acquire(holder, this.#now(), ttlMs);

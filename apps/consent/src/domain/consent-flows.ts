@@ -4,7 +4,7 @@ import { MandateError, type AuditActionOf, type AuditSink, type consentAudit, ty
 import type { StoredDocument } from '@mandate/store';
 import { inTraceOf, lazyInstruments } from '@mandate/telemetry';
 import type { MandateLedger, WorkloadInfo } from '../clients/ledger.js';
-import type { ConsentFlowDocument, GrantDuration, OneTimeRecords } from '../store/repositories.js';
+import type { ConsentFlowDocument, GrantDuration, BrowserRecords } from '../store/repositories.js';
 import { browserKey, issuerOf, parseState, type SignIn } from './sign-in.js';
 
 const TRACER = '@mandate/consent';
@@ -76,7 +76,7 @@ export class ConsentFlows {
   readonly #now: () => number;
 
   constructor(
-    private readonly flows: OneTimeRecords<ConsentFlowDocument>,
+    private readonly flows: BrowserRecords<ConsentFlowDocument>,
     private readonly signIn: SignIn,
     private readonly ledger: MandateLedger,
     private readonly audit: AuditSink<ConsentAction>,
@@ -109,24 +109,29 @@ export class ConsentFlows {
         ...(customState ? { customState } : {}),
         ...(traceparent ? { traceparent } : {}),
       };
-      await this.flows.put(tenant, flowKey(browserId, sessionId), flow, Math.max(1, expiresAt - this.#now()));
+      // Shown again (a reload, another tab), it keeps a trip to the provider already under way.
+      await this.flows.write(tenant, flowKey(browserId, sessionId), (current) => ({ ...flow, ...(current?.approved ? { approved: current.approved } : {}) }), Math.max(1, expiresAt - this.#now()));
       instruments().prompts.add(1, { outcome: 'shown', provider });
       return { session, workload };
     });
   }
 
-  /** Approve: remembers this browser's trip and returns the provider's authorization URL. */
+  /**
+   * Approve: remembers this browser's trip and returns the provider's authorization URL. Approving
+   * again (another tab) starts a new trip; the provider's answer to an earlier one is then refused,
+   * and the session stays open.
+   */
   async approve(tenant: TenantId, sessionId: string, browserId: string, duration: GrantDuration): Promise<string> {
     const stored = await this.#flow(tenant, sessionId, browserId);
     return inTraceOf(stored.value.traceparent, TRACER, 'consent approve', async () => {
       const flow = stored.value;
       await this.#requireBound(tenant, flow, browserId);
-      if (flow.approved) throw new MandateError('conflict', 'this consent request is already answered');
       const remainingMs = flow.expiresAt - this.#now();
       if (remainingMs <= 0) throw new MandateError('not_found', 'this consent request has expired');
       const provider = await this.ledger.providerAuthorization(tenant, flow.provider);
       const codeVerifier = oauth.generateRandomCodeVerifier();
-      await this.flows.update(tenant, stored, { ...flow, approved: { codeVerifier, duration, redirectUri: this.options.redirectUri } }, remainingMs);
+      const trip = randomBytes(12).toString('base64url');
+      await this.flows.update(tenant, stored, { ...flow, approved: { codeVerifier, duration, redirectUri: this.options.redirectUri, trip } }, remainingMs);
       const url = new URL(provider.authorizationEndpoint);
       // The workload's extra parameters first, so nothing it sends can replace a protocol parameter;
       // those that would change what the person approves, or where the answer goes, never pass.
@@ -137,7 +142,7 @@ export class ConsentFlows {
         response_type: 'code',
         client_id: provider.clientId,
         redirect_uri: this.options.redirectUri,
-        state: `${tenant}.${stored.id}`,
+        state: `${tenant}.${stored.id}${trip}`,
         code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
         code_challenge_method: 'S256',
         ...(flow.scopes.length > 0 ? { scope: flow.scopes.join(provider.scopeSeparator) } : {}),
@@ -169,14 +174,19 @@ export class ConsentFlows {
    */
   async callback(params: URLSearchParams, browserId: string | undefined): Promise<Outcome> {
     const { tenant, key } = parseState(params.get('state'));
-    const stored = await this.flows.get(tenant, key);
-    return inTraceOf(stored?.value.traceparent, TRACER, 'consent callback', () => this.#callback(params, browserId, tenant, stored));
+    const stored = await this.flows.get(tenant, key.slice(0, FLOW_KEY_LENGTH));
+    return inTraceOf(stored?.value.traceparent, TRACER, 'consent callback', () => this.#callback(params, browserId, tenant, stored, key.slice(FLOW_KEY_LENGTH)));
   }
 
-  async #callback(params: URLSearchParams, browserId: string | undefined, tenant: TenantId, stored: StoredDocument<ConsentFlowDocument> | undefined): Promise<Outcome> {
+  async #callback(params: URLSearchParams, browserId: string | undefined, tenant: TenantId, stored: StoredDocument<ConsentFlowDocument> | undefined, trip: string): Promise<Outcome> {
     if (!stored || !stored.value.approved || !browserId || !sameText(stored.value.browser, browserKey(browserId))) {
       if (stored?.value.approved) await this.#audit(tenant, stored.value, 'consent-callback', 'denied', 'browser_mismatch');
       throw new MandateError('access_denied', 'this sign-in response does not belong to this browser, or was already used');
+    }
+    // An earlier trip of this browser, superseded by a later approve: refused; the later one goes on.
+    if (!sameText(stored.value.approved.trip, trip)) {
+      await this.#audit(tenant, stored.value, 'consent-callback', 'denied', 'superseded');
+      throw new MandateError('access_denied', 'this sign-in response is for an earlier attempt; finish the latest one');
     }
     // Single use: whoever deletes it first goes on; a replay finds nothing.
     if (!(await this.flows.delete(tenant, stored.id, stored.revision))) throw new MandateError('access_denied', 'this sign-in response was already used');
@@ -297,7 +307,8 @@ export class ConsentFlows {
   }
 }
 
-/** The flow's key, and the random part of its `state`: unguessable without the browser's cookie. */
+/** The flow's key (43 characters), the first part of its trips' `state`: unguessable without the browser's cookie. */
+const FLOW_KEY_LENGTH = 43;
 function flowKey(browserId: string, sessionId: string): string {
   return createHash('sha256').update(`consent-flow\n${browserId}\n${sessionId}`).digest('base64url');
 }

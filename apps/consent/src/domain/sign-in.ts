@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { MandateError, OIDC_DISCOVERY_SUFFIX, tenantId, type TenantId, type UserRef } from '@mandate/contracts';
-import type { LoginTripDocument, OneTimeRecords, SignedInDocument } from '../store/repositories.js';
+import type { LoginTripDocument, BrowserRecords, SignedInDocument } from '../store/repositories.js';
 
 export interface SignInOptions {
   /** `<CONSENT_PUBLIC_URL>/login/callback`, exactly. */
@@ -37,8 +37,8 @@ export class SignIn {
   readonly #now: () => number;
 
   constructor(
-    private readonly trips: OneTimeRecords<LoginTripDocument>,
-    private readonly signedIn: OneTimeRecords<SignedInDocument>,
+    private readonly trips: BrowserRecords<LoginTripDocument>,
+    private readonly signedIn: BrowserRecords<SignedInDocument>,
     private readonly options: SignInOptions,
   ) {
     this.#now = options.now ?? Date.now;

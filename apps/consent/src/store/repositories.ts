@@ -32,7 +32,8 @@ export interface ConsentFlowDocument {
   expiresAt: number;
   /** The trace of the request that opened the session, for the later steps to continue. */
   traceparent?: string;
-  approved?: { codeVerifier: string; duration: GrantDuration; redirectUri: string };
+  /** `trip`: random per approve, the rest of the `state`, so only the latest trip's answer is taken. */
+  approved?: { codeVerifier: string; duration: GrantDuration; redirectUri: string; trip: string };
 }
 
 /** One trip to the tenant's IdP, keyed by the random part of `state`; deleted by its callback. */
@@ -52,8 +53,8 @@ export interface SignedInDocument {
   expiresAt: number;
 }
 
-/** A repository of records that are only ever created, read and deleted once used. */
-export class OneTimeRecords<T> {
+/** One kind of browser-side record: short-lived (a TTL each), and single use where it is deleted with its revision. */
+export class BrowserRecords<T> {
   constructor(private readonly records: DocumentCollection<T>) {}
 
   get(tenant: TenantId, id: string): Promise<StoredDocument<T> | undefined> {
@@ -64,9 +65,9 @@ export class OneTimeRecords<T> {
     return this.records.create(tenant, id, value, { ttlMs });
   }
 
-  /** Written over whatever was there. */
-  async put(tenant: TenantId, id: string, value: T, ttlMs: number): Promise<void> {
-    await updateWithRetry(this.records, tenant, id, () => ({ value, options: { ttlMs } }));
+  /** Written over whatever was there, from what was there. */
+  async write(tenant: TenantId, id: string, value: (current: T | undefined) => T, ttlMs: number): Promise<void> {
+    await updateWithRetry(this.records, tenant, id, (current) => ({ value: value(current?.value), options: { ttlMs } }));
   }
 
   /** Changed only if nobody changed it since it was read (`conflict` otherwise). */
@@ -81,18 +82,18 @@ export class OneTimeRecords<T> {
 }
 
 export interface ConsentRepositories {
-  flows: OneTimeRecords<ConsentFlowDocument>;
-  trips: OneTimeRecords<LoginTripDocument>;
-  signedIn: OneTimeRecords<SignedInDocument>;
+  flows: BrowserRecords<ConsentFlowDocument>;
+  trips: BrowserRecords<LoginTripDocument>;
+  signedIn: BrowserRecords<SignedInDocument>;
   expiring: SweptCollection[];
 }
 
 export async function openConsentRepositories(store: DocumentStore): Promise<ConsentRepositories> {
   const [flows, trips, signedIn] = await Promise.all(CONSENT_COLLECTIONS.map((name) => store.collection<never>(name)));
   return {
-    flows: new OneTimeRecords(flows as DocumentCollection<ConsentFlowDocument>),
-    trips: new OneTimeRecords(trips as DocumentCollection<LoginTripDocument>),
-    signedIn: new OneTimeRecords(signedIn as DocumentCollection<SignedInDocument>),
+    flows: new BrowserRecords(flows as DocumentCollection<ConsentFlowDocument>),
+    trips: new BrowserRecords(trips as DocumentCollection<LoginTripDocument>),
+    signedIn: new BrowserRecords(signedIn as DocumentCollection<SignedInDocument>),
     expiring: CONSENT_COLLECTIONS.map((name, i) => ({ name, collection: [flows, trips, signedIn][i]! })),
   };
 }

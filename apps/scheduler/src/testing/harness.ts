@@ -103,3 +103,4 @@ export async function startSchedulerHarness(overrides: Record<string, string> = 
     },
   };
 }
+export type { SchedulerApp } from '../scheduler.assembly.js';

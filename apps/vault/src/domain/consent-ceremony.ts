@@ -151,7 +151,8 @@ export class ConsentCeremony {
     await this.parts.userTokens.put(tenant, provider, user, scopes, token);
     await this.parts.audit.audit({ tenant, action: 'user-tokens-store', outcome: 'succeeded', actor: { user }, target: { provider, scopes } });
     await this.parts.grants.record(tenant, workload, provider, user, newScopes ?? scopes, terms);
-    await this.parts.events.publishEvent(consentGrantedEvent, tenant, { sessionId: session.id, workload, provider, user, scopes });
+    // A wake-up call only: an agent that misses it finds the grant when it asks again (the SDK re-checks on a backoff).
+    await this.parts.events.publishEvent(consentGrantedEvent, tenant, { sessionId: session.id, workload, provider, user, scopes }).catch(() => undefined);
     await this.parts.audit.audit({
       tenant,
       action: 'consent-grant',

@@ -20,7 +20,6 @@ import type { GrantLedger } from './grants.js';
 import type { MachineTokens } from './machine-tokens.js';
 import type { ProviderRegistry, SecretName } from './providers.js';
 import type { TokenRevocation } from './token-revocation.js';
-import type { UserTokens } from './user-tokens.js';
 
 type CreateRequest = ParsedRequestOf<typeof providerCreateEndpoint>;
 type UpdateRequest = ParsedRequestOf<typeof providerUpdateEndpoint>;
@@ -29,7 +28,6 @@ export interface ProviderAdministrationParts {
   repository: ProviderRepository;
   registry: ProviderRegistry;
   machineTokens: MachineTokens;
-  userTokens: UserTokens;
   grants: GrantLedger;
   revocation: TokenRevocation;
   audit: AuditSink<AuditActionOf<typeof vaultAudit>>;
@@ -80,9 +78,6 @@ export class ProviderAdministration {
     const stored = await this.parts.repository.create(request.tenant, document).catch((error: unknown) => {
       throw isCode(error, 'conflict') ? new MandateError('conflict', `a provider named ${request.name} already exists in this tenant`) : error;
     });
-    // What a delete that failed half-way left of an earlier provider of this name (nothing to revoke it with now).
-    await this.parts.userTokens.remove(request.tenant, request.name);
-    await this.parts.grants.removeForProvider(request.tenant, request.name);
     await this.#audit(request.tenant, 'provider-create', request.name, request.actor);
     return toView(request.tenant, stored);
   }
@@ -93,7 +88,7 @@ export class ProviderAdministration {
 
   async list(tenant: TenantId, limit: number, cursor: string | undefined): Promise<{ items: ProviderView[]; nextCursor?: string }> {
     const page = await this.parts.repository.list(tenant, limit, cursor);
-    return { items: page.items.map((item) => toView(tenant, item)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+    return { items: page.items.filter((item) => !item.value.retiring).map((item) => toView(tenant, item)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
   async update(request: UpdateRequest): Promise<ProviderView> {
@@ -135,15 +130,25 @@ export class ProviderAdministration {
     return toView(tenant, stored);
   }
 
-  /** Deleted first (the revision check can still fail); only then is what it left behind retired. */
+  /**
+   * Marked retiring first (where the revision check is: nothing changes if it fails), so nothing
+   * uses it any more; then its users' tokens and grants are retired, and only then is it deleted,
+   * with its secrets: a delete that stops half-way is finished by the next.
+   */
   async delete(tenant: TenantId, name: string, expectedRevision: number | undefined, actor: string | undefined): Promise<{ deleted: true }> {
-    const current = await this.parts.registry.fresh(tenant, name);
+    let current = await this.parts.repository.get(tenant, name);
+    if (!current) throw new MandateError('not_found', `no provider named ${name} in this tenant`);
     if (expectedRevision !== undefined && current.revision !== expectedRevision) throw conflict(name);
-    if (!(await this.parts.repository.delete(tenant, name, current.revision))) throw conflict(name);
-    this.parts.registry.evict(tenant, name);
+    if (!current.value.retiring) {
+      current = await this.parts.repository.update(tenant, { ...current.value, retiring: true }, current.revision).catch((error: unknown) => {
+        throw isCode(error, 'conflict') ? conflict(name) : error;
+      });
+      this.parts.registry.evict(tenant, name);
+      await this.parts.events.publishEvent(providerChangedEvent, tenant, { name, change: 'deleted' });
+    }
     await this.#retire(tenant, current);
+    if (!(await this.parts.repository.delete(tenant, name, current.revision))) throw conflict(name);
     await this.#audit(tenant, 'provider-delete', name, actor);
-    await this.parts.events.publishEvent(providerChangedEvent, tenant, { name, change: 'deleted' });
     return { deleted: true };
   }
 
@@ -160,7 +165,7 @@ export class ProviderAdministration {
 }
 
 function toView(tenant: TenantId, stored: StoredDocument<ProviderDocument>): ProviderView {
-  const { sealed, ...doc } = stored.value;
+  const { sealed, retiring: _retiring, ...doc } = stored.value;
   return { tenant, ...doc, secrets: (Object.keys(sealed) as SecretName[]).filter((k) => sealed[k]), revision: stored.revision };
 }
 

@@ -36,7 +36,8 @@ export class ProviderRegistry {
     const cached = this.#cache.get(key);
     if (cached && now - cached.at < this.cacheTtlMs) return cached.stored;
     const stored = await this.providers.get(tenant, name);
-    if (!stored) {
+    // A provider being deleted is gone for every use already.
+    if (!stored || stored.value.retiring) {
       this.#cache.delete(key);
       throw new MandateError('not_found', `no provider named ${name} in this tenant`);
     }

@@ -17,6 +17,8 @@ export interface ProviderDocument {
   tokenParameters?: Record<string, string>;
   allowedWorkloads: string[];
   sealed: { clientSecret?: string; clientPrivateJwk?: string; apiKey?: string };
+  /** Being deleted: refused for every use while its users' tokens and grants are retired. */
+  retiring?: true;
   createdAt: string;
   updatedAt: string;
 }
