@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import { Option, type Command } from 'commander';
 import { BusClient, connectToBus } from '@mandate/bus/client';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { ErrorCode, MandateError } from '@mandate/contracts';
+import type { EndpointContract, ErrorCode, MandateError, RequestOf, ResponseOf } from '@mandate/contracts';
 import { CliError } from './output.js';
 
 /**
@@ -63,6 +63,11 @@ export interface BusOptions {
   json: boolean;
 }
 
+/** The options of a command that changes something, which the audit trail records as done by `actor`. */
+export interface ActorOptions extends BusOptions {
+  actor: string;
+}
+
 /** `--nats-url`, `--tenant`, `--json` (and `--actor` when the request records one). */
 export function withBusOptions(command: Command, options: { actor?: boolean } = {}): Command {
   command
@@ -73,9 +78,14 @@ export function withBusOptions(command: Command, options: { actor?: boolean } = 
   return command;
 }
 
+/** `<parent> <verb> <name>`: a command about one named record, with the bus options (and `--actor` when it changes the record). */
+export function namedCommand(parent: Command, verb: string, description: string, options: { actor?: boolean; name?: string } = {}): Command {
+  return withBusOptions(parent.command(verb).description(description).argument('<name>', options.name), options);
+}
+
 /** The CLI's connection; NATS out of reach is exit code 6 with a hint, and no password in the message. */
-export function connectCli(natsUrl: string): Promise<NatsConnection> {
-  return connectToBus({ servers: natsUrl, name: 'mandate-cli', connectTimeoutMs: 3_000 }).catch((cause: unknown) => {
+export function connectCli(natsUrl: string, name = 'mandate-cli'): Promise<NatsConnection> {
+  return connectToBus({ servers: natsUrl, name, connectTimeoutMs: 3_000 }).catch((cause: unknown) => {
     throw new CliError(`cannot reach NATS at ${withoutCredentials(natsUrl)}: ${cause instanceof Error ? cause.message : String(cause)}. Is \`npm start\` running?`, EXIT.unavailable);
   });
 }
@@ -90,11 +100,20 @@ export async function withBus<T>(natsUrl: string, work: (bus: BusClient) => Prom
   }
 }
 
+/** Connects, sends one request and closes again: what most commands do. */
+export function sendRequest<E extends EndpointContract>(natsUrl: string, endpoint: E, payload: RequestOf<E>): Promise<ResponseOf<E>> {
+  return withBus(natsUrl, (bus) => bus.request(endpoint, payload));
+}
+
+/**
+ * A request's optional fields from the command line: an option not given is left out (not sent
+ * as undefined), so that `Object.keys` and `in` see only what the user asked for.
+ */
+export function defined<T extends Record<string, unknown>>(fields: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
 /** `nats://user:secret@host` → `nats://***@host`: a password in a URL stays out of messages. */
 export function withoutCredentials(urls: string): string {
   return urls.replace(/\/\/[^/@,\s]*@/g, '//***@');
-}
-
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

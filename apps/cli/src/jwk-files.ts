@@ -1,9 +1,9 @@
-import { constants } from 'node:fs';
-import { access, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, rm, writeFile } from 'node:fs/promises';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { PublicJwk } from '@mandate/contracts';
 import { EXIT } from './bus.js';
-import { CliError, warn } from './output.js';
+import { CliError } from './output.js';
+import { readOptionFile, warnIfOthersCanRead } from './input.js';
 
 /** Members only a private (or symmetric) JWK has; the directory refuses them, and so do we, earlier. */
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
@@ -16,12 +16,7 @@ function invalid(message: string): CliError {
 }
 
 async function readJson(file: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw invalid(`cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  const text = await readOptionFile(file, what);
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -81,8 +76,7 @@ export async function readPrivateKeyFile(file: string, option = '--key'): Promis
   const key = found[0] as JWK;
   if (typeof key.d !== 'string') throw invalid(`${file} is a public key; ${option} needs the private JWK (the file \`mandate workload keygen --out\` wrote)`);
   if (typeof key.kid !== 'string' || key.kid.length === 0) throw invalid(`${file}: the private JWK has no "kid"; add the kid its public key is registered under`);
-  const mode = (await stat(file)).mode;
-  if ((mode & 0o077) !== 0) warn(`${file} can be read by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
+  await warnIfOthersCanRead(file);
   return key;
 }
 
@@ -92,10 +86,14 @@ export function publicKeyPathFor(out: string): string {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return access(file, constants.F_OK).then(
-    () => true,
-    () => false,
-  );
+  return access(file).then(() => true, () => false);
+}
+
+/** Writes `value` as JSON to a new file: `wx` fails if the file appeared meanwhile; the mode applies as the file is created. */
+async function writeNewJsonFile(file: string, value: unknown, mode: number): Promise<void> {
+  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`, { flag: 'wx', mode }).catch((error: unknown) => {
+    throw new CliError(`cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  });
 }
 
 /**
@@ -113,17 +111,11 @@ export async function generateWorkloadKey(options: { out: string; alg: KeygenAlg
   const publicJwk = { ...publicPart, kid, alg: options.alg, use: 'sig' } as PublicJwk;
   const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: options.alg, use: 'sig' };
 
-  try {
-    // `wx`: fail if the file appeared meanwhile; the mode applies as the file is created.
-    await writeFile(options.out, `${JSON.stringify(privateJwk, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
-  } catch (error) {
-    throw new CliError(`cannot write ${options.out}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
-  try {
-    await writeFile(publicFile, `${JSON.stringify(publicJwk, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
-  } catch (error) {
+  await writeNewJsonFile(options.out, privateJwk, 0o600);
+  // No private key without its public half: a failed second write takes the first file back.
+  await writeNewJsonFile(publicFile, publicJwk, 0o644).catch(async (error: unknown) => {
     await rm(options.out, { force: true });
-    throw new CliError(`cannot write ${publicFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+    throw error;
+  });
   return { publicJwk, privateFile: options.out, publicFile };
 }

@@ -2,7 +2,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@mandate/config';
 import { isMandateError } from '@mandate/contracts';
-import { up } from './commands/up.js';
+import { up, type UpOptions } from './commands/up.js';
 import { status } from './commands/status.js';
 import { rotateKeys } from './commands/keys.js';
 import { addWorkloadCommands } from './commands/workload.js';
@@ -41,18 +41,14 @@ program
   .addOption(new Option('--metrics-port <port>', 'first Prometheus port (one per service); 0 disables').argParser(port).default(9464))
   .addOption(new Option('--no-services', 'start NATS and the streams only'))
   .addOption(new Option('--log-level <level>', 'service log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
-  .action(async (options: { dataDir: string; natsPort: number; monitorPort: number; metricsPort: number; services: boolean; logLevel: string }) => {
-    await up(options);
-  });
+  .action((options: UpOptions) => up(options));
 
 program
   .command('status')
   .description('list the services answering on the bus and the state of the streams')
   .addOption(natsUrlOption)
   .option('--json', 'print JSON instead of tables', false)
-  .action(async (options: { natsUrl: string; json: boolean }) => {
-    await status(options);
-  });
+  .action((options: { natsUrl: string; json: boolean }) => status(options));
 
 program
   .command('keys')
@@ -61,9 +57,7 @@ program
   .description('add a new primary key to the embedded key file (old keys stay readable)')
   .addOption(dataDirOption)
   .option('--key-file <file>', 'key file to rotate (default: <data-dir>/keys/master-keys.json)')
-  .action(async (options: { dataDir: string; keyFile?: string }) => {
-    await rotateKeys(options);
-  });
+  .action((options: { dataDir: string; keyFile?: string }) => rotateKeys(options));
 
 addWorkloadCommands(program);
 addTokenCommands(program);

@@ -6,6 +6,11 @@ import type { ClaimRule } from '@mandate/contracts';
  * or throws `InvalidArgumentError` (a usage error, exit code 2) saying what the value should be.
  */
 
+/** Where commander keeps an option's value: `--client-secret-file` (or `client-secret-file`) → `clientSecretFile`. */
+export function attributeOf(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
 /** A repeatable string option: `--return-url a --return-url b`. */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

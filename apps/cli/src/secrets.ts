@@ -1,7 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
 import { Option } from 'commander';
 import { EXIT } from './bus.js';
-import { CliError, step, warn } from './output.js';
+import { readOptionFile, readStdin, warnIfOthersCanRead } from './input.js';
+import { attributeOf } from './parse.js';
+import { CliError, step } from './output.js';
 
 /*
  * Secrets (client secrets, API keys) never come as a plain command-line value: that would put them
@@ -24,12 +25,10 @@ export interface SecretSources {
   stdin?: string | undefined;
 }
 
-const camel = (stem: string) => stem.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
-
 /** Where commander puts the three options of `flags` on the options object. */
 export function secretSourcesOf(options: object, flags: SecretFlags): SecretSources {
   const o = options as Record<string, string | undefined>;
-  const key = camel(flags.stem);
+  const key = attributeOf(flags.stem);
   return { file: o[`${key}File`], env: o[`${key}Env`], stdin: o[key] };
 }
 
@@ -37,11 +36,10 @@ export function secretGiven(sources: SecretSources): boolean {
   return sources.file !== undefined || sources.env !== undefined || sources.stdin !== undefined;
 }
 
-/** The three options; at most one of them per command line. */
-/** `purpose` follows "from a file", e.g. " to rotate it". */
+/** The three options, at most one of them per command line; `purpose` follows "from a file", e.g. " to rotate it". */
 export function secretOptions(flags: SecretFlags, purpose = ''): Option[] {
   const names = [`${flags.stem}-file`, `${flags.stem}-env`, flags.stem];
-  const others = (self: string) => names.filter((n) => n !== self).map(camel);
+  const others = (self: string) => names.filter((n) => n !== self).map(attributeOf);
   return [
     new Option(`--${flags.stem}-file <file>`, `read the ${flags.what} from a file${purpose} (a trailing line break is dropped)`).conflicts(others(`${flags.stem}-file`)),
     new Option(`--${flags.stem}-env <var>`, `read the ${flags.what} from this environment variable (give its name, not the value)`).conflicts(others(`${flags.stem}-env`)),
@@ -68,9 +66,7 @@ export async function readSecret(flags: SecretFlags, sources: SecretSources): Pr
     }
     where = 'stdin';
     if (process.stdin.isTTY) step(`reading the ${flags.what} from stdin (it is shown as you type); end with Ctrl-D`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-    text = Buffer.concat(chunks).toString('utf8');
+    text = await readStdin();
   } else if (sources.env !== undefined) {
     where = `the variable named by --${flags.stem}-env`;
     const value = process.env[sources.env];
@@ -78,13 +74,8 @@ export async function readSecret(flags: SecretFlags, sources: SecretSources): Pr
     text = value;
   } else if (sources.file !== undefined) {
     where = `--${flags.stem}-file ${sources.file}`;
-    try {
-      text = await readFile(sources.file, 'utf8');
-    } catch (error) {
-      throw new CliError(`cannot read --${flags.stem}-file ${sources.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.invalid);
-    }
-    const mode = (await stat(sources.file)).mode;
-    if ((mode & 0o077) !== 0) warn(`${sources.file} can be read by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
+    text = await readOptionFile(sources.file, `--${flags.stem}-file`);
+    await warnIfOthersCanRead(sources.file);
   } else {
     return undefined;
   }

@@ -1,17 +1,8 @@
 import { Option, InvalidArgumentError, type Command } from 'commander';
-import { connectToBus } from '@mandate/bus/client';
-import {
-  auditQueryEndpoint,
-  auditRecordSchema,
-  auditVerifyEndpoint,
-  type AuditRecord,
-  type AuditVerifyReport,
-  type RequestOf,
-  type TrailEntry,
-} from '@mandate/contracts';
-import { EXIT, printJson, withBus, withBusOptions, withoutCredentials, type BusOptions } from '../bus.js';
+import { auditQueryEndpoint, auditRecordSchema, auditVerifyEndpoint, type AuditRecord, type AuditVerifyReport, type RequestOf, type TrailEntry } from '@mandate/contracts';
+import { connectCli, defined, sendRequest, withBusOptions, type BusOptions } from '../bus.js';
 import { positiveInteger } from '../parse.js';
-import { CliError, done, fail, green, red, step, table } from '../output.js';
+import { done, fail, green, printJson, printTable, red, step } from '../output.js';
 
 /*
  * `mandate audit …`: read the audit trail (query), follow it live (tail) and check it was not
@@ -40,10 +31,7 @@ function userOf(record: AuditRecord): string {
 }
 
 function printEntries(entries: TrailEntry[]): void {
-  if (entries.length === 0) {
-    process.stderr.write('no records\n');
-    return;
-  }
+  if (entries.length === 0) return void process.stderr.write('no records\n');
   const rows = entries.map(({ sequence, record }) => [
     String(sequence),
     record.occurredAt,
@@ -54,64 +42,41 @@ function printEntries(entries: TrailEntry[]): void {
     record.target?.provider ?? '',
     record.traceId,
   ]);
-  process.stdout.write(`${table([['seq', 'occurred', 'service/action', 'outcome', 'workload', 'user', 'provider', 'trace id'], ...rows])}\n`);
+  printTable(['seq', 'occurred', 'service/action', 'outcome', 'workload', 'user', 'provider', 'trace id'], rows);
 }
 
-interface QueryOptions extends BusOptions {
-  traceId?: string;
-  workload?: string;
-  user?: string;
-  provider?: string;
-  service?: string;
-  action?: string;
-  outcome?: 'allowed' | 'denied' | 'succeeded' | 'failed';
-  from?: string;
-  to?: string;
-  limit: number;
-  cursor?: string;
-}
+/** Each filter option is the request field of the same name (`--trace-id` is `traceId`). */
+type QueryOptions = BusOptions & Omit<RequestOf<typeof auditQueryEndpoint>, 'tenant' | 'limit'> & { limit: number };
 
 export async function auditQuery(options: QueryOptions): Promise<void> {
   const request: RequestOf<typeof auditQueryEndpoint> = { tenant: options.tenant, limit: options.limit };
   for (const key of ['traceId', 'workload', 'user', 'provider', 'service', 'action', 'outcome', 'from', 'to', 'cursor'] as const) {
     if (options[key] !== undefined) (request as Record<string, unknown>)[key] = options[key];
   }
-  const result = await withBus(options.natsUrl, (bus) => bus.request(auditQueryEndpoint, request));
+  const result = await sendRequest(options.natsUrl, auditQueryEndpoint, request);
   if (options.json) return printJson(result);
   printEntries(result.entries);
   if (result.nextCursor) process.stderr.write(`more: --cursor ${result.nextCursor} (${result.scanned} records read)\n`);
 }
 
 export async function auditVerify(options: BusOptions & { from?: number | string; to?: number | string }): Promise<void> {
-  const report: AuditVerifyReport = await withBus(options.natsUrl, (bus) =>
-    bus.request(auditVerifyEndpoint, {
-      tenant: options.tenant,
-      ...(options.from !== undefined ? { from: options.from } : {}),
-      ...(options.to !== undefined ? { to: options.to } : {}),
-    }),
-  );
-  if (options.json) printJson(report);
-  else {
-    const line = `${report.records.valid}/${report.records.total} records valid, ${report.digests.valid}/${report.digests.total} digests valid`;
-    process.stdout.write(`${report.ok ? green(line) : red(line)}\n`);
-    if (report.problem) {
-      process.stdout.write(`first problem: ${report.problem.kind}: ${report.problem.message}\n`);
-      for (const more of report.problems.slice(1)) process.stdout.write(`  also ${more.kind}: ${more.message}\n`);
-    }
+  const report: AuditVerifyReport = await sendRequest(options.natsUrl, auditVerifyEndpoint, { tenant: options.tenant, ...defined({ from: options.from, to: options.to }) });
+  if (!report.ok) process.exitCode = EXIT_TAMPERED;
+  if (options.json) return printJson(report);
+  const line = `${report.records.valid}/${report.records.total} records valid, ${report.digests.valid}/${report.digests.total} digests valid`;
+  process.stdout.write(`${report.ok ? green(line) : red(line)}\n`);
+  if (report.problem) {
+    process.stdout.write(`first problem: ${report.problem.kind}: ${report.problem.message}\n`);
+    for (const more of report.problems.slice(1)) process.stdout.write(`  also ${more.kind}: ${more.message}\n`);
   }
-  if (!report.ok) {
-    if (!options.json) fail(`the audit trail of ${options.tenant} (records ${report.fromSequence}-${report.toSequence}) does not verify`);
-    process.exitCode = EXIT_TAMPERED;
-  } else if (!options.json) {
-    done(`the audit trail of ${options.tenant} (records ${report.fromSequence}-${report.toSequence}) verifies`);
-  }
+  const trail = `the audit trail of ${options.tenant} (records ${report.fromSequence}-${report.toSequence})`;
+  if (report.ok) done(`${trail} verifies`);
+  else fail(`${trail} does not verify`);
 }
 
 /** Prints records as services publish them, until Ctrl-C. */
 export async function auditTail(options: BusOptions & { allTenants: boolean }): Promise<void> {
-  const nc = await connectToBus({ servers: options.natsUrl, name: 'mandate-cli-tail', connectTimeoutMs: 3_000 }).catch((cause: unknown) => {
-    throw new CliError(`cannot reach NATS at ${withoutCredentials(options.natsUrl)}: ${cause instanceof Error ? cause.message : String(cause)}. Is \`npm start\` running?`, EXIT.unavailable);
-  });
+  const nc = await connectCli(options.natsUrl, 'mandate-cli-tail');
   const subject = options.allTenants ? 'mandate.audit.>' : `mandate.audit.${options.tenant}.>`;
   const subscription = nc.subscribe(subject);
   const stop = () => subscription.unsubscribe();
@@ -163,11 +128,8 @@ export function addAuditCommands(program: Command): void {
     .option('--all-tenants', 'every tenant, not only --tenant', false)
     .action((options: BusOptions & { allTenants: boolean }) => auditTail(options));
 
-  withBusOptions(
-    audit
-      .command('verify')
-      .description(`check every hash, sequence and digest signature of a tenant's trail; exit ${EXIT_TAMPERED} naming the first broken record if it does not verify`),
-  )
+  const verify = `check every hash, sequence and digest signature of a tenant's trail; exit ${EXIT_TAMPERED} naming the first broken record if it does not verify`;
+  withBusOptions(audit.command('verify').description(verify))
     .addOption(new Option('--from <seq|time>', 'first record: a sequence number or an ISO time').argParser(sequenceOrTime))
     .addOption(new Option('--to <seq|time>', 'last record: a sequence number, or an ISO time (records appended before it)').argParser(sequenceOrTime))
     .action((options: BusOptions & { from?: number | string; to?: number | string }) => auditVerify(options));

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { grantCheckEndpoint, grantListEndpoint, grantRevokeEndpoint, USER_ID_ISSUER, type GrantView, type RequestOf } from '@mandate/contracts';
-import { printJson, withBus, withBusOptions, type BusOptions } from '../bus.js';
-import { block, dim, done, table } from '../output.js';
+import { grantCheckEndpoint, grantListEndpoint, grantRevokeEndpoint, USER_ID_ISSUER, type GrantView } from '@mandate/contracts';
+import { sendRequest, withBusOptions, type BusOptions } from '../bus.js';
+import { block, dim, done, orNone, printJson, printTable } from '../output.js';
 import { collect } from '../parse.js';
 
 /*
@@ -24,39 +24,24 @@ function until(grant: GrantView): string {
 
 /** `mandate grant list`: live grants of the tenant, a person's, or an agent's. */
 export async function listGrants(options: BusOptions & UserOptions & { workload?: string }): Promise<void> {
-  const request: RequestOf<typeof grantListEndpoint> = { tenant: options.tenant, ...userOf(options), ...(options.workload ? { workload: options.workload } : {}) };
-  const { items } = await withBus(options.natsUrl, (bus) => bus.request(grantListEndpoint, request));
+  const { items } = await sendRequest(options.natsUrl, grantListEndpoint, { tenant: options.tenant, ...userOf(options), ...(options.workload ? { workload: options.workload } : {}) });
   if (options.json) return printJson(items);
   if (items.length === 0) return void process.stderr.write(dim('no live grants\n'));
-  process.stdout.write(
-    `${table([['WORKLOAD', 'PROVIDER', 'USER', 'SCOPES', 'SINCE', 'UNTIL'], ...items.map((g) => [g.workload, g.provider, g.user.sub, g.scopes.join(' '), g.grantedAt, until(g)])])}\n`,
-  );
+  printTable(['WORKLOAD', 'PROVIDER', 'USER', 'SCOPES', 'SINCE', 'UNTIL'], items.map((g) => [g.workload, g.provider, g.user.sub, g.scopes.join(' '), g.grantedAt, until(g)]));
 }
 
 /** `mandate grant check`: would a token request for these scopes be released without asking the person? */
 export async function checkGrant(options: BusOptions & UserOptions & { workload: string; provider: string; scope: string[] }): Promise<void> {
-  const request: RequestOf<typeof grantCheckEndpoint> = {
-    tenant: options.tenant,
-    workload: options.workload,
-    provider: options.provider,
-    user: { iss: options.userIss, sub: options.userSub! },
-    scopes: options.scope,
-  };
-  const result = await withBus(options.natsUrl, (bus) => bus.request(grantCheckEndpoint, request));
+  const user = { iss: options.userIss, sub: options.userSub! };
+  const result = await sendRequest(options.natsUrl, grantCheckEndpoint, { tenant: options.tenant, workload: options.workload, provider: options.provider, user, scopes: options.scope });
   if (options.json) return printJson(result);
-  process.stdout.write(`${block([['granted', [result.granted ? 'yes' : 'no']], ['missing', result.missing.length > 0 ? result.missing : [dim('none')]]])}\n`);
+  process.stdout.write(`${block([['granted', [result.granted ? 'yes' : 'no']], ['missing', orNone(result.missing)]])}\n`);
 }
 
 /** `mandate grant revoke`: removes a person's grants to an agent; tokens no other grant needs are revoked upstream. */
 export async function revokeGrants(options: BusOptions & UserOptions & { workload: string; provider?: string; actor: string }): Promise<void> {
-  const request: RequestOf<typeof grantRevokeEndpoint> = {
-    tenant: options.tenant,
-    workload: options.workload,
-    user: { iss: options.userIss, sub: options.userSub! },
-    ...(options.provider ? { provider: options.provider } : {}),
-    actor: options.actor,
-  };
-  const result = await withBus(options.natsUrl, (bus) => bus.request(grantRevokeEndpoint, request));
+  const user = { iss: options.userIss, sub: options.userSub! };
+  const result = await sendRequest(options.natsUrl, grantRevokeEndpoint, { tenant: options.tenant, workload: options.workload, user, ...(options.provider ? { provider: options.provider } : {}), actor: options.actor });
   if (options.json) return printJson(result);
   done(`revoked ${result.revoked} grant${result.revoked === 1 ? '' : 's'} of ${options.userSub} to ${options.workload}`);
   if (result.tokensRevoked.length > 0) process.stderr.write(dim(`stored tokens deleted and revoked at: ${result.tokensRevoked.join(', ')}\n`));

@@ -10,11 +10,12 @@ import {
   jobRunsEndpoint,
   type JobView,
   type RequestOf,
-  type RunView,
 } from '@mandate/contracts';
-import { EXIT, printJson, withBus, withBusOptions, type BusOptions } from '../bus.js';
+import { EXIT, namedCommand, sendRequest, withBusOptions, type ActorOptions, type BusOptions } from '../bus.js';
+import { changeOf } from '../changes.js';
 import { readPrivateKeyFile } from '../jwk-files.js';
-import { block, CliError, dim, done, table } from '../output.js';
+import { block, CliError, dim, printDone, printJson, printResult, printTable } from '../output.js';
+import { listPages, withPageOptions, type Page, type PageOptions } from '../pages.js';
 import { collect, nonNegativeInteger, positiveInteger } from '../parse.js';
 
 /*
@@ -22,10 +23,6 @@ import { collect, nonNegativeInteger, positiveInteger } from '../parse.js';
  * workload's private key file (the one made by `mandate workload keygen`); the scheduler seals
  * it and never shows it again.
  */
-
-interface ActorOptions extends BusOptions {
-  actor: string;
-}
 
 interface CreateOptions extends ActorOptions {
   workload: string;
@@ -71,43 +68,37 @@ async function createJob(name: string, options: CreateOptions): Promise<void> {
     paused: options.paused ?? false,
     actor: options.actor,
   };
-  const job = await withBus(options.natsUrl, (bus) => bus.request(jobCreateEndpoint, request));
-  printJob(job, options.json);
+  printResult(await sendRequest(options.natsUrl, jobCreateEndpoint, request), options.json, formatJob);
 }
 
-function printJob(job: JobView, json: boolean): void {
-  if (json) return printJson(job);
+function formatJob(job: JobView): string {
   const trigger = job.trigger.kind === 'cron' ? `cron "${job.trigger.expression}" in ${job.trigger.timeZone}` : `event on ${job.triggerSubject}`;
   const action = job.action.kind === 'http' ? `${job.action.method} ${job.action.url} (M2M token from ${job.action.provider}${job.action.scopes.length ? `, scopes ${job.action.scopes.join(' ')}` : ''})` : `task to ${job.taskSubject}`;
-  process.stdout.write(
-    `${block([
-      ['job', [job.name]],
-      ['state', [job.state]],
-      ['workload', [job.workload]],
-      ['trigger', [trigger]],
-      ['action', [action]],
-      ['missed fires', [job.missedFire]],
-      ['retries', [`${job.retry.limit}, backoff ${job.retry.backoffMs} ms doubling up to ${job.retry.maxBackoffMs} ms`]],
-      ['last fired', [job.lastFiredAt ?? dim('never')]],
-      ['next fire', [job.nextFireAt ?? dim(job.trigger.kind === 'event' ? 'on each event' : '-')]],
-      ['revision', [String(job.revision)]],
-    ])}\n`,
-  );
+  return block([
+    ['job', [job.name]],
+    ['state', [job.state]],
+    ['workload', [job.workload]],
+    ['trigger', [trigger]],
+    ['action', [action]],
+    ['missed fires', [job.missedFire]],
+    ['retries', [`${job.retry.limit}, backoff ${job.retry.backoffMs} ms doubling up to ${job.retry.maxBackoffMs} ms`]],
+    ['last fired', [job.lastFiredAt ?? dim('never')]],
+    ['next fire', [job.nextFireAt ?? dim(job.trigger.kind === 'event' ? 'on each event' : '-')]],
+    ['revision', [String(job.revision)]],
+  ]);
 }
 
-async function listJobs(options: BusOptions & { limit?: number; cursor?: string; all: boolean }): Promise<void> {
-  const items: JobView[] = [];
-  let cursor = options.cursor;
-  await withBus(options.natsUrl, async (bus) => {
-    do {
-      const page = await bus.request(jobListEndpoint, { tenant: options.tenant, ...(options.limit ? { limit: options.limit } : {}), ...(cursor ? { cursor } : {}) });
-      items.push(...page.items);
-      cursor = page.nextCursor;
-    } while (options.all && cursor);
-  });
-  if (options.json) return printJson({ items, ...(cursor ? { nextCursor: cursor } : {}) });
-  if (items.length === 0) return void process.stdout.write(`${dim('no jobs')}\n`);
-  const rows = items.map((job) => [
+/** A page of jobs or runs: JSON, or a table (everything on stdout) with the cursor of the next page after it. */
+function printJobPage<T>(page: Page<T>, json: boolean, empty: string, header: string[], row: (item: T) => string[]): void {
+  if (json) return printJson(page);
+  if (page.items.length === 0) return void process.stdout.write(`${dim(empty)}\n`);
+  printTable(header, page.items.map(row));
+  if (page.nextCursor) process.stdout.write(`${dim(`more: --cursor ${page.nextCursor}`)}\n`);
+}
+
+async function listJobs(options: BusOptions & PageOptions): Promise<void> {
+  const page = await listPages(options.natsUrl, options, 'jobs', (bus, paging) => bus.request(jobListEndpoint, { tenant: options.tenant, ...paging }));
+  printJobPage(page, options.json, 'no jobs', ['NAME', 'STATE', 'WORKLOAD', 'TRIGGER', 'ACTION', 'NEXT FIRE'], (job) => [
     job.name,
     job.state,
     job.workload,
@@ -115,23 +106,11 @@ async function listJobs(options: BusOptions & { limit?: number; cursor?: string;
     job.action.kind === 'http' ? `${job.action.method} ${job.action.url}` : 'task',
     job.nextFireAt ?? '-',
   ]);
-  process.stdout.write(`${table([['NAME', 'STATE', 'WORKLOAD', 'TRIGGER', 'ACTION', 'NEXT FIRE'], ...rows])}\n`);
-  if (cursor) process.stdout.write(`${dim(`more: --cursor ${cursor}`)}\n`);
 }
 
-async function listRuns(name: string, options: BusOptions & { limit?: number; cursor?: string; all: boolean }): Promise<void> {
-  const items: RunView[] = [];
-  let cursor = options.cursor;
-  await withBus(options.natsUrl, async (bus) => {
-    do {
-      const page = await bus.request(jobRunsEndpoint, { tenant: options.tenant, name, ...(options.limit ? { limit: options.limit } : {}), ...(cursor ? { cursor } : {}) });
-      items.push(...page.items);
-      cursor = page.nextCursor;
-    } while (options.all && cursor);
-  });
-  if (options.json) return printJson({ items, ...(cursor ? { nextCursor: cursor } : {}) });
-  if (items.length === 0) return void process.stdout.write(`${dim('no runs yet')}\n`);
-  const rows = items.map((run) => [
+async function listRuns(name: string, options: BusOptions & PageOptions): Promise<void> {
+  const page = await listPages(options.natsUrl, options, 'runs', (bus, paging) => bus.request(jobRunsEndpoint, { tenant: options.tenant, name, ...paging }));
+  printJobPage(page, options.json, 'no runs yet', ['SCHEDULED FOR', 'TRIGGER', 'STATE', 'ATTEMPTS', 'HTTP', 'DETAIL'], (run) => [
     run.scheduledFor,
     run.trigger,
     run.state,
@@ -139,14 +118,12 @@ async function listRuns(name: string, options: BusOptions & { limit?: number; cu
     run.httpStatus !== undefined ? String(run.httpStatus) : '-',
     run.lastError ? `${run.lastError.code}: ${run.lastError.message}` : run.nextAttemptAt ? `next attempt ${run.nextAttemptAt}` : '',
   ]);
-  process.stdout.write(`${table([['SCHEDULED FOR', 'TRIGGER', 'STATE', 'ATTEMPTS', 'HTTP', 'DETAIL'], ...rows])}\n`);
-  if (cursor) process.stdout.write(`${dim(`more: --cursor ${cursor}`)}\n`);
 }
 
 export function addJobCommands(program: Command): void {
   const job = program.command('job').description('manage background jobs in the scheduler (cron or event triggered, run as their own workload)');
 
-  withBusOptions(job.command('create').description('create a job').argument('<name>', 'job name: lower-case letters, digits, dashes'), { actor: true })
+  namedCommand(job, 'create', 'create a job', { actor: true, name: 'job name: lower-case letters, digits, dashes' })
     .requiredOption('--workload <name>', 'the workload the job runs as')
     .requiredOption('--key <file>', "the workload's private JWK file (sealed by the scheduler, never shown again)")
     .option('--cron <expression>', 'cron trigger: 5 fields (or 6 with seconds first), e.g. "0 20 * * 3"')
@@ -166,36 +143,25 @@ export function addJobCommands(program: Command): void {
     .option('--paused', 'create it paused')
     .action((name: string, options: CreateOptions) => createJob(name, options));
 
-  withBusOptions(job.command('get').description('show one job').argument('<name>')).action(async (name: string, options: BusOptions) =>
-    printJob(await withBus(options.natsUrl, (bus) => bus.request(jobGetEndpoint, { tenant: options.tenant, name })), options.json),
+  namedCommand(job, 'get', 'show one job').action(async (name: string, options: BusOptions) =>
+    printResult(await sendRequest(options.natsUrl, jobGetEndpoint, { tenant: options.tenant, name }), options.json, formatJob),
   );
 
-  withBusOptions(job.command('list').description('list the jobs of the tenant'))
-    .option('--limit <n>', 'jobs per page (1-1000, default 100)', positiveInteger)
-    .option('--cursor <cursor>', 'continue from where a previous page ended')
-    .option('--all', 'follow every page to the end', false)
-    .action((options: BusOptions & { limit?: number; cursor?: string; all: boolean }) => listJobs(options));
+  withPageOptions(withBusOptions(job.command('list').description('list the jobs of the tenant')), 'jobs').action((options: BusOptions & PageOptions) => listJobs(options));
 
   for (const [verb, endpoint, text] of [
     ['pause', jobPauseEndpoint, 'stop firing a job (runs under way finish)'],
     ['resume', jobResumeEndpoint, 'fire a paused job again from now on'],
   ] as const) {
-    withBusOptions(job.command(verb).description(text).argument('<name>'), { actor: true }).action(async (name: string, options: ActorOptions) => {
-      const view = await withBus(options.natsUrl, (bus) => bus.request(endpoint, { tenant: options.tenant, name, actor: options.actor }));
-      if (options.json) return printJson(view);
-      done(`job ${name} is ${view.state}`);
+    namedCommand(job, verb, text, { actor: true }).action(async (name: string, options: ActorOptions) => {
+      const view = await sendRequest(options.natsUrl, endpoint, changeOf(name, options));
+      printDone(view, options.json, `job ${name} is ${view.state}`);
     });
   }
 
-  withBusOptions(job.command('delete').description('delete a job; unfinished runs are cancelled').argument('<name>'), { actor: true }).action(async (name: string, options: ActorOptions) => {
-    const result = await withBus(options.natsUrl, (bus) => bus.request(jobDeleteEndpoint, { tenant: options.tenant, name, actor: options.actor }));
-    if (options.json) return printJson(result);
-    done(`job ${name} deleted`);
-  });
+  namedCommand(job, 'delete', 'delete a job; unfinished runs are cancelled', { actor: true }).action(async (name: string, options: ActorOptions) =>
+    printDone(await sendRequest(options.natsUrl, jobDeleteEndpoint, changeOf(name, options)), options.json, `job ${name} deleted`),
+  );
 
-  withBusOptions(job.command('runs').description('list the recorded runs of a job, oldest first').argument('<name>'))
-    .option('--limit <n>', 'runs per page (1-1000, default 100)', positiveInteger)
-    .option('--cursor <cursor>', 'continue from where a previous page ended')
-    .option('--all', 'follow every page to the end', false)
-    .action((name: string, options: BusOptions & { limit?: number; cursor?: string; all: boolean }) => listRuns(name, options));
+  withPageOptions(namedCommand(job, 'runs', 'list the recorded runs of a job, oldest first'), 'runs').action((name: string, options: BusOptions & PageOptions) => listRuns(name, options));
 }

@@ -16,10 +16,12 @@ import {
   type ProviderView,
   type RequestOf,
 } from '@mandate/contracts';
-import { EXIT, printJson, withBus, withBusOptions, type BusOptions } from '../bus.js';
+import { defined, EXIT, namedCommand, sendRequest, withBusOptions, type ActorOptions, type BusOptions } from '../bus.js';
+import { applyClears, changeOf, nothingToChange, revisionOption, type ChangeOptions } from '../changes.js';
 import { readPrivateKeyFile } from '../jwk-files.js';
-import { block, CliError, dim, done, step, table, warn } from '../output.js';
-import { collect, collectParam, nonNegativeInteger, positiveInteger } from '../parse.js';
+import { block, CliError, dim, none, orNone, printDone, printJson, printResult, warn } from '../output.js';
+import { listPages, printPage, withPageOptions, type PageOptions } from '../pages.js';
+import { attributeOf, collect, collectParam } from '../parse.js';
 import { readSecret, secretGiven, secretOptions, secretSourcesOf, type SecretFlags } from '../secrets.js';
 
 /*
@@ -33,10 +35,6 @@ type ClientAuthMethod = (typeof clientAuthMethodSchema.options)[number];
 const CLIENT_SECRET: SecretFlags = { stem: 'client-secret', what: 'client secret' };
 const API_KEY: SecretFlags = { stem: 'key', what: 'API key' };
 const VENDORS = [...PRESET_NAMES, 'custom'] as const;
-
-interface ActorOptions extends BusOptions {
-  actor: string;
-}
 
 /** The options create and update share; each names one field of the provider. */
 interface FieldOptions {
@@ -52,12 +50,7 @@ interface FieldOptions {
   clientAuth?: ClientAuthMethod;
   clientKey?: string;
   defaultScope?: string[];
-  clientSecretFile?: string;
-  clientSecretEnv?: string;
-  clientSecret?: string;
-  keyFile?: string;
-  keyEnv?: string;
-  key?: string;
+  // The secret options (--client-secret-file, --key-env, …) are read by `secretSourcesOf`.
 }
 
 interface CreateOptions extends ActorOptions, FieldOptions {
@@ -66,36 +59,22 @@ interface CreateOptions extends ActorOptions, FieldOptions {
   vendor?: (typeof VENDORS)[number];
 }
 
-interface UpdateOptions extends ActorOptions, FieldOptions {
+interface UpdateOptions extends ChangeOptions, FieldOptions {
   clearDefaultScopes?: boolean;
   clearAllowedWorkloads?: boolean;
-  ifRevision?: number;
 }
 
-/** Options that only an OAuth2 provider has, by the name commander gives them. */
-const OAUTH2_OPTIONS = {
-  vendor: '--vendor',
-  param: '--param',
-  discoveryUrl: '--discovery-url',
-  tokenEndpoint: '--token-endpoint',
-  authorizationEndpoint: '--authorization-endpoint',
-  revocationEndpoint: '--revocation-endpoint',
-  issuer: '--issuer',
-  clientId: '--client-id',
-  clientAuth: '--client-auth',
-  clientKey: '--client-key',
-  defaultScope: '--default-scope',
-  clientSecretFile: '--client-secret-file',
-  clientSecretEnv: '--client-secret-env',
-  clientSecret: '--client-secret',
-} as const;
+/** Options that only an OAuth2 provider has. */
+const OAUTH2_OPTIONS = [
+  '--vendor', '--param', '--discovery-url', '--token-endpoint', '--authorization-endpoint', '--revocation-endpoint', '--issuer',
+  '--client-id', '--client-auth', '--client-key', '--default-scope', '--client-secret-file', '--client-secret-env', '--client-secret',
+];
 
-const API_KEY_OPTIONS = { keyFile: '--key-file', keyEnv: '--key-env', key: '--key' } as const;
+const API_KEY_OPTIONS = ['--key-file', '--key-env', '--key'];
 
-function givenOf(options: object, names: Record<string, string>): string[] {
-  return Object.entries(names)
-    .filter(([attribute]) => (options as Record<string, unknown>)[attribute] !== undefined)
-    .map(([, flag]) => flag);
+/** Which of `flags` the command line gave. */
+function givenOf(options: object, flags: readonly string[]): string[] {
+  return flags.filter((flag) => (options as Record<string, unknown>)[attributeOf(flag)] !== undefined);
 }
 
 const SECRET_HELP = `
@@ -104,13 +83,10 @@ give each as a file (--client-secret-file, --key-file), the name of an environme
 (--client-secret-env, --key-env), or "-" to read it from stdin (--client-secret -, --key -).
 A trailing line break is dropped. No command prints a secret; reads show only which are set.`;
 
-function revisionOption(): Option {
-  return new Option('--if-revision <n>', 'only if the provider is still at this revision (from get)').argParser(nonNegativeInteger);
-}
-
 /** The options create and update share. */
 function withFieldOptions(command: Command, verb: 'create' | 'update'): Command {
   const replaces = verb === 'update' ? ' (replaces the current list)' : '';
+  const defaultAuth = verb === 'create' ? ' (default: private_key_jwt with --client-key alone, else client_secret_basic)' : '';
   command
     .option('--description <text>', 'what the provider is for')
     .option('--allow-workload <name>', `a workload that may use this provider; repeatable${replaces}`, collect)
@@ -121,12 +97,7 @@ function withFieldOptions(command: Command, verb: 'create' | 'update'): Command 
     .option('--revocation-endpoint <url>', 'with --token-endpoint: the RFC 7009 revocation endpoint')
     .option('--issuer <iss>', "with --token-endpoint: the authorization server's issuer")
     .option('--client-id <id>', 'the OAuth2 client id registered at the provider')
-    .addOption(
-      new Option(
-        '--client-auth <method>',
-        `how the vault authenticates to the token endpoint${verb === 'create' ? ' (default: private_key_jwt with --client-key alone, else client_secret_basic)' : ''}`,
-      ).choices(clientAuthMethodSchema.options),
-    )
+    .addOption(new Option('--client-auth <method>', `how the vault authenticates to the token endpoint${defaultAuth}`).choices(clientAuthMethodSchema.options))
     .option('--client-key <file>', "private_key_jwt: the client's private JWK file (one key with kid); sealed, never shown")
     .option('--default-scope <scope>', `a scope asked for when a request names none; repeatable${replaces}`, collect);
   const purpose = verb === 'update' ? ', to rotate it' : '';
@@ -136,97 +107,67 @@ function withFieldOptions(command: Command, verb: 'create' | 'update'): Command 
 
 /** `--token-endpoint` and its companions as the contract's `metadata`, or undefined when not given. */
 function metadataFrom(options: FieldOptions) {
-  const companions = givenOf(options, { authorizationEndpoint: '--authorization-endpoint', revocationEndpoint: '--revocation-endpoint', issuer: '--issuer' });
+  const companions = givenOf(options, ['--authorization-endpoint', '--revocation-endpoint', '--issuer']);
   if (options.tokenEndpoint === undefined) {
     if (companions.length > 0) throw new CliError(`${companions.join(', ')} go with --token-endpoint (explicit endpoints instead of discovery)`, EXIT.invalid);
     return undefined;
   }
-  return {
-    tokenEndpoint: options.tokenEndpoint,
-    ...(options.authorizationEndpoint !== undefined ? { authorizationEndpoint: options.authorizationEndpoint } : {}),
-    ...(options.revocationEndpoint !== undefined ? { revocationEndpoint: options.revocationEndpoint } : {}),
-    ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
-  };
+  return { tokenEndpoint: options.tokenEndpoint, ...defined({ authorizationEndpoint: options.authorizationEndpoint, revocationEndpoint: options.revocationEndpoint, issuer: options.issuer }) };
+}
+
+/** The fields create and update take from the same options; an option not given is left out. */
+function fieldsFrom(options: FieldOptions) {
+  return defined({
+    description: options.description,
+    allowedWorkloads: options.allowWorkload,
+    vendorParams: options.param,
+    discoveryUrl: options.discoveryUrl,
+    metadata: metadataFrom(options),
+    clientId: options.clientId,
+    clientAuthMethod: options.clientAuth,
+    defaultScopes: options.defaultScope,
+  });
+}
+
+/** `--client-key`: the private JWK the vault signs private_key_jwt client assertions with. */
+async function readClientKey(options: FieldOptions) {
+  return options.clientKey === undefined ? undefined : ((await readPrivateKeyFile(options.clientKey, '--client-key')) as { kty: string; kid: string; d: string });
 }
 
 /** `mandate provider create`: `--oauth2` or `--api-key`; checks what it can before reading a secret. */
 export async function createProvider(name: string, options: CreateOptions): Promise<void> {
   if (!options.oauth2 && !options.apiKey) throw new CliError('say which kind of provider: --oauth2 or --api-key', EXIT.invalid);
-  const common = {
-    tenant: options.tenant,
-    name,
-    ...(options.description !== undefined ? { description: options.description } : {}),
-    ...(options.allowWorkload ? { allowedWorkloads: options.allowWorkload } : {}),
-    actor: options.actor,
-  };
+  const common = { tenant: options.tenant, name, actor: options.actor };
   let request: RequestOf<typeof providerCreateEndpoint>;
   if (options.apiKey) {
     const misplaced = givenOf(options, OAUTH2_OPTIONS);
     if (misplaced.length > 0) throw new CliError(`${misplaced.join(', ')} ${misplaced.length === 1 ? 'is' : 'are'} for --oauth2 providers, not --api-key`, EXIT.invalid);
     const sources = secretSourcesOf(options, API_KEY);
     if (!secretGiven(sources)) throw new CliError('an --api-key provider needs its key: --key-file FILE, --key-env VAR or --key - (stdin)', EXIT.invalid);
-    const apiKey = (await readSecret(API_KEY, sources))!;
-    request = { kind: 'api-key', ...common, apiKey };
+    // No OAuth2 option got this far: the fields are at most a description and the allowed workloads.
+    request = { kind: 'api-key', ...common, ...fieldsFrom(options), apiKey: (await readSecret(API_KEY, sources))! };
   } else {
     const misplaced = givenOf(options, API_KEY_OPTIONS);
     if (misplaced.length > 0) throw new CliError(`${misplaced.join(', ')} ${misplaced.length === 1 ? 'is' : 'are'} for --api-key providers; an OAuth2 client secret is --client-secret-file, --client-secret-env or --client-secret -`, EXIT.invalid);
     if (!options.vendor) throw new CliError(`--oauth2 needs --vendor: a preset (${PRESET_NAMES.join(', ')}; see \`mandate provider presets\`) or custom`, EXIT.invalid);
     if (options.clientId === undefined) throw new CliError('--oauth2 needs --client-id, the client id registered at the provider', EXIT.invalid);
-    const metadata = metadataFrom(options);
-    const sources = secretSourcesOf(options, CLIENT_SECRET);
-    const clientSecret = await readSecret(CLIENT_SECRET, sources);
-    const clientPrivateJwk = options.clientKey !== undefined ? await readPrivateKeyFile(options.clientKey, '--client-key') : undefined;
+    const fields = fieldsFrom(options);
+    const clientSecret = await readSecret(CLIENT_SECRET, secretSourcesOf(options, CLIENT_SECRET));
+    const clientPrivateJwk = await readClientKey(options);
     const clientAuthMethod = options.clientAuth ?? (clientPrivateJwk && clientSecret === undefined ? 'private_key_jwt' : undefined);
-    request = {
-      kind: 'oauth2',
-      ...common,
-      vendor: options.vendor,
-      ...(options.param ? { vendorParams: options.param } : {}),
-      ...(options.discoveryUrl !== undefined ? { discoveryUrl: options.discoveryUrl } : {}),
-      ...(metadata ? { metadata } : {}),
-      clientId: options.clientId,
-      ...(clientAuthMethod ? { clientAuthMethod } : {}),
-      ...(clientSecret !== undefined ? { clientSecret } : {}),
-      ...(clientPrivateJwk ? { clientPrivateJwk: clientPrivateJwk as { kty: string; kid: string; d: string } } : {}),
-      ...(options.defaultScope ? { defaultScopes: options.defaultScope } : {}),
-    };
+    request = { kind: 'oauth2', ...common, vendor: options.vendor, clientId: options.clientId, ...fields, ...defined({ clientAuthMethod, clientSecret, clientPrivateJwk }) };
   }
-  const provider = await withBus(options.natsUrl, (bus) => bus.request(providerCreateEndpoint, request));
-  printProvider(provider, options.json);
+  printResult(await sendRequest(options.natsUrl, providerCreateEndpoint, request), options.json, formatProvider);
 }
 
 export async function getProvider(name: string, options: BusOptions): Promise<void> {
-  const provider = await withBus(options.natsUrl, (bus) => bus.request(providerGetEndpoint, { tenant: options.tenant, name }));
-  printProvider(provider, options.json);
+  printResult(await sendRequest(options.natsUrl, providerGetEndpoint, { tenant: options.tenant, name }), options.json, formatProvider);
 }
 
-export async function listProviders(options: BusOptions & { limit?: number; cursor?: string; all: boolean }): Promise<void> {
-  const page = (cursor: string | undefined): RequestOf<typeof providerListEndpoint> => ({
-    tenant: options.tenant,
-    ...(options.limit !== undefined ? { limit: options.limit } : {}),
-    ...(cursor !== undefined ? { cursor } : {}),
-  });
-  const result = await withBus(options.natsUrl, async (bus) => {
-    const first = await bus.request(providerListEndpoint, page(options.cursor));
-    if (!options.all) return first;
-    const items = [...first.items];
-    let cursor = first.nextCursor;
-    while (cursor) {
-      step(`${items.length} providers so far, fetching the next page…`);
-      const next = await bus.request(providerListEndpoint, page(cursor));
-      items.push(...next.items);
-      cursor = next.nextCursor;
-    }
-    return { items };
-  });
-  if (options.json) return printJson(result);
-  if (result.items.length === 0) {
-    process.stdout.write(`no providers in tenant ${options.tenant}${options.cursor ? ' after this cursor' : ''}\n`);
-  } else {
-    const rows = result.items.map((p) => [p.name, p.kind, p.vendor ?? '-', p.clientId ?? '-', p.allowedWorkloads.join(',') || '-', p.secrets.join(',') || '-', String(p.revision), p.updatedAt]);
-    process.stdout.write(`${table([['name', 'kind', 'vendor', 'client id', 'workloads', 'secrets', 'revision', 'updated'], ...rows])}\n`);
-  }
-  if (result.nextCursor) process.stderr.write(dim(`more: mandate provider list --cursor ${result.nextCursor}  (or --all)\n`));
+export async function listProviders(options: BusOptions & PageOptions): Promise<void> {
+  const page = await listPages(options.natsUrl, options, 'providers', (bus, paging) => bus.request(providerListEndpoint, { tenant: options.tenant, ...paging }));
+  const row = (p: ProviderView) => [p.name, p.kind, p.vendor ?? '-', p.clientId ?? '-', p.allowedWorkloads.join(',') || '-', p.secrets.join(',') || '-', String(p.revision), p.updatedAt];
+  printPage(page, options, 'provider', ['name', 'kind', 'vendor', 'client id', 'workloads', 'secrets', 'revision', 'updated'], row);
 }
 
 /** `mandate provider update`: sends only the fields given; a new secret rotates it. */
@@ -236,60 +177,25 @@ export async function updateProvider(name: string, options: UpdateOptions): Prom
   if (clientSecretSources.stdin !== undefined && apiKeySources.stdin !== undefined) {
     throw new CliError('only one secret can come from stdin; give the other with a file or an environment variable', EXIT.invalid);
   }
-  const metadata = metadataFrom(options);
-  const set: RequestOf<typeof providerUpdateEndpoint>['set'] = {
-    ...(options.description !== undefined ? { description: options.description } : {}),
-    ...(options.allowWorkload ? { allowedWorkloads: options.allowWorkload } : {}),
-    ...(options.param ? { vendorParams: options.param } : {}),
-    ...(options.discoveryUrl !== undefined ? { discoveryUrl: options.discoveryUrl } : {}),
-    ...(metadata ? { metadata } : {}),
-    ...(options.clientId !== undefined ? { clientId: options.clientId } : {}),
-    ...(options.clientAuth !== undefined ? { clientAuthMethod: options.clientAuth } : {}),
-    ...(options.defaultScope ? { defaultScopes: options.defaultScope } : {}),
-  };
-  for (const [flag, value, field, setter] of [
-    ['--clear-default-scopes', options.clearDefaultScopes, 'defaultScopes', '--default-scope'],
-    ['--clear-allowed-workloads', options.clearAllowedWorkloads, 'allowedWorkloads', '--allow-workload'],
-  ] as const) {
-    if (!value) continue;
-    if (field in set) throw new CliError(`${flag} and ${setter} contradict each other; give one`, EXIT.invalid);
-    Object.assign(set, { [field]: [] });
-  }
+  const set: RequestOf<typeof providerUpdateEndpoint>['set'] = fieldsFrom(options);
+  applyClears(set, [
+    ['--clear-default-scopes', options.clearDefaultScopes, 'defaultScopes', [], '--default-scope'],
+    ['--clear-allowed-workloads', options.clearAllowedWorkloads, 'allowedWorkloads', [], '--allow-workload'],
+  ]);
   const secretsGiven = secretGiven(clientSecretSources) || secretGiven(apiKeySources) || options.clientKey !== undefined;
   if (Object.keys(set).length === 0 && !secretsGiven) {
-    throw new CliError(
-      'nothing to change: give at least one of --description, --allow-workload, --param, --discovery-url, --token-endpoint, --client-id, --client-auth, ' +
-        '--client-secret-file/-env/-, --client-key, --key-file/-env/-, --default-scope, --clear-default-scopes, --clear-allowed-workloads',
-      EXIT.invalid,
-    );
+    throw nothingToChange([
+      ...['--description', '--allow-workload', '--param', '--discovery-url', '--token-endpoint', '--client-id', '--client-auth', '--client-secret-file/-env/-'],
+      ...['--client-key', '--key-file/-env/-', '--default-scope', '--clear-default-scopes', '--clear-allowed-workloads'],
+    ]);
   }
-  const clientSecret = await readSecret(CLIENT_SECRET, clientSecretSources);
-  const apiKey = await readSecret(API_KEY, apiKeySources);
-  const clientPrivateJwk = options.clientKey !== undefined ? await readPrivateKeyFile(options.clientKey, '--client-key') : undefined;
-  if (clientSecret !== undefined) set.clientSecret = clientSecret;
-  if (apiKey !== undefined) set.apiKey = apiKey;
-  if (clientPrivateJwk) set.clientPrivateJwk = clientPrivateJwk as { kty: string; kid: string; d: string };
-  const request: RequestOf<typeof providerUpdateEndpoint> = {
-    tenant: options.tenant,
-    name,
-    set,
-    ...(options.ifRevision !== undefined ? { expectedRevision: options.ifRevision } : {}),
-    actor: options.actor,
-  };
-  const provider = await withBus(options.natsUrl, (bus) => bus.request(providerUpdateEndpoint, request));
-  printProvider(provider, options.json);
+  const secrets = { clientSecret: await readSecret(CLIENT_SECRET, clientSecretSources), apiKey: await readSecret(API_KEY, apiKeySources), clientPrivateJwk: await readClientKey(options) };
+  Object.assign(set, defined(secrets));
+  printResult(await sendRequest(options.natsUrl, providerUpdateEndpoint, { ...changeOf(name, options), set }), options.json, formatProvider);
 }
 
-export async function deleteProvider(name: string, options: ActorOptions & { ifRevision?: number }): Promise<void> {
-  const request: RequestOf<typeof providerDeleteEndpoint> = {
-    tenant: options.tenant,
-    name,
-    ...(options.ifRevision !== undefined ? { expectedRevision: options.ifRevision } : {}),
-    actor: options.actor,
-  };
-  const result = await withBus(options.natsUrl, (bus) => bus.request(providerDeleteEndpoint, request));
-  if (options.json) return printJson(result);
-  done(`deleted provider ${name} from tenant ${options.tenant}`);
+export async function deleteProvider(name: string, options: ChangeOptions): Promise<void> {
+  printDone(await sendRequest(options.natsUrl, providerDeleteEndpoint, changeOf(name, options)), options.json, `deleted provider ${name} from tenant ${options.tenant}`);
 }
 
 const UPSTREAM_MEANING = {
@@ -301,17 +207,10 @@ const UPSTREAM_MEANING = {
 
 /** `mandate provider revoke`: deletes a user's stored tokens for the provider and revokes them upstream. */
 export async function revokeUserTokens(name: string, options: ActorOptions & { userSub: string; userIss: string }): Promise<void> {
-  const request: RequestOf<typeof tokenRevokeEndpoint> = { tenant: options.tenant, provider: name, user: { iss: options.userIss, sub: options.userSub }, actor: options.actor };
-  const result = await withBus(options.natsUrl, (bus) => bus.request(tokenRevokeEndpoint, request));
+  const result = await sendRequest(options.natsUrl, tokenRevokeEndpoint, { tenant: options.tenant, provider: name, user: { iss: options.userIss, sub: options.userSub }, actor: options.actor });
   if (options.json) return printJson(result);
-  process.stdout.write(
-    `${block([
-      ['provider', [name]],
-      ['user', [`${options.userSub} (${options.userIss})`]],
-      ['deleted', [String(result.deleted)]],
-      ['upstream', [result.upstream]],
-    ])}\n`,
-  );
+  const user = `${options.userSub} (${options.userIss})`;
+  process.stdout.write(`${block([['provider', [name]], ['user', [user]], ['deleted', [String(result.deleted)]], ['upstream', [result.upstream]]])}\n`);
   const meaning = UPSTREAM_MEANING[result.upstream];
   if (result.upstream === 'failed' || result.upstream === 'not_supported') warn(meaning);
   else process.stderr.write(dim(`${meaning}\n`));
@@ -334,17 +233,15 @@ export function listPresets(options: { json: boolean }): void {
     block([
       ['name', [name]],
       ['display name', [p.displayName]],
-      ['params', p.params.length === 0 ? [dim('none')] : p.params.map((param) => `--param ${param}=…  ${dim(PARAM_HINTS[param] ?? '')}`.trimEnd())],
+      ['params', orNone(p.params.map((param) => `--param ${param}=…  ${dim(PARAM_HINTS[param] ?? '')}`.trimEnd()))],
       ['authorization', [p.authorizationEndpoint]],
       ['token', [p.tokenEndpoint]],
-      ['revocation', [p.revocationEndpoint ?? dim('none')]],
+      ['revocation', [p.revocationEndpoint ?? none]],
     ]),
   );
   process.stdout.write(`${blocks.join('\n\n')}\n`);
   process.stderr.write(dim('any other OAuth2 server: --vendor custom with --discovery-url URL, or --token-endpoint URL [--authorization-endpoint URL] [--revocation-endpoint URL]\n'));
 }
-
-const none = dim('none');
 
 /** The endpoints a preset provider uses, its parameters filled in; none when a parameter is missing. */
 function presetEndpoints(view: ProviderView): string[] {
@@ -364,7 +261,6 @@ function presetEndpoints(view: ProviderView): string[] {
 
 /** A provider as a key/value block; it never holds a secret, only which secrets are set. */
 export function formatProvider(p: ProviderView): string {
-  const list = (values: readonly string[] | undefined) => (!values || values.length === 0 ? [none] : values);
   const fields: [string, readonly string[]][] = [
     ['name', [p.name]],
     ['tenant', [p.tenant]],
@@ -375,7 +271,7 @@ export function formatProvider(p: ProviderView): string {
     const preset = (PROVIDER_PRESETS as Record<string, ProviderPreset>)[p.vendor ?? ''];
     fields.push(
       ['vendor', [preset ? `${p.vendor} (${preset.displayName})` : (p.vendor ?? none)]],
-      ['params', list(Object.entries(p.vendorParams ?? {}).map(([k, v]) => `${k}=${v}`))],
+      ['params', orNone(Object.entries(p.vendorParams ?? {}).map(([k, v]) => `${k}=${v}`))],
     );
     if (p.discoveryUrl) fields.push(['discovery URL', [p.discoveryUrl]]);
     if (p.metadata) {
@@ -384,11 +280,11 @@ export function formatProvider(p: ProviderView): string {
     }
     const fromPreset = presetEndpoints(p);
     if (fromPreset.length > 0) fields.push(['endpoints', fromPreset]);
-    fields.push(['client id', [p.clientId ?? none]], ['client auth', [p.clientAuthMethod ?? none]], ['default scopes', list(p.defaultScopes)]);
+    fields.push(['client id', [p.clientId ?? none]], ['client auth', [p.clientAuthMethod ?? none]], ['default scopes', orNone(p.defaultScopes)]);
   }
   fields.push(
-    ['allowed workloads', list(p.allowedWorkloads)],
-    ['secrets', list(p.secrets)],
+    ['allowed workloads', orNone(p.allowedWorkloads)],
+    ['secrets', orNone(p.secrets)],
     ['revision', [String(p.revision)]],
     ['created', [p.createdAt]],
     ['updated', [p.updatedAt]],
@@ -396,46 +292,31 @@ export function formatProvider(p: ProviderView): string {
   return block(fields);
 }
 
-function printProvider(provider: ProviderView, json: boolean): void {
-  if (json) return printJson(provider);
-  process.stdout.write(`${formatProvider(provider)}\n`);
-}
-
 /** `mandate provider …`, added to `program` so that it inherits its settings (exit override). */
 export function addProviderCommands(program: Command): void {
   const provider = program.command('provider').description('manage credential providers in the vault: OAuth2 clients and API keys (secrets sealed, never shown)');
 
-  const create = withBusOptions(provider.command('create').description('register an OAuth2 (--oauth2) or API key (--api-key) provider').argument('<name>', 'provider name, unique in the tenant'), {
-    actor: true,
-  })
+  const create = namedCommand(provider, 'create', 'register an OAuth2 (--oauth2) or API key (--api-key) provider', { actor: true, name: 'provider name, unique in the tenant' })
     .addOption(new Option('--oauth2', 'an OAuth2 client: needs --vendor and --client-id').conflicts(['apiKey']))
     .addOption(new Option('--api-key', 'a static API key: needs --key-file, --key-env or --key -'))
     .addOption(new Option('--vendor <vendor>', 'OAuth2: a preset (endpoints built in; see `mandate provider presets`) or custom').choices(VENDORS));
   withFieldOptions(create, 'create').action((name: string, options: CreateOptions) => createProvider(name, options));
 
-  withBusOptions(provider.command('get').description('show one provider (never its secrets, only which are set)').argument('<name>')).action((name: string, options: BusOptions) =>
-    getProvider(name, options),
-  );
+  namedCommand(provider, 'get', 'show one provider (never its secrets, only which are set)').action((name: string, options: BusOptions) => getProvider(name, options));
 
-  withBusOptions(provider.command('list').description('list the providers of the tenant'))
-    .option('--limit <n>', 'providers per page (1-1000, default 100)', positiveInteger)
-    .option('--cursor <cursor>', 'continue from where a previous page ended')
-    .option('--all', 'follow every page to the end', false)
-    .action((options: BusOptions & { limit?: number; cursor?: string; all: boolean }) => listProviders(options));
+  withPageOptions(withBusOptions(provider.command('list').description('list the providers of the tenant')), 'providers').action((options: BusOptions & PageOptions) => listProviders(options));
 
-  withFieldOptions(withBusOptions(provider.command('update').description('change the given fields of a provider; others stay; a new secret rotates it').argument('<name>'), { actor: true }), 'update')
+  withFieldOptions(namedCommand(provider, 'update', 'change the given fields of a provider; others stay; a new secret rotates it', { actor: true }), 'update')
     .option('--clear-default-scopes', 'remove every default scope')
     .option('--clear-allowed-workloads', 'remove every allowed workload (no workload can use the provider)')
-    .addOption(revisionOption())
+    .addOption(revisionOption('provider'))
     .action((name: string, options: UpdateOptions) => updateProvider(name, options));
 
-  withBusOptions(provider.command('delete').description('delete a provider and its cached machine tokens').argument('<name>'), { actor: true })
-    .addOption(revisionOption())
-    .action((name: string, options: ActorOptions & { ifRevision?: number }) => deleteProvider(name, options));
+  namedCommand(provider, 'delete', 'delete a provider and its cached machine tokens', { actor: true })
+    .addOption(revisionOption('provider'))
+    .action((name: string, options: ChangeOptions) => deleteProvider(name, options));
 
-  withBusOptions(provider.command('revoke').description("delete a user's stored tokens for the provider and revoke them at the provider (RFC 7009) where it can").argument('<name>'), {
-    actor: true,
-  })
+  namedCommand(provider, 'revoke', "delete a user's stored tokens for the provider and revoke them at the provider (RFC 7009) where it can", { actor: true })
     .requiredOption('--user-sub <sub>', "the user's subject (for a bare user id: the id)")
     .option('--user-iss <iss>', "the user's issuer: the IdP's issuer, or the default for a bare user id", USER_ID_ISSUER)
     .action((name: string, options: ActorOptions & { userSub: string; userIss: string }) => revokeUserTokens(name, options));

@@ -2,7 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Svcm } from '@nats-io/services';
 import { STREAMS } from '@mandate/contracts';
 import { connectCli, withoutCredentials } from '../bus.js';
-import { bold, table } from '../output.js';
+import { bold, printJson, printTable } from '../output.js';
 
 /** `mandate status`: which services answer on the bus, and the state of the streams. */
 export async function status(options: { natsUrl: string; json: boolean }): Promise<void> {
@@ -24,24 +24,13 @@ export async function status(options: { natsUrl: string; json: boolean }): Promi
         streams.push({ name: definition.name, messages: -1, bytes: 0, denyDelete: false, denyPurge: false });
       }
     }
-    if (options.json) {
-      process.stdout.write(`${JSON.stringify({ nats: natsUrl, services, streams }, null, 2)}\n`);
-      return;
-    }
+    if (options.json) return printJson({ nats: natsUrl, services, streams });
     services.sort((a, b) => a.name.localeCompare(b.name));
     process.stdout.write(`${bold('Services')} (answering $SRV.PING on ${natsUrl})\n`);
-    process.stdout.write(
-      services.length === 0
-        ? 'none\n'
-        : `${table([['name', 'version', 'instance'], ...services.map((s) => [s.name, s.version, s.id])])}\n`,
-    );
+    if (services.length === 0) process.stdout.write('none\n');
+    else printTable(['name', 'version', 'instance'], services.map((s) => [s.name, s.version, s.id]));
     process.stdout.write(`\n${bold('Streams')}\n`);
-    process.stdout.write(
-      `${table([
-        ['name', 'messages', 'deny delete/purge'],
-        ...streams.map((s) => [s.name, s.messages < 0 ? 'missing' : String(s.messages), `${s.denyDelete}/${s.denyPurge}`]),
-      ])}\n`,
-    );
+    printTable(['name', 'messages', 'deny delete/purge'], streams.map((s) => [s.name, s.messages < 0 ? 'missing' : String(s.messages), `${s.denyDelete}/${s.denyPurge}`]));
   } finally {
     await nc.close();
   }

@@ -1,17 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { decodeJwt } from 'jose';
-import {
-  DEFAULT_WAT_ISSUER,
-  tokenForJwtEndpoint,
-  tokenForUserEndpoint,
-  tokenForWorkloadEndpoint,
-  type WatResponse,
-} from '@mandate/contracts';
+import { DEFAULT_WAT_ISSUER, tokenForJwtEndpoint, tokenForUserEndpoint, tokenForWorkloadEndpoint, type WatResponse } from '@mandate/contracts';
 import { signClientAssertion } from '@mandate/wat';
-import { EXIT, printJson, withBus, withBusOptions, type BusOptions } from '../bus.js';
+import { EXIT, sendRequest, withBusOptions, type BusOptions } from '../bus.js';
 import { readPrivateKeyFile } from '../jwk-files.js';
-import { CliError, table } from '../output.js';
+import { readOptionFile, readStdin } from '../input.js';
+import { CliError, printJson, table } from '../output.js';
 
 /*
  * `mandate token …`: workload access tokens (WATs) from the authorizer. The token goes to stdout
@@ -30,23 +24,10 @@ interface AssertionOptions extends TokenOptions {
 
 /** `--jwt <token>`, `--jwt @file` or `--jwt -` (stdin); surrounding space and a `Bearer ` prefix are dropped. */
 export async function readJwtArgument(value: string): Promise<string> {
-  let text: string;
-  if (value === '-') {
-    const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-    text = Buffer.concat(chunks).toString('utf8');
-  } else if (value.startsWith('@')) {
-    const file = value.slice(1);
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (error) {
-      throw new CliError(`cannot read --jwt file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.invalid);
-    }
-  } else {
-    text = value;
-  }
+  const file = value.startsWith('@') ? value.slice(1) : undefined;
+  const text = value === '-' ? await readStdin() : file !== undefined ? await readOptionFile(file, '--jwt file') : value;
   const token = text.trim().replace(/^Bearer\s+/i, '');
-  if (!token) throw new CliError(`no token given: ${value === '-' ? 'stdin' : value.startsWith('@') ? value.slice(1) : '--jwt'} is empty`, EXIT.invalid);
+  if (!token) throw new CliError(`no token given: ${value === '-' ? 'stdin' : (file ?? '--jwt')} is empty`, EXIT.invalid);
   return token;
 }
 
@@ -84,22 +65,17 @@ async function clientAssertion(options: AssertionOptions): Promise<string> {
 
 export async function tokenForJwt(options: TokenOptions & { jwt: string }): Promise<void> {
   const userToken = await readJwtArgument(options.jwt);
-  const result = await withBus(options.natsUrl, (bus) => bus.request(tokenForJwtEndpoint, { tenant: options.tenant, workload: options.workload, userToken }));
-  printWat(result, options);
+  printWat(await sendRequest(options.natsUrl, tokenForJwtEndpoint, { tenant: options.tenant, workload: options.workload, userToken }), options);
 }
 
 export async function tokenForUser(options: AssertionOptions & { userId: string }): Promise<void> {
   const assertion = await clientAssertion(options);
-  const result = await withBus(options.natsUrl, (bus) =>
-    bus.request(tokenForUserEndpoint, { tenant: options.tenant, workload: options.workload, userId: options.userId, clientAssertion: assertion }),
-  );
-  printWat(result, options);
+  printWat(await sendRequest(options.natsUrl, tokenForUserEndpoint, { tenant: options.tenant, workload: options.workload, userId: options.userId, clientAssertion: assertion }), options);
 }
 
 export async function tokenForWorkload(options: AssertionOptions): Promise<void> {
   const assertion = await clientAssertion(options);
-  const result = await withBus(options.natsUrl, (bus) => bus.request(tokenForWorkloadEndpoint, { tenant: options.tenant, workload: options.workload, clientAssertion: assertion }));
-  printWat(result, options);
+  printWat(await sendRequest(options.natsUrl, tokenForWorkloadEndpoint, { tenant: options.tenant, workload: options.workload, clientAssertion: assertion }), options);
 }
 
 function withTokenOptions(command: Command): Command {

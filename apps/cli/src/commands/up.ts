@@ -49,6 +49,14 @@ export async function up(options: UpOptions): Promise<void> {
     done(`stopped; data kept in ${dataDir}`);
   };
 
+  /** A child that exits while nothing is stopping takes the whole system down, with exit code 1. */
+  const stopAllWhenExits = (exited: Promise<number | null>, message: (code: number | null) => string, reason: string) =>
+    void exited.then((code) => {
+      if (stopping) return;
+      fail(message(code));
+      void stopAll(reason).then(() => process.exit(1));
+    });
+
   // Last resort if this process dies of an uncaught error: do not leave children behind.
   process.once('exit', () => {
     for (const service of running) service.child.kill('SIGTERM');
@@ -80,20 +88,10 @@ export async function up(options: UpOptions): Promise<void> {
       const port = options.metricsPort ? options.metricsPort + index : undefined;
       const service = startServiceProcess(app, env, port, (line) => process.stderr.write(`${line}\n`));
       running.push(service);
-      void service.exited.then((code) => {
-        if (!stopping) {
-          fail(`${app.name} exited unexpectedly (code ${code})`);
-          void stopAll('a service failed').then(() => process.exit(1));
-        }
-      });
+      stopAllWhenExits(service.exited, (code) => `${app.name} exited unexpectedly (code ${code})`, 'a service failed');
     });
     await Promise.all(running.map((service) => waitForPing(nc!, service)));
-    void nats.exited.then(() => {
-      if (!stopping) {
-        fail('nats-server exited unexpectedly');
-        void stopAll('nats-server failed').then(() => process.exit(1));
-      }
-    });
+    stopAllWhenExits(nats.exited, () => 'nats-server exited unexpectedly', 'nats-server failed');
 
     const rows = [
       ['NATS', nats.url],
