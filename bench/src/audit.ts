@@ -10,7 +10,8 @@ import { AUDIT_CONSUMER, AUDIT_STREAM, auditSubject, type AuditRecord, type Stre
 import { JetStreamKvStore } from '@mandate/store';
 import { createLogger } from '@mandate/telemetry';
 import { auditService, AuditTrail, auditEnvSchema, TrailRepository } from '@mandate/audit/module';
-import { median } from './measure.js';
+import { median, rate } from './measure.js';
+import { percent, printTable } from './table.js';
 import type { AuditPublisherInput } from './audit-publisher.js';
 
 export interface AuditRow {
@@ -55,12 +56,8 @@ async function publisher(
   batch: AuditRecord[],
   subjectOf: (record: AuditRecord) => string = (record) => auditSubject(record.tenant, record.service, record.action),
 ): Promise<() => Promise<void>> {
-  const input: AuditPublisherInput = {
-    natsUrl,
-    window: PUBLISH_WINDOW,
-    messages: batch.map((record) => ({ subject: subjectOf(record), body: JSON.stringify(record), id: record.id })),
-  };
-  const worker = new Worker(new URL('./audit-publisher.js', import.meta.url), { workerData: input });
+  const messages = batch.map((record) => ({ subject: subjectOf(record), body: JSON.stringify(record), id: record.id }));
+  const worker = new Worker(new URL('./audit-publisher.js', import.meta.url), { workerData: { natsUrl, window: PUBLISH_WINDOW, messages } satisfies AuditPublisherInput });
   const next = () =>
     new Promise<void>((resolve, reject) => {
       worker.once('message', () => resolve());
@@ -92,10 +89,7 @@ const BASELINE_STREAM: StreamDefinition = Object.freeze({
 });
 
 async function baselineRate(natsUrl: string, batch: AuditRecord[]): Promise<number> {
-  const publish = await publisher(natsUrl, batch, (record) => `bench.baseline.${record.tenant}.${record.service}.${record.action}`);
-  const started = performance.now();
-  await publish();
-  return batch.length / ((performance.now() - started) / 1000);
+  return rate(batch.length, await publisher(natsUrl, batch, (record) => `bench.baseline.${record.tenant}.${record.service}.${record.action}`));
 }
 
 /**
@@ -136,17 +130,13 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
   const logger = createLogger('bench-audit', { level: 'silent' });
   const repository = await TrailRepository.open(new JetStreamKvStore(nc));
   let service: RunningService | undefined = await runService(auditService, env, { logger });
+  // How long each tenant's chain must be: what was published to it.
   const chained = new Map<string, number>();
-  const track = (batch: AuditRecord[]) => {
-    for (const r of batch) chained.set(r.tenant, (chained.get(r.tenant) ?? 0) + 1);
-  };
   const shapes = [
     { name: AUDIT_TARGET_ROW, tenants: ['bench-audit-1'] },
     { name: 'audit: publish → chained, 8 tenants', tenants: Array.from({ length: 8 }, (_, i) => `bench-audit-m${i}`) },
     { name: 'audit: backlog → chained, 1 tenant', tenants: ['bench-audit-b'], backlog: true },
-  ];
-  const rates = shapes.map(() => [] as number[]);
-  const ratios = shapes.map(() => [] as number[]);
+  ].map((shape) => ({ ...shape, rates: [] as number[], ratios: [] as number[] }));
   const baselines: number[] = [];
   await declareStreams(nc, [BASELINE_STREAM]);
   try {
@@ -155,25 +145,25 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
       process.stderr.write(`• audit round ${round}/${options.rounds}\n`);
       const baseline = await baselineRate(natsUrl, records(['bench-baseline'], options.total));
       baselines.push(baseline);
-      for (const [i, shape] of shapes.entries()) {
+      for (const shape of shapes) {
         const batch = records(shape.tenants, options.total);
-        track(batch);
+        for (const r of batch) chained.set(r.tenant, (chained.get(r.tenant) ?? 0) + 1);
+        // Timed until the last record is chained: from the first publish or, for a backlog (published while no service ran), from the service's start.
+        let started: number;
         if (shape.backlog) {
           await service?.stop();
           service = undefined;
           await (await publisher(natsUrl, batch))();
-          const started = performance.now();
+          started = performance.now();
           service = await runService(auditService, env, { logger });
-          await waitChained(repository, chained, 300_000);
-          rates[i]!.push(batch.length / ((performance.now() - started) / 1000));
         } else {
           const publish = await publisher(natsUrl, batch);
-          const started = performance.now();
+          started = performance.now();
           await publish();
-          await waitChained(repository, chained, 300_000);
-          rates[i]!.push(batch.length / ((performance.now() - started) / 1000));
         }
-        ratios[i]!.push(rates[i]!.at(-1)! / baseline);
+        await waitChained(repository, chained, 300_000);
+        shape.rates.push(batch.length / ((performance.now() - started) / 1000));
+        shape.ratios.push(shape.rates.at(-1)! / baseline);
       }
     }
     // Nothing lost, nothing twice: every chain is exactly as long as what was published to it, and verifies.
@@ -185,27 +175,10 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
       lost += Math.abs((head?.value.sequence ?? 0) - count);
       verified &&= (await trail.verify(tenant as TenantId, {})).ok;
     }
-    const baselineRow: AuditRow = {
-      name: 'JetStream publish, unconsumed (baseline)',
-      records: options.total,
-      recordsPerSecond: median(baselines),
-      range: [Math.min(...baselines), Math.max(...baselines)],
-      ofBaseline: 1,
-      lost: 0,
-      verified: true,
-    };
-    return [
-      baselineRow,
-      ...shapes.map((shape, i) => ({
-        name: shape.name,
-        records: options.total,
-        recordsPerSecond: median(rates[i]!),
-        range: [Math.min(...rates[i]!), Math.max(...rates[i]!)] as [number, number],
-        ofBaseline: median(ratios[i]!),
-        lost,
-        verified,
-      })),
-    ];
+    // Nobody chains the baseline's stream: nothing there to lose or verify.
+    const row = (name: string, rates: number[], ofBaseline: number, chains = { lost: 0, verified: true }): AuditRow =>
+      ({ name, records: options.total, recordsPerSecond: median(rates), range: [Math.min(...rates), Math.max(...rates)], ofBaseline, ...chains });
+    return [row('JetStream publish, unconsumed (baseline)', baselines, 1), ...shapes.map((shape) => row(shape.name, shape.rates, median(shape.ratios), { lost, verified }))];
   } finally {
     await (await jetstreamManager(nc)).streams.delete(BASELINE_STREAM.name).catch(() => undefined);
     await service?.stop();
@@ -219,16 +192,6 @@ export const AUDIT_TARGET_ROW = 'audit: publish → chained, 1 tenant';
 
 export function printAudit(rows: AuditRow[]): void {
   const header = ['audit', 'records', 'records/s', 'rounds', 'of baseline', 'lost', 'chains verify'];
-  const lines = rows.map((r) => [
-    r.name,
-    String(r.records),
-    r.recordsPerSecond.toFixed(0),
-    `${r.range[0].toFixed(0)}–${r.range[1].toFixed(0)}`,
-    `${(r.ofBaseline * 100).toFixed(1)}%`,
-    String(r.lost),
-    r.verified ? 'yes' : 'NO',
-  ]);
-  const widths = header.map((_, c) => Math.max(header[c]!.length, ...lines.map((l) => l[c]!.length)));
-  const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
-  process.stdout.write(`\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);
+  const range = (r: AuditRow) => `${r.range[0].toFixed(0)}–${r.range[1].toFixed(0)}`;
+  printTable(header, rows.map((r) => [r.name, String(r.records), r.recordsPerSecond.toFixed(0), range(r), percent(r.ofBaseline), String(r.lost), r.verified ? 'yes' : 'NO']));
 }

@@ -1,13 +1,12 @@
 import { generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BusClient, runService } from '@mandate/bus';
-import { baseEnvSchema } from '@mandate/config';
 import { authorizerSetEndpoint, tokenForJwtEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
-import { createLogger } from '@mandate/telemetry';
-import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
+import type { TestIdp } from '@mandate/testing/idp';
 import { authorizerService } from '@mandate/authorizer/module';
 import { directoryService } from '@mandate/directory/module';
-import { median, throughput, latency } from './measure.js';
+import { measureInRounds } from './measure.js';
+import { startServices } from './services.js';
+import { percent, printTable } from './table.js';
 
 export const AUTHORIZE_CONCURRENCY = 64;
 const AUDIENCE = 'https://bench.example';
@@ -26,11 +25,8 @@ async function forgeTokens(idp: TestIdp, count: number): Promise<string[]> {
   const now = Math.floor(Date.now() / 1000);
   const tokens: string[] = [];
   for (let i = 0; i < count; i += 1) {
-    tokens.push(
-      await new SignJWT({ iss: idp.issuer, sub: `user-${i}`, aud: AUDIENCE, iat: now, exp: now + 3_600, client_id: 'bench', scope: 'crm:read' })
-        .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'at+jwt' })
-        .sign(key.privateKey),
-    );
+    const claims = { iss: idp.issuer, sub: `user-${i}`, aud: AUDIENCE, iat: now, exp: now + 3_600, client_id: 'bench', scope: 'crm:read' };
+    tokens.push(await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'at+jwt' }).sign(key.privateKey));
   }
   return tokens;
 }
@@ -41,13 +37,8 @@ async function forgeTokens(idp: TestIdp, count: number): Promise<string[]> {
  * RS256 token, sign an EdDSA WAT), measured in the same run.
  */
 export async function benchAuthorize(nc: NatsConnection, natsUrl: string, dataDir: string, options: { rounds: number; total: number }): Promise<AuthorizeRow[]> {
-  const idp = await startTestIdp();
-  const logger = createLogger('bench', { level: 'silent' });
-  const env = { ...baseEnvSchema.parse({ NATS_URL: natsUrl, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: dataDir }), AUTHORIZER_HTTP_PORT: 0 };
-  const directory = await runService(directoryService, env, { logger });
-  const authorizer = await runService(authorizerService, env, { logger });
+  const { idp, bus, stop } = await startServices(nc, natsUrl, dataDir, [directoryService, authorizerService]);
   try {
-    const bus = new BusClient(nc, { defaultTimeoutMs: 30_000 });
     await bus.request(workloadCreateEndpoint, { tenant: 'bench', name: 'bench-agent' });
     await bus.request(authorizerSetEndpoint, { tenant: 'bench', name: 'bench-agent', authorizer: { discoveryUrl: idp.discoveryUrl, allowedAudiences: [AUDIENCE] } });
 
@@ -72,26 +63,17 @@ export async function benchAuthorize(nc: NatsConnection, natsUrl: string, dataDi
       { name: 'jose verify RS256 + sign EdDSA (ceiling)', request: ceiling },
       { name: 'authorize + WAT mint over NATS', request: async () => mint(fresh())() },
       { name: '… same token repeated (verified-token cache)', request: mint(repeated) },
-    ].map((row) => ({ ...row, rates: [] as number[], medians: [] as number[] }));
-
-    for (const row of rows) await throughput(row.request, 200, AUTHORIZE_CONCURRENCY);
-    for (let round = 1; round <= options.rounds; round += 1) {
-      process.stderr.write(`• authorize round ${round}/${options.rounds}\n`);
-      for (const row of rows) {
-        row.medians.push((await latency(row.request, Math.max(50, options.total / 20))).medianUs);
-        row.rates.push(await throughput(row.request, options.total, AUTHORIZE_CONCURRENCY));
-      }
-    }
-    const ceilingRate = median(rows[0]!.rates);
-    return rows.map((row) => ({
-      name: row.name,
-      medianUs: median(row.medians),
-      requestsPerSecond: median(row.rates),
-      ceilingRatio: median(row.rates) / ceilingRate,
-    }));
+    ];
+    const concurrency = AUTHORIZE_CONCURRENCY;
+    const measured = await measureInRounds('authorize round', rows, { ...options, warmup: { total: 200, concurrency }, latencyCount: Math.max(50, options.total / 20), concurrency });
+    const ceilingRate = measured[0]!.requestsPerSecond;
+    return measured.map(({ name, medianUs, requestsPerSecond }) => ({ name, medianUs, requestsPerSecond, ceilingRatio: requestsPerSecond / ceilingRate }));
   } finally {
-    await authorizer.stop();
-    await directory.stop();
-    await idp.stop();
+    await stop();
   }
+}
+
+export function printAuthorize(rows: AuthorizeRow[]): void {
+  const header = ['authorize', 'median µs', `req/s @${AUTHORIZE_CONCURRENCY}`, 'throughput / ceiling'];
+  printTable(header, rows.map((r) => [r.name, r.medianUs.toFixed(0), r.requestsPerSecond.toFixed(0), percent(r.ceilingRatio)]));
 }

@@ -10,10 +10,11 @@ import { echoEndpoint } from '@mandate/contracts';
 import { createLogger } from '@mandate/telemetry';
 import { startNatsServer } from '@mandate/testing';
 import { diagnosticsService } from '@mandate/diagnostics/module';
-import { latency, median, throughput, type RequestFn } from './measure.js';
-import { AUTHORIZE_CONCURRENCY, benchAuthorize, type AuthorizeRow } from './authorize.js';
-import { benchVault, PACED_RATE, VAULT_CONCURRENCY, type VaultRow } from './vault.js';
+import { measureInRounds } from './measure.js';
+import { AUTHORIZE_CONCURRENCY, benchAuthorize, printAuthorize } from './authorize.js';
+import { benchVault, PACED_RATE, printVault, VAULT_CONCURRENCY } from './vault.js';
 import { AUDIT_TARGET_RECORDS_PER_SECOND, AUDIT_TARGET_ROW, benchAudit, printAudit } from './audit.js';
+import { percent, printTable } from './table.js';
 
 /*
  * `npm run bench`. Absolute numbers on a shared 2-core machine mean little, so every row is
@@ -32,15 +33,7 @@ const WARMUP = quick ? 100 : 1_000;
 
 const RAW_SUBJECT = 'bench.raw.echo';
 const SVC_SUBJECT = 'bench.services.echo';
-const encoder = new TextEncoder();
-const body = encoder.encode(JSON.stringify({ message: 'hello from the benchmark' }));
-
-interface Row {
-  name: string;
-  request: RequestFn;
-  latencies: { medianUs: number; p99Us: number }[];
-  rates: number[];
-}
+const body = new TextEncoder().encode(JSON.stringify({ message: 'hello from the benchmark' }));
 
 async function main(): Promise<void> {
   const nats = await startNatsServer();
@@ -58,26 +51,14 @@ async function main(): Promise<void> {
     await serverSide.flush();
 
     const bus = new BusClient(client, { defaultTimeoutMs: 30_000 });
-    const rows: Row[] = [
-      { name: 'raw NATS request/reply', request: async () => void (await client.request(RAW_SUBJECT, body, { timeout: 30_000 })), latencies: [], rates: [] },
-      { name: '@nats-io/services endpoint', request: async () => void (await client.request(SVC_SUBJECT, body, { timeout: 30_000 })), latencies: [], rates: [] },
-      { name: 'Mandate bus + NestJS service', request: async () => void (await bus.request(echoEndpoint, { message: 'hello from the benchmark' })), latencies: [], rates: [] },
+    const rows = [
+      { name: 'raw NATS request/reply', request: async () => void (await client.request(RAW_SUBJECT, body, { timeout: 30_000 })) },
+      { name: '@nats-io/services endpoint', request: async () => void (await client.request(SVC_SUBJECT, body, { timeout: 30_000 })) },
+      { name: 'Mandate bus + NestJS service', request: async () => void (await bus.request(echoEndpoint, { message: 'hello from the benchmark' })) },
     ];
-
-    for (const row of rows) for (let i = 0; i < WARMUP; i += 1) await row.request();
-    for (let round = 1; round <= ROUNDS; round += 1) {
-      process.stderr.write(`• round ${round}/${ROUNDS}\n`);
-      for (const row of rows) {
-        row.latencies.push(await latency(row.request, LATENCY_COUNT));
-        row.rates.push(await throughput(row.request, THROUGHPUT_TOTAL, CONCURRENCY));
-      }
-    }
-
-    const raw = summarise(rows[0]!);
-    const results = rows.map((row) => {
-      const s = summarise(row);
-      return { name: row.name, ...s, throughputRatio: s.requestsPerSecond / raw.requestsPerSecond, addedMedianUs: s.medianUs - raw.medianUs };
-    });
+    const measured = await measureInRounds('round', rows, { rounds: ROUNDS, warmup: { total: WARMUP, concurrency: 1 }, latencyCount: LATENCY_COUNT, total: THROUGHPUT_TOTAL, concurrency: CONCURRENCY });
+    const raw = measured[0]!;
+    const results = measured.map(({ request: _request, ...r }) => ({ ...r, throughputRatio: r.requestsPerSecond / raw.requestsPerSecond, addedMedianUs: r.medianUs - raw.medianUs }));
     const layer = results[2]!;
     await mandate.stop();
     const authorize = await benchAuthorize(client, nats.url, dataDir, { rounds: ROUNDS, total: quick ? 300 : 3_000 });
@@ -97,18 +78,9 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, authorize, vault, audit, verdict }, null, 2)}\n`);
     } else {
       const header = ['', 'median µs', 'p99 µs', `req/s @${CONCURRENCY}`, 'throughput / raw', 'added median µs'];
-      const lines = results.map((r) => [
-        r.name,
-        r.medianUs.toFixed(0),
-        r.p99Us.toFixed(0),
-        r.requestsPerSecond.toFixed(0),
-        `${(r.throughputRatio * 100).toFixed(1)}%`,
-        r.name === rows[0]!.name ? '—' : r.addedMedianUs.toFixed(0),
-      ]);
-      const widths = header.map((_, c) => Math.max(header[c]!.length, ...lines.map((l) => l[c]!.length)));
-      const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
-      process.stdout.write(`\nMandate bench (${process.version}, ${ROUNDS} interleaved rounds, medians across rounds)\n\n`);
-      process.stdout.write(`${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);
+      const lines = results.map((r) => [r.name, r.medianUs.toFixed(0), r.p99Us.toFixed(0), r.requestsPerSecond.toFixed(0), percent(r.throughputRatio), r.name === raw.name ? '—' : r.addedMedianUs.toFixed(0)]);
+      process.stdout.write(`\nMandate bench (${process.version}, ${ROUNDS} interleaved rounds, medians across rounds)\n`);
+      printTable(header, lines);
       process.stdout.write(`service layer throughput target (>= 80% of raw): ${verdict.throughputTarget}\n`);
       process.stdout.write(`service layer latency target (< 100 µs added median): ${verdict.latencyTarget}\n`);
       printAuthorize(authorize);
@@ -127,30 +99,6 @@ async function main(): Promise<void> {
     await nats.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
-}
-
-function printAuthorize(rows: AuthorizeRow[]): void {
-  const header = ['authorize', 'median µs', `req/s @${AUTHORIZE_CONCURRENCY}`, 'throughput / ceiling'];
-  const lines = rows.map((r) => [r.name, r.medianUs.toFixed(0), r.requestsPerSecond.toFixed(0), `${(r.ceilingRatio * 100).toFixed(1)}%`]);
-  const widths = header.map((_, c) => Math.max(header[c]!.length, ...lines.map((l) => l[c]!.length)));
-  const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
-  process.stdout.write(`\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);
-}
-
-function printVault(rows: VaultRow[]): void {
-  const header = ['vault', 'median µs', `req/s @${VAULT_CONCURRENCY}`, 'throughput / raw', `p99 ms @${PACED_RATE}/s`];
-  const lines = rows.map((r) => [r.name, r.medianUs.toFixed(0), r.requestsPerSecond.toFixed(0), `${(r.rawRatio * 100).toFixed(1)}%`, r.pacedP99Ms.toFixed(2)]);
-  const widths = header.map((_, c) => Math.max(header[c]!.length, ...lines.map((l) => l[c]!.length)));
-  const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
-  process.stdout.write(`\n${fmt(header)}\n${lines.map(fmt).join('\n')}\n\n`);
-}
-
-function summarise(row: Row) {
-  return {
-    medianUs: median(row.latencies.map((l) => l.medianUs)),
-    p99Us: median(row.latencies.map((l) => l.p99Us)),
-    requestsPerSecond: median(row.rates),
-  };
 }
 
 await main();

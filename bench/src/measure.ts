@@ -7,7 +7,7 @@ export interface Measurement {
   requestsPerSecond: number;
 }
 
-function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
@@ -23,21 +23,53 @@ export async function latency(request: RequestFn, count: number): Promise<{ medi
   return { medianUs: percentile(samples, 50), p99Us: percentile(samples, 99) };
 }
 
+/** `count` things per how many seconds `work` takes. */
+export async function rate(count: number, work: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await work();
+  return count / ((performance.now() - started) / 1000);
+}
+
 /** Throughput with `concurrency` requests always outstanding. */
 export async function throughput(request: RequestFn, total: number, concurrency: number): Promise<number> {
   let issued = 0;
-  const started = performance.now();
   const worker = async () => {
     while (issued < total) {
       issued += 1;
       await request();
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return total / ((performance.now() - started) / 1000);
+  return rate(total, () => Promise.all(Array.from({ length: concurrency }, worker)));
 }
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/**
+ * Each row's latency (`latencyCount` requests) and throughput (`total` at `concurrency`) in
+ * interleaved rounds, so the machine's slow and fast moments fall on every row alike; medians
+ * across rounds. First an untimed warm-up per row (JIT, connections). `label` names a round on stderr.
+ */
+export async function measureInRounds<Row extends { request: RequestFn }>(
+  label: string,
+  rows: Row[],
+  options: { rounds: number; warmup: { total: number; concurrency: number }; latencyCount: number; total: number; concurrency: number },
+): Promise<(Row & Measurement)[]> {
+  const samples = rows.map(() => ({ latencies: [] as { medianUs: number; p99Us: number }[], rates: [] as number[] }));
+  for (const row of rows) await throughput(row.request, options.warmup.total, options.warmup.concurrency);
+  for (let round = 1; round <= options.rounds; round += 1) {
+    process.stderr.write(`• ${label} ${round}/${options.rounds}\n`);
+    for (const [i, row] of rows.entries()) {
+      samples[i]!.latencies.push(await latency(row.request, options.latencyCount));
+      samples[i]!.rates.push(await throughput(row.request, options.total, options.concurrency));
+    }
+  }
+  return rows.map((row, i) => ({
+    ...row,
+    medianUs: median(samples[i]!.latencies.map((l) => l.medianUs)),
+    p99Us: median(samples[i]!.latencies.map((l) => l.p99Us)),
+    requestsPerSecond: median(samples[i]!.rates),
+  }));
 }

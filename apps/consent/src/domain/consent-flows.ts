@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { sameText } from '@mandate/crypto';
 import * as oauth from 'oauth4webapi';
 import { MandateError, type AuditActionOf, type AuditSink, type consentAudit, type ConsentSessionView, type TenantId, type UserRef } from '@mandate/contracts';
 import type { StoredDocument } from '@mandate/store';
@@ -317,11 +318,6 @@ function describe(duration: GrantDuration): string {
   return duration.kind === 'days' ? `${duration.days}d` : duration.kind;
 }
 
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 /**
  * The workload's return URL (which the vault checked against its allow-list when it opened the
@@ -340,4 +336,3 @@ function returnTo(flow: ConsentFlowDocument, extra: Record<string, string>): Out
 export function newBrowserId(): string {
   return randomBytes(32).toString('base64url');
 }
-

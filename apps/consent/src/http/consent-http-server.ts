@@ -1,21 +1,19 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { sameText } from '@mandate/crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { consentSessionIdSchema, MandateError, providerNameSchema, tenantId, workloadNameSchema, type ErrorCode, type TenantId } from '@mandate/contracts';
 import { HttpListener } from '@mandate/http';
 import type { Logger } from '@mandate/telemetry';
 import type { AccessPage } from '../domain/access.js';
-import { DURATION_CHOICES, newBrowserId, parseDuration, type ConsentFlows, type Outcome } from '../domain/consent-flows.js';
+import { newBrowserId, parseDuration, type ConsentFlows, type Outcome } from '../domain/consent-flows.js';
 import type { SignIn } from '../domain/sign-in.js';
 import { accessPage, consentPage, messagePage, signInPage } from './pages.js';
 
 const MAX_FORM_BYTES = 8 * 1024;
-const DURATION_LABELS: Record<(typeof DURATION_CHOICES)[number], string> = {
-  once: 'This time only',
-  '1': 'For 1 day',
-  '7': 'For 7 days',
-  '30': 'For 30 days',
-  '90': 'For 90 days',
-  'until-revoked': 'Until I revoke it',
+const OUTCOME_PAGES: Record<Extract<Outcome, { page: string }>['page'], [title: string, text: string]> = {
+  granted: ['Access granted', 'You may close this window.'],
+  denied: ['Access denied', 'Nothing was shared. You may close this window.'],
+  failed: ['Not completed', 'The provider did not grant access; nothing was stored. You may close this window.'],
 };
 
 const STATUS_OF: Partial<Record<ErrorCode, number>> = { invalid_request: 400, unauthenticated: 401, access_denied: 403, not_found: 404, conflict: 409, rate_limited: 429, provider_error: 502, unavailable: 503 };
@@ -34,6 +32,9 @@ const TEXT_OF: Partial<Record<ErrorCode, string>> = {
   provider_error: 'The provider could not be reached or refused the request.',
 };
 
+/** A page's handlers by method; the keys, in order, are its 405's `allow` header. */
+type Route = Partial<Record<'GET' | 'HEAD' | 'POST', () => Promise<void>>>;
+
 export interface ConsentHttpOptions {
   publicUrl: string;
   csrfKey: Buffer;
@@ -43,10 +44,8 @@ export interface ConsentHttpOptions {
 }
 
 /**
- * The consent pages over node:http: GET/POST /consent/<sessionId>?tenant=<tenant>, GET /callback
- * (the provider's redirect), GET /login/callback (the IdP's), GET/POST /access?tenant=<tenant>
- * ("My access"). Every response carries the security headers; every POST a CSRF token bound to
- * the browser cookie; nothing a browser sends decides where it is redirected.
+ * The consent and "My access" pages over node:http (`#route` lists them). Every response carries the security headers;
+ * every POST a CSRF token bound to the browser cookie; nothing a browser sends decides where it is redirected.
  */
 export class ConsentHttpServer extends HttpListener {
   readonly #secure: boolean;
@@ -69,123 +68,98 @@ export class ConsentHttpServer extends HttpListener {
 
   async #handle(request: IncomingMessage, response: ServerResponse, nonce: string): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://consent.invalid');
+    const route = this.#route(request, response, nonce, url);
+    if (!route) return sendHtml(response, 404, messagePage(nonce, 'Not found', 'There is nothing here.'));
+    const handler = Object.hasOwn(route, request.method ?? '') ? route[request.method as keyof Route] : undefined;
+    return handler ? handler() : void response.writeHead(405, { allow: Object.keys(route).join(', ') }).end();
+  }
+
+  /** The page at `url`. Consent and "My access" URLs are refused for a bad session or tenant before their method is looked at. */
+  #route(request: IncomingMessage, response: ServerResponse, nonce: string, url: URL): Route | undefined {
     const consent = /^\/consent\/([^/]+)$/.exec(url.pathname);
     if (consent) {
       const sessionId = consentSessionIdSchema.safeParse(consent[1]);
       if (!sessionId.success) throw new MandateError('not_found', 'no such consent session');
-      const tenant = tenantId(url.searchParams.get('tenant') ?? '');
-      if (request.method === 'GET' || request.method === 'HEAD') return this.#showConsent(request, response, nonce, tenant, sessionId.data, url);
-      if (request.method === 'POST') return this.#decide(request, response, nonce, tenant, sessionId.data);
-      return void response.writeHead(405, { allow: 'GET, HEAD, POST' }).end();
-    }
-    if (url.pathname === '/callback') {
-      if (request.method !== 'GET') return void response.writeHead(405, { allow: 'GET' }).end();
-      const outcome = await this.flows.callback(url.searchParams, this.#browserId(request));
-      return this.#finish(response, nonce, outcome);
-    }
-    if (url.pathname === '/login/callback') {
-      if (request.method !== 'GET') return void response.writeHead(405, { allow: 'GET' }).end();
-      // A fresh cookie for the signed-in browser: a cookie planted before the sign-in is worth nothing after it.
-      const signedIn = newBrowserId();
-      const { returnPath } = await this.signIn.finish(url.searchParams, this.#browserId(request), signedIn);
-      return void response.writeHead(303, { location: returnPath, 'set-cookie': this.#cookie(signedIn) }).end();
-    }
-    if (url.pathname === '/sign-out') {
-      if (request.method !== 'POST') return void response.writeHead(405, { allow: 'POST' }).end();
-      const tenant = tenantId(url.searchParams.get('tenant') ?? '');
-      const form = await readForm(request);
-      const browserId = this.#browserId(request);
-      if (!browserId || !sameText(form.get('csrf') ?? '', this.#csrf(browserId, `${tenant}/sign-out`))) return this.#refuseCsrf(response, nonce, 'sign-out');
-      await this.signIn.signOut(tenant, browserId);
-      return void response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Signed out', 'You are signed out. You may close this window.'));
-    }
-    if (url.pathname === '/access/sign-in') {
-      if (request.method !== 'GET') return void response.writeHead(405, { allow: 'GET' }).end();
-      const tenant = tenantId(url.searchParams.get('tenant') ?? '');
-      const location = await this.access.startSignIn(tenant, this.#ensureBrowserId(request, response), url.searchParams.get('idp'));
-      return void response.writeHead(303, { location }).end();
+      const tenant = tenantOf(url);
+      const show = () => this.#showConsent(request, response, nonce, tenant, sessionId.data);
+      return { GET: show, HEAD: show, POST: () => this.#decide(request, response, nonce, tenant, sessionId.data) };
     }
     if (url.pathname === '/access') {
-      const tenant = tenantId(url.searchParams.get('tenant') ?? '');
-      if (request.method === 'GET' || request.method === 'HEAD') return this.#showAccess(request, response, nonce, tenant);
-      if (request.method === 'POST') return this.#revoke(request, response, nonce, tenant);
-      return void response.writeHead(405, { allow: 'GET, HEAD, POST' }).end();
+      const tenant = tenantOf(url);
+      const show = () => this.#showAccess(request, response, nonce, tenant);
+      return { GET: show, HEAD: show, POST: () => this.#revoke(request, response, nonce, tenant) };
     }
-    response.writeHead(404, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Not found', 'There is nothing here.'));
+    const routes: Record<string, Route> = {
+      '/callback': { GET: async () => this.#finish(response, nonce, await this.flows.callback(url.searchParams, this.#browserId(request))) },
+      '/login/callback': { GET: () => this.#signedIn(request, response, url) },
+      '/sign-out': { POST: () => this.#signOut(request, response, nonce, tenantOf(url)) },
+      '/access/sign-in': { GET: async () => seeOther(response, await this.access.startSignIn(tenantOf(url), this.#ensureBrowserId(request, response), url.searchParams.get('idp'))) },
+    };
+    return Object.hasOwn(routes, url.pathname) ? routes[url.pathname] : undefined;
   }
 
-  async #showConsent(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, sessionId: string, url: URL): Promise<void> {
+  async #showConsent(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, sessionId: string): Promise<void> {
     const browserId = this.#ensureBrowserId(request, response);
     const view = await this.flows.page(tenant, sessionId, browserId);
-    if ('redirect' in view) return void response.writeHead(303, { location: view.redirect }).end();
-    const { session, workload } = view;
-    const html = consentPage({
-      nonce,
-      action: `${url.pathname}?tenant=${encodeURIComponent(tenant)}`,
-      csrf: this.#csrf(browserId, `${tenant}/${sessionId}`),
-      session,
-      workload,
-      durations: DURATION_CHOICES.map((value) => ({ value, label: DURATION_LABELS[value] })),
-    });
-    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(request.method === 'HEAD' ? undefined : html);
+    if ('redirect' in view) return seeOther(response, view.redirect);
+    sendHtml(response, 200, consentPage({ nonce, form: { action: withTenant(`/consent/${sessionId}`, tenant), csrf: this.#csrf(browserId, `${tenant}/${sessionId}`) }, ...view }));
+  }
+
+  async #decide(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, sessionId: string): Promise<void> {
+    const posted = await this.#postedForm(request, response, nonce, `${tenant}/${sessionId}`, 'consent');
+    if (!posted) return;
+    const decision = posted.form.get('decision');
+    if (decision === 'approve') return seeOther(response, await this.flows.approve(tenant, sessionId, posted.browserId, parseDuration(posted.form.get('duration') ?? undefined)));
+    if (decision === 'deny') return this.#finish(response, nonce, await this.flows.deny(tenant, sessionId, posted.browserId));
+    throw new MandateError('invalid_request', 'choose approve or deny');
+  }
+
+  #finish(response: ServerResponse, nonce: string, outcome: Outcome): void {
+    if ('redirect' in outcome) return seeOther(response, outcome.redirect);
+    sendHtml(response, 200, messagePage(nonce, ...OUTCOME_PAGES[outcome.page]));
+  }
+
+  async #signedIn(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    // A fresh cookie for the signed-in browser: a cookie planted before the sign-in is worth nothing after it.
+    const signedIn = newBrowserId();
+    const { returnPath } = await this.signIn.finish(url.searchParams, this.#browserId(request), signedIn);
+    seeOther(response, returnPath, { 'set-cookie': this.#cookie(signedIn) });
+  }
+
+  async #signOut(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId): Promise<void> {
+    const posted = await this.#postedForm(request, response, nonce, `${tenant}/sign-out`, 'sign-out');
+    if (!posted) return;
+    await this.signIn.signOut(tenant, posted.browserId);
+    sendHtml(response, 200, messagePage(nonce, 'Signed out', 'You are signed out. You may close this window.'));
   }
 
   async #showAccess(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId): Promise<void> {
     const browserId = this.#browserId(request);
     const view = await this.access.view(tenant, browserId);
-    const html =
-      'signInAt' in view
-        ? signInPage(nonce, tenant, view.signInAt)
-        : accessPage({
-            nonce,
-            action: `/access?tenant=${encodeURIComponent(tenant)}`,
-            csrf: this.#csrf(browserId!, `${tenant}/access`),
-            signOut: { action: `/sign-out?tenant=${encodeURIComponent(tenant)}`, csrf: this.#csrf(browserId!, `${tenant}/sign-out`) },
-            user: view.user,
-            grants: view.grants,
-          });
-    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(request.method === 'HEAD' ? undefined : html);
+    if ('signInAt' in view) return sendHtml(response, 200, signInPage(nonce, tenant, view.signInAt));
+    // Signed in, so the browser has its cookie.
+    const target = (path: string, form: string) => ({ action: withTenant(path, tenant), csrf: this.#csrf(browserId!, `${tenant}/${form}`) });
+    sendHtml(response, 200, accessPage({ nonce, revoke: target('/access', 'access'), signOut: target('/sign-out', 'sign-out'), ...view }));
   }
 
   async #revoke(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId): Promise<void> {
-    const form = await readForm(request);
-    const browserId = this.#browserId(request);
-    if (!browserId || !sameText(form.get('csrf') ?? '', this.#csrf(browserId, `${tenant}/access`))) return this.#refuseCsrf(response, nonce, 'access');
-    const workload = workloadNameSchema.safeParse(form.get('workload'));
-    const provider = form.get('provider') ? providerNameSchema.safeParse(form.get('provider')) : undefined;
+    const posted = await this.#postedForm(request, response, nonce, `${tenant}/access`, 'access');
+    if (!posted) return;
+    const workload = workloadNameSchema.safeParse(posted.form.get('workload'));
+    const provider = posted.form.get('provider') ? providerNameSchema.safeParse(posted.form.get('provider')) : undefined;
     if (!workload.success || (provider && !provider.success)) throw new MandateError('invalid_request', 'choose an access to revoke');
-    await this.access.revoke(tenant, browserId, workload.data, provider?.data);
-    response.writeHead(303, { location: `/access?tenant=${encodeURIComponent(tenant)}` }).end();
+    await this.access.revoke(tenant, posted.browserId, workload.data, provider?.data);
+    seeOther(response, withTenant('/access', tenant));
   }
 
-  async #decide(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, sessionId: string): Promise<void> {
+  /** The POSTed form if it carries this browser's CSRF token for `csrfForm`; if not, it answers 403 itself and returns nothing. */
+  async #postedForm(request: IncomingMessage, response: ServerResponse, nonce: string, csrfForm: string, logAs: string): Promise<{ form: URLSearchParams; browserId: string } | undefined> {
     const form = await readForm(request);
     const browserId = this.#browserId(request);
-    const token = form.get('csrf') ?? '';
-    if (!browserId || !sameText(token, this.#csrf(browserId, `${tenant}/${sessionId}`))) return this.#refuseCsrf(response, nonce, 'consent');
-    const decision = form.get('decision');
-    if (decision === 'approve') {
-      const location = await this.flows.approve(tenant, sessionId, browserId, parseDuration(form.get('duration') ?? undefined));
-      return void response.writeHead(303, { location }).end();
-    }
-    if (decision === 'deny') return this.#finish(response, nonce, await this.flows.deny(tenant, sessionId, browserId));
-    throw new MandateError('invalid_request', 'choose approve or deny');
-  }
-
-  #refuseCsrf(response: ServerResponse, nonce: string, form: string): void {
-    this.options.logger.warn({ form }, 'refused a POST without a valid CSRF token');
-    response.writeHead(403, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, 'Refused', 'This form was not sent from this page in this browser. Reload the page and try again.'));
-  }
-
-  #finish(response: ServerResponse, nonce: string, outcome: Outcome): void {
-    if ('redirect' in outcome) return void response.writeHead(303, { location: outcome.redirect }).end();
-    const [title, text] =
-      outcome.page === 'granted'
-        ? ['Access granted', 'You may close this window.']
-        : outcome.page === 'denied'
-          ? ['Access denied', 'Nothing was shared. You may close this window.']
-          : ['Not completed', 'The provider did not grant access; nothing was stored. You may close this window.'];
-    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, title, text));
+    if (browserId && sameText(form.get('csrf') ?? '', this.#csrf(browserId, csrfForm))) return { form, browserId };
+    this.options.logger.warn({ form: logAs }, 'refused a POST without a valid CSRF token');
+    sendHtml(response, 403, messagePage(nonce, 'Refused', 'This form was not sent from this page in this browser. Reload the page and try again.'));
+    return undefined;
   }
 
   #fail(response: ServerResponse, nonce: string, error: unknown): void {
@@ -194,7 +168,7 @@ export class ConsentHttpServer extends HttpListener {
     if (response.headersSent) return void response.destroy();
     const reason = error instanceof MandateError ? (error.details as { reason?: unknown } | undefined)?.reason : undefined;
     const text = (typeof reason === 'string' ? TEXT_OF_REASON[reason] : undefined) ?? TEXT_OF[code] ?? 'Please try again later.';
-    response.writeHead(STATUS_OF[code] ?? 500, { 'content-type': 'text/html; charset=utf-8' }).end(messagePage(nonce, code === 'access_denied' ? 'Not allowed' : 'Something went wrong', text));
+    sendHtml(response, STATUS_OF[code] ?? 500, messagePage(nonce, code === 'access_denied' ? 'Not allowed' : 'Something went wrong', text));
   }
 
   /** The browser's id cookie, set now if it has none. */
@@ -224,22 +198,26 @@ export class ConsentHttpServer extends HttpListener {
   }
 }
 
-async function readForm(request: IncomingMessage): Promise<URLSearchParams> {
-  if (!(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
-    throw new MandateError('invalid_request', 'expected a form');
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) throw new MandateError('invalid_request', 'form too large');
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+const tenantOf = (url: URL): TenantId => tenantId(url.searchParams.get('tenant') ?? '');
+const withTenant = (path: string, tenant: TenantId): string => `${path}?tenant=${encodeURIComponent(tenant)}`;
+
+/** node:http leaves the body out when it answers a HEAD. */
+function sendHtml(response: ServerResponse, status: number, html: string): void {
+  response.writeHead(status, { 'content-type': 'text/html; charset=utf-8' }).end(html);
 }
 
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+function seeOther(response: ServerResponse, location: string, headers: Record<string, string> = {}): void {
+  response.writeHead(303, { location, ...headers }).end();
+}
+
+async function readForm(request: IncomingMessage): Promise<URLSearchParams> {
+  if (!(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) throw new MandateError('invalid_request', 'expected a form');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) throw new MandateError('invalid_request', 'form too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }

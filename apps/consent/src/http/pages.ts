@@ -1,4 +1,5 @@
 import type { ConsentSessionView, GrantView, UserRef } from '@mandate/contracts';
+import { DURATION_CHOICES } from '../domain/consent-flows.js';
 
 /** Escapes text for HTML element content and double-quoted attributes. */
 export function escapeHtml(text: string): string {
@@ -50,78 +51,59 @@ function layout(nonce: string, title: string, body: string): string {
 <body><main>${body}</main></body></html>`;
 }
 
-export function consentPage(input: {
-  nonce: string;
-  action: string;
-  csrf: string;
-  session: ConsentSessionView;
-  workload: { name: string; description: string };
-  durations: readonly { value: string; label: string }[];
-}): string {
+/** Where a form posts, and the CSRF token it must carry there. */
+export type PostTarget = { action: string; csrf: string };
+
+const DURATION_LABELS: Record<(typeof DURATION_CHOICES)[number], string> = { once: 'This time only', '1': 'For 1 day', '7': 'For 7 days', '30': 'For 30 days', '90': 'For 90 days', 'until-revoked': 'Until I revoke it' };
+
+export function consentPage(input: { nonce: string; form: PostTarget; session: ConsentSessionView; workload: { name: string; description: string } }): string {
   const { session, workload } = input;
   const scopeItem = (s: string) => `<li>${escapeHtml(describeScope(s))} <code>${escapeHtml(s)}</code></li>`;
   const scopes = session.newScopes.map(scopeItem).join('');
   const kept = session.scopes.filter((s) => !session.newScopes.includes(s));
   const already = kept.length > 0 ? `<h2>You already allowed</h2><ul class="muted">${kept.map(scopeItem).join('')}</ul>` : '';
-  const durations = input.durations
-    .map((d, i) => `<label><input type="radio" name="duration" value="${escapeHtml(d.value)}"${i === 0 ? ' checked' : ''}> ${escapeHtml(d.label)}</label>`)
-    .join('');
-  return layout(
-    input.nonce,
-    'Allow access?',
-    `<h1>Allow <strong>${escapeHtml(workload.name)}</strong> to use your <strong>${escapeHtml(session.provider)}</strong> account?</h1>
+  const durations = DURATION_CHOICES.map((d, i) => `<label><input type="radio" name="duration" value="${escapeHtml(d)}"${i === 0 ? ' checked' : ''}> ${escapeHtml(DURATION_LABELS[d])}</label>`);
+  return layout(input.nonce, 'Allow access?', `<h1>Allow <strong>${escapeHtml(workload.name)}</strong> to use your <strong>${escapeHtml(session.provider)}</strong> account?</h1>
 <p>${escapeHtml(workload.description || 'This agent gave no description.')}</p>
 <h2>It asks to</h2><ul>${scopes || '<li>Use the provider’s default permissions</li>'}</ul>${already}
-<form method="post" action="${escapeHtml(input.action)}">
-<input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">
-<fieldset><legend>For how long?</legend>${durations}</fieldset>
+<form method="post" action="${escapeHtml(input.form.action)}">
+<input type="hidden" name="csrf" value="${escapeHtml(input.form.csrf)}">
+<fieldset><legend>For how long?</legend>${durations.join('')}</fieldset>
 <div class="actions"><button class="primary" type="submit" name="decision" value="approve">Approve</button>
 <button type="submit" name="decision" value="deny">Deny</button></div>
 </form>
-<p class="muted">Approving sends you to ${escapeHtml(session.provider)} to sign in. This request expires at ${dateOf(session.expiresAt)}.</p>`,
-  );
+<p class="muted">Approving sends you to ${escapeHtml(session.provider)} to sign in. This request expires at ${dateOf(session.expiresAt)}.</p>`);
 }
 
 export function messagePage(nonce: string, title: string, text: string): string {
   return layout(nonce, title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p>`);
 }
 
+/** A form of one button that posts its CSRF token and then `fields`. */
+function buttonForm(target: PostTarget, fields: Record<string, string>, label: string, primary = false): string {
+  const hidden = Object.entries({ csrf: target.csrf, ...fields }).map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`);
+  return `<form method="post" action="${escapeHtml(target.action)}">${hidden.join('')}<button type="submit"${primary ? ' class="primary"' : ''}>${escapeHtml(label)}</button></form>`;
+}
 
 /** "My access": every live grant of the signed-in person, each revocable, and all of an agent's at once. */
-export function accessPage(input: { nonce: string; action: string; csrf: string; signOut: { action: string; csrf: string }; user: UserRef; grants: readonly GrantView[] }): string {
-  const form = (fields: Record<string, string>, label: string, primary = false) =>
-    `<form method="post" action="${escapeHtml(input.action)}"><input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">${Object.entries(fields)
-      .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`)
-      .join('')}<button type="submit"${primary ? ' class="primary"' : ''}>${escapeHtml(label)}</button></form>`;
+export function accessPage(input: { nonce: string; revoke: PostTarget; signOut: PostTarget; user: UserRef; grants: readonly GrantView[] }): string {
+  const row = (workload: string, g: GrantView) =>
+    `<tr><td>${escapeHtml(g.provider)}</td><td>${g.scopes.map((s) => `<code>${escapeHtml(s)}</code>${termOf(g, s)}`).join('<br>')}</td><td>${dateOf(g.grantedAt)}</td>` +
+    `<td>${g.once ? 'This time only' : g.expiresAt ? dateOf(g.expiresAt) : 'Until you revoke it'}</td><td>${buttonForm(input.revoke, { workload, provider: g.provider }, `Revoke ${g.provider}`)}</td></tr>`;
   const byWorkload = new Map<string, GrantView[]>();
   for (const grant of input.grants) byWorkload.set(grant.workload, [...(byWorkload.get(grant.workload) ?? []), grant]);
-  const sections = [...byWorkload]
-    .map(
-      ([workload, grants]) => `<section aria-labelledby="w-${escapeHtml(workload)}"><h2 id="w-${escapeHtml(workload)}">${escapeHtml(workload)}</h2>
+  const sections = [...byWorkload].map(([workload, grants]) => `<section aria-labelledby="w-${escapeHtml(workload)}"><h2 id="w-${escapeHtml(workload)}">${escapeHtml(workload)}</h2>
 <table><thead><tr><th scope="col">Provider</th><th scope="col">Scopes</th><th scope="col">Since</th><th scope="col">Until</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead><tbody>
-${grants
-  .map(
-    (g) => `<tr><td>${escapeHtml(g.provider)}</td><td>${g.scopes.map((s) => `<code>${escapeHtml(s)}</code>${termOf(g, s)}`).join('<br>')}</td><td>${dateOf(g.grantedAt)}</td><td>${
-      g.once ? 'This time only' : g.expiresAt ? dateOf(g.expiresAt) : 'Until you revoke it'
-    }</td><td>${form({ workload, provider: g.provider }, `Revoke ${g.provider}`)}</td></tr>`,
-  )
-  .join('\n')}
-</tbody></table>${grants.length > 1 ? form({ workload }, `Revoke all for ${workload}`, true) : ''}</section>`,
-    )
-    .join('\n');
-  return layout(
-    input.nonce,
-    'My access',
-    `<h1>My access</h1><p class="muted">Signed in as <code>${escapeHtml(input.user.sub)}</code>. These agents may act for you:</p>
-${sections || '<p>You have not given any agent access.</p>'}
-<form method="post" action="${escapeHtml(input.signOut.action)}"><input type="hidden" name="csrf" value="${escapeHtml(input.signOut.csrf)}"><button type="submit">Sign out</button></form>`,
-  );
+${grants.map((g) => row(workload, g)).join('\n')}
+</tbody></table>${grants.length > 1 ? buttonForm(input.revoke, { workload }, `Revoke all for ${workload}`, true) : ''}</section>`);
+  return layout(input.nonce, 'My access', `<h1>My access</h1><p class="muted">Signed in as <code>${escapeHtml(input.user.sub)}</code>. These agents may act for you:</p>
+${sections.join('\n') || '<p>You have not given any agent access.</p>'}
+${buttonForm(input.signOut, {}, 'Sign out')}`);
 }
 
 /** A scope's own term, shown only where the grant's scopes end at different times. */
 function termOf(grant: GrantView, scope: string): string {
-  const terms = new Set(Object.values(grant.scopeTerms));
-  if (terms.size < 2) return '';
+  if (new Set(Object.values(grant.scopeTerms)).size < 2) return '';
   const until = grant.scopeTerms[scope];
   return ` <span class="muted">(${until ? `until ${dateOf(until)}` : 'until you revoke it'})</span>`;
 }
@@ -129,8 +111,6 @@ function termOf(grant: GrantView, scope: string): string {
 /** "My access" before signing in: where to sign in (one link per IdP of the tenant). */
 export function signInPage(nonce: string, tenant: string, discoveryUrls: readonly string[]): string {
   if (discoveryUrls.length === 0) return messagePage(nonce, 'My access', 'No sign-in is set up for this organisation yet.');
-  const links = discoveryUrls
-    .map((url, i) => `<li><a href="/access/sign-in?tenant=${encodeURIComponent(tenant)}&amp;idp=${i}">Sign in at ${escapeHtml(new URL(url).host)}</a></li>`)
-    .join('');
-  return layout(nonce, 'My access', `<h1>My access</h1><p>Sign in to see and revoke what you have allowed agents to do for you.</p><ul>${links}</ul>`);
+  const links = discoveryUrls.map((url, i) => `<li><a href="/access/sign-in?tenant=${encodeURIComponent(tenant)}&amp;idp=${i}">Sign in at ${escapeHtml(new URL(url).host)}</a></li>`);
+  return layout(nonce, 'My access', `<h1>My access</h1><p>Sign in to see and revoke what you have allowed agents to do for you.</p><ul>${links.join('')}</ul>`);
 }

@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { sameText } from '@mandate/crypto';
 import {
   consentGrantedEvent,
   MandateError,
@@ -173,10 +174,4 @@ export class ConsentCeremony {
       return 'failed';
     }
   }
-}
-
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
