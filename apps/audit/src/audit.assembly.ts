@@ -30,14 +30,13 @@ export class AuditTrail {
   #digesting: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    readonly repository: TrailRepository,
     readonly keys: DigestKeyRing,
     readonly appender: TrailAppender,
     readonly digester: Digester,
     readonly verifier: TrailVerifier,
     private readonly queries: TrailQuery,
     readonly consumer: AuditConsumer,
-    private readonly deps: AuditDependencies,
+    private readonly logger: Logger,
   ) {}
 
   static async assemble(deps: AuditDependencies): Promise<AuditTrail> {
@@ -53,9 +52,9 @@ export class AuditTrail {
       maxAckPending: env.AUDIT_MAX_ACK_PENDING,
       replicas: env.MANDATE_MODE === 'production' ? 3 : 1,
     });
-    const trail = new AuditTrail(repository, ring, appender, digester, verifier, new TrailQuery(repository, env.AUDIT_QUERY_SCAN_LIMIT), consumer, deps);
+    const trail = new AuditTrail(ring, appender, digester, verifier, new TrailQuery(repository, env.AUDIT_QUERY_SCAN_LIMIT), consumer, logger);
     await consumer.start();
-    trail.#timer = setInterval(() => void trail.#digestAll(), env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000);
+    trail.#timer = setInterval(() => void trail.#digestAll('trail digest round failed; will retry at the next interval'), env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000);
     trail.#timer.unref();
     logger.info({ signingKey: source, generated, kid: ring.currentKid, digestIntervalSeconds: env.AUDIT_DIGEST_INTERVAL_SECONDS }, 'audit trail ready');
     return trail;
@@ -84,18 +83,14 @@ export class AuditTrail {
     clearInterval(this.#timer);
     await this.consumer.stop();
     await this.appender.close();
-    try {
-      await this.digestNow();
-    } catch (err) {
-      this.deps.logger.error({ err }, 'could not sign the shutdown digest');
-    }
+    await this.#digestAll('could not sign the shutdown digest');
   }
 
-  async #digestAll(): Promise<void> {
+  async #digestAll(failure: string): Promise<void> {
     try {
       await this.digestNow();
     } catch (err) {
-      this.deps.logger.error({ err }, 'trail digest round failed; will retry at the next interval');
+      this.logger.error({ err }, failure);
     }
   }
 }

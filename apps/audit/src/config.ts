@@ -22,7 +22,6 @@ export const auditEnvSchema = baseEnvSchema.safeExtend({
 
 export type AuditEnv = z.output<typeof auditEnvSchema>;
 
-
 export function signingKeyFile(env: AuditEnv): string {
   return env.AUDIT_SIGNING_KEY_FILE ?? join(env.MANDATE_DATA_DIR, 'keys', 'audit-signing-key.json');
 }

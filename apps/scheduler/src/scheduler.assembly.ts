@@ -17,7 +17,7 @@ import {
 import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
-import { signClientAssertion } from '@mandate/wat';
+import { assertKeyAccepted, signClientAssertion } from '@mandate/wat';
 import type { SchedulerEnv } from './config.js';
 import { ActionRunner } from './domain/actions.js';
 import { JobAdministration } from './domain/job-administration.js';
@@ -37,8 +37,6 @@ export interface SchedulerDependencies {
   now?: () => number;
   afterAction?: SchedulerOptions['afterAction'];
 }
-
-const encoder = new TextEncoder();
 
 /** The scheduler's parts wired together: registry, scheduler, event triggers and the timer that drives `tick`. */
 export class SchedulerApp {
@@ -73,19 +71,7 @@ export class SchedulerApp {
       cipher,
       audit,
       deps.publisher,
-      async (tenant, workload, privateJwk) => {
-        try {
-          await workloadToken(tenant, workload, privateJwk);
-        } catch (error) {
-          if (error instanceof MandateError && (error.code === 'unauthenticated' || error.code === 'not_found' || error.code === 'access_denied')) {
-            throw new MandateError('invalid_request', `the authorizer does not accept this key for workload ${workload} (${error.code})`, {
-              issues: [{ path: 'workload.privateJwk', message: 'not a key registered for the workload in the directory' }],
-            });
-          }
-          if (error instanceof TypeError) throw new MandateError('invalid_request', 'the workload key cannot sign', { issues: [{ path: 'workload.privateJwk', message: error.message }] });
-          throw error;
-        }
-      },
+      (tenant, workload, privateJwk) => assertKeyAccepted(workload, () => workloadToken(tenant, workload, privateJwk)),
       deps.now,
     );
     const js = jetstream(nc);
@@ -97,7 +83,7 @@ export class SchedulerApp {
         const headers = natsHeaders();
         headers.set(SCHEDULER_HEADERS.idempotencyKey, idempotencyKey);
         try {
-          await js.publish(subject, encoder.encode(JSON.stringify(message)), { msgID: idempotencyKey, headers });
+          await js.publish(subject, JSON.stringify(message), { msgID: idempotencyKey, headers });
         } catch (cause) {
           throw new MandateError('unavailable', 'could not publish the task', { cause });
         }
@@ -117,7 +103,7 @@ export class SchedulerApp {
             const headers = natsHeaders();
             headers.set(SCHEDULER_HEADERS.idempotencyKey, message.idempotencyKey);
             headers.set(SCHEDULER_HEADERS.reason, reason);
-            await js.publish(schedulerDlqSubject(tenant), encoder.encode(JSON.stringify({ ...message, reason, error })), { msgID: `dlq.${message.idempotencyKey}`, headers });
+            await js.publish(schedulerDlqSubject(tenant), JSON.stringify({ ...message, reason, error }), { msgID: `dlq.${message.idempotencyKey}`, headers });
           },
         },
       },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineAuditActions } from './audit-actions.js';
-import { defineEndpoint, type EndpointContract } from './endpoint.js';
+import { endpointsOf, type EndpointContract } from './endpoint.js';
 import { auditRecordSchema } from './audit-record.js';
 import type { StreamDefinition } from './streams.js';
 import { SUBJECT_ROOT } from './subjects.js';
@@ -145,7 +145,6 @@ export const auditQueryResponseSchema = z.object({
 });
 
 export const VERIFY_PROBLEM_KINDS = ['edited', 'missing', 'reordered', 'digest-edited', 'digest-missing', 'unknown-key'] as const;
-export type VerifyProblemKind = (typeof VERIFY_PROBLEM_KINDS)[number];
 
 export const verifyProblemSchema = z.object({
   kind: z.enum(VERIFY_PROBLEM_KINDS),
@@ -193,36 +192,24 @@ export const auditKeysResponseSchema = z.object({
   ),
 });
 
-export const auditQueryEndpoint = defineEndpoint({
-  service: AUDIT_TRAIL_SERVICE,
-  operation: 'query',
-  description: "A tenant's audit records, newest first, filtered by trace id, workload, user, provider, service, action, outcome and time",
-  request: auditQueryRequestSchema,
-  response: auditQueryResponseSchema,
-});
+const endpoint = endpointsOf(AUDIT_TRAIL_SERVICE);
 
-export const auditVerifyEndpoint = defineEndpoint({
-  service: AUDIT_TRAIL_SERVICE,
-  operation: 'verify',
-  description: "Checks every hash, sequence and digest signature of a tenant's trail (or a range of it)",
-  request: auditVerifyRequestSchema,
-  response: auditVerifyResponseSchema,
-});
+export const auditQueryEndpoint = endpoint(
+  'query',
+  "A tenant's audit records, newest first, filtered by trace id, workload, user, provider, service, action, outcome and time",
+  auditQueryRequestSchema,
+  auditQueryResponseSchema,
+);
 
-export const auditDigestEndpoint = defineEndpoint({
-  service: AUDIT_TRAIL_SERVICE,
-  operation: 'digest',
-  description: 'Writes a signed digest now, for one tenant or every tenant in the trail',
-  request: auditDigestRequestSchema,
-  response: auditDigestResponseSchema,
-});
+export const auditVerifyEndpoint = endpoint(
+  'verify',
+  "Checks every hash, sequence and digest signature of a tenant's trail (or a range of it)",
+  auditVerifyRequestSchema,
+  auditVerifyResponseSchema,
+);
 
-export const auditKeysEndpoint = defineEndpoint({
-  service: AUDIT_TRAIL_SERVICE,
-  operation: 'keys',
-  description: 'The public keys that verify trail digests: the current one and every retired one',
-  request: z.object({}),
-  response: auditKeysResponseSchema,
-});
+export const auditDigestEndpoint = endpoint('digest', 'Writes a signed digest now, for one tenant or every tenant in the trail', auditDigestRequestSchema, auditDigestResponseSchema);
+
+export const auditKeysEndpoint = endpoint('keys', 'The public keys that verify trail digests: the current one and every retired one', z.object({}), auditKeysResponseSchema);
 
 export const auditTrailEndpoints: readonly EndpointContract[] = Object.freeze([auditQueryEndpoint, auditVerifyEndpoint, auditDigestEndpoint, auditKeysEndpoint]);

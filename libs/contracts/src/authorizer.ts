@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineAuditActions } from './audit-actions.js';
-import { defineEndpoint } from './endpoint.js';
+import { actorSchema } from './changes.js';
+import { endpointsOf } from './endpoint.js';
 import { defineEvent } from './event.js';
 import { MandateError, type ErrorCode } from './errors.js';
 import { tenantIdSchema } from './tenant.js';
@@ -113,78 +114,59 @@ export type WatClaims = z.output<typeof watClaimsSchema>;
 const inboundToken = z.string().min(1).max(256 * 1024);
 const clientAssertion = z.string().min(1).max(16 * 1024);
 
-export const authorizeEndpoint = defineEndpoint({
-  service: AUTHORIZER_SERVICE,
-  operation: 'authorize',
-  description: "Decides whether a user's bearer JWT may invoke the workload; on no, says why.",
-  request: z.strictObject({ tenant: tenantIdSchema, workload: workloadNameSchema, token: inboundToken }),
-  response: z.discriminatedUnion('allowed', [
-    z.object({
-      allowed: z.literal(true),
-      user: userRefSchema,
-      clientId: z.string().optional(),
-      scopes: z.array(z.string()),
-      expiresAt: z.iso.datetime(),
-    }),
+const endpoint = endpointsOf(AUTHORIZER_SERVICE);
+const workloadRef = { tenant: tenantIdSchema, workload: workloadNameSchema };
+
+export const authorizeEndpoint = endpoint(
+  'authorize',
+  "Decides whether a user's bearer JWT may invoke the workload; on no, says why.",
+  z.strictObject({ ...workloadRef, token: inboundToken }),
+  z.discriminatedUnion('allowed', [
+    z.object({ allowed: z.literal(true), user: userRefSchema, clientId: z.string().optional(), scopes: z.array(z.string()), expiresAt: z.iso.datetime() }),
     z.object({ allowed: z.literal(false), reason: denialReasonSchema, message: z.string() }),
   ]),
-});
+);
 
-const watResponse = z.object({
-  token: z.string(),
-  tokenType: z.literal(WAT_TYPE),
-  expiresAt: z.iso.datetime(),
-  expiresIn: z.number().int(),
-});
+const watResponse = z.object({ token: z.string(), tokenType: z.literal(WAT_TYPE), expiresAt: z.iso.datetime(), expiresIn: z.number().int() });
 
 export type WatResponse = z.output<typeof watResponse>;
 
-export const tokenForWorkloadEndpoint = defineEndpoint({
-  service: AUTHORIZER_SERVICE,
-  operation: 'token-for-workload',
-  description: 'Mints a WAT for the workload alone (2LO), after it proves itself with an RFC 7523 client assertion.',
-  request: z.strictObject({ tenant: tenantIdSchema, workload: workloadNameSchema, clientAssertion }),
-  response: watResponse,
-});
+export const tokenForWorkloadEndpoint = endpoint(
+  'token-for-workload',
+  'Mints a WAT for the workload alone (2LO), after it proves itself with an RFC 7523 client assertion.',
+  z.strictObject({ ...workloadRef, clientAssertion }),
+  watResponse,
+);
 
-export const tokenForJwtEndpoint = defineEndpoint({
-  service: AUTHORIZER_SERVICE,
-  operation: 'token-for-jwt',
-  description: "Mints a WAT binding the workload to the user of a JWT, after the JWT passes the workload's authorizer.",
-  request: z.strictObject({ tenant: tenantIdSchema, workload: workloadNameSchema, userToken: inboundToken }),
-  response: watResponse,
-});
+export const tokenForJwtEndpoint = endpoint(
+  'token-for-jwt',
+  "Mints a WAT binding the workload to the user of a JWT, after the JWT passes the workload's authorizer.",
+  z.strictObject({ ...workloadRef, userToken: inboundToken }),
+  watResponse,
+);
 
-export const tokenForUserEndpoint = defineEndpoint({
-  service: AUTHORIZER_SERVICE,
-  operation: 'token-for-user',
-  description: 'Mints a WAT for a bare user id; only for workloads allowed to, authenticated by client assertion.',
-  request: z.strictObject({
-    tenant: tenantIdSchema,
-    workload: workloadNameSchema,
-    userId: z.string().min(1).max(255),
-    clientAssertion,
-  }),
-  response: watResponse,
-});
+export const tokenForUserEndpoint = endpoint(
+  'token-for-user',
+  'Mints a WAT for a bare user id; only for workloads allowed to, authenticated by client assertion.',
+  z.strictObject({ ...workloadRef, userId: z.string().min(1).max(255), clientAssertion }),
+  watResponse,
+);
 
 export const jwkSchema = z.looseObject({ kty: z.string(), kid: z.string(), alg: z.string().optional(), use: z.string().optional() });
 
-export const jwksEndpoint = defineEndpoint({
-  service: AUTHORIZER_SERVICE,
-  operation: 'jwks',
-  description: 'The public keys that verify WATs (also served over HTTP at /.well-known/jwks.json).',
-  request: z.strictObject({}),
-  response: z.object({ keys: z.array(jwkSchema) }),
-});
+export const jwksEndpoint = endpoint(
+  'jwks',
+  'The public keys that verify WATs (also served over HTTP at /.well-known/jwks.json).',
+  z.strictObject({}),
+  z.object({ keys: z.array(jwkSchema) }),
+);
 
-export const signingKeysRotateEndpoint = defineEndpoint({
-  service: AUTHORIZER_SERVICE,
-  operation: 'signing-keys-rotate',
-  description: 'Starts a WAT signing key rotation now: a new key is published, and signs once verifiers have had time to see it.',
-  request: z.strictObject({ actor: z.string().min(1).max(255).optional() }),
-  response: z.object({ kid: z.string(), activatesAt: z.iso.datetime() }),
-});
+export const signingKeysRotateEndpoint = endpoint(
+  'signing-keys-rotate',
+  'Starts a WAT signing key rotation now: a new key is published, and signs once verifiers have had time to see it.',
+  z.strictObject({ actor: actorSchema }),
+  z.object({ kid: z.string(), activatesAt: z.iso.datetime() }),
+);
 
 export const authorizerEndpoints = [
   authorizeEndpoint,

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { defineAuditActions } from './audit-actions.js';
-import { defineEndpoint } from './endpoint.js';
-import { pageOf, pageRequest } from './paging.js';
+import { actorSchema, deletedSchema, expectedRevisionSchema } from './changes.js';
+import { endpointsOf } from './endpoint.js';
+import { pageOf, tenantPageRequest } from './paging.js';
 import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 
@@ -123,9 +124,6 @@ export const authorizerConfigSchema = z
 
 export type AuthorizerConfig = z.output<typeof authorizerConfigSchema>;
 
-/** Self-declared operator name recorded in the audit trail; authority comes from NATS permissions. */
-const actorSchema = z.string().min(1).max(255).optional();
-
 const workloadFields = {
   description: z.string().max(4096),
   allowedReturnUrls: z.array(returnUrlSchema).max(32),
@@ -152,13 +150,14 @@ export const workloadSchema = z.object({
 
 export type Workload = z.output<typeof workloadSchema>;
 
+const endpoint = endpointsOf(DIRECTORY_SERVICE);
 const workloadRef = { tenant: tenantIdSchema, name: workloadNameSchema };
+const revisionAndActor = { expectedRevision: expectedRevisionSchema, actor: actorSchema };
 
-export const workloadCreateEndpoint = defineEndpoint({
-  service: DIRECTORY_SERVICE,
-  operation: 'workload-create',
-  description: 'Registers a workload identity; conflict if the name is taken in the tenant.',
-  request: z.strictObject({
+export const workloadCreateEndpoint = endpoint(
+  'workload-create',
+  'Registers a workload identity; conflict if the name is taken in the tenant.',
+  z.strictObject({
     ...workloadRef,
     description: workloadFields.description.default(''),
     allowedReturnUrls: workloadFields.allowedReturnUrls.default([]),
@@ -168,66 +167,29 @@ export const workloadCreateEndpoint = defineEndpoint({
     authorizer: authorizerConfigSchema.optional(),
     actor: actorSchema,
   }),
-  response: workloadSchema,
-});
+  workloadSchema,
+);
 
-export const workloadGetEndpoint = defineEndpoint({
-  service: DIRECTORY_SERVICE,
-  operation: 'workload-get',
-  description: 'Reads one workload with its keys and authorizer config.',
-  request: z.strictObject(workloadRef),
-  response: workloadSchema,
-});
+export const workloadGetEndpoint = endpoint('workload-get', 'Reads one workload with its keys and authorizer config.', z.strictObject(workloadRef), workloadSchema);
 
-export const workloadUpdateEndpoint = defineEndpoint({
-  service: DIRECTORY_SERVICE,
-  operation: 'workload-update',
-  description: 'Replaces the given fields; with expectedRevision, only if nobody changed it since.',
-  request: z.strictObject({
-    ...workloadRef,
-    set: z
-      .strictObject({
-        description: workloadFields.description.optional(),
-        allowedReturnUrls: workloadFields.allowedReturnUrls.optional(),
-        allowUserIdTokens: workloadFields.allowUserIdTokens.optional(),
-        publicKeys: workloadFields.publicKeys.optional(),
-        tags: workloadFields.tags.optional(),
-      })
-      .refine((set) => Object.keys(set).length > 0, 'name at least one field to change'),
-    expectedRevision: z.number().int().min(0).optional(),
-    actor: actorSchema,
-  }),
-  response: workloadSchema,
-});
+const changedFields = z.strictObject(workloadFields).partial().refine((set) => Object.keys(set).length > 0, 'name at least one field to change');
+export const workloadUpdateEndpoint = endpoint(
+  'workload-update',
+  'Replaces the given fields; with expectedRevision, only if nobody changed it since.',
+  z.strictObject({ ...workloadRef, set: changedFields, ...revisionAndActor }),
+  workloadSchema,
+);
 
-export const workloadDeleteEndpoint = defineEndpoint({
-  service: DIRECTORY_SERVICE,
-  operation: 'workload-delete',
-  description: 'Deletes a workload; not_found if there is none.',
-  request: z.strictObject({ ...workloadRef, expectedRevision: z.number().int().min(0).optional(), actor: actorSchema }),
-  response: z.object({ deleted: z.literal(true) }),
-});
+export const workloadDeleteEndpoint = endpoint('workload-delete', 'Deletes a workload; not_found if there is none.', z.strictObject({ ...workloadRef, ...revisionAndActor }), deletedSchema);
 
-export const workloadListEndpoint = defineEndpoint({
-  service: DIRECTORY_SERVICE,
-  operation: 'workload-list',
-  description: 'Lists the workloads of a tenant, one page at a time.',
-  request: z.strictObject({ tenant: tenantIdSchema, ...pageRequest }),
-  response: pageOf(workloadSchema),
-});
+export const workloadListEndpoint = endpoint('workload-list', 'Lists the workloads of a tenant, one page at a time.', tenantPageRequest, pageOf(workloadSchema));
 
-export const authorizerSetEndpoint = defineEndpoint({
-  service: DIRECTORY_SERVICE,
-  operation: 'authorizer-set',
-  description: "Sets (or with null, removes) a workload's inbound authorizer config.",
-  request: z.strictObject({
-    ...workloadRef,
-    authorizer: authorizerConfigSchema.nullable(),
-    expectedRevision: z.number().int().min(0).optional(),
-    actor: actorSchema,
-  }),
-  response: workloadSchema,
-});
+export const authorizerSetEndpoint = endpoint(
+  'authorizer-set',
+  "Sets (or with null, removes) a workload's inbound authorizer config.",
+  z.strictObject({ ...workloadRef, authorizer: authorizerConfigSchema.nullable(), ...revisionAndActor }),
+  workloadSchema,
+);
 
 export const directoryEndpoints = [
   workloadCreateEndpoint,

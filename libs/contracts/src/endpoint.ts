@@ -28,6 +28,12 @@ export function defineEndpoint<Req extends z.ZodType, Res extends z.ZodType>(def
   return Object.freeze({ ...definition, subject: serviceSubject(definition.service, definition.operation) });
 }
 
+/** `defineEndpoint` for one service's endpoints: `endpoint(operation, description, request, response)`. */
+export function endpointsOf(service: string) {
+  return <Req extends z.ZodType, Res extends z.ZodType>(operation: string, description: string, request: Req, response: Res) =>
+    defineEndpoint({ service, operation, description, request, response });
+}
+
 /** Indexes a service's endpoints by subject; a duplicate subject is a programming error. */
 export function endpointsBySubject(endpoints: readonly EndpointContract[]): ReadonlyMap<string, EndpointContract> {
   const map = new Map<string, EndpointContract>();

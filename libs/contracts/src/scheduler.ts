@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { defineAuditActions } from './audit-actions.js';
-import { defineEndpoint } from './endpoint.js';
-import { pageOf, pageRequest } from './paging.js';
+import { actorSchema, deletedSchema } from './changes.js';
+import { endpointsOf } from './endpoint.js';
+import { pageOf, pageRequest, tenantPageRequest } from './paging.js';
 import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 import { workloadNameSchema } from './directory.js';
@@ -92,7 +93,6 @@ export type JobAction = z.output<typeof jobActionSchema>;
 export type RetryPolicy = z.output<typeof retryPolicySchema>;
 
 const jobRef = { tenant: tenantIdSchema, name: jobNameSchema };
-const actorSchema = z.string().min(1).max(255).optional();
 
 /** A job as reads show it: the workload's name, never its key. */
 export const jobViewSchema = z.object({
@@ -141,11 +141,12 @@ export type RunView = z.output<typeof runViewSchema>;
 
 const privateJwkSchema = z.looseObject({ kty: z.string(), kid: z.string().min(1).max(128), d: z.string() });
 
-export const jobCreateEndpoint = defineEndpoint({
-  service: SCHEDULER_SERVICE,
-  operation: 'job-create',
-  description: "Creates a job; the workload's private key is checked with the authorizer, sealed at rest and never returned.",
-  request: z.strictObject({
+const endpoint = endpointsOf(SCHEDULER_SERVICE);
+
+export const jobCreateEndpoint = endpoint(
+  'job-create',
+  "Creates a job; the workload's private key is checked with the authorizer, sealed at rest and never returned.",
+  z.strictObject({
     ...jobRef,
     description: z.string().max(4096).default(''),
     workload: z.strictObject({ name: workloadNameSchema, privateJwk: privateJwkSchema }),
@@ -153,60 +154,25 @@ export const jobCreateEndpoint = defineEndpoint({
     action: jobActionSchema,
     missedFire: missedFirePolicySchema.default('run-once'),
     retry: retryPolicySchema.default({ limit: 3, backoffMs: 10_000, maxBackoffMs: 600_000 }),
-    /** Create the job paused. */
     paused: z.boolean().default(false),
     actor: actorSchema,
   }),
-  response: jobViewSchema,
-});
+  jobViewSchema,
+);
 
-export const jobGetEndpoint = defineEndpoint({
-  service: SCHEDULER_SERVICE,
-  operation: 'job-get',
-  description: 'Reads one job (never its workload key).',
-  request: z.strictObject(jobRef),
-  response: jobViewSchema,
-});
+export const jobGetEndpoint = endpoint('job-get', 'Reads one job (never its workload key).', z.strictObject(jobRef), jobViewSchema);
 
-export const jobListEndpoint = defineEndpoint({
-  service: SCHEDULER_SERVICE,
-  operation: 'job-list',
-  description: 'Lists the jobs of a tenant, one page at a time.',
-  request: z.strictObject({ tenant: tenantIdSchema, ...pageRequest }),
-  response: pageOf(jobViewSchema),
-});
+export const jobListEndpoint = endpoint('job-list', 'Lists the jobs of a tenant, one page at a time.', tenantPageRequest, pageOf(jobViewSchema));
 
-export const jobPauseEndpoint = defineEndpoint({
-  service: SCHEDULER_SERVICE,
-  operation: 'job-pause',
-  description: 'Stops firing a job (runs already started finish; events wait in the stream).',
-  request: z.strictObject({ ...jobRef, actor: actorSchema }),
-  response: jobViewSchema,
-});
+const jobChange = z.strictObject({ ...jobRef, actor: actorSchema });
 
-export const jobResumeEndpoint = defineEndpoint({
-  service: SCHEDULER_SERVICE,
-  operation: 'job-resume',
-  description: 'Fires a paused job again, from now on (fires during the pause are not made up).',
-  request: z.strictObject({ ...jobRef, actor: actorSchema }),
-  response: jobViewSchema,
-});
+export const jobPauseEndpoint = endpoint('job-pause', 'Stops firing a job (runs already started finish; events wait in the stream).', jobChange, jobViewSchema);
 
-export const jobDeleteEndpoint = defineEndpoint({
-  service: SCHEDULER_SERVICE,
-  operation: 'job-delete',
-  description: 'Deletes a job and its event consumer; unfinished runs are cancelled.',
-  request: z.strictObject({ ...jobRef, actor: actorSchema }),
-  response: z.object({ deleted: z.literal(true) }),
-});
+export const jobResumeEndpoint = endpoint('job-resume', 'Fires a paused job again, from now on (fires during the pause are not made up).', jobChange, jobViewSchema);
 
-export const jobRunsEndpoint = defineEndpoint({
-  service: SCHEDULER_SERVICE,
-  operation: 'job-runs',
-  description: 'Lists the recorded runs of a job, oldest first, one page at a time.',
-  request: z.strictObject({ ...jobRef, ...pageRequest }),
-  response: pageOf(runViewSchema),
-});
+export const jobDeleteEndpoint = endpoint('job-delete', 'Deletes a job and its event consumer; unfinished runs are cancelled.', jobChange, deletedSchema);
+
+export const jobRunsEndpoint = endpoint('job-runs', 'Lists the recorded runs of a job, oldest first, one page at a time.', z.strictObject({ ...jobRef, ...pageRequest }), pageOf(runViewSchema));
 
 export const schedulerEndpoints = [jobCreateEndpoint, jobGetEndpoint, jobListEndpoint, jobPauseEndpoint, jobResumeEndpoint, jobDeleteEndpoint, jobRunsEndpoint] as const;
 

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { defineAuditActions } from './audit-actions.js';
-import { defineEndpoint } from './endpoint.js';
-import { pageOf, pageRequest } from './paging.js';
+import { deletedSchema, expectedRevisionSchema } from './changes.js';
+import { endpointsOf } from './endpoint.js';
+import { pageOf, tenantPageRequest } from './paging.js';
 import { defineEvent } from './event.js';
 import { tenantIdSchema } from './tenant.js';
 import { workloadNameSchema } from './directory.js';
@@ -41,6 +42,11 @@ export const authorizationServerMetadataSchema = z.strictObject({
   revocationEndpoint: endpointUrlSchema.optional(),
 });
 
+/** Self-declared operator name recorded in the audit trail; unlike `actorSchema` (changes.ts), the vault has always taken an empty one. */
+const actor = z.string().max(255).optional();
+/** Workloads that may use a provider; nobody else gets anything from it. */
+const allowedWorkloadsSchema = z.array(workloadNameSchema).max(256);
+
 const secretFields = {
   /** For client_secret_basic / client_secret_post. Sealed at rest, never returned. */
   clientSecret: z.string().min(1).max(4096).optional(),
@@ -68,8 +74,7 @@ const oauth2Fields = {
   defaultScopes: scopesSchema.default([]),
   /** Extra parameters of client-credentials requests, e.g. `audience` (Auth0) or `resource` (RFC 8707). */
   tokenParameters: tokenParametersSchema.default({}),
-  /** Workloads that may use this provider; nobody else gets anything from it. */
-  allowedWorkloads: z.array(workloadNameSchema).max(256).default([]),
+  allowedWorkloads: allowedWorkloadsSchema.default([]),
 };
 
 type OAuth2Input = {
@@ -115,21 +120,22 @@ export function oauth2ProviderProblems(provider: OAuth2Input): { path: string; m
   return problems;
 }
 
+const providerRef = { tenant: tenantIdSchema, name: providerNameSchema };
+
 const oauth2CreateSchema = z
-  .strictObject({ kind: z.literal('oauth2'), tenant: tenantIdSchema, name: providerNameSchema, actor: z.string().max(255).optional(), ...oauth2Fields })
+  .strictObject({ kind: z.literal('oauth2'), ...providerRef, actor, ...oauth2Fields })
   .superRefine((provider, ctx) => {
     for (const problem of oauth2ProviderProblems(provider)) ctx.addIssue({ code: 'custom', path: problem.path.split('.'), message: problem.message });
   });
 
 const apiKeyCreateSchema = z.strictObject({
   kind: z.literal('api-key'),
-  tenant: tenantIdSchema,
-  name: providerNameSchema,
-  actor: z.string().max(255).optional(),
+  ...providerRef,
+  actor,
   description: z.string().max(4096).default(''),
   /** Sealed at rest; released only to allowed workloads through `api-key`. */
   apiKey: z.string().min(1).max(64 * 1024),
-  allowedWorkloads: z.array(workloadNameSchema).max(256).default([]),
+  allowedWorkloads: allowedWorkloadsSchema.default([]),
 });
 
 /** A provider as reads show it: metadata only, never a secret. */
@@ -156,77 +162,53 @@ export const providerViewSchema = z.object({
 
 export type ProviderView = z.output<typeof providerViewSchema>;
 
-const providerRef = { tenant: tenantIdSchema, name: providerNameSchema };
+const endpoint = endpointsOf(VAULT_SERVICE);
 
-export const providerCreateEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'provider-create',
-  description: 'Registers an OAuth2 or API key credential provider; its secret is sealed and never returned.',
-  request: z.discriminatedUnion('kind', [oauth2CreateSchema, apiKeyCreateSchema]),
-  response: providerViewSchema,
-});
+export const providerCreateEndpoint = endpoint(
+  'provider-create',
+  'Registers an OAuth2 or API key credential provider; its secret is sealed and never returned.',
+  z.discriminatedUnion('kind', [oauth2CreateSchema, apiKeyCreateSchema]),
+  providerViewSchema,
+);
 
-export const providerGetEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'provider-get',
-  description: "Reads a provider's metadata (never its secret).",
-  request: z.strictObject(providerRef),
-  response: providerViewSchema,
-});
+export const providerGetEndpoint = endpoint('provider-get', "Reads a provider's metadata (never its secret).", z.strictObject(providerRef), providerViewSchema);
 
-export const providerListEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'provider-list',
-  description: 'Lists the providers of a tenant, one page at a time.',
-  request: z.strictObject({ tenant: tenantIdSchema, ...pageRequest }),
-  response: pageOf(providerViewSchema),
-});
+export const providerListEndpoint = endpoint('provider-list', 'Lists the providers of a tenant, one page at a time.', tenantPageRequest, pageOf(providerViewSchema));
 
-export const providerUpdateEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'provider-update',
-  description: 'Replaces the given fields (a new secret rotates it); with expectedRevision, only if unchanged since.',
-  request: z.strictObject({
-    ...providerRef,
-    set: z
-      .strictObject({
-        description: z.string().max(4096).optional(),
-        vendorParams: vendorParamsSchema.optional(),
-        discoveryUrl: endpointUrlSchema.optional(),
-        metadata: authorizationServerMetadataSchema.optional(),
-        clientId: oauth2Fields.clientId.optional(),
-        clientAuthMethod: clientAuthMethodSchema.optional(),
-        ...secretFields,
-        apiKey: apiKeyCreateSchema.shape.apiKey.optional(),
-        defaultScopes: scopesSchema.optional(),
-        tokenParameters: tokenParametersSchema.optional(),
-        allowedWorkloads: z.array(workloadNameSchema).max(256).optional(),
-      })
-      .refine((set) => Object.keys(set).length > 0, 'name at least one field to change'),
-    expectedRevision: z.number().int().min(0).optional(),
-    actor: z.string().max(255).optional(),
-  }),
-  response: providerViewSchema,
-});
+const changedFields = z
+  .strictObject({
+    description: z.string().max(4096).optional(),
+    vendorParams: vendorParamsSchema.optional(),
+    discoveryUrl: endpointUrlSchema.optional(),
+    metadata: authorizationServerMetadataSchema.optional(),
+    clientId: oauth2Fields.clientId.optional(),
+    clientAuthMethod: clientAuthMethodSchema.optional(),
+    ...secretFields,
+    apiKey: apiKeyCreateSchema.shape.apiKey.optional(),
+    defaultScopes: scopesSchema.optional(),
+    tokenParameters: tokenParametersSchema.optional(),
+    allowedWorkloads: allowedWorkloadsSchema.optional(),
+  })
+  .refine((set) => Object.keys(set).length > 0, 'name at least one field to change');
+const revisionAndActor = { expectedRevision: expectedRevisionSchema, actor };
 
-export const providerDeleteEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'provider-delete',
-  description: 'Deletes a provider and its cached machine tokens.',
-  request: z.strictObject({ ...providerRef, expectedRevision: z.number().int().min(0).optional(), actor: z.string().max(255).optional() }),
-  response: z.object({ deleted: z.literal(true) }),
-});
+export const providerUpdateEndpoint = endpoint(
+  'provider-update',
+  'Replaces the given fields (a new secret rotates it); with expectedRevision, only if unchanged since.',
+  z.strictObject({ ...providerRef, set: changedFields, ...revisionAndActor }),
+  providerViewSchema,
+);
+
+export const providerDeleteEndpoint = endpoint('provider-delete', 'Deletes a provider and its cached machine tokens.', z.strictObject({ ...providerRef, ...revisionAndActor }), deletedSchema);
 
 export const tokenFlowSchema = z.enum(['M2M', 'USER_FEDERATION']);
 
 const wat = z.string().min(1).max(16 * 1024);
 
-export const oauth2TokenEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'oauth2-token',
-  description:
-    'An access token for the provider: M2M (client credentials, cached) or USER_FEDERATION (the user\'s stored token, refreshed once however many ask; consent_required with a session when there is none).',
-  request: z.strictObject({
+export const oauth2TokenEndpoint = endpoint(
+  'oauth2-token',
+  'An access token for the provider: M2M (client credentials, cached) or USER_FEDERATION (the user\'s stored token, refreshed once however many ask; consent_required with a session when there is none).',
+  z.strictObject({
     tenant: tenantIdSchema,
     workloadToken: wat,
     provider: providerNameSchema,
@@ -241,29 +223,22 @@ export const oauth2TokenEndpoint = defineEndpoint({
     /** Ignore a stored token and ask the person again. */
     forceAuthentication: z.boolean().default(false),
   }),
-  response: z.object({
-    accessToken: z.string(),
-    tokenType: z.string(),
-    expiresAt: z.iso.datetime().optional(),
-    scopes: z.array(z.string()),
-  }),
-});
+  z.object({ accessToken: z.string(), tokenType: z.string(), expiresAt: z.iso.datetime().optional(), scopes: z.array(z.string()) }),
+);
 
-export const apiKeyEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'api-key',
-  description: 'The API key of a provider, for a workload allowed to use it.',
-  request: z.strictObject({ tenant: tenantIdSchema, workloadToken: wat, provider: providerNameSchema }),
-  response: z.object({ apiKey: z.string() }),
-});
+export const apiKeyEndpoint = endpoint(
+  'api-key',
+  'The API key of a provider, for a workload allowed to use it.',
+  z.strictObject({ tenant: tenantIdSchema, workloadToken: wat, provider: providerNameSchema }),
+  z.object({ apiKey: z.string() }),
+);
 
-export const tokenRevokeEndpoint = defineEndpoint({
-  service: VAULT_SERVICE,
-  operation: 'token-revoke',
-  description: "Deletes a user's tokens for a provider and revokes them at the provider (RFC 7009) where it can.",
-  request: z.strictObject({ tenant: tenantIdSchema, provider: providerNameSchema, user: userRefSchema, actor: z.string().max(255).optional() }),
-  response: z.object({ deleted: z.number().int().min(0), upstream: z.enum(['revoked', 'not_supported', 'failed', 'nothing_to_revoke']) }),
-});
+export const tokenRevokeEndpoint = endpoint(
+  'token-revoke',
+  "Deletes a user's tokens for a provider and revokes them at the provider (RFC 7009) where it can.",
+  z.strictObject({ tenant: tenantIdSchema, provider: providerNameSchema, user: userRefSchema, actor }),
+  z.object({ deleted: z.number().int().min(0), upstream: z.enum(['revoked', 'not_supported', 'failed', 'nothing_to_revoke']) }),
+);
 
 export const vaultEndpoints = [
   providerCreateEndpoint,

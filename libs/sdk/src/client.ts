@@ -104,12 +104,7 @@ export class MandateClient {
   /** Connects to NATS (reconnecting for ever after the first success) and returns a client that owns the connection. */
   static async connect(options: MandateConnectOptions): Promise<MandateClient> {
     const { servers, name, user, password, ...clientOptions } = options;
-    const connection = await connectToBus({
-      servers,
-      name: name ?? options.workload,
-      ...(user !== undefined ? { user } : {}),
-      ...(password !== undefined ? { password } : {}),
-    });
+    const connection = await connectToBus({ servers, name: name ?? options.workload, user, password });
     const client = new MandateClient(connection, clientOptions);
     client.#ownsConnection = true;
     return client;
@@ -172,10 +167,6 @@ export class MandateClient {
   }
 
   #assertion(options: WorkloadKeyOptions): Promise<string> {
-    return signClientAssertion({
-      workload: this.workload,
-      privateJwk: options.privateJwk,
-      ...(this.#audience !== undefined ? { audience: this.#audience } : {}),
-    });
+    return signClientAssertion({ workload: this.workload, privateJwk: options.privateJwk, audience: this.#audience });
   }
 }

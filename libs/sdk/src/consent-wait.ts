@@ -45,7 +45,7 @@ export async function waitForConsent(client: MandateClient, options: WaitForCons
     await watch.ready();
     return await watch.until({
       timeoutMs: options.timeoutMs ?? DEFAULT_CONSENT_TIMEOUT_MS,
-      ...(options.signal ? { signal: options.signal } : {}),
+      signal: options.signal,
       onEvent: async (event) => event,
     });
   } finally {

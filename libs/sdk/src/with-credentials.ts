@@ -121,10 +121,10 @@ async function accessToken(client: MandateClient, options: WithAccessTokenOption
         workloadToken: await resolveWat(options.workloadToken),
         provider: options.provider,
         flow: options.flow,
-        ...(options.scopes ? { scopes: options.scopes } : {}),
-        ...(options.returnUrl !== undefined ? { returnUrl: options.returnUrl } : {}),
-        ...(options.customState !== undefined ? { customState: options.customState } : {}),
-        ...(options.customParameters ? { customParameters: options.customParameters } : {}),
+        scopes: options.scopes,
+        returnUrl: options.returnUrl,
+        customState: options.customState,
+        customParameters: options.customParameters,
         ...extra,
       })
     ).accessToken;
@@ -160,8 +160,8 @@ async function awaitConsent(
     await options.onAuthUrl!(session.authorizationUrl, session.sessionId);
     return await watch.until<string>({
       timeoutMs: options.consentTimeoutMs ?? DEFAULT_CONSENT_TIMEOUT_MS,
-      ...(options.recheckBackoff ? { backoff: options.recheckBackoff } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
+      backoff: options.recheckBackoff,
+      signal: options.signal,
       timeoutDetails: { authorizationUrl: session.authorizationUrl },
       // The event wakes us; the vault decides. A fresh ask (no session id) finds the new grant.
       onEvent: () => stillWaiting(ask({}), undefined),

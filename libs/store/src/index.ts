@@ -6,3 +6,4 @@ export * from './open-store.js';
 export * from './expiry-sweeper.js';
 export * from './lease.js';
 export * from './update-with-retry.js';
+export * from './create-unless-taken.js';

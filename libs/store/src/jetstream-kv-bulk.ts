@@ -3,7 +3,7 @@ import { MandateError } from '@mandate/contracts';
 import type { CreateOutcome } from './port.js';
 
 /** JetStream refuses a write whose subject already has a message: `wrong last sequence`. */
-const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
+export const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
 const NO_RESPONDERS = 503;
 
 export interface BulkWrite {

@@ -2,19 +2,12 @@ import { JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import { Bucket, Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { MandateError, type TenantId } from '@mandate/contracts';
-import {
-  assertValidCollection,
-  assertValidId,
-  assertValidPrefix,
-  clampLimit,
-  decodeCursor,
-  encodeCursor,
-  expiryOf,
-} from './keys.js';
-import { KvBulkCreator } from './jetstream-kv-bulk.js';
+import { backend, openOnce } from './backend-calls.js';
+import { createUnlessTaken } from './create-unless-taken.js';
+import { assertValidId, assertValidPrefix, clampLimit, decodeCursor, encodeCursor, expiryOf } from './keys.js';
+import { KvBulkCreator, WRONG_LAST_SEQUENCE } from './jetstream-kv-bulk.js';
 import type { Clock, CreateOutcome, DocumentCollection, DocumentStore, ListOptions, NewDocument, Page, StoredDocument, WriteOptions } from './port.js';
 
-const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
 const encoder = new TextEncoder();
 
 /** What we put in a KV value: the document and, with a TTL, when it expires. */
@@ -39,7 +32,6 @@ export interface JetStreamKvStoreOptions {
 export class JetStreamKvStore implements DocumentStore {
   readonly #kvm: Kvm;
   readonly #options: Required<JetStreamKvStoreOptions>;
-  readonly #collections = new Map<string, Promise<JetStreamKvCollection<unknown>>>();
   readonly #bulk: KvBulkCreator;
 
   constructor(nc: NatsConnection, options: JetStreamKvStoreOptions = {}) {
@@ -48,21 +40,13 @@ export class JetStreamKvStore implements DocumentStore {
     this.#options = { replicas: options.replicas ?? 1, clock: options.clock ?? Date.now };
   }
 
-  collection<T>(name: string): Promise<DocumentCollection<T>> {
-    assertValidCollection(name);
-    let opened = this.#collections.get(name);
-    if (!opened) {
-      opened = this.#kvm
+  readonly collection = openOnce(
+    (name) =>
+      this.#kvm
         .create(`mandate_${name.replaceAll('-', '_')}`, { history: 1, replicas: this.#options.replicas, storage: StorageType.File })
-        .then((kv) => new JetStreamKvCollection<unknown>(kv, this.#bulk, this.#options.clock))
-        .catch((cause: unknown) => {
-          this.#collections.delete(name);
-          throw new MandateError('unavailable', `could not open the ${name} store`, { cause });
-        });
-      this.#collections.set(name, opened);
-    }
-    return opened as Promise<DocumentCollection<T>>;
-  }
+        .then((kv) => new JetStreamKvCollection<unknown>(kv, this.#bulk, this.#options.clock)),
+    (name) => `could not open the ${name} store`,
+  );
 
   async close(): Promise<void> {
     // The connection belongs to the caller; only our reply subscription is ours to close.
@@ -109,19 +93,7 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
     }));
     const outcomes = await this.bulk.create(writes);
     // A taken id may hold an expired record, which `create` replaces; conflicts are rare enough to go one by one.
-    return Promise.all(
-      outcomes.map(async (outcome, i) => {
-        if (outcome === 'created') return outcome;
-        const { id, value, options } = documents[i]!;
-        try {
-          await this.create(tenant, id, value, options);
-          return 'created';
-        } catch (error) {
-          if (error instanceof MandateError && error.code === 'conflict') return 'conflict';
-          throw error;
-        }
-      }),
-    );
+    return Promise.all(outcomes.map((outcome, i) => (outcome === 'created' ? outcome : createUnlessTaken(this, tenant, documents[i]!))));
   }
 
   async update(tenant: TenantId, id: string, value: T, expectedRevision: number, options: WriteOptions = {}): Promise<StoredDocument<T>> {
@@ -182,15 +154,13 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
     const keys = await backend(() => this.kv.keys());
     for await (const key of keys) {
       const entry = await backend(() => this.kv.get(key));
-      if (!entry || entry.operation !== 'PUT') continue;
-      const record = decode<T>(entry);
-      if (record.e !== undefined && record.e <= this.clock()) {
-        try {
-          await backend(() => this.kv.delete(key, { previousSeq: entry.revision }));
-          removed += 1;
-        } catch (error) {
-          if (!isWrongLastSequence(error)) throw error; // rewritten meanwhile: not expired any more
-        }
+      // A PUT that reads as absent has expired.
+      if (!entry || entry.operation !== 'PUT' || this.#live(key, entry)) continue;
+      try {
+        await backend(() => this.kv.delete(key, { previousSeq: entry.revision }));
+        removed += 1;
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error; // rewritten meanwhile: not expired any more
       }
     }
     return removed;
@@ -245,14 +215,4 @@ function toDocument<T>(id: string, record: KvRecord<T>, revision: number): Store
 function isWrongLastSequence(error: unknown): boolean {
   const cause = error instanceof MandateError ? error.cause : error;
   return cause instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.has(cause.code);
-}
-
-/** Runs a backend call; anything it throws that is not ours becomes `unavailable`. */
-async function backend<R>(call: () => Promise<R>): Promise<R> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof MandateError) throw error;
-    throw new MandateError('unavailable', 'the store did not answer', { cause: error });
-  }
 }

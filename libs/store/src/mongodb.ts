@@ -1,15 +1,9 @@
 import { randomInt } from 'node:crypto';
 import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
 import { MandateError, type TenantId } from '@mandate/contracts';
-import {
-  assertValidCollection,
-  assertValidId,
-  assertValidPrefix,
-  clampLimit,
-  decodeCursor,
-  encodeCursor,
-  expiryOf,
-} from './keys.js';
+import { backend, openOnce } from './backend-calls.js';
+import { createUnlessTaken } from './create-unless-taken.js';
+import { assertValidId, assertValidPrefix, clampLimit, decodeCursor, encodeCursor, expiryOf } from './keys.js';
 import type { Clock, CreateOutcome, DocumentCollection, DocumentStore, ListOptions, NewDocument, Page, StoredDocument, WriteOptions } from './port.js';
 
 /**
@@ -44,7 +38,6 @@ export class MongoDocumentStore implements DocumentStore {
   readonly #client: MongoClient;
   readonly #db: Db;
   readonly #clock: Clock;
-  readonly #collections = new Map<string, Promise<MongoCollection<unknown>>>();
 
   private constructor(client: MongoClient, db: Db, clock: Clock) {
     this.#client = client;
@@ -64,25 +57,17 @@ export class MongoDocumentStore implements DocumentStore {
     return store;
   }
 
-  collection<T>(name: string): Promise<DocumentCollection<T>> {
-    assertValidCollection(name);
-    let opened = this.#collections.get(name);
-    if (!opened) {
+  readonly collection = openOnce(
+    (name) => {
       const collection = this.#db.collection<MongoRecord>(name);
-      opened = Promise.all([
+      return Promise.all([
         collection.createIndex({ tenant: 1, key: 1 }, { unique: true, name: 'tenant_key' }),
         // MongoDB's TTL monitor removes expired records about once a minute; reads filter too.
         collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'ttl' }),
-      ])
-        .then(() => new MongoCollection<unknown>(collection, this.#clock))
-        .catch((cause: unknown) => {
-          this.#collections.delete(name);
-          throw new MandateError('unavailable', `could not prepare the ${name} collection`, { cause });
-        });
-      this.#collections.set(name, opened);
-    }
-    return opened as Promise<DocumentCollection<T>>;
-  }
+      ]).then(() => new MongoCollection<unknown>(collection, this.#clock));
+    },
+    (name) => `could not prepare the ${name} collection`,
+  );
 
   async close(): Promise<void> {
     await this.#client.close();
@@ -127,7 +112,7 @@ class MongoCollection<T> implements DocumentCollection<T> {
     if (documents.length === 0) return [];
     const now = this.clock();
     const records = documents.map(({ id, value, options }) => this.#record(tenant, assertValidId(id), value, initialRevision(), now, options ?? {}));
-    let taken: number[] = [];
+    let taken = new Set<number>();
     try {
       // Unordered: one taken id does not stop the others.
       await this.collection.insertMany(records, { ...DURABLE, ordered: false });
@@ -136,22 +121,10 @@ class MongoCollection<T> implements DocumentCollection<T> {
       if (writeErrors.length === 0 || writeErrors.some((e) => e.code !== DUPLICATE_KEY)) {
         throw new MandateError('unavailable', 'the store did not answer', { cause: error });
       }
-      taken = writeErrors.map((e) => e.index);
+      taken = new Set(writeErrors.map((e) => e.index));
     }
-    const outcomes = documents.map((): CreateOutcome => 'created');
     // A taken id may hold an expired record, which `create` replaces.
-    await Promise.all(
-      taken.map(async (i) => {
-        const { id, value, options } = documents[i]!;
-        try {
-          await this.create(tenant, id, value, options);
-        } catch (error) {
-          if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
-          outcomes[i] = 'conflict';
-        }
-      }),
-    );
-    return outcomes;
+    return Promise.all(documents.map((document, i) => (taken.has(i) ? createUnlessTaken(this, tenant, document) : 'created')));
   }
 
   async update(tenant: TenantId, id: string, value: T, expectedRevision: number, options: WriteOptions = {}): Promise<StoredDocument<T>> {
@@ -249,13 +222,4 @@ function toDocument<T>(record: MongoRecord): StoredDocument<T> {
 function isDuplicateKey(error: unknown): boolean {
   const cause = error instanceof MandateError ? error.cause : error;
   return cause instanceof MongoServerError && cause.code === DUPLICATE_KEY;
-}
-
-async function backend<R>(call: () => Promise<R>): Promise<R> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof MandateError) throw error;
-    throw new MandateError('unavailable', 'the store did not answer', { cause: error });
-  }
 }

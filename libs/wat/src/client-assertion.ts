@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
-import { DEFAULT_WAT_ISSUER } from '@mandate/contracts';
+import { DEFAULT_WAT_ISSUER, MandateError } from '@mandate/contracts';
 
 const CURVE_ALGORITHM: Record<string, string> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', Ed25519: 'EdDSA' };
 
@@ -37,4 +37,23 @@ export async function signClientAssertion(options: ClientAssertionOptions): Prom
     .setExpirationTime(now + (options.lifetimeSeconds ?? 60))
     .setJti(randomUUID())
     .sign(key);
+}
+
+/**
+ * Refuses, as `invalid_request` on `workload.privateJwk`, a workload key a service is about to
+ * keep for later (a job's, a gateway's) that the authorizer does not accept: `mint` gets a WAT
+ * with it now, so a wrong key fails when it is given, not when it is first used.
+ */
+export async function assertKeyAccepted(workload: string, mint: () => Promise<unknown>): Promise<void> {
+  try {
+    await mint();
+  } catch (error) {
+    if (error instanceof MandateError && (error.code === 'unauthenticated' || error.code === 'not_found' || error.code === 'access_denied')) {
+      throw new MandateError('invalid_request', `the authorizer does not accept this key for workload ${workload} (${error.code})`, {
+        issues: [{ path: 'workload.privateJwk', message: 'not a key registered for the workload in the directory' }],
+      });
+    }
+    if (error instanceof TypeError) throw new MandateError('invalid_request', 'the workload key cannot sign', { issues: [{ path: 'workload.privateJwk', message: error.message }] });
+    throw error;
+  }
 }

@@ -52,12 +52,7 @@ export class Digester {
       return undefined;
     }
     const digest = signDigest(this.keys, nextDigest(tenant, previous, { sequence: chain.value.sequence, hash: chain.value.hash }, new Date(this.clock()).toISOString()));
-    try {
-      await this.repository.createDigest(tenant, digest);
-    } catch (error) {
-      if (error instanceof MandateError && error.code === 'conflict') return undefined; // a replica signed this number first
-      throw error;
-    }
+    if (!(await this.repository.createDigest(tenant, digest))) return undefined; // a replica signed this number first
     try {
       const value = { number: digest.number, toSequence: digest.toSequence, hash: digestHash(digest) };
       await this.repository.moveDigestHead(tenant, value, head?.revision);

@@ -49,11 +49,8 @@ export class TrailAppender {
     // A writer made after close would take a lease nobody gives back.
     if (this.#closed) return Promise.reject(new MandateError('unavailable', 'the audit service is shutting down'));
     const tenant = record.tenant;
-    let writer = this.#writers.get(tenant);
-    if (!writer) {
-      writer = new TenantWriter(tenant, this.#options);
-      this.#writers.set(tenant, writer);
-    }
+    const writer = this.#writers.get(tenant) ?? new TenantWriter(tenant, this.#options);
+    this.#writers.set(tenant, writer);
     return writer.enqueue(record);
   }
 
@@ -70,11 +67,7 @@ export class TrailAppender {
 }
 
 /** Where the chain ends once every prepared batch is committed. */
-interface ChainTip {
-  sequence: number;
-  hash: string;
-  appendedAt: string;
-}
+type ChainTip = Pick<ChainHead, 'sequence' | 'hash' | 'appendedAt'>;
 
 /** A batch whose records are claimed and whose entries are computed, waiting for its turn to be written. */
 interface PreparedBatch {
@@ -238,9 +231,7 @@ class TenantWriter {
 
     // The same record twice in one batch (a redelivery racing its first delivery): chain it once.
     const firstOf = new Map<string, number>();
-    records.forEach((record, i) => {
-      if (!firstOf.has(record.id)) firstOf.set(record.id, i);
-    });
+    for (const [i, record] of records.entries()) if (!firstOf.has(record.id)) firstOf.set(record.id, i);
     const unique = [...firstOf.values()];
 
     // Step 1, optimistically: every record claims the sequence it gets if none was seen before.
@@ -287,10 +278,7 @@ class TenantWriter {
     if ((await repository.createClaims(this.tenant, reclaims)).includes('conflict')) {
       throw new MandateError('conflict', 'a record was claimed by someone else meanwhile');
     }
-    records.forEach((record, i) => {
-      if (outcomes[i]) return;
-      outcomes[i] = { status: 'duplicate', sequence: outcomes[firstOf.get(record.id)!]!.sequence };
-    });
+    for (const [i, record] of records.entries()) outcomes[i] ??= { status: 'duplicate', sequence: outcomes[firstOf.get(record.id)!]!.sequence };
     if (epoch !== this.#epoch) throw new MandateError('conflict', 'an earlier batch of this chain failed; the records are retried');
     if (entries.length > 0) this.#tip = { sequence: previous.sequence, hash: previous.hash, appendedAt };
     return {
@@ -309,9 +297,8 @@ class TenantWriter {
    */
   async #ready(epoch: number): Promise<StoredDocument<ChainHead>> {
     const { repository, clock, writerId, leaseMs } = this.options;
-    let head = this.#head;
-    const loaded = head === undefined;
-    if (!head) head = await this.#load();
+    const loaded = this.#head === undefined;
+    let head = this.#head ?? (await this.#load());
     const now = clock();
     const lease = leaseOf(head.value);
     if (lease.state(now) === 'held' && !lease.heldBy(writerId, now)) {
@@ -391,7 +378,7 @@ class TenantWriter {
     };
     const entry = chainEntry(value, record, new Date(Math.max(now, Date.parse(value.appendedAt))).toISOString());
     await repository.createClaim(this.tenant, record.id, 0, entry.sequence);
-    await repository.createEntry(this.tenant, entry);
+    await repository.createEntries(this.tenant, [entry]);
     return { ...value, sequence: entry.sequence, hash: entry.hash, appendedAt: entry.appendedAt };
   }
 }

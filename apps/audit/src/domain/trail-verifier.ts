@@ -57,8 +57,8 @@ export class TrailVerifier {
     const to = Math.min(last, await this.#resolve(tenant, range.to, 'to', last));
 
     // Entries, with the one before the range to check the first link against.
-    const fetched = from <= to ? await this.repository.entries(tenant, from - 1 >= 1 ? from - 1 : from, to) : [];
-    const offset = from - 1 >= 1 ? from - 1 : from;
+    const offset = Math.max(1, from - 1);
+    const fetched = from <= to ? await this.repository.entries(tenant, offset, to) : [];
     const at = (sequence: number) => fetched[sequence - offset];
     const sequenceOfHash = new Map<string, number>();
     for (const entry of fetched) if (entry) sequenceOfHash.set(entry.hash, entry.sequence);
@@ -68,7 +68,7 @@ export class TrailVerifier {
       problems.push(problem);
     };
     for (let sequence = from; sequence <= to; sequence += 1) {
-      const problem = this.#checkEntry(sequence, at(sequence), sequence > 1 ? (sequence - 1 >= offset ? at(sequence - 1) : undefined) : undefined, sequenceOfHash);
+      const problem = this.#checkEntry(sequence, at(sequence), at(sequence - 1), sequenceOfHash);
       if (problem) recordProblem(problem);
     }
 
@@ -147,24 +147,12 @@ export class TrailVerifier {
     let count = head?.value.number ?? 0;
     while (await this.repository.digest(tenant, count + 1)) count += 1;
     const loaded = await Promise.all(Array.from({ length: count }, (_, i) => this.repository.digest(tenant, i + 1)));
-    const result: { number: number; digest?: TrailDigest; problem?: VerifyProblem }[] = [];
-    let previous: TrailDigest | undefined;
-    let previousMissing = false;
-    for (let i = 0; i < count; i += 1) {
+    return loaded.map((digest, i) => {
       const number = i + 1;
-      const raw = loaded[i];
-      if (!raw) {
-        result.push({ number, problem: { kind: 'digest-missing', digest: number, message: `digest ${number} is missing` } });
-        previous = undefined;
-        previousMissing = true;
-        continue;
-      }
-      const problem = this.#checkDigest(number, raw, previous, previousMissing);
-      result.push(problem ? { number, digest: raw, problem } : { number, digest: raw });
-      previous = raw;
-      previousMissing = false;
-    }
-    return result;
+      if (!digest) return { number, problem: { kind: 'digest-missing', digest: number, message: `digest ${number} is missing` } };
+      const problem = this.#checkDigest(number, digest, loaded[i - 1], i > 0 && !loaded[i - 1]);
+      return problem ? { number, digest, problem } : { number, digest };
+    });
   }
 
   #checkDigest(number: number, digest: TrailDigest, previous: TrailDigest | undefined, previousMissing: boolean): VerifyProblem | undefined {

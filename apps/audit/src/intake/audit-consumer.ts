@@ -109,11 +109,6 @@ export class AuditConsumer {
     await Promise.all([...this.#inFlight]);
   }
 
-  /** Records waiting for the audit consumer, as of the last poll. */
-  get lag(): number {
-    return this.#lag;
-  }
-
   async #handle(msg: JsMsg): Promise<void> {
     const started = performance.now();
     const parsed = parse(msg);

@@ -1,5 +1,5 @@
 import { MandateError, SYSTEM_TENANT, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
-import type { CreateOutcome, DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
+import { createUnlessTaken, type CreateOutcome, type DocumentCollection, type DocumentStore, type StoredDocument } from '@mandate/store';
 
 /*
  * Where the trail lives, in two collections:
@@ -102,18 +102,13 @@ function pageStart(sequence: number): number {
   return Math.floor((sequence - 1) / PAGE) * PAGE + 1;
 }
 
-/** About how many bytes an entry takes stored, when the caller does not know already. */
-function storedSize(entry: TrailEntry): number {
-  return JSON.stringify(entry).length;
-}
-
 /** Splits consecutive entries at page boundaries and before a fragment grows past MAX_FRAGMENT_BYTES. */
 function fragmentsOf(entries: readonly TrailEntry[], sizes: readonly number[] | undefined): TrailEntry[][] {
   const fragments: TrailEntry[][] = [];
   let current: TrailEntry[] = [];
   let bytes = 0;
   for (const [i, entry] of entries.entries()) {
-    const size = sizes?.[i] ?? storedSize(entry);
+    const size = sizes?.[i] ?? JSON.stringify(entry).length;
     if (current.length > 0 && (pageStart(entry.sequence) === entry.sequence || bytes + size > MAX_FRAGMENT_BYTES)) {
       fragments.push(current);
       current = [];
@@ -148,15 +143,8 @@ export class TrailRepository {
     );
   }
 
-  // Entries ------------------------------------------------------------------------------------
-
   async entry(tenant: TenantId, sequence: number): Promise<TrailEntry | undefined> {
     return (await this.entries(tenant, sequence, sequence))[0];
-  }
-
-  /** One entry, as `createEntries` would write it. */
-  async createEntry(tenant: TenantId, entry: TrailEntry): Promise<void> {
-    await this.createEntries(tenant, [entry]);
   }
 
   /**
@@ -225,8 +213,6 @@ export class TrailRepository {
     return found;
   }
 
-  // Claims (deduplication) ------------------------------------------------------------------------
-
   /** Whether a record is in the chain: a claim whose sequence holds this very record. */
   async lookupClaim(tenant: TenantId, recordId: string): Promise<ClaimLookup> {
     for (let attempt = 0; attempt < MAX_CLAIMS; attempt++) {
@@ -251,17 +237,14 @@ export class TrailRepository {
     );
   }
 
-  // Digests --------------------------------------------------------------------------------------
-
   async digest(tenant: TenantId, number: number): Promise<TrailDigest | undefined> {
     return (await this.trail.get(tenant, padded('d', number)))?.value as TrailDigest | undefined;
   }
 
-  async createDigest(tenant: TenantId, digest: TrailDigest): Promise<void> {
-    await this.trail.create(tenant, padded('d', digest.number), digest);
+  /** Whether it was written: false when a digest with its number exists. */
+  async createDigest(tenant: TenantId, digest: TrailDigest): Promise<boolean> {
+    return (await createUnlessTaken(this.trail, tenant, { id: padded('d', digest.number), value: digest })) === 'created';
   }
-
-  // Heads ----------------------------------------------------------------------------------------
 
   async chainHead(tenant: TenantId): Promise<StoredDocument<ChainHead> | undefined> {
     return (await this.heads.get(tenant, 'chain')) as StoredDocument<ChainHead> | undefined;
@@ -287,14 +270,8 @@ export class TrailRepository {
     else await this.heads.update(tenant, 'digests', head, expectedRevision);
   }
 
-  // Tenants --------------------------------------------------------------------------------------
-
   async registerTenant(tenant: TenantId): Promise<void> {
-    try {
-      await this.heads.create(SYSTEM_TENANT, `t.${tenant}`, { tenant, since: new Date().toISOString() });
-    } catch (error) {
-      if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
-    }
+    await createUnlessTaken(this.heads, SYSTEM_TENANT, { id: `t.${tenant}`, value: { tenant, since: new Date().toISOString() } });
   }
 
   /** Every tenant that has a chain. */

@@ -50,12 +50,8 @@ export class SigningKeyRing {
   async start(): Promise<void> {
     await this.reload();
     if (this.#stored) return;
-    const first = await this.#newKey(this.#options.now());
-    if (!(await this.#options.store.save({ keys: [first] }, undefined))) {
-      // Another replica created it first: use theirs.
-      await this.reload();
-      return;
-    }
+    // Saved only if there is still none: when another replica created it first, theirs is what reload reads.
+    await this.#options.store.save({ keys: [await this.#newKey(this.#options.now())] }, undefined);
     await this.reload();
   }
 

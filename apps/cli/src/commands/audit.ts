@@ -106,7 +106,6 @@ export async function auditTail(options: BusOptions & { allTenants: boolean }): 
   await nc.close().catch(() => undefined);
 }
 
-/** `mandate audit …` */
 export function addAuditCommands(program: Command): void {
   const audit = program.command('audit').description('read, follow and verify the audit trail');
 

@@ -11,7 +11,7 @@ import {
   type JobView,
   type RequestOf,
 } from '@mandate/contracts';
-import { EXIT, namedCommand, sendRequest, withBusOptions, type ActorOptions, type BusOptions } from '../bus.js';
+import { defined, EXIT, namedCommand, sendRequest, withBusOptions, type ActorOptions, type BusOptions } from '../bus.js';
 import { changeOf } from '../changes.js';
 import { readPrivateKeyFile } from '../jwk-files.js';
 import { block, CliError, dim, printDone, printJson, printResult, printTable } from '../output.js';
@@ -59,7 +59,7 @@ async function createJob(name: string, options: CreateOptions): Promise<void> {
   const request: RequestOf<typeof jobCreateEndpoint> = {
     tenant: options.tenant,
     name,
-    ...(options.description !== undefined ? { description: options.description } : {}),
+    ...defined({ description: options.description }),
     workload: { name: options.workload, privateJwk: (await readPrivateKeyFile(options.key)) as never },
     trigger: options.cron ? { kind: 'cron', expression: options.cron, timeZone: options.tz } : { kind: 'event', subject: options.event! },
     action: options.http ? { kind: 'http', method: options.method, url: options.http, provider: options.provider!, scopes: options.scope ?? [] } : { kind: 'task', payload },

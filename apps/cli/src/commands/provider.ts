@@ -83,7 +83,6 @@ give each as a file (--client-secret-file, --key-file), the name of an environme
 (--client-secret-env, --key-env), or "-" to read it from stdin (--client-secret -, --key -).
 A trailing line break is dropped. No command prints a secret; reads show only which are set.`;
 
-/** The options create and update share. */
 function withFieldOptions(command: Command, verb: 'create' | 'update'): Command {
   const replaces = verb === 'update' ? ' (replaces the current list)' : '';
   const defaultAuth = verb === 'create' ? ' (default: private_key_jwt with --client-key alone, else client_secret_basic)' : '';
@@ -160,10 +159,6 @@ export async function createProvider(name: string, options: CreateOptions): Prom
   printResult(await sendRequest(options.natsUrl, providerCreateEndpoint, request), options.json, formatProvider);
 }
 
-export async function getProvider(name: string, options: BusOptions): Promise<void> {
-  printResult(await sendRequest(options.natsUrl, providerGetEndpoint, { tenant: options.tenant, name }), options.json, formatProvider);
-}
-
 export async function listProviders(options: BusOptions & PageOptions): Promise<void> {
   const page = await listPages(options.natsUrl, options, 'providers', (bus, paging) => bus.request(providerListEndpoint, { tenant: options.tenant, ...paging }));
   const row = (p: ProviderView) => [p.name, p.kind, p.vendor ?? '-', p.clientId ?? '-', p.allowedWorkloads.join(',') || '-', p.secrets.join(',') || '-', String(p.revision), p.updatedAt];
@@ -192,10 +187,6 @@ export async function updateProvider(name: string, options: UpdateOptions): Prom
   const secrets = { clientSecret: await readSecret(CLIENT_SECRET, clientSecretSources), apiKey: await readSecret(API_KEY, apiKeySources), clientPrivateJwk: await readClientKey(options) };
   Object.assign(set, defined(secrets));
   printResult(await sendRequest(options.natsUrl, providerUpdateEndpoint, { ...changeOf(name, options), set }), options.json, formatProvider);
-}
-
-export async function deleteProvider(name: string, options: ChangeOptions): Promise<void> {
-  printDone(await sendRequest(options.natsUrl, providerDeleteEndpoint, changeOf(name, options)), options.json, `deleted provider ${name} from tenant ${options.tenant}`);
 }
 
 const UPSTREAM_MEANING = {
@@ -302,7 +293,9 @@ export function addProviderCommands(program: Command): void {
     .addOption(new Option('--vendor <vendor>', 'OAuth2: a preset (endpoints built in; see `mandate provider presets`) or custom').choices(VENDORS));
   withFieldOptions(create, 'create').action((name: string, options: CreateOptions) => createProvider(name, options));
 
-  namedCommand(provider, 'get', 'show one provider (never its secrets, only which are set)').action((name: string, options: BusOptions) => getProvider(name, options));
+  namedCommand(provider, 'get', 'show one provider (never its secrets, only which are set)').action(async (name: string, options: BusOptions) =>
+    printResult(await sendRequest(options.natsUrl, providerGetEndpoint, { tenant: options.tenant, name }), options.json, formatProvider),
+  );
 
   withPageOptions(withBusOptions(provider.command('list').description('list the providers of the tenant')), 'providers').action((options: BusOptions & PageOptions) => listProviders(options));
 
@@ -314,7 +307,9 @@ export function addProviderCommands(program: Command): void {
 
   namedCommand(provider, 'delete', 'delete a provider and its cached machine tokens', { actor: true })
     .addOption(revisionOption('provider'))
-    .action((name: string, options: ChangeOptions) => deleteProvider(name, options));
+    .action(async (name: string, options: ChangeOptions) =>
+      printDone(await sendRequest(options.natsUrl, providerDeleteEndpoint, changeOf(name, options)), options.json, `deleted provider ${name} from tenant ${options.tenant}`),
+    );
 
   namedCommand(provider, 'revoke', "delete a user's stored tokens for the provider and revoke them at the provider (RFC 7009) where it can", { actor: true })
     .requiredOption('--user-sub <sub>', "the user's subject (for a bare user id: the id)")

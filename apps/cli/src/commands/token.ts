@@ -90,7 +90,6 @@ function withAssertionOptions(command: Command): Command {
     .addOption(new Option('--audience <aud>', "the authorizer's identifier (its WAT issuer), the assertion's aud").env('WAT_ISSUER').default(DEFAULT_WAT_ISSUER));
 }
 
-/** `mandate token …` */
 export function addTokenCommands(program: Command): void {
   const token = program.command('token').description('get workload access tokens (WATs) from the authorizer; the token is printed to stdout only');
 

@@ -68,10 +68,6 @@ export async function createWorkload(name: string, options: ActorOptions & Field
   printResult(workload, options.json, formatWorkload);
 }
 
-export async function getWorkload(name: string, options: BusOptions): Promise<void> {
-  printResult(await sendRequest(options.natsUrl, workloadGetEndpoint, { tenant: options.tenant, name }), options.json, formatWorkload);
-}
-
 export async function listWorkloads(options: BusOptions & PageOptions): Promise<void> {
   const page = await listPages(options.natsUrl, options, 'workloads', (bus, paging) => bus.request(workloadListEndpoint, { tenant: options.tenant, ...paging }));
   const row = (w: Workload) => [w.name, oneLine(w.description, 40), String(w.publicKeys.keys.length), w.authorizer ? 'yes' : 'no', String(w.revision), w.updatedAt];
@@ -90,10 +86,6 @@ export async function updateWorkload(name: string, options: UpdateOptions): Prom
     throw nothingToChange(['--description', '--return-url', '--[no-]allow-user-id', '--public-key', '--tag', '--clear-return-urls', '--clear-public-keys', '--clear-tags']);
   }
   printResult(await sendRequest(options.natsUrl, workloadUpdateEndpoint, { ...changeOf(name, options), set }), options.json, formatWorkload);
-}
-
-export async function deleteWorkload(name: string, options: ChangeOptions): Promise<void> {
-  printDone(await sendRequest(options.natsUrl, workloadDeleteEndpoint, changeOf(name, options)), options.json, `deleted workload ${name} from tenant ${options.tenant}`);
 }
 
 /** Claim rules from a JSON file: one rule object or an array of them, as in `requiredClaims`. */
@@ -122,10 +114,6 @@ export async function setAuthorizer(name: string, options: AuthorizerOptions): P
     requiredClaims: requiredClaims as ClaimRule[],
   };
   printResult(await sendRequest(options.natsUrl, authorizerSetEndpoint, { ...changeOf(name, options), authorizer }), options.json, formatWorkload);
-}
-
-export async function clearAuthorizer(name: string, options: ChangeOptions): Promise<void> {
-  printResult(await sendRequest(options.natsUrl, authorizerSetEndpoint, { ...changeOf(name, options), authorizer: null }), options.json, formatWorkload);
 }
 
 /** `mandate workload keygen`: a key pair for client assertions; prints the public JWK. */
@@ -184,7 +172,9 @@ export function addWorkloadCommands(program: Command): void {
   withFieldOptions(namedCommand(workload, 'create', 'register a workload identity', { actor: true, name: 'workload name, unique in the tenant' }), 'create')
     .action((name: string, options: ActorOptions & FieldOptions) => createWorkload(name, options));
 
-  namedCommand(workload, 'get', 'show one workload').action((name: string, options: BusOptions) => getWorkload(name, options));
+  namedCommand(workload, 'get', 'show one workload').action(async (name: string, options: BusOptions) =>
+    printResult(await sendRequest(options.natsUrl, workloadGetEndpoint, { tenant: options.tenant, name }), options.json, formatWorkload),
+  );
 
   withPageOptions(withBusOptions(workload.command('list').description('list the workloads of the tenant')), 'workloads').action((options: BusOptions & PageOptions) => listWorkloads(options));
 
@@ -197,7 +187,9 @@ export function addWorkloadCommands(program: Command): void {
 
   namedCommand(workload, 'delete', 'delete a workload', { actor: true })
     .addOption(revisionOption('workload'))
-    .action((name: string, options: ChangeOptions) => deleteWorkload(name, options));
+    .action(async (name: string, options: ChangeOptions) =>
+      printDone(await sendRequest(options.natsUrl, workloadDeleteEndpoint, changeOf(name, options)), options.json, `deleted workload ${name} from tenant ${options.tenant}`),
+    );
 
   workload
     .command('keygen')
@@ -219,5 +211,7 @@ export function addWorkloadCommands(program: Command): void {
     .action((name: string, options: AuthorizerOptions) => setAuthorizer(name, options));
   namedCommand(authorizer, 'clear', 'remove the authorizer config: no user token may invoke the workload', { actor: true })
     .addOption(revisionOption('workload'))
-    .action((name: string, options: ChangeOptions) => clearAuthorizer(name, options));
+    .action(async (name: string, options: ChangeOptions) =>
+      printResult(await sendRequest(options.natsUrl, authorizerSetEndpoint, { ...changeOf(name, options), authorizer: null }), options.json, formatWorkload),
+    );
 }

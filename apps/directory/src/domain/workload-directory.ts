@@ -69,23 +69,15 @@ export class WorkloadDirectory {
   async update(request: UpdateRequest): Promise<Workload> {
     if (request.set.publicKeys) await assertUsablePublicKeys(request.set.publicKeys.keys);
     const { set } = request;
+    // `set` holds only the fields the request names (a JSON body has no undefined values).
     return this.change(request.tenant, request.name, request.expectedRevision, 'workload-update', request.actor, (current) => ({
       ...current,
-      ...(set.description !== undefined ? { description: set.description } : {}),
+      ...set,
       ...(set.allowedReturnUrls ? { allowedReturnUrls: unique(set.allowedReturnUrls) } : {}),
-      ...(set.allowUserIdTokens !== undefined ? { allowUserIdTokens: set.allowUserIdTokens } : {}),
-      ...(set.publicKeys ? { publicKeys: set.publicKeys } : {}),
-      ...(set.tags ? { tags: set.tags } : {}),
     }));
   }
 
-  async setAuthorizer(
-    tenant: TenantId,
-    name: string,
-    authorizer: AuthorizerConfig | null,
-    expectedRevision: number | undefined,
-    actor: string | undefined,
-  ): Promise<Workload> {
+  async setAuthorizer(tenant: TenantId, name: string, authorizer: AuthorizerConfig | null, expectedRevision: number | undefined, actor: string | undefined): Promise<Workload> {
     return this.change(tenant, name, expectedRevision, 'authorizer-set', actor, (current) => ({ ...current, authorizer }));
   }
 

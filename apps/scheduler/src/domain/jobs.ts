@@ -46,13 +46,12 @@ export class JobRegistry {
     if (request.trigger.kind === 'cron') CronSchedule.of(request.trigger.expression, request.trigger.timeZone);
     await this.checkKey(request.tenant, request.workload.name, request.workload.privateJwk as JWK);
     const at = this.now();
-    const id = jobKey(request.name);
     const document: JobDocument = {
       uid: randomUUID(),
       name: request.name,
       description: request.description,
       workload: request.workload.name,
-      sealedKey: this.cipher.sealToString(JSON.stringify(request.workload.privateJwk), sealId(request.tenant, id)),
+      sealedKey: this.cipher.sealToString(JSON.stringify(request.workload.privateJwk), sealId(request.tenant, request.name)),
       trigger: request.trigger,
       action: request.action,
       missedFire: request.missedFire,
@@ -92,7 +91,7 @@ export class JobRegistry {
 
   async setState(tenant: TenantId, name: string, state: 'active' | 'paused', actor?: string): Promise<JobView> {
     const at = this.now();
-    const stored = await this.mutate(tenant, name, (job) =>
+    const stored = await this.stores.jobs.change(tenant, name, (job) =>
       job.state === state ? undefined : { ...job, state, updatedAt: at, ...(state === 'active' ? { activeSince: at } : {}) },
     );
     await this.#changed(tenant, stored.value, state === 'active' ? 'job-resume' : 'job-pause', actor);
@@ -109,20 +108,15 @@ export class JobRegistry {
 
   /** Moves `lastFiredAt` forward to `at` (never back), whichever replica gets there first. */
   async advance(tenant: TenantId, name: string, at: number): Promise<void> {
-    await this.mutate(tenant, name, (job) => ((job.lastFiredAt ?? 0) >= at ? undefined : { ...job, lastFiredAt: at })).catch((error: unknown) => {
+    await this.stores.jobs.change(tenant, name, (job) => ((job.lastFiredAt ?? 0) >= at ? undefined : { ...job, lastFiredAt: at })).catch((error: unknown) => {
       if (!(error instanceof MandateError && error.code === 'not_found')) throw error;
     });
-  }
-
-  /** Read, change, write if unchanged since; again on a lost race. `change` returning undefined leaves it. */
-  mutate(tenant: TenantId, name: string, change: (job: JobDocument) => JobDocument | undefined): Promise<StoredDocument<JobDocument>> {
-    return this.stores.jobs.change(tenant, name, change);
   }
 
   /** The workload's private key, for signing one client assertion. */
   openKey(tenant: TenantId, job: JobDocument): JWK {
     try {
-      return JSON.parse(this.cipher.openString(job.sealedKey, sealId(tenant, jobKey(job.name))).toString('utf8')) as JWK;
+      return JSON.parse(this.cipher.openString(job.sealedKey, sealId(tenant, job.name)).toString('utf8')) as JWK;
     } catch (cause) {
       throw new MandateError('internal', 'the workload key of the job cannot be opened', { cause });
     }
@@ -156,8 +150,10 @@ export class JobRegistry {
   }
 }
 
-function sealId(tenant: string, id: string): string {
-  return `${tenant}/scheduler-jobs/${id}`;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function sealId(tenant: string, name: string): string {
+  return `${tenant}/scheduler-jobs/${jobKey(name)}`;
 }
 
 export function targetOf(tenant: string, job: JobDocument): { provider?: string; resource: string; scopes?: string[] } {
@@ -166,13 +162,10 @@ export function targetOf(tenant: string, job: JobDocument): { provider?: string;
     : { resource: taskSubject(tenant, job.name) };
 }
 
-export function view(tenant: TenantId, stored: StoredDocument<JobDocument>, now: number): JobView {
+function view(tenant: TenantId, stored: StoredDocument<JobDocument>, now: number): JobView {
   const job = stored.value;
-  let nextFireAt: number | undefined;
-  if (job.trigger.kind === 'cron' && job.state === 'active') {
-    nextFireAt = CronSchedule.of(job.trigger.expression, job.trigger.timeZone).nextAfter(Math.max(now, job.lastFiredAt ?? 0));
-  }
-  const iso = (ms: number) => new Date(ms).toISOString();
+  const nextFireAt =
+    job.trigger.kind === 'cron' && job.state === 'active' ? CronSchedule.of(job.trigger.expression, job.trigger.timeZone).nextAfter(Math.max(now, job.lastFiredAt ?? 0)) : undefined;
   return {
     tenant,
     name: job.name,
@@ -193,8 +186,7 @@ export function view(tenant: TenantId, stored: StoredDocument<JobDocument>, now:
   };
 }
 
-export function runView(id: string, run: RunDocument): RunView {
-  const iso = (ms: number) => new Date(ms).toISOString();
+function runView(id: string, run: RunDocument): RunView {
   return {
     id,
     job: run.job,

@@ -1,5 +1,5 @@
 import { MandateError, SYSTEM_TENANT, type TenantId } from '@mandate/contracts';
-import { updateWithRetry, type DocumentCollection, type DocumentStore, type Page, type StoredDocument } from '@mandate/store';
+import { createUnlessTaken, updateWithRetry, type DocumentCollection, type DocumentStore, type Page, type StoredDocument } from '@mandate/store';
 import { jobIndexId, jobKey, openRunIndexId, runPrefix, type IndexDocument, type JobDocument, type RunDocument } from './scheduler-records.js';
 
 /** The only code of the scheduler that touches persistence: jobs, their runs, and the deployment-wide index. */
@@ -46,13 +46,7 @@ export class RunRepository {
 
   /** The claim of a fire: true for the one replica whose create of the id wins. */
   async create(tenant: TenantId, id: string, document: RunDocument): Promise<boolean> {
-    try {
-      await this.runs.create(tenant, id, document, { ttlMs: this.retentionMs });
-      return true;
-    } catch (error) {
-      if (error instanceof MandateError && error.code === 'conflict') return false;
-      throw error;
-    }
+    return (await createUnlessTaken(this.runs, tenant, { id, value: document, options: { ttlMs: this.retentionMs } })) === 'created';
   }
 
   /** Compare-and-swap; undefined when another replica moved (or removed) the run first. */
@@ -70,15 +64,12 @@ export class RunRepository {
   }
 }
 
-/**
- * Deployment-wide (in the system tenant): which jobs exist and which runs are not finished, so
- * every replica's tick finds them without listing every tenant.
- */
+/** The deployment-wide index of jobs and unfinished runs (`IndexDocument`). */
 export class SchedulerIndex {
   constructor(private readonly index: DocumentCollection<IndexDocument>) {}
 
   async addJob(tenant: TenantId, job: string, since: number): Promise<void> {
-    await this.#create(jobIndexId(tenant, job), { tenant, job, since });
+    await createUnlessTaken(this.index, SYSTEM_TENANT, { id: jobIndexId(tenant, job), value: { tenant, job, since } });
   }
 
   async removeJob(tenant: TenantId, job: string): Promise<void> {
@@ -86,7 +77,7 @@ export class SchedulerIndex {
   }
 
   async openRun(tenant: TenantId, runId: string, job: string, since: number): Promise<void> {
-    await this.#create(openRunIndexId(tenant, runId), { tenant, job, runId, since });
+    await createUnlessTaken(this.index, SYSTEM_TENANT, { id: openRunIndexId(tenant, runId), value: { tenant, job, runId, since } });
   }
 
   async closeRun(tenant: TenantId, runId: string): Promise<void> {
@@ -99,12 +90,6 @@ export class SchedulerIndex {
 
   openRuns(): AsyncGenerator<IndexDocument> {
     return this.#each('r.');
-  }
-
-  async #create(id: string, entry: IndexDocument): Promise<void> {
-    await this.index.create(SYSTEM_TENANT, id, entry).catch((error: unknown) => {
-      if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
-    });
   }
 
   async *#each(prefix: string): AsyncGenerator<IndexDocument> {

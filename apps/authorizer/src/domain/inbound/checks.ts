@@ -35,6 +35,7 @@ const fail = (reason: DenialReason, cause?: unknown) => denialError(reason, { ca
 export const denialReasonOf = (error: unknown) => (error instanceof MandateError ? (error.details?.['reason'] as DenialReason | undefined) : undefined);
 const header = (ctx: InboundContext) => ctx.header!;
 const claims = (ctx: InboundContext) => ctx.claims!;
+type InboundCheck = Check<InboundContext, DenialReason>;
 
 function audiences(payload: JWTPayload): string[] {
   if (typeof payload.aud === 'string') return [payload.aud];
@@ -61,155 +62,77 @@ function signatureFailure(error: unknown): DenialReason {
   return 'jwks_unavailable';
 }
 
+/** When the config restricts a list (non-empty), the token must carry one of its values. */
+const noneAllowed = (allowed: readonly string[], carried: readonly string[]) => allowed.length > 0 && !carried.some((value) => allowed.includes(value));
+
+/** A check with its own body; it throws `fail(reason)` for one of `reasons`. */
+const check = (name: string, reasons: readonly DenialReason[], run: InboundCheck['run']): InboundCheck => ({ name, reasons, run });
+/** The usual check: one reason, refused when `refuses` says so. */
+const refuseIf = (name: string, reason: DenialReason, refuses: (ctx: InboundContext) => boolean): InboundCheck =>
+  check(name, [reason], (ctx) => {
+    if (refuses(ctx)) throw fail(reason);
+  });
+
 /**
  * The inbound pipeline, in order. Everything that can be decided from the token alone and the
  * configuration comes first, so a hostile token is refused before any network request; the
  * issuer is compared with the configured one before its keys are fetched (no SSRF: the token
  * never picks a URL).
  */
-export const INBOUND_CHECKS: readonly Check<InboundContext, DenialReason>[] = [
-  {
-    name: 'size',
-    reasons: ['token_too_large'],
-    run: (ctx) => {
-      if (Buffer.byteLength(ctx.token, 'utf8') > MAX_INBOUND_TOKEN_BYTES) throw fail('token_too_large');
-    },
-  },
-  {
-    name: 'structure',
-    reasons: ['malformed_token'],
-    run: (ctx) => {
-      try {
-        if (ctx.token.split('.').length !== 3) throw new Error('not a compact JWS');
-        ctx.header = decodeProtectedHeader(ctx.token);
-        ctx.claims = decodeJwt(ctx.token);
-      } catch (cause) {
-        throw fail('malformed_token', cause);
-      }
-      const { kid } = ctx.header;
-      if (kid !== undefined && (typeof kid !== 'string' || !PRINTABLE_KID.test(kid))) throw fail('malformed_token');
-    },
-  },
-  {
-    name: 'type',
-    reasons: ['wrong_token_type'],
-    run: (ctx) => {
-      const typ = header(ctx).typ;
-      if (typ !== undefined && (typeof typ !== 'string' || OWN_TOKEN_TYPES.has(typ.toLowerCase()))) throw fail('wrong_token_type');
-    },
-  },
-  {
-    name: 'critical-headers',
-    reasons: ['unsupported_critical_header'],
-    run: (ctx) => {
-      // We understand no JWS extension, so any `crit` is one we must refuse (RFC 7515 4.1.11).
-      if (header(ctx).crit !== undefined) throw fail('unsupported_critical_header');
-    },
-  },
-  {
-    name: 'key-source-headers',
-    reasons: ['untrusted_key_header'],
-    run: (ctx) => {
-      if (KEY_SOURCE_HEADERS.some((name) => header(ctx)[name] !== undefined)) throw fail('untrusted_key_header');
-    },
-  },
-  {
-    name: 'asymmetric-algorithm',
-    reasons: ['algorithm_not_allowed'],
-    run: (ctx) => {
-      if (!(ASYMMETRIC_JWS_ALGORITHMS as readonly unknown[]).includes(header(ctx).alg)) throw fail('algorithm_not_allowed');
-    },
-  },
-  {
-    name: 'configured-issuer',
-    reasons: ['issuer_not_allowed'],
-    run: (ctx) => {
-      if (claims(ctx).iss !== issuerOf(ctx.config.discoveryUrl)) throw fail('issuer_not_allowed');
-    },
-  },
-  {
-    name: 'discovery',
-    reasons: ['idp_discovery_failed', 'discovery_issuer_mismatch'],
-    run: async (ctx) => {
-      ctx.idp = await ctx.resolveIdp(ctx.config.discoveryUrl);
-    },
-  },
-  {
-    name: 'advertised-algorithm',
-    reasons: ['algorithm_not_allowed'],
-    run: (ctx) => {
-      if (!ctx.idp!.algorithms.includes(header(ctx).alg!)) throw fail('algorithm_not_allowed');
-    },
-  },
-  {
-    name: 'signature',
-    reasons: ['jwks_unavailable', 'unknown_signing_key', 'invalid_signature'],
-    run: async (ctx) => {
-      try {
-        await compactVerify(ctx.token, ctx.idp!.keys, { algorithms: [...ctx.idp!.algorithms] });
-      } catch (cause) {
-        throw fail(signatureFailure(cause), cause);
-      }
-    },
-  },
-  {
-    name: 'required-claims',
-    reasons: ['missing_claim'],
-    run: (ctx) => {
-      const { exp, iat, sub } = claims(ctx);
-      if (typeof exp !== 'number' || typeof iat !== 'number' || typeof sub !== 'string' || sub.length === 0) throw fail('missing_claim');
-    },
-  },
-  {
-    name: 'expiry',
-    reasons: ['token_expired'],
-    run: (ctx) => {
-      if (claims(ctx).exp! <= ctx.now - ctx.clockToleranceSeconds) throw fail('token_expired');
-    },
-  },
-  {
-    name: 'not-before',
-    reasons: ['token_not_yet_valid'],
-    run: (ctx) => {
-      const { nbf, iat } = claims(ctx);
-      const latest = ctx.now + ctx.clockToleranceSeconds;
-      if (nbf !== undefined && (typeof nbf !== 'number' || nbf > latest)) throw fail('token_not_yet_valid');
-      if (iat! > latest) throw fail('token_not_yet_valid');
-    },
-  },
-  {
-    name: 'audience',
-    reasons: ['audience_not_allowed'],
-    run: (ctx) => {
-      const allowed = ctx.config.allowedAudiences;
-      if (allowed.length > 0 && !audiences(claims(ctx)).some((aud) => allowed.includes(aud))) throw fail('audience_not_allowed');
-    },
-  },
-  {
-    name: 'client',
-    reasons: ['client_not_allowed'],
-    run: (ctx) => {
-      const allowed = ctx.config.allowedClients;
-      const client = clientOf(claims(ctx));
-      if (allowed.length > 0 && (client === undefined || !allowed.includes(client))) throw fail('client_not_allowed');
-    },
-  },
-  {
-    name: 'scopes',
-    reasons: ['scope_not_allowed'],
-    run: (ctx) => {
-      const allowed = ctx.config.allowedScopes;
-      if (allowed.length > 0 && !scopesOf(claims(ctx)).some((scope) => allowed.includes(scope))) throw fail('scope_not_allowed');
-    },
-  },
-  {
-    name: 'custom-claims',
-    reasons: ['claim_mismatch', 'claim_wrong_type'],
-    run: (ctx) => {
-      for (const rule of ctx.config.requiredClaims) {
-        const failure = claimRuleFailure(rule, claims(ctx));
-        if (failure) throw fail(failure);
-      }
-    },
-  },
+export const INBOUND_CHECKS: readonly InboundCheck[] = [
+  refuseIf('size', 'token_too_large', (ctx) => Buffer.byteLength(ctx.token, 'utf8') > MAX_INBOUND_TOKEN_BYTES),
+  check('structure', ['malformed_token'], (ctx) => {
+    try {
+      if (ctx.token.split('.').length !== 3) throw new Error('not a compact JWS');
+      ctx.header = decodeProtectedHeader(ctx.token);
+      ctx.claims = decodeJwt(ctx.token);
+    } catch (cause) {
+      throw fail('malformed_token', cause);
+    }
+    const { kid } = ctx.header;
+    if (kid !== undefined && (typeof kid !== 'string' || !PRINTABLE_KID.test(kid))) throw fail('malformed_token');
+  }),
+  refuseIf('type', 'wrong_token_type', (ctx) => {
+    const typ = header(ctx).typ;
+    return typ !== undefined && (typeof typ !== 'string' || OWN_TOKEN_TYPES.has(typ.toLowerCase()));
+  }),
+  // We understand no JWS extension, so any `crit` is one we must refuse (RFC 7515 4.1.11).
+  refuseIf('critical-headers', 'unsupported_critical_header', (ctx) => header(ctx).crit !== undefined),
+  refuseIf('key-source-headers', 'untrusted_key_header', (ctx) => KEY_SOURCE_HEADERS.some((name) => header(ctx)[name] !== undefined)),
+  refuseIf('asymmetric-algorithm', 'algorithm_not_allowed', (ctx) => !(ASYMMETRIC_JWS_ALGORITHMS as readonly unknown[]).includes(header(ctx).alg)),
+  refuseIf('configured-issuer', 'issuer_not_allowed', (ctx) => claims(ctx).iss !== issuerOf(ctx.config.discoveryUrl)),
+  check('discovery', ['idp_discovery_failed', 'discovery_issuer_mismatch'], async (ctx) => {
+    ctx.idp = await ctx.resolveIdp(ctx.config.discoveryUrl);
+  }),
+  refuseIf('advertised-algorithm', 'algorithm_not_allowed', (ctx) => !ctx.idp!.algorithms.includes(header(ctx).alg!)),
+  check('signature', ['jwks_unavailable', 'unknown_signing_key', 'invalid_signature'], async (ctx) => {
+    try {
+      await compactVerify(ctx.token, ctx.idp!.keys, { algorithms: [...ctx.idp!.algorithms] });
+    } catch (cause) {
+      throw fail(signatureFailure(cause), cause);
+    }
+  }),
+  refuseIf('required-claims', 'missing_claim', (ctx) => {
+    const { exp, iat, sub } = claims(ctx);
+    return typeof exp !== 'number' || typeof iat !== 'number' || typeof sub !== 'string' || sub.length === 0;
+  }),
+  refuseIf('expiry', 'token_expired', (ctx) => claims(ctx).exp! <= ctx.now - ctx.clockToleranceSeconds),
+  refuseIf('not-before', 'token_not_yet_valid', (ctx) => {
+    const { nbf, iat } = claims(ctx);
+    const latest = ctx.now + ctx.clockToleranceSeconds;
+    return (nbf !== undefined && (typeof nbf !== 'number' || nbf > latest)) || iat! > latest;
+  }),
+  refuseIf('audience', 'audience_not_allowed', (ctx) => noneAllowed(ctx.config.allowedAudiences, audiences(claims(ctx)))),
+  refuseIf('client', 'client_not_allowed', (ctx) => {
+    const allowed = ctx.config.allowedClients;
+    const client = clientOf(claims(ctx));
+    return allowed.length > 0 && (client === undefined || !allowed.includes(client));
+  }),
+  refuseIf('scopes', 'scope_not_allowed', (ctx) => noneAllowed(ctx.config.allowedScopes, scopesOf(claims(ctx)))),
+  check('custom-claims', ['claim_mismatch', 'claim_wrong_type'], (ctx) => {
+    for (const rule of ctx.config.requiredClaims) {
+      const failure = claimRuleFailure(rule, claims(ctx));
+      if (failure) throw fail(failure);
+    }
+  }),
 ];
