@@ -1,12 +1,13 @@
 import { defineConfig } from 'vitest/config';
 
 /*
- * Workspace packages resolve to their TypeScript sources through the `source` export condition,
- * so tests never run against a stale build.
+ * Workspace packages resolve to their TypeScript sources through the `mandate-source` export
+ * condition, so tests never run against a stale build. (Not `source`: some published packages
+ * export TypeScript under that name, which Node cannot load from node_modules.)
  */
 export default defineConfig({
-  resolve: { conditions: ['source'] },
-  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+  resolve: { conditions: ['mandate-source'] },
+  ssr: { resolve: { conditions: ['mandate-source'], externalConditions: ['mandate-source'] } },
   test: {
     include: ['apps/*/src/**/*.test.ts', 'libs/*/src/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
     environment: 'node',

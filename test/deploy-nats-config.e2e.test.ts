@@ -11,18 +11,26 @@ import { baseEnvSchema } from '@mandate/config';
 import { JetStreamKvStore } from '@mandate/store';
 import {
   apiKeyEndpoint,
+  authorizerSetEndpoint,
   AUDIT_CONSUMER,
   AUDIT_DLQ_STREAM,
   AUDIT_STREAM,
   auditQueryEndpoint,
   codeExchangeEndpoint,
   echoEndpoint,
+  gatewayCreateEndpoint,
+  gatewayDeleteEndpoint,
+  gatewayEndpoints,
   grantListEndpoint,
   grantRevokeEndpoint,
   jobCreateEndpoint,
   TRIGGERS_STREAM,
   type TaskMessage,
   providerCreateEndpoint,
+  providerDeleteEndpoint,
+  providerGetEndpoint,
+  signingKeysRotateEndpoint,
+  targetAddEndpoint,
   tokenForWorkloadEndpoint,
   consentSessionFailEndpoint,
   consentSessionGetEndpoint,
@@ -43,6 +51,11 @@ import { diagnosticsService } from '@mandate/diagnostics/module';
 import { consentEnvSchema, consentService } from '@mandate/consent/module';
 import { schedulerEnvSchema, schedulerService } from '@mandate/scheduler/module';
 import { consumeTasks, MandateClient, type TaskConsumer } from '@mandate/sdk';
+import { gatewayEnvSchema, gatewayService } from '@mandate/gateway/module';
+import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
+import { startSampleToolServer, type SampleToolServer } from '@mandate/testing/mcp-tool-servers';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { root } from './processes.js';
 
 const missing = natsServerMissing('deploy/nats configs');
@@ -59,6 +72,8 @@ const passwords = {
   SCHEDULER_NATS_PASSWORD: 'scheduler-pw-9',
   AUDIT_NATS_PASSWORD: 'audit-pw-8',
   CONSENT_NATS_PASSWORD: 'consent-pw-10',
+  GATEWAY_NATS_PASSWORD: 'gateway-pw-11',
+  INTERCEPTOR_NATS_PASSWORD: 'interceptor-pw-12',
 };
 
 /** `sync_interval` needs nats-server 2.10+; Debian 12 ships 2.9, so the copy under test drops it there. */
@@ -138,6 +153,26 @@ describe.skipIf(missing)('deploy/nats', () => {
       nc.publish(subject, 'x');
       await nc.flush();
       return Promise.race([seen, new Promise<undefined>((r) => setTimeout(() => r(undefined), 500))]);
+    }
+
+    async function subscriptionError(nc: NatsConnection, subject: string): Promise<string | undefined> {
+      const seen = (async () => {
+        for await (const status of nc.status()) if (status.type === 'error') return String((status as { error?: unknown }).error);
+        return undefined;
+      })();
+      const subscription = nc.subscribe(subject);
+      await nc.flush();
+      const error = await Promise.race([seen, new Promise<undefined>((r) => setTimeout(() => r(undefined), 500))]);
+      subscription.unsubscribe();
+      return error;
+    }
+
+    /** What a user gets reading a collection through the JetStream API: `unavailable` when its permissions stop it. */
+    async function readOutcome(nc: NatsConnection, collection: string, id = 'anything'): Promise<string> {
+      return new JetStreamKvStore(nc).collection(collection).then(
+        async (c) => c.get(tenantId('acme'), id).then((found) => (found ? 'read' : 'absent'), (e: unknown) => String((e as { code?: string }).code)),
+        (e: unknown) => String((e as { code?: string }).code),
+      );
     }
 
     it('refuses a wrong password', async () => {
@@ -357,6 +392,147 @@ describe.skipIf(missing)('deploy/nats', () => {
         await rm(dataDir, { recursive: true, force: true });
       }
     });
+
+    it('runs the gateway as its own user: a gateway registered, its target called over MCP with the vault’s key and an interceptor’s leave', async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'mandate-deploy-gateway-'));
+      const silent = (name: string) => ({ logger: createLogger(name, { level: 'silent' }) });
+      const env = (user: string, password: string) => ({ NATS_URL: url, NATS_USER: user, NATS_PASSWORD: password, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEYS: masterKeys });
+      const gatewayPort = await freePort();
+      const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+      const resource = `${gatewayUrl}/mcp/acme/deployed`;
+      const directory = await runService(directoryService, authorizerEnvSchema.parse({ ...env('directory', passwords.DIRECTORY_NATS_PASSWORD), AUTHORIZER_HTTP_PORT: '0' }), silent('directory'));
+      const authorizer = await runService(authorizerService, authorizerEnvSchema.parse({ ...env('authorizer', passwords.AUTHORIZER_NATS_PASSWORD), AUTHORIZER_HTTP_PORT: '0' }), silent('authorizer'));
+      const vault = await runService(vaultService, vaultEnvSchema.parse(env('vault', passwords.VAULT_NATS_PASSWORD)), silent('vault'));
+      const gateway = await runService(
+        gatewayService,
+        gatewayEnvSchema.parse({ ...env('gateway', passwords.GATEWAY_NATS_PASSWORD), GATEWAY_HTTP_PORT: String(gatewayPort), GATEWAY_PUBLIC_URL: gatewayUrl }),
+        silent('gateway'),
+      );
+      const admin = await connect({ servers: url, user: 'admin', pass: passwords.ADMIN_NATS_PASSWORD, inboxPrefix: '_INBOX_admin' });
+      const agent = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD, inboxPrefix: '_INBOX_agent' });
+      const asGateway = await connect({ servers: url, user: 'gateway', pass: passwords.GATEWAY_NATS_PASSWORD, inboxPrefix: '_INBOX_gateway' });
+      const interceptor = await connect({ servers: url, user: 'interceptor', pass: passwords.INTERCEPTOR_NATS_PASSWORD, inboxPrefix: '_INBOX_interceptor' });
+      let idp: TestIdp | undefined;
+      let tools: SampleToolServer | undefined;
+      let client: Client | undefined;
+      try {
+        [idp, tools] = await Promise.all([startTestIdp(), startSampleToolServer()]);
+        const bus = new BusClient(admin);
+        const key = await generateKeyPair('ES256', { extractable: true });
+        const privateJwk = { ...(await exportJWK(key.privateKey)), kid: 'k1' };
+        await bus.request(workloadCreateEndpoint, { tenant: 'acme', name: 'deployed-gateway', publicKeys: { keys: [{ ...(await exportJWK(key.publicKey)), kid: 'k1' } as never] } });
+        await bus.request(authorizerSetEndpoint, { tenant: 'acme', name: 'deployed-gateway', authorizer: { discoveryUrl: idp.discoveryUrl, allowedAudiences: [resource], allowedScopes: ['crm.read'] } });
+        await bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'deployed-tools', apiKey: 'deployed-key-1', allowedWorkloads: ['deployed-gateway'] });
+
+        // An interceptor, as its own user, answers the gateway's request through allow_responses.
+        const intercepted: unknown[] = [];
+        interceptor.subscribe('mandate.interceptor.deployed-check', {
+          callback: (_error, msg) => {
+            intercepted.push(msg.json());
+            msg.respond(JSON.stringify({ action: 'allow' }));
+          },
+        });
+        await interceptor.flush();
+        // What the gateway publishes: its audit records, and gateway-changed, which its own user may follow.
+        const audited: string[] = [];
+        admin.subscribe('mandate.audit.acme.gateway.>', { callback: (error, msg) => void (error ? audited.push(`error: ${String(error)}`) : audited.push(msg.subject.split('.').pop()!)) });
+        const changed: string[] = [];
+        asGateway.subscribe('mandate.evt.gateway.gateway-changed.*', { callback: (error, msg) => void (error ? changed.push(`error: ${String(error)}`) : changed.push(msg.subject)) });
+        await Promise.all([admin.flush(), asGateway.flush()]);
+
+        // gateway-create has the authorizer mint a WAT with the key (token-for-workload) and writes the gateway's own bucket.
+        const created = await bus.request(gatewayCreateEndpoint, {
+          tenant: 'acme',
+          name: 'deployed',
+          workload: { name: 'deployed-gateway', privateJwk: privateJwk as never },
+          authorizationServers: [idp.issuer],
+          scopesSupported: ['crm.read'],
+          interceptors: [{ phase: 'request', subject: 'mandate.interceptor.deployed-check' }],
+        });
+        expect(created.resourceUrl).toBe(resource);
+        // target-add discovers the tools with the vault's API key (api-key).
+        const target = await bus.request(targetAddEndpoint, {
+          tenant: 'acme',
+          gateway: 'deployed',
+          target: { name: 'sales-tools', source: { kind: 'mcp', url: tools.url }, credential: { kind: 'api-key', provider: 'deployed-tools' }, defaultScopes: ['crm.read'] },
+        });
+        expect(target.tools.map((t) => t.name)).toContain('crm_notes');
+
+        // A user's token for the gateway: the authorizer checks it (authorize), the interceptor lets the call go, the target gets the vault's key.
+        const token = await idp.userAccessToken({ sub: 'sarah', audience: resource, scope: 'crm.read' });
+        client = new Client({ name: 'deploy-test', version: '1.0.0' });
+        await client.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+        expect((await client.listTools()).tools.map((t) => t.name)).toContain('sales-tools___crm_notes');
+        const result = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });
+        expect(result.isError ?? false).toBe(false);
+        expect(result.structuredContent).toEqual({ accountId: 'acc-1', notes: ['Renewal in March', 'Wants the analytics add-on'] });
+        expect(tools.requests.filter((r) => r.method === 'tools/call').map((r) => r.authorization)).toEqual(['Bearer deployed-key-1']);
+        expect(intercepted).toEqual([expect.objectContaining({ phase: 'request', tenant: 'acme', gateway: 'deployed', target: 'sales-tools', tool: 'crm_notes', arguments: { accountId: 'acc-1' } })]);
+        expect(JSON.stringify(intercepted)).not.toContain(token);
+        expect(JSON.stringify(intercepted)).not.toContain('deployed-key-1');
+        await expect.poll(() => audited, { timeout: 5_000 }).toEqual(expect.arrayContaining(['gateway-create', 'target-add', 'tool-call']));
+        // One event for the new gateway, one for its target.
+        await expect.poll(() => changed, { timeout: 5_000 }).toEqual(['mandate.evt.gateway.gateway-changed.acme', 'mandate.evt.gateway.gateway-changed.acme']);
+
+        // Agents reach gateways over MCP only: every NATS operation of the gateway is administration.
+        for (const endpoint of gatewayEndpoints) expect(await permissionError(agent, endpoint.subject), endpoint.subject).toMatch(/permissions violation/i);
+        // Nor may agent code read what interceptors are sent; and an interceptor publishes nothing but its answers.
+        expect(await subscriptionError(agent, 'mandate.interceptor.>')).toMatch(/permissions violation/i);
+        expect(await permissionError(interceptor, 'mandate.audit.acme.gateway.tool-call')).toMatch(/permissions violation/i);
+        expect(await permissionError(interceptor, gatewayDeleteEndpoint.subject)).toMatch(/permissions violation/i);
+        expect(await subscriptionError(interceptor, 'mandate.gateway.v1.>')).toMatch(/permissions violation/i);
+
+        // The gateway user: none of the vault's, directory's or authorizer's administration, no other service's events, tasks or interceptor-less subjects.
+        for (const subject of [
+          providerCreateEndpoint.subject,
+          providerGetEndpoint.subject,
+          providerDeleteEndpoint.subject,
+          grantListEndpoint.subject,
+          workloadCreateEndpoint.subject,
+          authorizerSetEndpoint.subject,
+          signingKeysRotateEndpoint.subject,
+          'mandate.evt.vault.provider-changed.acme',
+          'mandate.task.acme.deployed',
+          'mandate.directory.v1.workload-get',
+        ]) {
+          expect(await permissionError(asGateway, subject), subject).toMatch(/permissions violation/i);
+        }
+        // Its JetStream rights end at its own buckets: it reads its gateways, never the directory's or the vault's data.
+        expect(await readOutcome(asGateway, 'gateways', 'deployed')).toBe('read');
+        for (const collection of ['workloads', 'providers', 'user-tokens', 'machine-tokens', 'signing-keys']) {
+          expect(await readOutcome(asGateway, collection), `gateway reading ${collection}`).toBe('unavailable');
+        }
+        // Nor may any other service read the gateways' sealed keys.
+        for (const [user, password] of [
+          ['vault', passwords.VAULT_NATS_PASSWORD],
+          ['scheduler', passwords.SCHEDULER_NATS_PASSWORD],
+        ] as const) {
+          const nc = await connect({ servers: url, user, pass: password, inboxPrefix: `_INBOX_${user}` });
+          try {
+            expect(await readOutcome(nc, 'gateways', 'deployed'), `${user} reading gateways`).toBe('unavailable');
+          } finally {
+            await nc.close();
+          }
+        }
+        const asGatewayJsm = await jetstreamManager(asGateway, { timeout: 2_000 });
+        await expect(asGatewayJsm.streams.purge(AUDIT_STREAM.name)).rejects.toThrow();
+        await expect(asGatewayJsm.streams.info('KV_mandate_workloads')).rejects.toThrow();
+
+        expect(await bus.request(gatewayDeleteEndpoint, { tenant: 'acme', name: 'deployed' })).toEqual({ deleted: true });
+      } finally {
+        await client?.close().catch(() => undefined);
+        await Promise.all([idp?.stop(), tools?.stop()]);
+        await interceptor.close();
+        await asGateway.close();
+        await agent.close();
+        await admin.close();
+        await gateway.stop();
+        await vault.stop();
+        await authorizer.stop();
+        await directory.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    }, 90_000);
 
     it('stops a service user from publishing another service’s events', async () => {
       const nc = await connect({ servers: url, user: 'diagnostics', pass: passwords.DIAGNOSTICS_NATS_PASSWORD, inboxPrefix: '_INBOX_diagnostics' });

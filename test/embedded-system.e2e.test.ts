@@ -24,10 +24,22 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     }
   });
 
+  /** A free port outside `[from, from + 10)`, the metrics ports `mandate up` hands out. */
+  async function freePortOutside(from: number): Promise<number> {
+    for (;;) {
+      const port = await freePort();
+      if (port < from || port >= from + 10) return port;
+    }
+  }
+
   async function up(dataDir: string, natsPort: number, monitorPort: number, metricsPort: number, jwksPort = 0): Promise<Spawned> {
     const args = ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(monitorPort), '--metrics-port', String(metricsPort)];
-    // The HTTP ports of the authorizer and the consent service too, so a running `npm start` (4480, 4490) does not clash.
-    const started = spawnNode(cliEntry, args, { AUTHORIZER_HTTP_PORT: String(jwksPort), CONSENT_HTTP_PORT: String(await freePort()) });
+    // The HTTP ports of the authorizer, the consent service and the gateway too, so a running `npm start` (4480, 4490, 4494) does not clash.
+    const started = spawnNode(cliEntry, args, {
+      AUTHORIZER_HTTP_PORT: String(jwksPort),
+      CONSENT_HTTP_PORT: String(await freePortOutside(metricsPort)),
+      GATEWAY_HTTP_PORT: String(await freePortOutside(metricsPort)),
+    });
     running.push(started);
     await started.waitFor('Press Ctrl-C to stop.', 60_000);
     return started;
@@ -44,7 +56,7 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     const first = await up(dataDir, natsPort, monitorPort, metricsPort, jwksPort);
     expect(first.output()).toContain('generated master key file');
     expect(first.output()).toMatch(/MANDATE_EVENTS \(created\), MANDATE_AUDIT \(created\)/);
-    for (const service of ['audit', 'authorizer', 'consent', 'diagnostics', 'directory', 'scheduler', 'vault']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
+    for (const service of ['audit', 'authorizer', 'consent', 'diagnostics', 'directory', 'gateway', 'scheduler', 'vault']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
     const jwksUrl = `http://127.0.0.1:${jwksPort}/.well-known/jwks.json`;
     expect(first.output()).toContain(jwksUrl);
     const firstKeys = (await (await fetch(jwksUrl)).json()) as { keys: { kid: string }[] };

@@ -14,6 +14,7 @@ import { measureInRounds } from './measure.js';
 import { AUTHORIZE_CONCURRENCY, benchAuthorize, printAuthorize } from './authorize.js';
 import { benchVault, PACED_RATE, printVault, VAULT_CONCURRENCY } from './vault.js';
 import { AUDIT_TARGET_RECORDS_PER_SECOND, AUDIT_TARGET_ROW, benchAudit, printAudit } from './audit.js';
+import { benchGateway, GATEWAY_CONCURRENCY, GATEWAY_TARGETS, gatewayVerdict, printGateway } from './gateway.js';
 import { percent, printTable } from './table.js';
 
 /*
@@ -22,6 +23,8 @@ import { percent, printTable } from './table.js';
  * Targets (issue 2): the service layer keeps >= 80% of raw throughput and adds < 100 us median.
  * Issue 3: authorize + WAT mint over NATS keeps >= 70% of raw jose verify-plus-sign at
  * concurrency 64; a repeated token (verified-token cache) beats that ceiling.
+ * The gateway: tools/call through it adds at most 1 ms median and keeps >= 50% of the direct call's
+ * throughput at concurrency 64; tools/list over 500 tools in 5 targets takes under 5 ms median.
  */
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
@@ -64,6 +67,8 @@ async function main(): Promise<void> {
     const authorize = await benchAuthorize(client, nats.url, dataDir, { rounds: ROUNDS, total: quick ? 300 : 3_000 });
     const vault = await benchVault(client, nats.url, dataDir, results[0]!.requestsPerSecond, { rounds: ROUNDS, total: quick ? 1_000 : 10_000, pacedSeconds: quick ? 1 : 5 });
     const audit = await benchAudit(client, nats.url, { rounds: ROUNDS, total: quick ? 2_000 : 30_000 });
+    // Last: its audit records then wait in the stream for nobody, rather than for the audit rows' consumer.
+    const gateway = await benchGateway(client, nats.url, dataDir, { rounds: ROUNDS, total: quick ? 640 : 10_000, latencyCount: quick ? 100 : 2_000, listCount: quick ? 20 : 300 });
     const verdict = {
       throughputTarget: layer.throughputRatio >= 0.8 ? 'met' : 'missed',
       latencyTarget: layer.addedMedianUs < 100 ? 'met' : 'missed',
@@ -72,10 +77,11 @@ async function main(): Promise<void> {
       vaultThroughputTarget: vault.every((r) => r.rawRatio >= 0.5) ? 'met' : 'missed',
       vaultP99Target: vault.every((r) => r.pacedP99Ms < 5) ? 'met' : 'missed',
       auditTarget: (audit.find((r) => r.name === AUDIT_TARGET_ROW)?.recordsPerSecond ?? 0) >= AUDIT_TARGET_RECORDS_PER_SECOND && audit.every((r) => r.lost === 0 && r.verified) ? 'met' : 'missed',
+      ...gatewayVerdict(gateway),
     };
 
     if (json) {
-      process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, authorize, vault, audit, verdict }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, authorize, vault, audit, gateway, verdict }, null, 2)}\n`);
     } else {
       const header = ['', 'median µs', 'p99 µs', `req/s @${CONCURRENCY}`, 'throughput / raw', 'added median µs'];
       const lines = results.map((r) => [r.name, r.medianUs.toFixed(0), r.p99Us.toFixed(0), r.requestsPerSecond.toFixed(0), percent(r.throughputRatio), r.name === raw.name ? '—' : r.addedMedianUs.toFixed(0)]);
@@ -91,6 +97,10 @@ async function main(): Promise<void> {
       process.stdout.write(`vault p99 target (< 5 ms at ${PACED_RATE} req/s): ${verdict.vaultP99Target}\n`);
       printAudit(audit);
       process.stdout.write(`audit target (>= ${AUDIT_TARGET_RECORDS_PER_SECOND} records/s publish → chained, 1 tenant, nothing lost): ${verdict.auditTarget}\n`);
+      printGateway(gateway);
+      process.stdout.write(`gateway latency target (<= 1 ms added median over the direct call): ${verdict.gatewayLatencyTarget}\n`);
+      process.stdout.write(`gateway throughput target (>= 50% of the direct call's @${GATEWAY_CONCURRENCY}): ${verdict.gatewayThroughputTarget}\n`);
+      process.stdout.write(`gateway tools/list target (< 5 ms median, ${GATEWAY_TARGETS} targets of 100 tools): ${verdict.gatewayListTarget}\n`);
     }
     await service.stop();
   } finally {

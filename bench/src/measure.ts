@@ -51,25 +51,31 @@ export function median(values: number[]): number {
  * Each row's latency (`latencyCount` requests) and throughput (`total` at `concurrency`) in
  * interleaved rounds, so the machine's slow and fast moments fall on every row alike; medians
  * across rounds. First an untimed warm-up per row (JIT, connections). `label` names a round on stderr.
+ * A row with `latencyOnly` is measured for latency alone (its own `latencyCount` if it has one,
+ * warmed up one request at a time); its `requestsPerSecond` is 0.
  */
-export async function measureInRounds<Row extends { request: RequestFn }>(
+export async function measureInRounds<Row extends { request: RequestFn; latencyOnly?: boolean; latencyCount?: number }>(
   label: string,
   rows: Row[],
   options: { rounds: number; warmup: { total: number; concurrency: number }; latencyCount: number; total: number; concurrency: number },
 ): Promise<(Row & Measurement)[]> {
   const samples = rows.map(() => ({ latencies: [] as { medianUs: number; p99Us: number }[], rates: [] as number[] }));
-  for (const row of rows) await throughput(row.request, options.warmup.total, options.warmup.concurrency);
+  const latencyCount = (row: Row) => row.latencyCount ?? options.latencyCount;
+  for (const row of rows) {
+    if (row.latencyOnly) await latency(row.request, Math.min(options.warmup.total, latencyCount(row)));
+    else await throughput(row.request, options.warmup.total, options.warmup.concurrency);
+  }
   for (let round = 1; round <= options.rounds; round += 1) {
     process.stderr.write(`• ${label} ${round}/${options.rounds}\n`);
     for (const [i, row] of rows.entries()) {
-      samples[i]!.latencies.push(await latency(row.request, options.latencyCount));
-      samples[i]!.rates.push(await throughput(row.request, options.total, options.concurrency));
+      samples[i]!.latencies.push(await latency(row.request, latencyCount(row)));
+      if (!row.latencyOnly) samples[i]!.rates.push(await throughput(row.request, options.total, options.concurrency));
     }
   }
   return rows.map((row, i) => ({
     ...row,
     medianUs: median(samples[i]!.latencies.map((l) => l.medianUs)),
     p99Us: median(samples[i]!.latencies.map((l) => l.p99Us)),
-    requestsPerSecond: median(samples[i]!.rates),
+    requestsPerSecond: row.latencyOnly ? 0 : median(samples[i]!.rates),
   }));
 }

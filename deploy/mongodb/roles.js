@@ -16,6 +16,7 @@ mandate.createRole({
   privileges: ownCollections('providers', 'user-tokens', 'machine-tokens', 'refresh-leases', 'grants', 'consent-sessions'),
   roles: [],
 });
+mandate.createRole({ role: 'mandateGateway', privileges: ownCollections('gateways', 'gateway-targets'), roles: [] });
 
 // The audit service's user gets these two roles and nothing else (not a service role): its
 // claims, entries and digests (audit-trail) can be inserted and read, never

@@ -11,6 +11,7 @@ import { addProviderCommands } from './commands/provider.js';
 import { addAuditCommands } from './commands/audit.js';
 import { addJobCommands } from './commands/job.js';
 import { addGrantCommands } from './commands/grant.js';
+import { addGatewayCommands } from './commands/gateway.js';
 import { describeMandateError, EXIT, exitCodeFor } from './bus.js';
 import { CliError, fail } from './output.js';
 
@@ -65,6 +66,7 @@ addProviderCommands(program);
 addAuditCommands(program);
 addJobCommands(program);
 addGrantCommands(program);
+addGatewayCommands(program);
 
 try {
   await program.parseAsync();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from 'commander';
-import { claimRuleSchema, MandateError } from '@mandate/contracts';
-import { collect, collectClaimRule, collectTag, nonNegativeInteger, parseClaimRule, positiveInteger } from './parse.js';
+import { claimRuleSchema, interceptorSchema, MandateError } from '@mandate/contracts';
+import { collect, collectClaimRule, collectInterceptor, collectTag, nonNegativeInteger, parseClaimRule, parseCredential, parseInterceptor, positiveInteger } from './parse.js';
 import { describeMandateError, exitCodeFor, withoutCredentials } from './bus.js';
 import { publicKeyPathFor } from './jwk-files.js';
 
@@ -30,6 +30,37 @@ describe('--claim rules', () => {
 
   it('collects repeated rules in order', () => {
     expect(collectClaimRule('b contains y', collectClaimRule('a equals x', undefined)).map((r) => r.claim)).toEqual(['a', 'b']);
+  });
+});
+
+describe('gateway options', () => {
+  it('reads --credential as a kind and, for every kind but none, a provider', () => {
+    expect(parseCredential('none')).toEqual({ kind: 'none' });
+    expect(parseCredential('api-key:weather')).toEqual({ kind: 'api-key', provider: 'weather' });
+    expect(parseCredential('oauth2-m2m:crm')).toEqual({ kind: 'oauth2-m2m', provider: 'crm' });
+    expect(parseCredential('oauth2-user:google.prod')).toEqual({ kind: 'oauth2-user', provider: 'google.prod' });
+    expect(() => parseCredential('ftp:x')).toThrow('unknown credential kind');
+    expect(() => parseCredential('toString')).toThrow('unknown credential kind');
+    expect(() => parseCredential('api-key')).toThrow('api-key needs the vault provider');
+    expect(() => parseCredential('oauth2-user:')).toThrow('oauth2-user needs the vault provider');
+    expect(() => parseCredential('none:x')).toThrow('none takes no provider');
+  });
+
+  it('reads --interceptor as phase, subject, then a timeout and fail-open in any order', () => {
+    const cases = [
+      ['request:mandate.interceptor.guard', { phase: 'request', subject: 'mandate.interceptor.guard' }],
+      ['response:mandate.interceptor.redact:500', { phase: 'response', subject: 'mandate.interceptor.redact', timeoutMs: 500 }],
+      ['request:mandate.interceptor.audit:fail-open:200', { phase: 'request', subject: 'mandate.interceptor.audit', timeoutMs: 200, failOpen: true }],
+      ['request:mandate.interceptor.audit:fail-closed', { phase: 'request', subject: 'mandate.interceptor.audit', failOpen: false }],
+    ] as const;
+    for (const [text, interceptor] of cases) {
+      expect(parseInterceptor(text)).toEqual(interceptor);
+      expect(interceptorSchema.safeParse(parseInterceptor(text)).success).toBe(true);
+    }
+    for (const bad of ['mandate.interceptor.guard', 'sideways:mandate.interceptor.guard', 'request', 'request:', 'request:a:1:2', 'request:a:fail-open:fail-open', 'request:a:soon']) {
+      expect(() => parseInterceptor(bad), bad).toThrow(InvalidArgumentError);
+    }
+    expect(collectInterceptor('response:b', collectInterceptor('request:a', undefined)).map((i) => i.subject)).toEqual(['a', 'b']);
   });
 });
 

@@ -19,6 +19,7 @@ import {
 import { freePort, natsServerMissing } from '@mandate/testing';
 import { chromiumMissing, launchChromium } from '@mandate/testing/browser';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
+import { HttpBrowser as Browser } from '@mandate/testing/http-browser';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('consent service');
@@ -30,33 +31,6 @@ async function failure(promise: Promise<unknown>): Promise<MandateError> {
   const error = await promise.then(() => undefined, (e: unknown) => e);
   if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
   return error;
-}
-
-/** A browser, as far as these tests need one: a cookie jar per origin and manual redirects. */
-class Browser {
-  readonly #jars = new Map<string, Map<string, string>>();
-
-  async request(url: string, form?: Record<string, string>): Promise<Response> {
-    const origin = new URL(url).origin;
-    const jar = this.#jars.get(origin) ?? new Map<string, string>();
-    this.#jars.set(origin, jar);
-    const response = await fetch(url, {
-      method: form ? 'POST' : 'GET',
-      redirect: 'manual',
-      headers: { cookie: [...jar].map(([n, v]) => `${n}=${v}`).join('; '), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-      ...(form ? { body: new URLSearchParams(form) } : {}),
-    });
-    for (const cookie of response.headers.getSetCookie()) {
-      const [name = '', value = ''] = (cookie.split(';')[0] ?? '').split('=', 2);
-      if (value) jar.set(name, value);
-      else jar.delete(name);
-    }
-    return response;
-  }
-
-  cookies(origin: string): string[] {
-    return [...(this.#jars.get(origin)?.keys() ?? [])];
-  }
 }
 
 /** The one-time completion code the approving browser was sent to the return URL with. */
@@ -147,23 +121,13 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
     const { csrf } = await consentPage(browser, authorizationUrl);
     const approve = await browser.request(authorizationUrl, { csrf, decision: 'approve', duration });
     expect(approve.status).toBe(303);
-    let location = approve.headers.get('location')!;
+    const location = approve.headers.get('location')!;
     const authorize = new URL(location);
     expect(authorize.origin).toBe(idp.issuer);
     expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
     expect(authorize.searchParams.get('redirect_uri')).toBe(`${consentUrl}/callback`);
     expect(authorize.searchParams.get('client_id')).toBe('test-app');
-    for (let hops = 0; !location.startsWith(`${consentUrl}/callback`); hops++) {
-      if (hops > 10) throw new Error(`the provider flow did not end (at ${location})`);
-      const url = new URL(location, idp.issuer).href;
-      if (!/\/interaction\/[^/]+$/.test(url)) {
-        location = (await browser.request(url)).headers.get('location')!;
-        continue;
-      }
-      const prompt = /name="prompt" value="(\w+)"/.exec(await (await browser.request(url)).text())?.[1] ?? 'unknown';
-      location = (await browser.request(url, prompt === 'login' ? { prompt, login: sub } : { prompt })).headers.get('location')!;
-    }
-    return location;
+    return browser.throughIdp(location, idp.issuer, sub, `${consentUrl}/callback`);
   }
 
   it('shows who asks for what, with the security headers, and sets an HttpOnly SameSite=Lax cookie', async () => {

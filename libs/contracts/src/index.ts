@@ -18,3 +18,4 @@ export * from './vault.js';
 export * from './audit-trail.js';
 export * from './consent-ledger.js';
 export * from './scheduler.js';
+export * from './gateway.js';

@@ -25,6 +25,7 @@ import { authorizerService } from '@mandate/authorizer/module';
 import { consentService } from '@mandate/consent/module';
 import { diagnosticsService } from '@mandate/diagnostics/module';
 import { directoryService } from '@mandate/directory/module';
+import { gatewayService } from '@mandate/gateway/module';
 import { schedulerService } from '@mandate/scheduler/module';
 import { vaultService } from '@mandate/vault/module';
 import { freePort, startNatsServer, type NatsServerHandle } from './nats-server.js';
@@ -42,6 +43,7 @@ const SERVICES = {
   audit: auditService,
   scheduler: schedulerService,
   diagnostics: diagnosticsService,
+  gateway: gatewayService,
 } satisfies Record<string, ServiceDefinition>;
 
 export type ServiceName = keyof typeof SERVICES;
@@ -110,6 +112,7 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
     VAULT_RATE_LIMIT_PER_SECOND: '100000',
     VAULT_RATE_LIMIT_BURST: '100000',
     CONSENT_HTTP_PORT: '0',
+    GATEWAY_HTTP_PORT: '0',
     SCHEDULER_TICK_MS: '0',
     AUDIT_WRITER_ID: 'audit-test',
     ...options.env,

@@ -16,7 +16,7 @@ const failEndpoint = defineEndpoint({
   service: 'transport-test',
   operation: 'fail',
   description: 'throws what it is told to',
-  request: z.object({ kind: z.enum(['not_found', 'plain-error', 'bad-reply', 'details']) }),
+  request: z.object({ kind: z.enum(['not_found', 'plain-error', 'bad-reply', 'details', 'multi-line']) }),
   response: z.object({ ok: z.boolean() }),
 });
 
@@ -39,6 +39,8 @@ class TestEndpoints {
         throw new MandateError('not_found', 'no such workload');
       case 'details':
         throw new MandateError('consent_required', 'the user must consent first', { details: { sessionId: 's-1' } });
+      case 'multi-line':
+        throw new MandateError('invalid_request', 'the document does not parse:\nline 3: unexpected token\r\nline 4');
       case 'bad-reply':
         return { ok: 'yes', token: SECRET };
       default:
@@ -103,6 +105,12 @@ describe.skipIf(missing)('NatsServiceTransport', () => {
     expect(error.details).toEqual({ sessionId: 's-1' });
     const raw = await nc.request(failEndpoint.subject, JSON.stringify({ kind: 'not_found' }));
     expect(raw.headers?.get('Nats-Service-Error-Code')).toBe('404');
+  });
+
+  it('answers an error whose message has line breaks (which no header may hold), the message whole in the body', async () => {
+    expect(await codeOf('multi-line')).toMatchObject({ code: 'invalid_request', message: 'the document does not parse:\nline 3: unexpected token\r\nline 4' });
+    const raw = await nc.request(failEndpoint.subject, JSON.stringify({ kind: 'multi-line' }));
+    expect(raw.headers?.get('Nats-Service-Error')).toBe('the document does not parse: line 3: unexpected token line 4');
   });
 
   it('turns an unexpected error into internal without leaking its message to caller or log', async () => {

@@ -141,7 +141,8 @@ export class NatsServiceTransport extends Server implements CustomTransportStrat
       outcome = error.code;
       span.setStatus({ code: SpanStatusCode.ERROR });
       span.setAttribute('mandate.error.code', error.code);
-      msg.respondError(ERROR_STATUS[error.code], error.message, encoder.encode(JSON.stringify(errorReply(error.toWire()))));
+      // A header value cannot hold a line break (the client would reject the reply, and the caller time out); the body keeps the message whole.
+      msg.respondError(ERROR_STATUS[error.code], error.message.replace(/[\r\n]+/g, ' '), encoder.encode(JSON.stringify(errorReply(error.toWire()))));
     } finally {
       span.end();
       this.#callDuration.record((performance.now() - started) / 1000, {

@@ -1,0 +1,224 @@
+import type { JWK } from 'jose';
+import {
+  gatewayChangedEvent,
+  MandateError,
+  type AuditActionOf,
+  type AuditSink,
+  type EventSink,
+  type gatewayAudit,
+  type GatewayView,
+  type gatewayCreateEndpoint,
+  type gatewayListEndpoint,
+  type ParsedRequestOf,
+  type ResponseOf,
+  type TargetSpec,
+  type TargetView,
+  type TenantId,
+  type toolsForEndpoint,
+} from '@mandate/contracts';
+import type { StoredDocument } from '@mandate/store';
+import type { GatewayDocument, GatewayRecords, TargetDocument } from '../store/repositories.js';
+import { resourceUrlOf, type GatewayRegistry, type LoadedGateway } from './gateway-registry.js';
+import type { InboundAuthentication } from './inbound-authentication.js';
+import type { TargetCredentials } from './target-credentials.js';
+import { UpstreamFailure, type Discovery, type UpstreamTools } from './upstream.js';
+
+type GatewayAction = AuditActionOf<typeof gatewayAudit>;
+
+export interface GatewayAdministrationPorts {
+  records: GatewayRecords;
+  registry: GatewayRegistry;
+  credentials: TargetCredentials;
+  upstream: UpstreamTools;
+  inbound: InboundAuthentication;
+  audit: AuditSink<GatewayAction>;
+  events: EventSink;
+  /** Refuses a key the authorizer does not accept for the workload (it mints a WAT with it). */
+  checkKey(tenant: TenantId, workload: string, privateJwk: JWK): Promise<void>;
+  sealKey(tenant: TenantId, gateway: string, privateJwk: JWK): string;
+  mcpBaseUrl: string;
+  now?: () => number;
+}
+
+/**
+ * Gateways and their targets: created, listed, deleted; a target's tools discovered when it is
+ * added and at every sync. Every change is audited and announced (`gateway-changed`), so each
+ * replica reads the gateway again.
+ */
+export class GatewayAdministration {
+  readonly #now: () => number;
+
+  constructor(private readonly ports: GatewayAdministrationPorts) {
+    this.#now = ports.now ?? Date.now;
+  }
+
+  async create(request: ParsedRequestOf<typeof gatewayCreateEndpoint>): Promise<GatewayView> {
+    const { tenant, name } = request;
+    if (await this.ports.records.gateway(tenant, name)) throw new MandateError('conflict', `gateway ${name} already exists`);
+    await this.ports.checkKey(tenant, request.workload.name, request.workload.privateJwk as JWK);
+    const document: GatewayDocument = {
+      name,
+      description: request.description,
+      workload: request.workload.name,
+      sealedKey: this.ports.sealKey(tenant, name, request.workload.privateJwk as JWK),
+      authorizationServers: request.authorizationServers,
+      scopesSupported: request.scopesSupported,
+      interceptors: request.interceptors,
+      createdAt: new Date(this.#now()).toISOString(),
+    };
+    const stored = await this.ports.records.createGateway(tenant, document);
+    await this.#changed(tenant, name, 'gateway-create', request.actor);
+    return this.#view(tenant, stored, []);
+  }
+
+  async get(tenant: TenantId, name: string): Promise<GatewayView> {
+    const stored = await this.#gateway(tenant, name);
+    return this.#view(tenant, stored, await this.ports.records.targetsOf(tenant, name));
+  }
+
+  async list(tenant: TenantId, limit: number, cursor: string | undefined): Promise<ResponseOf<typeof gatewayListEndpoint>> {
+    const page = await this.ports.records.listGateways(tenant, limit, cursor);
+    const items = await Promise.all(page.items.map(async (stored) => this.#view(tenant, stored, await this.ports.records.targetsOf(tenant, stored.value.name))));
+    return { items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+  }
+
+  /** Its targets first, so a delete that stops half-way leaves a gateway with fewer targets, never orphans. */
+  async delete(tenant: TenantId, name: string, actor: string | undefined): Promise<{ deleted: true }> {
+    await this.#gateway(tenant, name);
+    for (const target of await this.ports.records.targetsOf(tenant, name)) await this.ports.records.deleteTarget(tenant, name, target.value.name);
+    await this.ports.records.deleteGateway(tenant, name);
+    await this.#changed(tenant, name, 'gateway-delete', actor);
+    return { deleted: true };
+  }
+
+  async addTarget(tenant: TenantId, gatewayName: string, spec: TargetSpec, actor: string | undefined): Promise<TargetView> {
+    const gateway = await this.#loaded(tenant, gatewayName);
+    if (gateway.targets.has(spec.name) || (await this.ports.records.target(tenant, gatewayName, spec.name))) {
+      throw new MandateError('conflict', `gateway ${gatewayName} already has a target ${spec.name}`);
+    }
+    const discovery = await this.#discover(gateway, spec);
+    const now = new Date(this.#now()).toISOString();
+    const stored = await this.ports.records.createTarget(tenant, { ...spec, gateway: gatewayName, ...discovery, syncedAt: now });
+    await this.#changed(tenant, gatewayName, 'target-add', actor, spec.name);
+    return targetView(stored);
+  }
+
+  async listTargets(tenant: TenantId, gatewayName: string): Promise<{ items: TargetView[] }> {
+    await this.#gateway(tenant, gatewayName);
+    return { items: (await this.ports.records.targetsOf(tenant, gatewayName)).map(targetView) };
+  }
+
+  async removeTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<{ removed: true }> {
+    await this.#gateway(tenant, gatewayName);
+    if (!(await this.ports.records.deleteTarget(tenant, gatewayName, target))) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
+    await this.#changed(tenant, gatewayName, 'target-remove', actor, target);
+    return { removed: true };
+  }
+
+  /** Discovers the tools again; a target that cannot be reached keeps its tools but is left out of every list until a sync succeeds. */
+  async syncTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<TargetView> {
+    const gateway = await this.#loaded(tenant, gatewayName);
+    const stored = await this.ports.records.target(tenant, gatewayName, target);
+    if (!stored) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
+    let discovery: Discovery;
+    try {
+      discovery = await this.#discover(gateway, stored.value);
+    } catch (error) {
+      if (error instanceof MandateError && error.code === 'unavailable' && !stored.value.unreachableSince) {
+        await this.ports.records.updateTarget(tenant, { ...stored.value, unreachableSince: new Date(this.#now()).toISOString() }, stored.revision);
+        await this.#changed(tenant, gatewayName, 'target-sync', actor, target, 'failed');
+      }
+      throw error;
+    }
+    const { unreachableSince: _unreachable, openapi: _openapi, ...rest } = stored.value;
+    const updated = await this.ports.records.updateTarget(tenant, { ...rest, ...discovery, syncedAt: new Date(this.#now()).toISOString() }, stored.revision);
+    await this.#changed(tenant, gatewayName, 'target-sync', actor, target);
+    return targetView(updated);
+  }
+
+  /** What the principal of `token` would see at the gateway, and why it does not see the rest. */
+  async toolsFor(tenant: TenantId, gatewayName: string, token: string): Promise<ResponseOf<typeof toolsForEndpoint>> {
+    const gateway = await this.#loaded(tenant, gatewayName);
+    const principal = await this.ports.inbound.principal(gateway, `Bearer ${token}`).catch((error: unknown) => {
+      throw new MandateError('unauthenticated', error instanceof Error ? error.message : 'the token is not accepted by this gateway');
+    });
+    const { visible, hidden } = gateway.catalog.explain(principal.scopes);
+    return {
+      principal: { ...principal.user, scopes: [...principal.scopes] },
+      visible: visible.map(({ name, target, tool }) => ({ name, target, tool })),
+      hidden: hidden.map(({ tool: { name, target, tool }, reason, missingScopes }) => ({ name, target, tool, reason, ...(missingScopes ? { missingScopes } : {}) })),
+    };
+  }
+
+  /** The target's tools; every binding must name one of them. */
+  async #discover(gateway: LoadedGateway, spec: TargetSpec): Promise<Discovery> {
+    let discovery: Discovery;
+    try {
+      const headers = await this.ports.credentials.headers(gateway, spec.credential, undefined);
+      discovery = await this.ports.upstream.discover(spec.source, headers, spec.timeoutMs, { tenant: gateway.tenant, gateway: gateway.name, target: spec.name });
+    } catch (error) {
+      if (error instanceof UpstreamFailure) throw new MandateError('unavailable', `target ${spec.name}: ${error.message}`, { cause: error });
+      throw error;
+    }
+    const names = new Set(discovery.tools.map((tool) => tool.name));
+    const unknown = spec.bindings.filter((binding) => !names.has(binding.tool));
+    if (unknown.length > 0) {
+      throw new MandateError('invalid_request', `target ${spec.name} has no tool ${unknown.map((binding) => binding.tool).join(', ')}`, {
+        issues: unknown.map((binding) => ({ path: `target.bindings.${spec.bindings.indexOf(binding)}.tool`, message: 'no such tool at the target' })),
+      });
+    }
+    const bound = new Set<string>();
+    for (const binding of spec.bindings) {
+      if (bound.has(binding.tool)) throw new MandateError('invalid_request', `tool ${binding.tool} is bound twice`, { issues: [{ path: 'target.bindings', message: 'one binding per tool' }] });
+      bound.add(binding.tool);
+    }
+    return discovery;
+  }
+
+  async #gateway(tenant: TenantId, name: string): Promise<StoredDocument<GatewayDocument>> {
+    const stored = await this.ports.records.gateway(tenant, name);
+    if (!stored) throw new MandateError('not_found', `no gateway ${name}`);
+    return stored;
+  }
+
+  async #loaded(tenant: TenantId, name: string): Promise<LoadedGateway> {
+    const gateway = await this.ports.registry.get(tenant, name);
+    if (!gateway) throw new MandateError('not_found', `no gateway ${name}`);
+    return gateway;
+  }
+
+  async #changed(tenant: TenantId, gateway: string, action: GatewayAction, actor: string | undefined, target?: string, outcome: 'succeeded' | 'failed' = 'succeeded'): Promise<void> {
+    this.ports.registry.forget(tenant, gateway);
+    await this.ports.audit.audit({
+      tenant,
+      action,
+      outcome,
+      actor: actor ? { admin: actor } : {},
+      target: { resource: target ? `${gateway}/${target}` : gateway },
+      details: { gateway, ...(target ? { target } : {}) },
+    });
+    await this.ports.events.publishEvent(gatewayChangedEvent, tenant, { gateway });
+  }
+
+  #view(tenant: TenantId, stored: StoredDocument<GatewayDocument>, targets: readonly StoredDocument<TargetDocument>[]): GatewayView {
+    const { name, description, workload, authorizationServers, scopesSupported, interceptors, createdAt } = stored.value;
+    return {
+      tenant,
+      name,
+      description,
+      workload,
+      resourceUrl: resourceUrlOf(this.ports.mcpBaseUrl, tenant, name),
+      authorizationServers,
+      scopesSupported,
+      interceptors,
+      targets: targets.map((target) => target.value.name),
+      createdAt,
+      revision: stored.revision,
+    };
+  }
+}
+
+function targetView(stored: StoredDocument<TargetDocument>): TargetView {
+  const { gateway: _gateway, openapi: _openapi, ...view } = stored.value;
+  return { ...view, revision: stored.revision };
+}

@@ -1,0 +1,86 @@
+import type { JWK } from 'jose';
+import { SingleFlight } from '@mandate/cache';
+import type { Interceptor, TenantId } from '@mandate/contracts';
+import type { GatewayRecords, TargetDocument } from '../store/repositories.js';
+import { ToolCatalog } from './tool-catalog.js';
+
+/** A gateway as a request needs it: its identity, its key (opened), its targets and their tools. */
+export interface LoadedGateway {
+  readonly tenant: TenantId;
+  readonly name: string;
+  readonly workload: string;
+  /** The store revision, so what was derived from an older gateway is not reused. */
+  readonly revision: number;
+  readonly resourceUrl: string;
+  readonly authorizationServers: readonly string[];
+  readonly scopesSupported: readonly string[];
+  readonly interceptors: readonly Interceptor[];
+  readonly privateJwk: JWK;
+  readonly targets: ReadonlyMap<string, TargetDocument>;
+  readonly catalog: ToolCatalog;
+}
+
+export interface GatewayRegistryOptions {
+  /** `<GATEWAY_PUBLIC_URL>/mcp`; a gateway's resource URL is this, its tenant and its name. */
+  mcpBaseUrl: string;
+  openKey: (tenant: TenantId, gateway: string, sealedKey: string) => JWK;
+  /** How long a loaded gateway is used before it is read again, `gateway-changed` or not. */
+  maxAgeMs: number;
+  now?: () => number;
+}
+
+export function resourceUrlOf(mcpBaseUrl: string, tenant: string, gateway: string): string {
+  return `${mcpBaseUrl}/${tenant}/${gateway}`;
+}
+
+/**
+ * The gateways this replica serves, read from the store when first asked for and kept until
+ * `gateway-changed` says otherwise (or `maxAgeMs` passes, in case an event was missed).
+ */
+export class GatewayRegistry {
+  readonly #loaded = new Map<string, { gateway: LoadedGateway | undefined; loadedAt: number }>();
+  readonly #loading = new SingleFlight<LoadedGateway | undefined>();
+  readonly #now: () => number;
+
+  constructor(
+    private readonly records: GatewayRecords,
+    private readonly options: GatewayRegistryOptions,
+  ) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  async get(tenant: TenantId, name: string): Promise<LoadedGateway | undefined> {
+    const key = `${tenant}/${name}`;
+    const known = this.#loaded.get(key);
+    if (known && this.#now() - known.loadedAt < this.options.maxAgeMs) return known.gateway;
+    return this.#loading.run(key, async () => {
+      const gateway = await this.#load(tenant, name);
+      this.#loaded.set(key, { gateway, loadedAt: this.#now() });
+      return gateway;
+    });
+  }
+
+  forget(tenant: string, name: string): void {
+    this.#loaded.delete(`${tenant}/${name}`);
+  }
+
+  async #load(tenant: TenantId, name: string): Promise<LoadedGateway | undefined> {
+    const stored = await this.records.gateway(tenant, name);
+    if (!stored) return undefined;
+    const targets = (await this.records.targetsOf(tenant, name)).map((target) => target.value);
+    const { value } = stored;
+    return {
+      tenant,
+      name,
+      workload: value.workload,
+      revision: stored.revision,
+      resourceUrl: resourceUrlOf(this.options.mcpBaseUrl, tenant, name),
+      authorizationServers: value.authorizationServers,
+      scopesSupported: value.scopesSupported,
+      interceptors: value.interceptors,
+      privateJwk: this.options.openKey(tenant, name, value.sealedKey),
+      targets: new Map(targets.map((target) => [target.name, target])),
+      catalog: new ToolCatalog(targets),
+    };
+  }
+}

@@ -1,0 +1,209 @@
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { runChecks, type Check } from '@mandate/checks';
+import { MandateError, type AuditActionOf, type AuditSink, type gatewayAudit } from '@mandate/contracts';
+import { lazyInstruments } from '@mandate/telemetry';
+import type { LoadedGateway } from './gateway-registry.js';
+import type { Principal } from './inbound-authentication.js';
+import type { Interceptors } from './interceptors.js';
+import { ConsentNeeded, type TargetCredentials } from './target-credentials.js';
+import type { CatalogTool } from './tool-catalog.js';
+import { UpstreamFailure, type ToolResult, type UpstreamTools } from './upstream.js';
+
+export interface ToolCallRequest {
+  gateway: LoadedGateway;
+  principal: Principal;
+  name: string;
+  arguments: Record<string, unknown>;
+  /** The client declared URL-mode elicitation: consent can be asked for with `-32042`. */
+  urlElicitation: boolean;
+}
+
+/**
+ * What a call came to. `unknown_tool` is a protocol error, the same for a tool that exists nowhere
+ * and one this principal may not see; `consent` asks the client to open a URL; everything else is
+ * a result (a tool error when the call could not be made), so the model can read what happened.
+ */
+export type ToolCallAnswer = { kind: 'result'; result: ToolResult } | { kind: 'unknown_tool' } | { kind: 'consent'; url: string; message: string };
+
+export type ArgumentsValidator = (schema: CatalogTool['inputSchema']) => (input: unknown) => { valid: boolean; errorMessage?: string | undefined };
+
+type Refusal = 'unknown_tool' | 'invalid_arguments';
+
+class CallRefused extends Error {
+  constructor(
+    readonly reason: Refusal,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface CallContext {
+  readonly request: ToolCallRequest;
+  tool?: CatalogTool;
+}
+
+/**
+ * What a call must pass before anything leaves the gateway, in order: the tool must be one this
+ * principal sees (first, so nothing about a hidden tool, not even its schema, shapes the answer);
+ * then its arguments must match the tool's input schema.
+ */
+export function toolCallChecks(validatorFor: (tool: CatalogTool) => ReturnType<ArgumentsValidator>): readonly Check<CallContext, Refusal>[] {
+  return [
+    {
+      name: 'the principal sees the tool',
+      reasons: ['unknown_tool'],
+      run(ctx) {
+        const tool = ctx.request.gateway.catalog.find(ctx.request.name, ctx.request.principal.scopes);
+        if (!tool) throw new CallRefused('unknown_tool', `Unknown tool: ${ctx.request.name}`);
+        ctx.tool = tool;
+      },
+    },
+    {
+      name: 'the arguments match the input schema',
+      reasons: ['invalid_arguments'],
+      run(ctx) {
+        const outcome = validatorFor(ctx.tool!)(ctx.request.arguments);
+        if (!outcome.valid) throw new CallRefused('invalid_arguments', `Invalid arguments for tool ${ctx.request.name}: ${outcome.errorMessage ?? 'they do not match its input schema'}`);
+      },
+    },
+  ];
+}
+
+const instruments = lazyInstruments('@mandate/gateway', (meter) => ({
+  calls: meter.createCounter('mandate.gateway.calls', { description: 'tools/call through a gateway, by gateway, target, tool and outcome' }),
+  duration: meter.createHistogram('mandate.gateway.call.duration', {
+    description: 'tools/call latency through a gateway, from the request to the answer',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 600] },
+  }),
+}));
+
+export interface ToolCallOptions {
+  /** Key of the salted argument digest in audit records. */
+  auditSalt: Buffer;
+  maxResultBytes: number;
+  now?: () => number;
+}
+
+/**
+ * One `tools/call`: the checks, the target's credential from the vault, the call, one audit record
+ * (never the arguments themselves, only a salted digest of them) and the metrics.
+ */
+export class ToolCall {
+  readonly #checks: readonly Check<CallContext, Refusal>[];
+  readonly #validators = new WeakMap<CatalogTool, ReturnType<ArgumentsValidator>>();
+  readonly #validatorFor: (tool: CatalogTool) => ReturnType<ArgumentsValidator>;
+  readonly #now: () => number;
+  /** A key object made once: an HMAC keyed by a plain buffer costs several times more per call. */
+  readonly #auditKey: KeyObject;
+
+  constructor(
+    private readonly credentials: TargetCredentials,
+    private readonly upstream: UpstreamTools,
+    private readonly interceptors: Interceptors,
+    private readonly audit: AuditSink<AuditActionOf<typeof gatewayAudit>>,
+    validator: ArgumentsValidator,
+    private readonly options: ToolCallOptions,
+  ) {
+    this.#now = options.now ?? Date.now;
+    this.#auditKey = createSecretKey(options.auditSalt);
+    this.#validatorFor = (tool) => {
+      let validate = this.#validators.get(tool);
+      if (!validate) {
+        validate = compiled(validator, tool);
+        this.#validators.set(tool, validate);
+      }
+      return validate;
+    };
+    this.#checks = toolCallChecks(this.#validatorFor);
+  }
+
+  async call(request: ToolCallRequest): Promise<ToolCallAnswer> {
+    const started = this.#now();
+    const ctx: CallContext = { request };
+    const refused = await runChecks(this.#checks, ctx, (error) => (error instanceof CallRefused ? error.reason : undefined));
+    if (refused) {
+      await this.#record(request, ctx.tool, started, 'denied', refused.reason);
+      if (refused.reason === 'unknown_tool') return { kind: 'unknown_tool' };
+      return toolError((refused.error as Error).message);
+    }
+    const tool = ctx.tool!;
+    const target = request.gateway.targets.get(tool.target)!;
+    const verdict = await this.interceptors.onRequest(request.gateway, request.principal, tool, request.arguments);
+    if (verdict.kind === 'deny') {
+      await this.#record(request, tool, started, 'denied', 'interceptor_denied', { interceptor: verdict.interceptor });
+      return toolError(`The call was refused: ${verdict.reason}`);
+    }
+    // A rewrite must still be a valid call of the tool.
+    if (verdict.arguments !== request.arguments && !this.#validatorFor(tool)(verdict.arguments).valid) {
+      await this.#record(request, tool, started, 'denied', 'invalid_rewrite');
+      return toolError('The call was refused: an interceptor changed its arguments into ones the tool does not accept');
+    }
+    try {
+      const headers = await this.credentials.headers(request.gateway, target.credential, request.principal);
+      const upstream = await this.upstream.call({ ...target, ref: { tenant: request.gateway.tenant, gateway: request.gateway.name, target: target.name } }, headers, tool.tool, verdict.arguments);
+      if (Buffer.byteLength(JSON.stringify(upstream)) > this.options.maxResultBytes) throw new UpstreamFailure('too_large', `the target ${tool.target} answered with more than ${this.options.maxResultBytes} bytes`);
+      const result = await this.interceptors.onResponse(request.gateway, request.principal, tool, verdict.arguments, upstream);
+      if (!result) {
+        await this.#record(request, tool, started, 'failed', 'interceptor_failed');
+        return toolError('The result was withheld: a required check of this gateway did not answer');
+      }
+      await this.#record(request, tool, started, result.isError ? 'failed' : 'succeeded', result.isError ? 'tool_error' : undefined);
+      return { kind: 'result', result };
+    } catch (error) {
+      if (error instanceof ConsentNeeded) {
+        await this.#record(request, tool, started, 'denied', 'consent_required');
+        const message = `To use ${tool.name}, the user must first allow access to ${error.provider}: open ${error.url} and then call the tool again.`;
+        return request.urlElicitation ? { kind: 'consent', url: error.url, message } : toolError(message);
+      }
+      const reason = error instanceof UpstreamFailure ? `upstream_${error.kind}` : error instanceof MandateError ? error.code : 'internal';
+      await this.#record(request, tool, started, 'failed', reason);
+      if (error instanceof UpstreamFailure) return toolError(error.message);
+      if (error instanceof MandateError) return toolError(`The gateway could not get a credential for ${tool.target}: ${error.message}`);
+      throw error;
+    }
+  }
+
+  async #record(request: ToolCallRequest, tool: CatalogTool | undefined, started: number, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string> = {}): Promise<void> {
+    const latencyMs = this.#now() - started;
+    const { gateway, principal } = request;
+    instruments().calls.add(1, { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome });
+    instruments().duration.record(latencyMs / 1000, { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome });
+    await this.audit.audit({
+      tenant: gateway.tenant,
+      action: 'tool-call',
+      outcome,
+      ...(reason ? { reason } : {}),
+      actor: { workload: gateway.workload, user: principal.user },
+      target: { resource: tool ? `${tool.target}/${tool.tool}` : request.name.slice(0, 1024) },
+      details: {
+        gateway: gateway.name,
+        ...(tool ? { target: tool.target, tool: tool.tool } : {}),
+        decision: outcome === 'denied' ? 'deny' : 'allow',
+        latencyMs,
+        ...extra,
+        argumentsDigest: createHmac('sha256', this.#auditKey).update(stableJson(request.arguments)).digest('base64url'),
+      },
+    });
+  }
+}
+
+function toolError(text: string): ToolCallAnswer {
+  return { kind: 'result', result: { content: [{ type: 'text', text }], isError: true } };
+}
+
+function compiled(validator: ArgumentsValidator, tool: CatalogTool): ReturnType<ArgumentsValidator> {
+  try {
+    return validator(tool.inputSchema);
+  } catch {
+    return () => ({ valid: false, errorMessage: "the tool's input schema cannot be used to check them" });
+  }
+}
+
+/** The same arguments give the same digest whatever order their members came in. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, member: unknown) =>
+    member && typeof member === 'object' && !Array.isArray(member) ? Object.fromEntries(Object.entries(member).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : member,
+  );
+}

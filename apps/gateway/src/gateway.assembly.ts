@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { context } from '@opentelemetry/api';
+import { headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { JWK } from 'jose';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import { onEvent, type BusClient, type JetStreamPublisher } from '@mandate/bus';
+import {
+  apiKeyEndpoint,
+  authorizeEndpoint,
+  gatewayAudit,
+  gatewayChangedEvent,
+  oauth2TokenEndpoint,
+  tokenForJwtEndpoint,
+  tokenForWorkloadEndpoint,
+  type TenantId,
+} from '@mandate/contracts';
+import { SingleFlight } from '@mandate/cache';
+import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
+import type { DocumentStore } from '@mandate/store';
+import { injectTraceContext, type Logger } from '@mandate/telemetry';
+import { assertKeyAccepted, signClientAssertion } from '@mandate/wat';
+import { OpenApiTargets } from './clients/openapi-targets.js';
+import { UpstreamMcp } from './clients/upstream-mcp.js';
+import { Upstreams } from './clients/upstreams.js';
+import type { GatewayEnv } from './config.js';
+import { GatewayAdministration } from './domain/gateway-administration.js';
+import { GatewayRegistry } from './domain/gateway-registry.js';
+import { InboundAuthentication } from './domain/inbound-authentication.js';
+import { Interceptors, type AskInterceptor } from './domain/interceptors.js';
+import { TargetCredentials } from './domain/target-credentials.js';
+import { ToolCall } from './domain/tool-call.js';
+import { ToolListing } from './domain/tool-listing.js';
+import { McpHttpServer } from './http/mcp-http-server.js';
+import { GatewayRecords } from './store/repositories.js';
+
+export interface GatewayDependencies {
+  env: GatewayEnv;
+  nc: NatsConnection;
+  bus: BusClient;
+  store: DocumentStore;
+  publisher: JetStreamPublisher;
+  logger: Logger;
+}
+
+const VERSION = '0.1.0';
+
+/** The gateway's parts: administration over NATS, the MCP endpoints over HTTP, and the event that keeps replicas current. */
+export class Gateway {
+  readonly useCases: readonly [GatewayAdministration];
+
+  private constructor(
+    administration: GatewayAdministration,
+    private readonly http: McpHttpServer,
+    readonly httpUrl: string | undefined,
+    private readonly upstream: UpstreamMcp,
+    private readonly changes: Subscription,
+  ) {
+    this.useCases = [administration];
+  }
+
+  static async assemble(deps: GatewayDependencies): Promise<Gateway> {
+    const { env, bus, logger } = deps;
+    const master = await loadMasterKeys({ mode: env.MANDATE_MODE, dataDir: env.MANDATE_DATA_DIR, keysJson: env.MANDATE_MASTER_KEYS, keyFile: env.MANDATE_MASTER_KEY_FILE });
+    const cipher = new EnvelopeCipher(master.ring);
+    const sealId = (tenant: string, gateway: string) => `gateway-key/${tenant}/${gateway}`;
+    const publicUrl = env.GATEWAY_PUBLIC_URL.replace(/\/$/, '');
+    const records = await GatewayRecords.open(deps.store);
+    const registry = new GatewayRegistry(records, {
+      mcpBaseUrl: `${publicUrl}/mcp`,
+      openKey: (tenant, gateway, sealed) => JSON.parse(cipher.openString(sealed, sealId(tenant, gateway)).toString('utf8')) as JWK,
+      maxAgeMs: 30_000,
+    });
+    const workloadToken = async (tenant: TenantId, workload: string, privateJwk: JWK) => {
+      const clientAssertion = await signClientAssertion({ workload, privateJwk, audience: env.WAT_ISSUER });
+      return bus.request(tokenForWorkloadEndpoint, { tenant, workload, clientAssertion });
+    };
+    const credentials = new TargetCredentials({
+      workloadToken,
+      userWorkloadToken: (tenant, workload, userToken) => bus.request(tokenForJwtEndpoint, { tenant, workload, userToken }),
+      apiKey: async (tenant, workloadToken, provider) => (await bus.request(apiKeyEndpoint, { tenant, workloadToken, provider })).apiKey,
+      oauth2Token: (tenant, workloadToken, request) => bus.request(oauth2TokenEndpoint, { tenant, workloadToken, ...request }),
+    });
+    const inbound = new InboundAuthentication((tenant, workload, token) => bus.request(authorizeEndpoint, { tenant, workload, token }), {
+      cacheMs: env.GATEWAY_PRINCIPAL_CACHE_SECONDS * 1000,
+    });
+    const resyncs = new SingleFlight<unknown>();
+    const mcp = new UpstreamMcp({
+      maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES,
+      version: VERSION,
+      // A target that announces new tools is discovered again (once, however often it announces meanwhile).
+      onToolsChanged: ({ tenant, gateway, target }) =>
+        void resyncs
+          .run(`${tenant}/${gateway}/${target}`, () => administration.syncTarget(tenant as TenantId, gateway, target, 'tools/list_changed'))
+          .catch((err: unknown) => logger.warn({ err, gateway, target }, 'could not discover the tools of a target that announced a change')),
+    });
+    const upstream = new Upstreams(mcp, new OpenApiTargets({ maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES }));
+    const audit = deps.publisher.auditSink(gatewayAudit);
+    if (!env.GATEWAY_AUDIT_SALT) logger.warn('GATEWAY_AUDIT_SALT is not set: argument digests are salted per process (set it when running replicas)');
+    const validator = new AjvJsonSchemaValidator();
+    const interceptors = new Interceptors(askInterceptor(deps.nc), logger);
+    const calls = new ToolCall(credentials, upstream, interceptors, audit, (schema) => validator.getValidator(schema as Parameters<typeof validator.getValidator>[0]), {
+      auditSalt: env.GATEWAY_AUDIT_SALT ? Buffer.from(env.GATEWAY_AUDIT_SALT, 'base64url') : randomBytes(32),
+      maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES,
+    });
+    const administration = new GatewayAdministration({
+      records,
+      registry,
+      credentials,
+      upstream,
+      inbound,
+      audit,
+      events: deps.publisher,
+      mcpBaseUrl: `${publicUrl}/mcp`,
+      sealKey: (tenant, gateway, privateJwk) => cipher.sealToString(JSON.stringify(privateJwk), sealId(tenant, gateway)),
+      checkKey: (tenant, workload, privateJwk) => assertKeyAccepted(workload, () => workloadToken(tenant, workload, privateJwk)),
+    });
+    const changes = onEvent(deps.nc, gatewayChangedEvent, 'all-tenants', (event) => registry.forget(event.tenant, event.data.gateway), logger);
+    const http = new McpHttpServer(registry, inbound, new ToolListing(logger), calls, {
+      publicUrl,
+      allowedOrigins: env.GATEWAY_ALLOWED_ORIGINS,
+      maxRequestBytes: env.GATEWAY_MAX_REQUEST_BYTES,
+      maxSessions: env.GATEWAY_MAX_SESSIONS,
+      sessionIdleMs: env.GATEWAY_SESSION_IDLE_SECONDS * 1000,
+      version: VERSION,
+      logger,
+    });
+    const httpUrl = env.GATEWAY_HTTP_PORT > 0 ? await http.listen(env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST) : undefined;
+    logger.info({ http: httpUrl, publicUrl, masterKeys: master.source }, 'gateway ready');
+    return new Gateway(administration, http, httpUrl, mcp, changes);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.changes.unsubscribe();
+    await this.http.close();
+    await this.upstream.close();
+  }
+}
+
+/** An interceptor is asked with a plain NATS request (JSON in, JSON out), with the call's trace context. */
+function askInterceptor(nc: NatsConnection): AskInterceptor {
+  return async (subject, call, timeoutMs) => {
+    const headers = natsHeaders();
+    injectTraceContext(context.active(), headers);
+    const reply = await nc.request(subject, JSON.stringify(call), { timeout: timeoutMs, headers });
+    return reply.json();
+  };
+}

@@ -1,0 +1,89 @@
+import type { DiscoveredTool, Interceptor, TargetSpec, TenantId } from '@mandate/contracts';
+import type { DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
+import type { OpenApiBinding } from '../domain/upstream.js';
+
+export const GATEWAY_COLLECTIONS = ['gateways', 'gateway-targets'] as const;
+
+/** A gateway as stored; its workload key only sealed (bound to tenant and gateway). */
+export interface GatewayDocument {
+  name: string;
+  description: string;
+  workload: string;
+  sealedKey: string;
+  authorizationServers: string[];
+  scopesSupported: string[];
+  interceptors: Interceptor[];
+  createdAt: string;
+}
+
+/** A target with the tools found at its last sync. */
+export interface TargetDocument extends TargetSpec {
+  gateway: string;
+  tools: DiscoveredTool[];
+  syncedAt: string;
+  /** Set when the last sync could not reach the target: its tools are left out until a sync succeeds. */
+  unreachableSince?: string;
+  /** For an OpenAPI target: where each tool's operation is. */
+  openapi?: OpenApiBinding;
+}
+
+/** A gateway's targets are stored under `<gateway>.`, so one prefix lists them and no two gateways share an id. */
+const targetId = (gateway: string, target: string) => `${gateway}.${target}`;
+
+/** The only code that touches the gateway's persistence. */
+export class GatewayRecords {
+  private constructor(
+    private readonly gateways: DocumentCollection<GatewayDocument>,
+    private readonly targets: DocumentCollection<TargetDocument>,
+  ) {}
+
+  static async open(store: DocumentStore): Promise<GatewayRecords> {
+    const [gateways, targets] = GATEWAY_COLLECTIONS;
+    return new GatewayRecords(await store.collection(gateways), await store.collection(targets));
+  }
+
+  gateway(tenant: TenantId, name: string): Promise<StoredDocument<GatewayDocument> | undefined> {
+    return this.gateways.get(tenant, name);
+  }
+
+  createGateway(tenant: TenantId, document: GatewayDocument): Promise<StoredDocument<GatewayDocument>> {
+    return this.gateways.create(tenant, document.name, document);
+  }
+
+  async listGateways(tenant: TenantId, limit: number, cursor: string | undefined): Promise<{ items: StoredDocument<GatewayDocument>[]; nextCursor?: string }> {
+    const page = await this.gateways.list(tenant, { limit, ...(cursor ? { cursor } : {}) });
+    return { items: [...page.items], ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+  }
+
+  deleteGateway(tenant: TenantId, name: string): Promise<boolean> {
+    return this.gateways.delete(tenant, name);
+  }
+
+  target(tenant: TenantId, gateway: string, target: string): Promise<StoredDocument<TargetDocument> | undefined> {
+    return this.targets.get(tenant, targetId(gateway, target));
+  }
+
+  createTarget(tenant: TenantId, document: TargetDocument): Promise<StoredDocument<TargetDocument>> {
+    return this.targets.create(tenant, targetId(document.gateway, document.name), document);
+  }
+
+  updateTarget(tenant: TenantId, document: TargetDocument, expectedRevision: number): Promise<StoredDocument<TargetDocument>> {
+    return this.targets.update(tenant, targetId(document.gateway, document.name), document, expectedRevision);
+  }
+
+  deleteTarget(tenant: TenantId, gateway: string, target: string): Promise<boolean> {
+    return this.targets.delete(tenant, targetId(gateway, target));
+  }
+
+  /** Every target of a gateway (a gateway has few), in name order. */
+  async targetsOf(tenant: TenantId, gateway: string): Promise<StoredDocument<TargetDocument>[]> {
+    const all: StoredDocument<TargetDocument>[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.targets.list(tenant, { prefix: `${gateway}.`, limit: 1000, ...(cursor ? { cursor } : {}) });
+      all.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return all;
+  }
+}

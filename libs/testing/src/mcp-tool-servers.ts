@@ -1,0 +1,172 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+import { freePort } from './nats-server.js';
+
+/*
+ * Upstream MCP servers for the gateway's tests: the seed scenario's tools (a CRM, finance and
+ * documents) written with the official SDK, and the reference server nobody here wrote
+ * (`@modelcontextprotocol/server-everything`), each over Streamable HTTP on a loopback port.
+ * (Only tests import this file: it is not part of the library's build.)
+ */
+
+/** How a sample server answers from now on: normally, after a delay, with a body that is not JSON-RPC, or with a result larger than `bytes`. */
+export type ToolServerBehaviour = { mode: 'normal' } | { mode: 'slow'; delayMs: number } | { mode: 'malformed' } | { mode: 'oversized'; bytes: number };
+
+/** One request as the sample server saw it. */
+export interface SeenRequest {
+  authorization: string | undefined;
+  traceparent: string | undefined;
+  method: string | undefined;
+}
+
+export interface SampleToolServer {
+  /** The MCP endpoint, `http://127.0.0.1:<port>/mcp`. */
+  readonly url: string;
+  readonly requests: readonly SeenRequest[];
+  setBehaviour(behaviour: ToolServerBehaviour): void;
+  /** Stops answering: from then on connections are refused (a target that is down). */
+  stop(): Promise<void>;
+}
+
+const ACCOUNTS: Record<string, { name: string; notes: string[]; spend: number; documents: string[] }> = {
+  'acc-1': { name: 'Globex', notes: ['Renewal in March', 'Wants the analytics add-on'], spend: 182_400, documents: ['Globex MSA.pdf'] },
+  'acc-2': { name: 'Initech', notes: ['Churn risk: support tickets up'], spend: 48_900, documents: ['Initech order form.pdf'] },
+};
+
+/** The seed's sales tools as one MCP server: what a sales brief needs from the CRM, finance and documents. */
+export async function startSampleToolServer(): Promise<SampleToolServer> {
+  const requests: SeenRequest[] = [];
+  let behaviour: ToolServerBehaviour = { mode: 'normal' };
+  const text = (value: unknown) => ({ content: [{ type: 'text' as const, text: JSON.stringify(value) }], structuredContent: value as Record<string, unknown> });
+  const tools = () => {
+    const server = new McpServer({ name: 'sample-sales-tools', version: '1.0.0' });
+    server.registerTool('crm_notes', { description: "An account's CRM notes", inputSchema: { accountId: z.string().regex(/^acc-\d+$/) } }, async ({ accountId }) => {
+      if (behaviour.mode === 'oversized') return text({ blob: 'x'.repeat(behaviour.bytes) });
+      return text({ accountId, notes: ACCOUNTS[accountId]?.notes ?? [] });
+    });
+    server.registerTool('finance_spend', { description: "An account's spend this year", inputSchema: { accountId: z.string() } }, async ({ accountId }) => text({ accountId, currency: 'EUR', total: ACCOUNTS[accountId]?.spend ?? 0 }));
+    server.registerTool('documents_list', { description: "An account's documents", inputSchema: { accountId: z.string() } }, async ({ accountId }) => text({ accountId, documents: ACCOUNTS[accountId]?.documents ?? [] }));
+    server.registerTool('whoami', { description: 'What the server was called with (for tests)', inputSchema: {} }, async (_args, extra) => text({ authorization: extra.requestInfo?.headers['authorization'] ?? null }));
+    return server;
+  };
+  const listener = async (request: IncomingMessage, response: ServerResponse) => {
+    const body = await new Promise<string>((resolve) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk)).on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+    const parsed = body ? (JSON.parse(body) as { method?: string }) : undefined;
+    requests.push({ authorization: request.headers.authorization, traceparent: header(request, 'traceparent'), method: parsed?.method });
+    if (behaviour.mode === 'slow') await new Promise((resolve) => setTimeout(resolve, (behaviour as { delayMs: number }).delayMs));
+    if (behaviour.mode === 'malformed' && parsed?.method === 'tools/call') return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"this is": "not JSON-RPC"');
+    // Stateless: a server and transport per request, as the SDK's stateless example does.
+    const server = tools();
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    response.on('close', () => void server.close());
+    await server.connect(transport);
+    await transport.handleRequest(request, response, parsed);
+  };
+  let http: Server | undefined;
+  const port = await freePort();
+  const start = async () => {
+    http = createServer((request, response) => void listener(request, response).catch(() => response.destroy()));
+    await new Promise<void>((resolve) => http!.listen(port, '127.0.0.1', resolve));
+  };
+  await start();
+  return {
+    url: `http://127.0.0.1:${(http!.address() as AddressInfo).port}/mcp`,
+    requests,
+    setBehaviour: (next) => (behaviour = next),
+    stop: async () => {
+      http?.closeAllConnections();
+      await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
+      http = undefined;
+    },
+  };
+}
+
+function header(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export interface EverythingServer {
+  /** The MCP endpoint, `http://127.0.0.1:<port>/mcp`. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** `@modelcontextprotocol/server-everything` (the MCP project's reference server) over Streamable HTTP, as a child process. */
+export async function startEverythingServer(): Promise<EverythingServer> {
+  const entry = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [entry, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`server-everything did not start: ${output}`)), 20_000);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      if (output.includes('listening on port')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server-everything exited (${code}): ${output}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export interface ChangingToolServer {
+  /** The MCP endpoint, `http://127.0.0.1:<port>/mcp`. */
+  readonly url: string;
+  /** Adds a tool to every session; each announces it with `notifications/tools/list_changed`. */
+  addTool(name: string): void;
+  stop(): Promise<void>;
+}
+
+/** A stateful MCP server (sessions, a standing SSE stream) whose tools change while clients are connected. */
+export async function startChangingToolServer(): Promise<ChangingToolServer> {
+  const names = ['first'];
+  const servers = new Set<McpServer>();
+  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const register = (server: McpServer, name: string) => server.registerTool(name, { description: `the ${name} tool`, inputSchema: {} }, async () => ({ content: [{ type: 'text' as const, text: name }] }));
+  const http = createServer((request, response) => {
+    void (async () => {
+      const id = header(request, 'mcp-session-id');
+      const existing = id ? sessions.get(id) : undefined;
+      if (existing) return existing.handleRequest(request, response);
+      if (id) return void response.writeHead(404).end();
+      const server = new McpServer({ name: 'changing-tools', version: '1.0.0' });
+      for (const name of names) register(server, name);
+      const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => crypto.randomUUID(), onsessioninitialized: (sid) => void sessions.set(sid, transport) });
+      servers.add(server);
+      await server.connect(transport);
+      await transport.handleRequest(request, response);
+    })().catch(() => response.destroy());
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    addTool: (name) => {
+      names.push(name);
+      for (const server of servers) register(server, name);
+    },
+    stop: async () => {
+      await Promise.all([...servers].map((server) => server.close().catch(() => undefined)));
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
