@@ -7,7 +7,7 @@ import type { MachineTokenDocument } from '../store/vault-records.js';
 import type { TokenSet } from './oauth-client.js';
 
 export interface MachineTokensOptions {
-  /** A cached token is replaced this long before it expires. */
+  /** A cached token is replaced this long before it expires, or after three quarters of its life if that comes later. */
   refreshMarginMs: number;
   /** How long to keep a token whose provider did not say when it expires. */
   unknownLifetimeMs: number;
@@ -27,7 +27,7 @@ export interface MachineTokensOptions {
 export class MachineTokens {
   readonly #flights = new SingleFlight<{ token: TokenSet; cached: boolean }>();
   /** Opened tokens of this process, so a hit costs neither a store read nor a decryption. */
-  readonly #memory = new Map<string, TokenSet>();
+  readonly #memory = new Map<string, { token: TokenSet; staleAt: number }>();
   readonly #now: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
 
@@ -44,7 +44,7 @@ export class MachineTokens {
   get(tenant: TenantId, provider: string, scopes: readonly string[], fetch: () => Promise<TokenSet>): Promise<{ token: TokenSet; cached: boolean }> {
     const id = this.cache.idOf(provider, scopes);
     const remembered = this.#memory.get(`${tenant}/${id}`);
-    if (remembered && remembered.expiresAt! - this.options.refreshMarginMs > this.#now()) return Promise.resolve({ token: remembered, cached: true });
+    if (remembered && remembered.staleAt > this.#now()) return Promise.resolve({ token: remembered.token, cached: true });
     return this.#flights.run(`${tenant}/${id}`, async () => {
       const deadline = this.#now() + this.options.waitMs;
       for (;;) {
@@ -69,24 +69,28 @@ export class MachineTokens {
 
   async #cached(tenant: TenantId, id: string): Promise<TokenSet | undefined> {
     const stored = await this.cache.get(tenant, id);
-    if (!stored || stored.value.expiresAt - this.options.refreshMarginMs <= this.#now()) return undefined;
+    const staleAt = stored && (stored.value.staleAt ?? stored.value.expiresAt - this.options.refreshMarginMs);
+    if (!stored || staleAt! <= this.#now()) return undefined;
     const token = this.#open(tenant, id, stored.value);
-    this.#memory.set(`${tenant}/${id}`, token);
+    this.#memory.set(`${tenant}/${id}`, { token, staleAt: staleAt! });
     return token;
   }
 
   async #fetchAndStore(tenant: TenantId, id: string, scopes: readonly string[], fetch: () => Promise<TokenSet>): Promise<TokenSet> {
     const token = await fetch();
-    const expiresAt = token.expiresAt ?? this.#now() + this.options.unknownLifetimeMs;
+    const obtainedAt = this.#now();
+    const expiresAt = token.expiresAt ?? obtainedAt + this.options.unknownLifetimeMs;
+    const staleAt = staleAtOf(obtainedAt, expiresAt, this.options.refreshMarginMs);
     const document: MachineTokenDocument = {
       sealed: this.cipher.sealToString(token.accessToken, recordId(tenant, id)),
       tokenType: token.tokenType,
       scopes: token.scopes ?? [...scopes],
       expiresAt,
+      staleAt,
     };
-    const ttlMs = Math.max(1_000, expiresAt - this.#now());
+    const ttlMs = Math.max(1_000, expiresAt - obtainedAt);
     await this.cache.put(tenant, id, document, ttlMs);
-    this.#memory.set(`${tenant}/${id}`, { ...token, expiresAt });
+    this.#memory.set(`${tenant}/${id}`, { token: { ...token, expiresAt }, staleAt });
     return { ...token, expiresAt };
   }
 
@@ -114,6 +118,16 @@ export class MachineTokens {
       throw new MandateError('internal', 'a cached token cannot be opened', { cause });
     }
   }
+}
+
+/**
+ * When a token fetched at `obtainedAt` is replaced: `marginMs` before it expires, but never
+ * before three quarters of its life, so a token that lives shorter than the margin (a 60 s token
+ * with the default 60 s margin) is reused for most of its life instead of being stale on arrival.
+ */
+export function staleAtOf(obtainedAt: number, expiresAt: number, marginMs: number): number {
+  const lifetime = Math.max(0, expiresAt - obtainedAt);
+  return expiresAt - Math.min(marginMs, lifetime / 4);
 }
 
 function recordId(tenant: TenantId, id: string): string {

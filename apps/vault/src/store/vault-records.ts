@@ -47,6 +47,8 @@ export interface MachineTokenDocument {
   tokenType: string;
   scopes: string[];
   expiresAt: number;
+  /** When it is replaced (see `staleAt` in the domain); absent in tokens cached before it was kept. */
+  staleAt?: number;
 }
 
 /**
