@@ -4,7 +4,7 @@ import { authorizerSetEndpoint, consentGrantedEvent, providerCreateEndpoint, wor
 import { MandateClient } from '@mandate/sdk';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { startSystem, workloadKeyPair, type TestSystem } from '@mandate/testing/system';
 import { VaultSeed } from '@mandate/vault/testing';
 import { startCrmApi } from './crm-api.js';
 import { salesBrief } from './sales-brief.js';
@@ -18,13 +18,15 @@ describe.skipIf(missing)('example: the sales brief (three-legged OAuth, consent 
   let seed: VaultSeed;
   let idp: TestIdp;
   let crm: Awaited<ReturnType<typeof startCrmApi>>;
+  let agentKey: Awaited<ReturnType<typeof workloadKeyPair>>;
 
   beforeAll(async () => {
     h = await startSystem({ services: ['directory', 'authorizer', 'vault'] });
     seed = await VaultSeed.open(h);
     idp = await startTestIdp();
     crm = await startCrmApi({ issuer: idp.issuer, jwksUri: idp.jwksUri, audience: CRM_AUDIENCE });
-    await h.bus.request(workloadCreateEndpoint, { tenant: 'examples', name: 'sales-brief-agent', description: 'Prepares account briefs' });
+    agentKey = await workloadKeyPair('sales-brief-agent-key');
+    await h.bus.request(workloadCreateEndpoint, { tenant: 'examples', name: 'sales-brief-agent', description: 'Prepares account briefs', publicKeys: { keys: [agentKey.publicJwk as never] } });
     await h.bus.request(authorizerSetEndpoint, { tenant: 'examples', name: 'sales-brief-agent', authorizer: { discoveryUrl: idp.discoveryUrl, allowedAudiences: [APP_AUDIENCE] } });
     await h.bus.request(providerCreateEndpoint, {
       kind: 'oauth2',
@@ -60,11 +62,11 @@ describe.skipIf(missing)('example: the sales brief (three-legged OAuth, consent 
       shown.push(url);
       setTimeout(() => void sarahApproves(sessionId), 50);
     };
-    const first = await salesBrief(mandate, { userJwt, account: 'ACME Corp', crmUrl: crm.url, onAuthUrl });
+    const first = await salesBrief(mandate, { userJwt, privateJwk: agentKey.privateJwk, account: 'ACME Corp', crmUrl: crm.url, onAuthUrl });
     expect(first).toContain('- ACME Corp: renewal due in March');
     expect(shown).toHaveLength(1);
     expect(shown[0]).toMatch(/\/consent\/[A-Za-z0-9_-]+\?tenant=examples$/);
-    const second = await salesBrief(mandate, { userJwt, account: 'Globex', crmUrl: crm.url, onAuthUrl });
+    const second = await salesBrief(mandate, { userJwt, privateJwk: agentKey.privateJwk, account: 'Globex', crmUrl: crm.url, onAuthUrl });
     expect(second).toContain('- Globex: asked for SSO pricing');
     expect(shown).toHaveLength(1);
     expect(crm.readers).toEqual(['sarah', 'sarah']);

@@ -27,7 +27,7 @@ describe.skipIf(missing)('npm run bench', () => {
       expect(row.medianUs).toBeGreaterThan(0);
     }
     expect(report.authorize.map((r) => r.name)).toEqual([
-      'jose verify RS256 + sign EdDSA (ceiling)',
+      'jose: sign + verify the assertion, verify RS256, sign EdDSA (ceiling)',
       'authorize + WAT mint over NATS',
       '… same token repeated (verified-token cache)',
     ]);

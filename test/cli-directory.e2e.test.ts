@@ -299,7 +299,10 @@ describe.skipIf(missing)('mandate workload against the directory service over a 
 
   it('says how to start the system when NATS is unreachable, with exit code 6', async () => {
     const url = `nats://127.0.0.1:${await freePort()}`;
-    const commands = [['workload', 'list'], ['workload', 'get', 'any-agent'], ['token', 'for-jwt', '--workload', 'any-agent', '--jwt', 'eyJhbGciOiJub25lIn0.e30.']];
+    // A key file is read before the bus is reached, so the token command gets one.
+    const keyFile = join(await mkdtemp(join(tmpdir(), 'mandate-unreachable-')), 'agent.jwk.json');
+    expect((await cli(['workload', 'keygen', '--out', keyFile])).code).toBe(0);
+    const commands = [['workload', 'list'], ['workload', 'get', 'any-agent'], ['token', 'for-jwt', '--workload', 'any-agent', '--key', keyFile, '--jwt', 'eyJhbGciOiJub25lIn0.e30.']];
     const runs = await Promise.all(commands.map((args) => cli([...args, '--nats-url', url])));
     for (const [i, run] of runs.entries()) {
       expect(run.code, commands[i]!.join(' ')).toBe(6);

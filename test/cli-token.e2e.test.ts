@@ -104,7 +104,7 @@ describe.skipIf(missing)('mandate token against the directory and authorizer ove
 
   it('for-jwt: takes the user JWT from stdin or @file, and --decode prints the claims as a table after the token', async () => {
     const userToken = await idp.userAccessToken({ sub: 'sarah', audience: AUDIENCE, claims: { dept: 'sales' } });
-    const fromStdin = ok(await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--jwt', '-', '--decode'], `${userToken}\n`));
+    const fromStdin = ok(await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--key', agentKey, '--jwt', '-', '--decode'], `${userToken}\n`));
     const [token, blank, header, ...rows] = fromStdin.stdout.split('\n');
     expect(blank).toBe('');
     expect(header).toMatch(/^claim\s+value$/);
@@ -116,21 +116,21 @@ describe.skipIf(missing)('mandate token against the directory and authorizer ove
     expect(await verifier.verify(token!, { tenant: 'acme', workload: 'sales-agent', user: { iss: idp.issuer, sub: 'sarah' } })).toBeTruthy();
 
     await writeFile(join(dir, 'user.jwt'), `Bearer ${userToken}`);
-    const fromFile = ok(await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--jwt', `@${join(dir, 'user.jwt')}`]));
+    const fromFile = ok(await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--key', agentKey, '--jwt', `@${join(dir, 'user.jwt')}`]));
     expect(fromFile.stdout.trim().split('\n')).toHaveLength(1);
 
     // Refusals name the reason and never echo the token.
     const wrongDept = await idp.userAccessToken({ sub: 'mallory', audience: AUDIENCE, claims: { dept: 'finance' } });
-    const refused = await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--jwt', wrongDept]);
+    const refused = await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--key', agentKey, '--jwt', wrongDept]);
     expect(refused.code).toBe(5);
     expect(refused.stderr).toContain('access_denied: a required custom claim does not match');
     expect(refused.stderr).toContain('reason: claim_mismatch');
     expect(refused.stderr + refused.stdout).not.toContain(wrongDept);
-    const garbage = await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--jwt', 'eyJub3QiOiJhIHRva2VuIn0.e30.c2ln']);
+    const garbage = await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--key', agentKey, '--jwt', 'eyJub3QiOiJhIHRva2VuIn0.e30.c2ln']);
     expect(garbage.code).toBe(5);
     expect(garbage.stderr).toContain('unauthenticated: ');
     expect(garbage.stderr).not.toContain('eyJub3Qi');
-    const empty = await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--jwt', '-'], '  \n');
+    const empty = await mandate(['token', 'for-jwt', '--workload', 'sales-agent', '--key', agentKey, '--jwt', '-'], '  \n');
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('no token given: stdin is empty');
   });

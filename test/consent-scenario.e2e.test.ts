@@ -20,7 +20,7 @@ import { freePort, natsServerMissing } from '@mandate/testing';
 import { chromiumMissing, launchChromium } from '@mandate/testing/browser';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { RESOURCE_AUDIENCES, RESOURCE_SCOPES, startResourceServers, type ResourceServers } from '@mandate/testing/resource-servers';
-import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { startSystem, workloadKeyPair, type TestSystem } from '@mandate/testing/system';
 
 /*
  * The seed talk's walk-through, for real: Sarah asks the sales-brief agent, through her company's
@@ -44,6 +44,7 @@ describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a re
   let consentUrl: string;
   let browser: Browser;
   let page: Page;
+  let agentKey: Awaited<ReturnType<typeof workloadKeyPair>>;
   const granted: DomainEvent<ConsentGrantedData>[] = [];
 
   beforeAll(async () => {
@@ -60,7 +61,13 @@ describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a re
     resources = await startResourceServers({ issuer: saas.issuer, jwksUri: saas.jwksUri });
     h.nc.subscribe(CONSENT_GRANTED_ALL_TENANTS, { callback: (_e, msg) => void granted.push(msg.json<DomainEvent<ConsentGrantedData>>()) });
 
-    await h.bus.request(workloadCreateEndpoint, { tenant: TENANT, name: AGENT, description: 'Prepares account briefs from your CRM notes and finance figures, and saves them to your documents.' });
+    agentKey = await workloadKeyPair(`${AGENT}-key`);
+    await h.bus.request(workloadCreateEndpoint, {
+      tenant: TENANT,
+      name: AGENT,
+      description: 'Prepares account briefs from your CRM notes and finance figures, and saves them to your documents.',
+      publicKeys: { keys: [agentKey.publicJwk as never] },
+    });
     await h.bus.request(authorizerSetEndpoint, { tenant: TENANT, name: AGENT, authorizer: { discoveryUrl: corp.discoveryUrl, allowedAudiences: [APP_AUDIENCE] } });
     for (const name of ['crm', 'finance', 'documents']) {
       await h.bus.request(providerCreateEndpoint, {
@@ -91,7 +98,7 @@ describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a re
   /** The agent: reads notes and spend with Sarah's tokens, writes the brief to her documents. Returns the brief and the consent URLs it showed. */
   async function runAgent(userJwt: string, options: { consentTimeoutMs?: number } = {}) {
     const mandate = new MandateClient(h.nc, { tenant: TENANT, workload: AGENT });
-    const wat = await mandate.tokenForJwt(userJwt);
+    const wat = await mandate.tokenForJwt(userJwt, { privateJwk: agentKey.privateJwk });
     const shown: string[] = [];
     const access = (provider: 'crm' | 'finance' | 'documents', scope: string) => ({
       provider,

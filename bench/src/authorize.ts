@@ -1,9 +1,10 @@
-import { generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { authorizerSetEndpoint, tokenForJwtEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
 import type { TestIdp } from '@mandate/testing/idp';
 import { authorizerService } from '@mandate/authorizer/module';
 import { directoryService } from '@mandate/directory/module';
+import { signClientAssertion } from '@mandate/wat';
 import { measureInRounds } from './measure.js';
 import { startServices } from './services.js';
 import { percent, printTable } from './table.js';
@@ -39,7 +40,11 @@ async function forgeTokens(idp: TestIdp, count: number): Promise<string[]> {
 export async function benchAuthorize(nc: NatsConnection, natsUrl: string, dataDir: string, options: { rounds: number; total: number }): Promise<AuthorizeRow[]> {
   const { idp, bus, stop } = await startServices(nc, natsUrl, dataDir, [directoryService, authorizerService]);
   try {
-    await bus.request(workloadCreateEndpoint, { tenant: 'bench', name: 'bench-agent' });
+    // The agent proves itself with each mint (a client assertion with the user's token), as every caller of token-for-jwt must.
+    const agentKeys = await generateKeyPair('EdDSA', { extractable: true });
+    const agentJwk = { ...(await exportJWK(agentKeys.privateKey)), kid: 'bench-agent-key', alg: 'EdDSA' };
+    const agentPublic = { ...(await exportJWK(agentKeys.publicKey)), kid: 'bench-agent-key', alg: 'EdDSA' };
+    await bus.request(workloadCreateEndpoint, { tenant: 'bench', name: 'bench-agent', publicKeys: { keys: [agentPublic as never] } });
     await bus.request(authorizerSetEndpoint, { tenant: 'bench', name: 'bench-agent', authorizer: { discoveryUrl: idp.discoveryUrl, allowedAudiences: [AUDIENCE] } });
 
     process.stderr.write('• signing user tokens for the authorize rows\n');
@@ -50,7 +55,9 @@ export async function benchAuthorize(nc: NatsConnection, natsUrl: string, dataDi
 
     const rsaPublic = (await importJWK(idp.signingKeys.find((k) => k.alg === 'RS256')!.publicJwk, 'RS256')) as CryptoKey;
     const { privateKey: watKey } = await generateKeyPair('EdDSA');
+    const assertion = () => signClientAssertion({ workload: 'bench-agent', privateJwk: agentJwk });
     const ceiling = async () => {
+      await jwtVerify(await assertion(), agentKeys.publicKey, { algorithms: ['EdDSA'] });
       const { payload } = await jwtVerify(fresh(), rsaPublic, { issuer: idp.issuer, audience: AUDIENCE, algorithms: ['RS256'] });
       await new SignJWT({ tenant: 'bench', workload: 'bench-agent', user: { iss: payload.iss, sub: payload.sub } })
         .setProtectedHeader({ alg: 'EdDSA', typ: 'wat+jwt' })
@@ -58,9 +65,9 @@ export async function benchAuthorize(nc: NatsConnection, natsUrl: string, dataDi
         .setExpirationTime('15m')
         .sign(watKey);
     };
-    const mint = (token: string) => async () => void (await bus.request(tokenForJwtEndpoint, { tenant: 'bench', workload: 'bench-agent', userToken: token }));
+    const mint = (token: string) => async () => void (await bus.request(tokenForJwtEndpoint, { tenant: 'bench', workload: 'bench-agent', userToken: token, clientAssertion: await assertion() }));
     const rows = [
-      { name: 'jose verify RS256 + sign EdDSA (ceiling)', request: ceiling },
+      { name: 'jose: sign + verify the assertion, verify RS256, sign EdDSA (ceiling)', request: ceiling },
       { name: 'authorize + WAT mint over NATS', request: async () => mint(fresh())() },
       { name: '… same token repeated (verified-token cache)', request: mint(repeated) },
     ];

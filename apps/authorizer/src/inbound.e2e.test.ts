@@ -1,10 +1,11 @@
 import { createHmac, createPublicKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { authorizeEndpoint, MandateError, tokenForJwtEndpoint, type DenialReason } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { signClientAssertion } from '@mandate/wat';
 import { forgeIdpToken } from './testing/forged-tokens.js';
 
 const missing = natsServerMissing('authorizer inbound authorization');
@@ -26,8 +27,11 @@ describe.skipIf(missing)('inbound authorization against a real oidc-provider', (
   }
 
   /** A workload guarded by `provider` with the default config plus `extra`. */
+  /** Each guarded workload's private key, for the client assertions `token-for-jwt` needs. */
+  const keys = new Map<string, JWK>();
+
   async function guarded(name: string, provider: TestIdp, extra: Record<string, unknown> = {}, tenant = 'acme') {
-    await h.createWorkload({ tenant, name });
+    keys.set(name, await h.workload(name, { tenant }));
     await h.setAuthorizer(tenant, name, { discoveryUrl: provider.discoveryUrl, allowedAudiences: [AUDIENCE], ...extra });
     return name;
   }
@@ -266,7 +270,8 @@ describe.skipIf(missing)('inbound authorization against a real oidc-provider', (
       broken.setJwksBehaviour(behaviour);
       const token = await forgeIdpToken(broken, { aud: AUDIENCE });
       expect(await denied(name, token)).toBe('jwks_unavailable');
-      const error = await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: name, userToken: token }).catch((e: unknown) => e);
+      const clientAssertion = await signClientAssertion({ workload: name, privateJwk: keys.get(name)! });
+      const error = await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: name, userToken: token, clientAssertion }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MandateError);
       expect((error as MandateError).code).toBe('unavailable');
       expect((error as MandateError).details).toEqual({ reason: 'jwks_unavailable' });

@@ -99,17 +99,28 @@ describe.skipIf(missing)('workload authentication and WAT minting', () => {
 
   it('binds a WAT to the user of a valid JWT, never outliving it', async () => {
     const userToken = await idp.userAccessToken({ sub: 'sarah', audience: AUDIENCE });
-    const wat = await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken });
+    const wat = await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken, clientAssertion: await assertion('sales-agent') });
     const claims = await verifier.verify(wat.token, { tenant: 'acme', workload: 'sales-agent', user: { iss: idp.issuer, sub: 'sarah' } });
     expect(claims).toMatchObject({ bnd: 'user-jwt', user: { iss: idp.issuer, sub: 'sarah' } });
     expect(claims.exp).toBeLessThanOrEqual(decodeJwt(userToken).exp!);
     // The same JWT again gets the same WAT while it is fresh; a changed config mints anew.
-    const again = await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken });
+    const again = await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken, clientAssertion: await assertion('sales-agent') });
     expect(again.token).toBe(wat.token);
     await h.setAuthorizer('acme', 'sales-agent', { discoveryUrl: idp.discoveryUrl, allowedAudiences: [AUDIENCE, 'https://extra'] });
-    await expect.poll(async () => (await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken })).token).not.toBe(wat.token);
-    const foreign = await refusal(h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken: 'a.b.c' }));
+    await expect.poll(async () => (await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken, clientAssertion: await assertion('sales-agent') })).token).not.toBe(wat.token);
+    const foreign = await refusal(h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken: 'a.b.c', clientAssertion: await assertion('sales-agent') }));
     expect(foreign).toEqual({ code: 'unauthenticated', reason: 'malformed_token' });
+  });
+
+  it("mints nothing from a user's JWT alone: the workload must prove itself too", async () => {
+    const userToken = await idp.userAccessToken({ sub: 'sarah', audience: AUDIENCE });
+    const alone = await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken } as never).catch((e: unknown) => e);
+    expect(alone).toBeInstanceOf(MandateError);
+    expect((alone as MandateError).code).toBe('invalid_request');
+    const otherAgent = await refusal(h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken, clientAssertion: await assertion('report-agent') }));
+    expect(otherAgent).toEqual({ code: 'unauthenticated', reason: 'assertion_wrong_subject' });
+    const wrongKey = await refusal(h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken, clientAssertion: await assertion('sales-agent', (await workloadKeyPair('stranger-key')).privateJwk) }));
+    expect(wrongKey).toEqual({ code: 'unauthenticated', reason: 'assertion_unknown_key' });
   });
 
   it('mints for a bare user id only for workloads allowed to', async () => {
@@ -124,7 +135,7 @@ describe.skipIf(missing)('workload authentication and WAT minting', () => {
 
   it('a WAT works only for its tenant, workload and user', async () => {
     const user1 = await idp.userAccessToken({ sub: 'user-1', audience: AUDIENCE });
-    const wat = (await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken: user1 })).token;
+    const wat = (await h.bus.request(tokenForJwtEndpoint, { tenant: 'acme', workload: 'sales-agent', userToken: user1, clientAssertion: await assertion('sales-agent') })).token;
     const user = { iss: idp.issuer, sub: 'user-1' };
     const reasonOf = (expected: Parameters<WatVerifier['verify']>[1], token = wat) =>
       verifier.verify(token, expected).then(() => 'accepted', (e: MandateError) => e.details?.['reason']);

@@ -76,7 +76,8 @@ export class Gateway {
     };
     const credentials = new TargetCredentials({
       workloadToken,
-      userWorkloadToken: (tenant, workload, userToken) => bus.request(tokenForJwtEndpoint, { tenant, workload, userToken }),
+      userWorkloadToken: async (tenant, workload, privateJwk, userToken) =>
+        bus.request(tokenForJwtEndpoint, { tenant, workload, userToken, clientAssertion: await signClientAssertion({ workload, privateJwk, audience: env.WAT_ISSUER }) }),
       apiKey: async (tenant, workloadToken, provider) => (await bus.request(apiKeyEndpoint, { tenant, workloadToken, provider })).apiKey,
       oauth2Token: (tenant, workloadToken, request) => bus.request(oauth2TokenEndpoint, { tenant, workloadToken, ...request }),
     });

@@ -140,8 +140,9 @@ export const tokenForWorkloadEndpoint = endpoint(
 
 export const tokenForJwtEndpoint = endpoint(
   'token-for-jwt',
-  "Mints a WAT binding the workload to the user of a JWT, after the JWT passes the workload's authorizer.",
-  z.strictObject({ ...workloadRef, userToken: inboundToken }),
+  "Mints a WAT binding the workload to the user of a JWT, after the workload proves itself (RFC 7523 client assertion) and the JWT passes the workload's authorizer.",
+  // The user's token says who asks, the assertion which agent acts (RFC 8693's subject and actor token): a user's token alone, leaked from a front end or a log, mints nothing.
+  z.strictObject({ ...workloadRef, userToken: inboundToken, clientAssertion }),
   watResponse,
 );
 

@@ -132,10 +132,14 @@ export class MandateClient {
     return minted.token;
   }
 
-  /** A WAT binding this workload to the user of an IdP JWT, which must pass the workload's authorizer config. */
-  async tokenForJwt(userJwt: string): Promise<string> {
+  /**
+   * A WAT binding this workload to the user of an IdP JWT, which must pass the workload's
+   * authorizer config; the workload proves itself with a client assertion signed with its key.
+   */
+  async tokenForJwt(userJwt: string, options: WorkloadKeyOptions): Promise<string> {
     const userToken = userJwt.replace(/^Bearer\s+/i, '');
-    return (await this.#bus.request(tokenForJwtEndpoint, { tenant: this.tenant, workload: this.workload, userToken })).token;
+    const clientAssertion = await this.#assertion(options);
+    return (await this.#bus.request(tokenForJwtEndpoint, { tenant: this.tenant, workload: this.workload, userToken, clientAssertion })).token;
   }
 
   /** A WAT for a bare user id; only for workloads registered with `allowUserIdTokens` (trusted back ends). */

@@ -112,7 +112,7 @@ describe.skipIf(missing)('the agent SDK against the real services', () => {
       // The stranger's key is not registered for report-agent.
       expect((await failure(mandate.tokenForUser('sarah', { privateJwk: strangerKey }))).code).toBe('unauthenticated');
       // report-agent has no inbound authorizer config, so no user JWT may invoke it.
-      expect((await failure(mandate.tokenForJwt('Bearer not-a-jwt'))).details).toEqual({ reason: 'no_authorizer_config' });
+      expect((await failure(mandate.tokenForJwt('Bearer not-a-jwt', { privateJwk: reporterKey }))).details).toEqual({ reason: 'no_authorizer_config' });
       expect((await failure(mandate.apiKey({ workloadToken: 'not.a.wat', provider: 'weather' }))).code).toBe('unauthenticated');
       const wat = await mandate.workloadToken({ privateJwk: reporterKey });
       expect((await failure(mandate.apiKey({ workloadToken: wat, provider: 'no-such-provider' }))).code).toBe('not_found');

@@ -105,8 +105,9 @@ export class TokenService {
     });
   }
 
-  forJwt(tenant: TenantId, workloadName: string, userToken: string): Promise<WatResponse> {
+  forJwt(tenant: TenantId, workloadName: string, userToken: string, assertion: string): Promise<WatResponse> {
     return this.#mint(tenant, workloadName, 'user-jwt', async (workload) => {
+      await this.#options.authentication.authenticate(workload, assertion);
       const decision = await this.#options.inbound.authorize(workload, userToken);
       if (!decision.allowed) throw denialError(decision.reason, { cause: decision.cause });
       const cacheKey = this.#minted.enabled ? ExpiringCache.keyOf(tenant, workload.name, workload.revision, userToken) : undefined;

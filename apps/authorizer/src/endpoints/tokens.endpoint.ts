@@ -7,7 +7,7 @@ import { TokenService } from '../domain/token-service.js';
 export const TokensEndpoint = endpointController(TokenService, (serve) => [
   serve(authorizeEndpoint, (tokens, request) => tokens.authorize(request.tenant, request.workload, request.token)),
   serve(tokenForWorkloadEndpoint, (tokens, request) => tokens.forWorkload(request.tenant, request.workload, request.clientAssertion)),
-  serve(tokenForJwtEndpoint, (tokens, request) => tokens.forJwt(request.tenant, request.workload, request.userToken)),
+  serve(tokenForJwtEndpoint, (tokens, request) => tokens.forJwt(request.tenant, request.workload, request.userToken, request.clientAssertion)),
   serve(tokenForUserEndpoint, (tokens, request) => tokens.forUser(request.tenant, request.workload, request.userId, request.clientAssertion)),
 ]);
 

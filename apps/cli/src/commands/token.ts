@@ -63,9 +63,10 @@ async function clientAssertion(options: AssertionOptions): Promise<string> {
   }
 }
 
-export async function tokenForJwt(options: TokenOptions & { jwt: string }): Promise<void> {
+export async function tokenForJwt(options: AssertionOptions & { jwt: string }): Promise<void> {
   const userToken = await readJwtArgument(options.jwt);
-  printWat(await sendRequest(options.natsUrl, tokenForJwtEndpoint, { tenant: options.tenant, workload: options.workload, userToken }), options);
+  const assertion = await clientAssertion(options);
+  printWat(await sendRequest(options.natsUrl, tokenForJwtEndpoint, { tenant: options.tenant, workload: options.workload, userToken, clientAssertion: assertion }), options);
 }
 
 export async function tokenForUser(options: AssertionOptions & { userId: string }): Promise<void> {
@@ -93,9 +94,9 @@ function withAssertionOptions(command: Command): Command {
 export function addTokenCommands(program: Command): void {
   const token = program.command('token').description('get workload access tokens (WATs) from the authorizer; the token is printed to stdout only');
 
-  withTokenOptions(token.command('for-jwt').description("a WAT binding the workload to the user of an IdP JWT (checked against the workload's authorizer config)"))
+  withAssertionOptions(withTokenOptions(token.command('for-jwt').description("a WAT binding the workload to the user of an IdP JWT (checked against the workload's authorizer config), the workload proving itself by client assertion")))
     .requiredOption('--jwt <token|@file|->', 'the user JWT, @file to read it from a file, or - for stdin (keeps it out of ps and shell history)')
-    .action((options: TokenOptions & { jwt: string }) => tokenForJwt(options));
+    .action((options: AssertionOptions & { jwt: string }) => tokenForJwt(options));
 
   withAssertionOptions(withTokenOptions(token.command('for-user').description('a WAT for a bare user id (workloads with allow user id only), authenticated by client assertion')))
     .requiredOption('--user-id <id>', 'the user the workload acts for')

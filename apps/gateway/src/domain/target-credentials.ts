@@ -8,8 +8,8 @@ import type { Principal } from './inbound-authentication.js';
 export interface CredentialPorts {
   /** A WAT for the gateway's workload alone (it signs a client assertion with its key). */
   workloadToken(tenant: TenantId, workload: string, privateJwk: JWK): Promise<{ token: string; expiresAt: string }>;
-  /** A WAT binding the gateway's workload to the user of an inbound token. */
-  userWorkloadToken(tenant: TenantId, workload: string, userToken: string): Promise<{ token: string; expiresAt: string }>;
+  /** A WAT binding the gateway's workload (proving itself with its key) to the user of an inbound token. */
+  userWorkloadToken(tenant: TenantId, workload: string, privateJwk: JWK, userToken: string): Promise<{ token: string; expiresAt: string }>;
   apiKey(tenant: TenantId, workloadToken: string, provider: string): Promise<string>;
   oauth2Token(
     tenant: TenantId,
@@ -73,7 +73,7 @@ export class TargetCredentials {
       }
       case 'oauth2-user': {
         if (!principal) return {};
-        const wat = await this.ports.userWorkloadToken(gateway.tenant, gateway.workload, principal.userToken());
+        const wat = await this.ports.userWorkloadToken(gateway.tenant, gateway.workload, gateway.privateJwk, principal.userToken());
         try {
           const answer = await this.ports.oauth2Token(gateway.tenant, wat.token, {
             provider: credential.provider,
