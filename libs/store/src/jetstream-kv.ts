@@ -6,14 +6,20 @@ import { backend, openOnce } from './backend-calls.js';
 import { createUnlessTaken } from './create-unless-taken.js';
 import { assertValidId, assertValidPrefix, clampLimit, decodeCursor, encodeCursor, expiryOf } from './keys.js';
 import { KvBulkCreator, WRONG_LAST_SEQUENCE } from './jetstream-kv-bulk.js';
+import { initialRevision } from './revisions.js';
 import type { Clock, CreateOutcome, DocumentCollection, DocumentStore, ListOptions, NewDocument, Page, StoredDocument, WriteOptions } from './port.js';
 
 const encoder = new TextEncoder();
 
-/** What we put in a KV value: the document and, with a TTL, when it expires. */
+/**
+ * What we put in a KV value: the document, with a TTL when it expires, and its revision (a
+ * counter of its own writes: the KV's revision is the stream's sequence, shared by every tenant
+ * of the collection). Records written before `r` existed use the KV revision.
+ */
 interface KvRecord<T> {
   v: T;
   e?: number;
+  r?: number;
 }
 
 export interface JetStreamKvStoreOptions {
@@ -68,18 +74,19 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
 
   async create(tenant: TenantId, id: string, value: T, options: WriteOptions = {}): Promise<StoredDocument<T>> {
     const key = keyOf(tenant, assertValidId(id));
-    const record = this.#record(value, options);
+    const record = this.#record(value, options, initialRevision());
     try {
-      const revision = await backend(() => this.kv.create(key, encode(record)));
-      return toDocument(id, record, revision);
+      await backend(() => this.kv.create(key, encode(record)));
+      return toDocument(id, record);
     } catch (error) {
       if (!isWrongLastSequence(error)) throw error;
     }
     // The id is taken. An expired record may be replaced, but only if it is still the one we saw.
     const existing = await this.#entry(tenant, id);
     if (existing && existing.operation === 'PUT' && !this.#live(id, existing)) {
-      const revision = await this.#casPut(key, record, existing.revision);
-      return toDocument(id, record, revision);
+      const replacement = { ...record, r: revisionOf(existing) + 1 };
+      await this.#casPut(key, replacement, existing.revision);
+      return toDocument(id, replacement);
     }
     throw new MandateError('conflict', 'a record with this id already exists');
   }
@@ -89,7 +96,7 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
     const bucket = this.kv;
     const writes = documents.map(({ id, value, options }) => ({
       subject: bucket.subjectForKey(bucket.encodeKey(keyOf(tenant, assertValidId(id))), true),
-      data: encode(this.#record(value, options ?? {})),
+      data: encode(this.#record(value, options ?? {}, initialRevision())),
     }));
     const outcomes = await this.bulk.create(writes);
     // A taken id may hold an expired record, which `create` replaces; conflicts are rare enough to go one by one.
@@ -97,12 +104,13 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
   }
 
   async update(tenant: TenantId, id: string, value: T, expectedRevision: number, options: WriteOptions = {}): Promise<StoredDocument<T>> {
-    const current = await this.get(tenant, id);
-    if (!current) throw new MandateError('not_found', 'no such record');
+    const entry = await this.#entry(tenant, assertValidId(id));
+    const current = entry && this.#live(id, entry);
+    if (!entry || !current) throw new MandateError('not_found', 'no such record');
     if (current.revision !== expectedRevision) throw new MandateError('conflict', 'the record changed since it was read');
-    const record = this.#record(value, options);
-    const revision = await this.#casPut(keyOf(tenant, id), record, expectedRevision);
-    return toDocument(id, record, revision);
+    const record = this.#record(value, options, expectedRevision + 1);
+    await this.#casPut(keyOf(tenant, id), record, entry.revision);
+    return toDocument(id, record);
   }
 
   async delete(tenant: TenantId, id: string, options: { expectedRevision?: number } = {}): Promise<boolean> {
@@ -111,7 +119,7 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
       if (options.expectedRevision !== undefined) throw new MandateError('not_found', 'no such record');
       return false;
     }
-    if (options.expectedRevision !== undefined && entry.revision !== options.expectedRevision) {
+    if (options.expectedRevision !== undefined && revisionOf(entry) !== options.expectedRevision) {
       throw new MandateError('conflict', 'the record changed since it was read');
     }
     const wasLive = this.#live(id, entry) !== undefined;
@@ -174,17 +182,18 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
     if (entry.operation !== 'PUT') return undefined;
     const record = decode<T>(entry);
     if (record.e !== undefined && record.e <= this.clock()) return undefined;
-    return toDocument(id, record, entry.revision);
+    return toDocument(id, { ...record, r: record.r ?? entry.revision });
   }
 
-  #record(value: T, options: WriteOptions): KvRecord<T> {
+  #record(value: T, options: WriteOptions, revision: number): KvRecord<T> & { r: number } {
     const expiresAt = expiryOf(this.clock(), options.ttlMs);
-    return expiresAt === undefined ? { v: value } : { v: value, e: expiresAt };
+    return expiresAt === undefined ? { v: value, r: revision } : { v: value, e: expiresAt, r: revision };
   }
 
-  async #casPut(key: string, record: KvRecord<T>, expectedRevision: number): Promise<number> {
+  /** Writes `record` if the key's KV revision (its stream sequence) is still `sequence`. */
+  async #casPut(key: string, record: KvRecord<T>, sequence: number): Promise<number> {
     try {
-      return await backend(() => this.kv.update(key, encode(record), expectedRevision));
+      return await backend(() => this.kv.update(key, encode(record), sequence));
     } catch (error) {
       if (isWrongLastSequence(error)) throw new MandateError('conflict', 'the record changed since it was read');
       throw error;
@@ -208,8 +217,13 @@ function decode<T>(entry: KvEntry): KvRecord<T> {
   }
 }
 
-function toDocument<T>(id: string, record: KvRecord<T>, revision: number): StoredDocument<T> {
-  return record.e === undefined ? { id, value: record.v, revision } : { id, value: record.v, revision, expiresAt: new Date(record.e) };
+function toDocument<T>(id: string, record: KvRecord<T> & { r: number }): StoredDocument<T> {
+  return record.e === undefined ? { id, value: record.v, revision: record.r } : { id, value: record.v, revision: record.r, expiresAt: new Date(record.e) };
+}
+
+/** A stored record's document revision. */
+function revisionOf(entry: KvEntry): number {
+  return decode(entry).r ?? entry.revision;
 }
 
 function isWrongLastSequence(error: unknown): boolean {

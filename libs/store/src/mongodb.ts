@@ -1,9 +1,9 @@
-import { randomInt } from 'node:crypto';
 import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
 import { MandateError, type TenantId } from '@mandate/contracts';
 import { backend, openOnce } from './backend-calls.js';
 import { createUnlessTaken } from './create-unless-taken.js';
 import { assertValidId, assertValidPrefix, clampLimit, decodeCursor, encodeCursor, expiryOf } from './keys.js';
+import { initialRevision } from './revisions.js';
 import type { Clock, CreateOutcome, DocumentCollection, DocumentStore, ListOptions, NewDocument, Page, StoredDocument, WriteOptions } from './port.js';
 
 /**
@@ -189,15 +189,6 @@ class MongoCollection<T> implements DocumentCollection<T> {
     if (expiresAt !== undefined) record.expiresAt = new Date(expiresAt);
     return record;
   }
-}
-
-/**
- * A recreated record must not get a revision an earlier incarnation had, or a stale reader's
- * compare-and-swap would succeed on the new one (ABA). JetStream revisions are stream sequences
- * and never repeat; here a random start makes a repeat vanishingly unlikely.
- */
-function initialRevision(): number {
-  return randomInt(1, 2 ** 47);
 }
 
 function idOf(tenant: TenantId, id: string): string {

@@ -226,6 +226,18 @@ export function describeDocumentStoreContract(adapter: string, setup: () => Prom
     });
 
     describe('tenant isolation', () => {
+      it("counts a document's own writes in its revision, so nothing of another tenant's writes shows in it", async () => {
+        const docs = await fresh<{ n: number }>();
+        const mine = await docs.create(t1, 'mine', { n: 0 });
+        const theirs = await docs.create(t2, 'theirs', { n: 0 });
+        let latest = theirs;
+        for (let n = 1; n <= 5; n++) latest = await docs.update(t2, 'theirs', { n }, latest.revision);
+        await docs.createMany(t2, [{ id: 'more-1', value: { n: 1 } }, { id: 'more-2', value: { n: 2 } }]);
+        const next = await docs.update(t1, 'mine', { n: 1 }, mine.revision);
+        expect(next.revision).toBe(mine.revision + 1);
+        expect(latest.revision).toBe(theirs.revision + 5);
+      });
+
       it('keeps the same id in two tenants apart for read, list, update and delete', async () => {
         const docs = await fresh<{ owner: string }>();
         const one = await docs.create(t1, 'shared-id', { owner: 'one' });
