@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { GENESIS_HASH, type AuditRecord, type TenantId } from '@mandate/contracts';
 import { JetStreamKvStore } from '@mandate/store';
 import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
-import { entryHash } from './chain.js';
+import { chainEntry, entryHash } from './chain.js';
 import { TrailAppender, type AppendOutcome } from './trail-appender.js';
 import { TrailRepository } from '../store/trail-repository.js';
 
@@ -229,5 +229,39 @@ describe.skipIf(missing)('TrailAppender: batches prepared while the one before c
     await two.close();
     await three.close();
     expect(await chained(repository, tenant)).toHaveLength(2);
+  });
+
+  describe('fragments beyond the head (the gap an outside review left)', () => {
+    it('does not count a record as chained by an entry stranded beyond a gap: it is appended at the head', async () => {
+      const tenant = fresh();
+      const first = new TrailAppender({ repository, writerId: 'w1' });
+      const a = record(tenant);
+      await first.append(a);
+      await first.close();
+      // A crashed writer's fragment: record x claimed and written at 3, entry 2 lost.
+      const x = record(tenant);
+      await repository.createClaim(tenant, x.id, 0, 3);
+      await repository.createEntries(tenant, [chainEntry({ sequence: 2, hash: 'f'.repeat(64) }, x, '2026-01-01T00:00:01.000Z')]);
+      const next = new TrailAppender({ repository, writerId: 'w2' });
+      expect(await next.append(x)).toEqual<AppendOutcome>({ status: 'appended', sequence: 2 });
+      await next.close();
+      expect(await chained(repository, tenant)).toEqual([a.id, x.id]);
+    });
+
+    it('stops adopting at the first entry beyond the head that does not link, and appends nothing onto it', async () => {
+      const tenant = fresh();
+      const first = new TrailAppender({ repository, writerId: 'w1' });
+      const a = record(tenant);
+      await first.append(a);
+      await first.close();
+      const forged = record(tenant);
+      await repository.createClaim(tenant, forged.id, 0, 2);
+      await repository.createEntries(tenant, [chainEntry({ sequence: 1, hash: 'e'.repeat(64) }, forged, '2026-01-01T00:00:01.000Z')]);
+      const next = new TrailAppender({ repository, writerId: 'w2' });
+      await expect(next.append(record(tenant))).rejects.toBeDefined();
+      await next.close();
+      expect((await repository.chainHead(tenant))!.value.sequence).toBe(1);
+      expect(await chained(repository, tenant)).toEqual([a.id]);
+    });
   });
 });

@@ -255,7 +255,7 @@ class TenantWriter {
         fresh.push({ index: i, claimedAt: base + 1 + k, nextAttempt: 1 });
         continue;
       }
-      const lookup = await repository.lookupClaim(this.tenant, records[i]!.id);
+      const lookup = await repository.lookupClaim(this.tenant, records[i]!.id, base);
       if (lookup.chained) outcomes[i] = { status: 'duplicate', sequence: lookup.sequence };
       else fresh.push({ index: i, nextAttempt: lookup.attempt });
     }
@@ -345,8 +345,10 @@ class TenantWriter {
     for (;;) {
       const next = await repository.entry(this.tenant, value.sequence + 1);
       if (!next) break;
+      // Adopting stops at the first entry that does not link: what lies beyond it is no part of this chain.
       if (next.previousHash !== value.hash) {
-        this.options.logger?.error({ tenant: this.tenant, sequence: next.sequence }, 'an entry beyond the head does not link to it; verify will report it');
+        this.options.logger?.error({ tenant: this.tenant, sequence: next.sequence }, 'an entry beyond the head does not link to it: not adopted, and nothing can be appended until it is repaired');
+        break;
       }
       value = { ...value, sequence: next.sequence, hash: next.hash, appendedAt: next.appendedAt > value.appendedAt ? next.appendedAt : value.appendedAt };
     }

@@ -214,11 +214,15 @@ export class TrailRepository {
   }
 
   /** Whether a record is in the chain: a claim whose sequence holds this very record. */
-  async lookupClaim(tenant: TenantId, recordId: string): Promise<ClaimLookup> {
+  /**
+   * Whether a record is chained: a claim of it names an entry of it at or below `head` (the chain
+   * as the appender holds it). An entry beyond the head, stranded past a gap, does not count.
+   */
+  async lookupClaim(tenant: TenantId, recordId: string, head: number): Promise<ClaimLookup> {
     for (let attempt = 0; attempt < MAX_CLAIMS; attempt++) {
       const claim = (await this.trail.get(tenant, claimId(recordId, attempt)))?.value as ClaimDocument | undefined;
       if (!claim) return { chained: false, attempt };
-      if ((await this.entry(tenant, claim.sequence))?.record.id === recordId) return { chained: true, sequence: claim.sequence };
+      if (claim.sequence <= head && (await this.entry(tenant, claim.sequence))?.record.id === recordId) return { chained: true, sequence: claim.sequence };
     }
     // Transient on purpose: retried with backoff (and loud in the logs) rather than dead-lettered, which would leave it out of the trail.
     throw new MandateError('unavailable', `record ${recordId} has ${MAX_CLAIMS} stale claims; the trail store keeps losing writes`);
