@@ -47,11 +47,18 @@ describe.skipIf(missing)('mandate grant against the vault over a real nats-serve
     expect(support.map((g) => g.user.sub)).toEqual(['tom']);
   });
 
-  it('checks which scopes a grant covers', async () => {
+  it('checks which scopes a grant covers, exiting 1 when they are not all granted', async () => {
     const check = await mandate(['grant', 'check', '--workload', 'sales-agent', '--provider', 'crm', '--user-sub', 'sarah', '--user-iss', IDP, '--scope', 'crm.read', '--scope', 'crm.write']);
-    expect(check, check.stderr).toMatchObject({ code: 0 });
+    expect(check, check.stderr).toMatchObject({ code: 1 });
     expect(check.stdout).toMatch(/granted\s+no/);
     expect(check.stdout).toMatch(/missing\s+crm\.write/);
+    const json = await mandate(['grant', 'check', '--workload', 'sales-agent', '--provider', 'crm', '--user-sub', 'sarah', '--user-iss', IDP, '--scope', 'crm.write', '--json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ granted: false, missing: ['crm.write'] });
+
+    const granted = await mandate(['grant', 'check', '--workload', 'sales-agent', '--provider', 'crm', '--user-sub', 'sarah', '--user-iss', IDP, '--scope', 'crm.read']);
+    expect(granted, granted.stderr).toMatchObject({ code: 0 });
+    expect(granted.stdout).toMatch(/granted\s+yes/);
   });
 
   it("revokes one provider's grant, then the rest; bad input is a usage error that changes nothing", async () => {

@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobView, RunView } from '@mandate/contracts';
+import { providerCreateEndpoint } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
 import { startSchedulerHarness, type SchedulerApp, type SchedulerHarness } from '@mandate/scheduler/testing';
 import { assertBuilt, cliEntry } from './processes.js';
@@ -167,6 +168,70 @@ describe.skipIf(missing)('mandate job against the scheduler service over a real 
       expect(run.stderr, cases[i]![0]).toContain('not_found');
       expect(run.stdout).toBe('');
     }
+  });
+
+  it('refuses at create a provider or workload that does not exist, or a provider that gives no M2M token, storing nothing (exit 2)', async () => {
+    const cron = ['--cron', '0 20 * * 3'];
+    const keyPath = await h.workload('key-holder-agent').then(async (key) => {
+      const file = join(dir, 'key-holder-agent.jwk.json');
+      await writeFile(file, JSON.stringify(key), { mode: 0o600 });
+      return file;
+    });
+    await h.bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'weather', apiKey: 'weather-key-2c81', allowedWorkloads: ['report-agent'] });
+
+    const noProvider = await create('ghost-provider', ...cron, '--http', `${h.resource.url}/x`, '--provider', 'no-such-provider');
+    expect(noProvider.code).toBe(2);
+    expect(noProvider.stderr).toContain('invalid_request: no provider no-such-provider in tenant acme');
+    expect(noProvider.stderr).toContain('  - action.provider: no such provider in the vault');
+    expect(noProvider.stdout).toBe('');
+    const apiKeyProvider = await create('api-key-provider', ...cron, '--http', `${h.resource.url}/x`, '--provider', 'weather');
+    expect(apiKeyProvider.code).toBe(2);
+    expect(apiKeyProvider.stderr).toContain('  - action.provider: an HTTP action needs an OAuth2 provider for its M2M token');
+    const noWorkload = await mandate('job', 'create', 'ghost-workload', '--workload', 'no-such-agent', '--key', keyPath, ...cron, '--task');
+    expect(noWorkload.code).toBe(2);
+    expect(noWorkload.stderr).toContain('invalid_request: no workload no-such-agent in tenant acme');
+    expect(noWorkload.stderr).toContain('  - workload.name: no such workload in the directory');
+    // A workload that exists with a key that is not its own is still the key's fault.
+    const wrongKey = await mandate('job', 'create', 'wrong-key', '--workload', 'report-agent', '--key', keyPath, ...cron, '--task');
+    expect(wrongKey.code).toBe(2);
+    expect(wrongKey.stderr).toContain('  - workload.privateJwk: not a key registered for the workload in the directory');
+    const gets = await Promise.all(['ghost-provider', 'api-key-provider', 'ghost-workload', 'wrong-key'].map((name) => mandate('job', 'get', name)));
+    expect(gets.map((run) => run.code)).toEqual([3, 3, 3, 3]);
+  });
+
+  it("lists each job's last run and its outcome", async () => {
+    clock = at('2025-07-01T09:00:00Z');
+    const outsiderKey = join(dir, 'outsider-agent.jwk.json');
+    await writeFile(outsiderKey, JSON.stringify(await h.workload('outsider-agent')), { mode: 0o600 });
+    expect((await create('daily-report', '--cron', '0 10 * * *', '--http', `${h.resource.url}/daily`, '--provider', 'reporting')).code).toBe(0);
+    // The provider does not let outsider-agent use it: its run fails with access_denied.
+    const outsider = await mandate('job', 'create', 'outsider', '--workload', 'outsider-agent', '--key', outsiderKey, '--cron', '0 10 * * *', '--http', `${h.resource.url}/outsider`, '--provider', 'reporting');
+    expect(outsider.code, outsider.stderr).toBe(0);
+    expect((await create('never-run', '--cron', '0 10 1 1 *', '--task')).code).toBe(0);
+
+    const before = json<{ items: JobView[] }>(await mandate('job', 'list', '--json'));
+    expect(before.items.every((job) => job.lastRun === undefined)).toBe(true);
+
+    clock = at('2025-07-01T10:00:01Z');
+    await app.scheduler.tick(clock);
+    const listed = json<{ items: JobView[] }>(await mandate('job', 'list', '--json'));
+    const byName = new Map(listed.items.map((job) => [job.name, job]));
+    expect(byName.get('daily-report')!.lastRun).toMatchObject({ trigger: 'cron', scheduledFor: '2025-07-01T10:00:00.000Z', state: 'succeeded', finishedAt: expect.any(String) });
+    expect(byName.get('daily-report')!.lastRun).not.toHaveProperty('code');
+    expect(byName.get('outsider')!.lastRun).toMatchObject({ scheduledFor: '2025-07-01T10:00:00.000Z', state: 'failed', code: 'access_denied' });
+    expect(byName.get('never-run')).not.toHaveProperty('lastRun');
+
+    const table = await mandate('job', 'list');
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+STATE\s+WORKLOAD\s+TRIGGER\s+ACTION\s+NEXT FIRE\s+LAST RUN\s+OUTCOME$/);
+    expect(table.stdout).toMatch(/^daily-report\s+.*\s+2025-07-02T10:00:00\.000Z\s+2025-07-01T10:00:00\.000Z\s+succeeded$/m);
+    expect(table.stdout).toMatch(/^outsider\s+.*\s+2025-07-01T10:00:00\.000Z\s+failed \(access_denied\)$/m);
+    expect(table.stdout).toMatch(/^never-run\s+.*\s+-\s+-$/m);
+    const shown = await mandate('job', 'get', 'outsider');
+    expect(shown.stdout).toMatch(/^last run\s+2025-07-01T10:00:00\.000Z \(cron\) failed \(access_denied\)$/m);
+    expect((await mandate('job', 'get', 'never-run')).stdout).toMatch(/^last run\s+none$/m);
+
+    for (const name of ['daily-report', 'outsider', 'never-run']) expect((await mandate('job', 'delete', name)).code).toBe(0);
   });
 
   it('never printed the private key, in any command above', () => {

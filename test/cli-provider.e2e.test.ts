@@ -253,6 +253,42 @@ describe.skipIf(missing)('mandate provider against the vault service over a real
     expect((await bus.request(providerGetEndpoint, { tenant: 'acme', name: 'acme-idp' })).secrets).toEqual(['clientSecret']);
   });
 
+  it("sets, replaces and clears an OAuth2 provider's token parameters (RFC 8707 resource, audience)", async () => {
+    const secretPath = await secretFile('api.secret', SECRETS.oktaSecret);
+    const discovery = ['--vendor', 'custom', '--discovery-url', 'https://idp.acme.example/.well-known/openid-configuration', '--client-id', 'mandate', '--client-secret-file', secretPath];
+    const created = json<ProviderView>(
+      await mandate(['provider', 'create', 'acme-api', '--oauth2', ...discovery, '--token-param', 'resource=https://api.acme.example', '--token-param', 'audience=https://acme.example', '--json']),
+    );
+    expect(created.tokenParameters).toEqual({ resource: 'https://api.acme.example', audience: 'https://acme.example' });
+    const shown = await mandate(['provider', 'get', 'acme-api']);
+    expect(shown.stdout).toMatch(/^token params\s+resource=https:\/\/api\.acme\.example\n\s+audience=https:\/\/acme\.example$/m);
+
+    // On update the option replaces every token parameter; the clear option removes them.
+    const replaced = json<ProviderView>(await mandate(['provider', 'update', 'acme-api', '--token-param', 'resource=https://v2.api.acme.example', '--json']));
+    expect(replaced.tokenParameters).toEqual({ resource: 'https://v2.api.acme.example' });
+    expect(replaced.secrets).toEqual(['clientSecret']);
+    expect(json<ProviderView>(await mandate(['provider', 'update', 'acme-api', '--clear-token-params', '--json'])).tokenParameters).toEqual({});
+    expect((await mandate(['provider', 'get', 'acme-api'])).stdout).toMatch(/^token params\s+none$/m);
+
+    const cases: [args: string[], code: number, message: string][] = [
+      [['update', 'acme-api', '--token-param', 'resource=x', '--clear-token-params'], 2, '--clear-token-params and --token-param contradict each other'],
+      [['update', 'acme-api', '--token-param', 'resource'], 2, 'must be key=value'],
+      [['update', 'acme-api', '--token-param', 'resource=a', '--token-param', 'resource=b'], 2, 'token parameter resource is given twice'],
+      [['update', 'acme-api', '--token-param', 'grant_type=password'], 2, '  - set.tokenParameters: protocol parameters are set by the vault, not here'],
+      [['update', 'acme-api', '--token-param', 'Resource=x'], 2, '  - set.tokenParameters.Resource: Invalid key in record'],
+      [['update', 'maps', '--token-param', 'resource=x'], 2, '  - set.tokenParameters: not a field of an API key provider'],
+      [['create', 'keyed-api', '--api-key', '--key-file', secretPath, '--token-param', 'resource=x'], 2, '--token-param is for --oauth2 providers'],
+    ];
+    const results = await Promise.all(cases.map(([args]) => mandate(['provider', ...args])));
+    for (const [i, run] of results.entries()) {
+      const [args, code, message] = cases[i]!;
+      expect(run.code, args.join(' ')).toBe(code);
+      expect(run.stderr, args.join(' ')).toContain(message);
+      expect(run.stdout).toBe('');
+    }
+    expect((await bus.request(providerGetEndpoint, { tenant: 'acme', name: 'acme-api' })).tokenParameters).toEqual({});
+  });
+
   it('never printed a secret, in any command above', () => {
     expect(runs.length).toBeGreaterThan(30);
     for (const run of runs) {

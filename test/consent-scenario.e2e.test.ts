@@ -284,6 +284,8 @@ describe.skipIf(missing)('Sarah and the sales-brief agent: consent once, in a re
 
     const revokedBefore = saas.revocationRequests;
     await page.getByRole('button', { name: `Revoke all for ${AGENT}` }).click();
+    // Revoking asks to confirm first (issue 15, item 7).
+    await page.getByRole('button', { name: 'Revoke', exact: true }).click();
     await expect.poll(() => page.locator('main').textContent()).toContain('You have not given any agent access');
     expect(saas.revocationRequests).toBeGreaterThan(revokedBefore);
     await expect.poll(() => h.audit.find((r) => r.action === 'grant-revoke' && r.actor.user?.sub === 'sarah')).toBeTruthy();

@@ -1,4 +1,6 @@
-import { mkdtemp } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -32,14 +34,19 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     }
   }
 
-  async function up(dataDir: string, natsPort: number, monitorPort: number, metricsPort: number, jwksPort = 0): Promise<Spawned> {
-    const args = ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(monitorPort), '--metrics-port', String(metricsPort)];
+  async function up(dataDir: string, natsPort: number, monitorPort: number, metricsPort: number, jwksPort = 0, options: { args?: string[]; asInTerminal?: boolean } = {}): Promise<Spawned> {
+    const args = ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(monitorPort), '--metrics-port', String(metricsPort), ...(options.args ?? [])];
     // The HTTP ports of the authorizer, the consent service and the gateway too, so a running `npm start` (4480, 4490, 4494) does not clash.
-    const started = spawnNode(cliEntry, args, {
-      AUTHORIZER_HTTP_PORT: String(jwksPort),
-      CONSENT_HTTP_PORT: String(await freePortOutside(metricsPort)),
-      GATEWAY_HTTP_PORT: String(await freePortOutside(metricsPort)),
-    });
+    const started = spawnNode(
+      cliEntry,
+      args,
+      {
+        AUTHORIZER_HTTP_PORT: String(jwksPort),
+        CONSENT_HTTP_PORT: String(await freePortOutside(metricsPort)),
+        GATEWAY_HTTP_PORT: String(await freePortOutside(metricsPort)),
+      },
+      { asInTerminal: options.asInTerminal ?? false },
+    );
     running.push(started);
     await started.waitFor('Press Ctrl-C to stop.', 60_000);
     return started;
@@ -102,9 +109,92 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     const [natsPort, monitorPort] = [await freePort(), await freePort()];
     // No metrics ports: `mandate up` would take metricsPort + i for each service, a range nobody checked here.
     await up(dataDir, natsPort, monitorPort, 0);
-    const clash = spawnNode(cliEntry, ['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--monitor-port', String(await freePort())]);
+    // Another data directory: the same one is refused before any port is looked at.
+    const otherDataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
+    const clash = spawnNode(cliEntry, ['up', '--data-dir', otherDataDir, '--nats-port', String(natsPort), '--monitor-port', String(await freePort()), '--metrics-port', '0']);
     expect(await clash.exit).toBe(1);
-    expect(clash.output()).toContain(`port ${natsPort} on 127.0.0.1 is already in use`);
+    expect(clash.output()).toContain(`✗ port ${natsPort} (--nats-port) is in use: choose another with --nats-port`);
+  });
+
+  it('Ctrl-C in the terminal: every service gets one SIGTERM and answers the requests in flight, then NATS stops; exit 0', async () => {
+    assertBuilt(cliEntry);
+    const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
+    const [natsPort, monitorPort] = [await freePort(), await freePort()];
+    const system = await up(dataDir, natsPort, monitorPort, 0, 0, { asInTerminal: true });
+    // Not the default port: the CLI in another terminal must be told where NATS is.
+    expect(system.output()).toContain(`export NATS_URL=nats://127.0.0.1:${natsPort}`);
+
+    const nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` });
+    const bus = new BusClient(nc, { defaultTimeoutMs: 15_000 });
+    const inFlight = ['first', 'second', 'third'].map((message) => bus.request(echoEndpoint, { message, delayMs: 2_000 }));
+    await new Promise((r) => setTimeout(r, 500));
+    // What a terminal does on Ctrl-C: SIGINT to every process of the foreground process group.
+    process.kill(-system.child.pid!, 'SIGINT');
+
+    expect((await Promise.all(inFlight)).map((reply) => reply.message)).toEqual(['first', 'second', 'third']);
+    expect(await system.exit).toBe(0);
+    await nc.close();
+    const output = system.output();
+    expect(output).not.toContain('second SIGTERM');
+    expect(output).not.toContain('SIGINT: draining');
+    for (const service of ['audit', 'authorizer', 'consent', 'diagnostics', 'directory', 'gateway', 'scheduler', 'vault']) {
+      expect(output.match(new RegExp(`${service}\\s+info SIGTERM: draining`, 'g')), service).toHaveLength(1);
+    }
+    expect(output.indexOf('stopping nats-server')).toBeGreaterThan(output.lastIndexOf('service stopped'));
+    expect(output).toContain(`stopped; data kept in ${dataDir}`);
+  }, 120_000);
+
+  it('refuses a second `mandate up` on the same data directory, naming the holder; after a crash, a stale lock is taken over', async () => {
+    assertBuilt(cliEntry);
+    const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
+    const ports = async () => ['--nats-port', String(await freePort()), '--monitor-port', String(await freePort())];
+    const first = await up(dataDir, await freePort(), await freePort(), 0, 0, { args: ['--no-services'] });
+
+    const [otherNats, otherMonitor] = [await freePort(), await freePort()];
+    const second = spawnNode(cliEntry, ['up', '--no-services', '--data-dir', dataDir, '--nats-port', String(otherNats), '--monitor-port', String(otherMonitor)]);
+    running.push(second);
+    expect(await second.exit).toBe(1);
+    expect(second.output()).toContain(`✗ ${dataDir} is in use by another \`mandate up\` (PID ${first.child.pid}`);
+    expect(second.output()).not.toContain('starting nats-server');
+    await expect(connect({ servers: `nats://127.0.0.1:${otherNats}`, reconnect: false, timeout: 500 })).rejects.toThrow();
+
+    // A crash: `mandate up` killed outright leaves its lock, and its nats-server running on the data.
+    const lock = JSON.parse(await readFile(join(dataDir, 'mandate-up.lock'), 'utf8')) as { nats: { pid: number } };
+    first.child.kill('SIGKILL');
+    await first.exit;
+    const orphan = spawnNode(cliEntry, ['up', '--no-services', '--data-dir', dataDir, ...(await ports())]);
+    running.push(orphan);
+    expect(await orphan.exit).toBe(1);
+    expect(orphan.output()).toContain(`the nats-server (PID ${lock.nats.pid}) of a \`mandate up\` that has ended (PID ${first.child.pid}) still runs on ${dataDir}`);
+    process.kill(lock.nats.pid, 'SIGTERM');
+    await expect.poll(() => isAlive(lock.nats.pid), { timeout: 10_000 }).toBe(false);
+
+    const third = spawnNode(cliEntry, ['up', '--no-services', '--data-dir', dataDir, ...(await ports())]);
+    running.push(third);
+    await third.waitFor('Press Ctrl-C to stop.');
+    expect(third.output()).toContain(`its holder (PID ${first.child.pid}) is no longer running`);
+    third.child.kill('SIGINT');
+    expect(await third.exit).toBe(0);
+  }, 60_000);
+
+  it('says in one line which flag moves a port that is taken, before starting anything', async () => {
+    assertBuilt(cliEntry);
+    const blocker = await listenOnFreePort();
+    try {
+      const taken = (blocker.address() as { port: number }).port;
+      for (const flag of ['--metrics-port', '--consent-port']) {
+        const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
+        const args = ['up', '--data-dir', dataDir, '--nats-port', String(await freePort()), '--monitor-port', String(await freePort()), '--metrics-port', '0', '--authorizer-port', '0', '--gateway-port', '0', flag, String(taken)];
+        const run = spawnNode(cliEntry, args, { CONSENT_HTTP_PORT: '0' });
+        expect(await run.exit, run.output()).toBe(1);
+        expect(run.output()).toContain(`✗ port ${taken} (${flag}) is in use: choose another with ${flag}`);
+        expect(run.output()).not.toContain('EADDRINUSE');
+        expect(run.output()).not.toMatch(/^\s+at /m);
+        expect(run.output()).not.toContain('starting nats-server');
+      }
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
   });
 
   it('status says how to start the system when nothing is running', async () => {
@@ -115,3 +205,20 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     expect(status.output()).not.toContain('hunter2');
   });
 });
+
+/** Still running: a process that has ended but was not reaped yet (a zombie) has ended. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}
+
+async function listenOnFreePort(): Promise<Server> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}

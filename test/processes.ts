@@ -20,8 +20,12 @@ export interface Spawned {
   exit: Promise<number | null>;
 }
 
-export function spawnNode(entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
-  const child = spawn(process.execPath, [entry, ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * With `asInTerminal`, the process leads a process group of its own, as a shell's foreground job
+ * does: `process.kill(-child.pid, 'SIGINT')` is then a Ctrl-C, which the terminal sends to the whole group.
+ */
+export function spawnNode(entry: string, args: string[], env: NodeJS.ProcessEnv = {}, options: { asInTerminal?: boolean } = {}): Spawned {
+  const child = spawn(process.execPath, [entry, ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: options.asInTerminal ?? false });
   let text = '';
   child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));

@@ -30,12 +30,20 @@ function mtime(path) {
 
 function ensureDependencies() {
   const marker = join(root, 'node_modules', '.package-lock.json');
-  const stale = !existsSync(marker) || mtime(join(root, 'package-lock.json')) > mtime(marker) || !existsSync(localNode);
+  // The `mandate` link too: an install from before the CLI's bin was a file in git (apps/cli/bin) has none.
+  const cliLink = join(root, 'node_modules', '.bin', 'mandate');
+  const stale = !existsSync(marker) || mtime(join(root, 'package-lock.json')) > mtime(marker) || !existsSync(localNode) || !existsSync(cliLink);
   if (stale) {
     const useCi = existsSync(join(root, 'package-lock.json'));
     say(`installing dependencies (npm ${useCi ? 'ci' : 'install'}; this includes Node 24 from the npm registry)`);
-    // npm passes its own log level down; the install should show progress whatever it was.
-    const env = { ...process.env, npm_config_loglevel: 'warn', npm_config_fund: 'false', npm_config_audit: 'false' };
+    // npm runs on the Node that launched this script. An older one makes npm warn EBADENGINE,
+    // five lines for every package that asks for Node 24, about a mismatch this very install
+    // resolves: then only npm's errors are shown, after one line that says why.
+    const foreignNode = !process.version.startsWith('v24.');
+    if (foreignNode) say(`npm runs on Node ${process.version} here, older than the Node 24 the packages ask for; its EBADENGINE warnings are left out, as the install brings Node 24 and every script runs under it`);
+    // npm passes its own log level down; the install should show progress whatever it was. Its
+    // notice of a newer npm is about the machine's npm, not this project.
+    const env = { ...process.env, npm_config_loglevel: foreignNode ? 'error' : 'warn', npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' };
     const result = run('npm', [useCi ? 'ci' : 'install'], { env });
     if (!result.ok) die('dependency installation failed (see npm output above)');
   }

@@ -47,6 +47,9 @@ export const collectParam = keyValueCollector('param');
 /** `--credential-param key=value` (an extra authorization request parameter, e.g. `resource=https://crm.example`), repeatable. */
 export const collectCredentialParam = keyValueCollector('credential parameter');
 
+/** `--token-param name=value` (an extra client-credentials request parameter of a provider, e.g. `resource=https://api.example`), repeatable. */
+export const collectTokenParam = keyValueCollector('token parameter');
+
 const CLAIM_RULE = /^(\S+)\s+(equals|containsAny|contains)\s+(.+)$/s;
 
 export const CLAIM_SYNTAX = '"<claim> equals <value>", "<claim> contains <value>" or "<claim> containsAny <v1>,<v2>,…"';

@@ -13,6 +13,7 @@ import {
   sessionCompleteEndpoint,
   grantCheckEndpoint,
   grantListEndpoint,
+  tokenForJwtEndpoint,
   type DomainEvent,
   type ConsentGrantedData,
 } from '@mandate/contracts';
@@ -20,7 +21,8 @@ import { freePort, natsServerMissing } from '@mandate/testing';
 import { chromiumMissing, launchChromium } from '@mandate/testing/browser';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { HttpBrowser as Browser } from '@mandate/testing/http-browser';
-import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { startSystem, workloadKeyPair, type TestSystem } from '@mandate/testing/system';
+import { signClientAssertion } from '@mandate/wat';
 
 const missing = natsServerMissing('consent service');
 const RETURN_URL = 'https://app.example/consent/done';
@@ -445,6 +447,154 @@ describe.skipIf(missing)('the consent service: page, provider, callback, vault',
       const error = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES, returnUrl }));
       expect(error.code, returnUrl).toBe('invalid_request');
     }
+  });
+
+  describe('the pages: who is signed in, the agent, the IdP by name, revoking with a confirmation, an empty "My access"', () => {
+    const TENANT = 'pages';
+    const AGENT = 'brief-agent';
+    const DESCRIPTION = 'Writes your weekly account brief from your CRM notes.';
+    const APP_AUDIENCE = 'https://brief-app.example';
+    let corp: TestIdp;
+    let briefKey: JWK;
+
+    beforeAll(async () => {
+      // Sarah's company IdP: it signs her in to the consent pages (session binding by sign-in).
+      corp = await startTestIdp({
+        extraClients: [{ client_id: 'mandate-consent', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: [`${consentUrl}/login/callback`] }],
+      });
+      const keys = await workloadKeyPair(`${AGENT}-key`);
+      briefKey = keys.privateJwk;
+      await h.createWorkload({ tenant: TENANT, name: AGENT, description: DESCRIPTION, publicKeys: { keys: [keys.publicJwk as never] } });
+      await h.setAuthorizer(TENANT, AGENT, { discoveryUrl: corp.discoveryUrl, allowedAudiences: [APP_AUDIENCE] });
+      await h.bus.request(providerCreateEndpoint, {
+        kind: 'oauth2',
+        tenant: TENANT,
+        name: 'crm',
+        description: 'CRM',
+        vendor: 'custom',
+        discoveryUrl: idp.discoveryUrl,
+        clientId: 'test-app',
+        clientSecret: 'test-app-secret',
+        allowedWorkloads: [AGENT],
+      });
+    });
+
+    afterAll(async () => {
+      await corp?.stop();
+    });
+
+    /** The agent asks for Sarah's token with her IdP token (no return URL): a session this service binds by signing her in. */
+    async function openSignInSession(sub: string): Promise<{ authorizationUrl: string; sessionId: string }> {
+      const userToken = await corp.userAccessToken({ sub, audience: APP_AUDIENCE });
+      const clientAssertion = await signClientAssertion({ workload: AGENT, privateJwk: briefKey });
+      const { token: wat } = await h.bus.request(tokenForJwtEndpoint, { tenant: TENANT, workload: AGENT, userToken, clientAssertion });
+      const error = await failure(h.bus.request(oauth2TokenEndpoint, { tenant: TENANT, workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes: SCOPES }));
+      expect(error.code).toBe('consent_required');
+      return error.details as { authorizationUrl: string; sessionId: string };
+    }
+
+    /** Opens the consent page in a browser that is not signed in: to the IdP, signed in as `sub`, back to the page. */
+    async function signInThroughConsentPage(browser: Browser, authorizationUrl: string, sub: string): Promise<void> {
+      const toIdp = await browser.request(authorizationUrl);
+      expect(toIdp.status).toBe(303);
+      const callback = await browser.throughIdp(toIdp.headers.get('location')!, corp.issuer, sub, `${consentUrl}/login/callback`);
+      const backToPage = await browser.request(callback);
+      expect(backToPage.status).toBe(303);
+      expect(new URL(backToPage.headers.get('location')!, consentUrl).href).toBe(authorizationUrl);
+    }
+
+    /** Sarah signs in, approves for 7 days at the consent page and at the provider: a grant of `crm` to the agent. */
+    async function grantThroughSignIn(browser: Browser, sub: string): Promise<void> {
+      const { authorizationUrl } = await openSignInSession(sub);
+      await signInThroughConsentPage(browser, authorizationUrl, sub);
+      const { csrf } = await consentPage(browser, authorizationUrl);
+      const approve = await browser.request(authorizationUrl, { csrf, decision: 'approve', duration: '7' });
+      expect(approve.status).toBe(303);
+      const done = await browser.request(await browser.throughIdp(approve.headers.get('location')!, idp.issuer, sub, `${consentUrl}/callback`));
+      expect(done.status).toBe(200);
+      expect(await done.text()).toContain('Access granted');
+    }
+
+    const grantsOf = async (sub: string) => (await h.bus.request(grantListEndpoint, { tenant: TENANT, user: { iss: corp.issuer, sub } })).items;
+
+    it('the consent page says who is signed in, at which IdP, and shows the agent’s description', async () => {
+      const { authorizationUrl } = await openSignInSession('sarah-pages');
+      const browser = new Browser();
+      await signInThroughConsentPage(browser, authorizationUrl, 'sarah-pages');
+      const { html } = await consentPage(browser, authorizationUrl);
+      expect(html).toContain(`Signed in as <code>sarah-pages</code> at ${new URL(corp.issuer).host}.`);
+      expect(html).toContain(DESCRIPTION);
+      expect(html).toContain(AGENT);
+    });
+
+    it('a page bound by its application says nobody is signed in here, and an agent without a description says so', async () => {
+      const { authorizationUrl } = await openSession('sarah-app-bound');
+      const { html } = await consentPage(new Browser(), authorizationUrl);
+      expect(html).not.toContain('Signed in as');
+      expect(html).toContain('This agent has no description.');
+    });
+
+    it('the sign-in links of "My access" name each IdP, not its host', async () => {
+      const idps = { 'okta-agent': 'https://initech.okta.com/.well-known/openid-configuration', 'google-agent': 'https://accounts.google.com/.well-known/openid-configuration' };
+      for (const [name, discoveryUrl] of Object.entries(idps)) {
+        await h.workload(name, { tenant: 'pages-idps' });
+        await h.setAuthorizer('pages-idps', name, { discoveryUrl, allowedAudiences: [APP_AUDIENCE] });
+      }
+      const page = await new Browser().request(`${consentUrl}/access?tenant=pages-idps`);
+      expect(page.status).toBe(200);
+      const links = [...(await page.text()).matchAll(/<a href="\/access\/sign-in[^"]*">([^<]*)<\/a>/g)].map(([, text]) => text);
+      expect(links.sort()).toEqual(['Sign in at Google', 'Sign in at Okta (initech)']);
+    });
+
+    it('revoking in "My access" asks to confirm first (a page that changes nothing); only its CSRF-protected form revokes', async () => {
+      const browser = new Browser();
+      await grantThroughSignIn(browser, 'sarah-revokes');
+      const access = await (await browser.request(`${consentUrl}/access?tenant=${TENANT}`)).text();
+      expect(access).toContain('Signed in as <code>sarah-revokes</code>');
+      expect(access).toContain('This agent may act for you:');
+      // The revoke button only leads to the confirmation: a GET form, no token, nothing changes.
+      expect(access).toMatch(/<form method="get" action="\/access\/revoke"><input type="hidden" name="tenant" value="pages"><input type="hidden" name="workload" value="brief-agent"><input type="hidden" name="provider" value="crm"><button type="submit">Revoke crm<\/button><\/form>/);
+      const confirmUrl = `${consentUrl}/access/revoke?tenant=${TENANT}&workload=${AGENT}&provider=crm`;
+      const confirm = await browser.request(confirmUrl);
+      expect(confirm.status).toBe(200);
+      const confirmHtml = await confirm.text();
+      expect(confirmHtml).toContain(`<h1>Revoke ${AGENT}’s access to crm?</h1>`);
+      for (const scope of SCOPES) expect(confirmHtml).toContain(`<code>${scope}</code>`);
+      // The way back changes nothing (`=` arrives HTML-escaped in the attribute).
+      expect(confirmHtml).toMatch(/<a href="\/access\?tenant&#61;pages">Keep it and go back<\/a>/);
+      expect(await grantsOf('sarah-revokes')).toHaveLength(1);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(confirmHtml)![1]!;
+      // Without the confirmation page's token (or from another browser), nothing is revoked.
+      expect((await browser.request(`${consentUrl}/access?tenant=${TENANT}`, { workload: AGENT, provider: 'crm' })).status).toBe(403);
+      const stranger = new Browser();
+      expect((await stranger.request(confirmUrl)).status).toBe(303);
+      expect((await stranger.request(`${consentUrl}/access?tenant=${TENANT}`, { csrf, workload: AGENT, provider: 'crm' })).status).toBe(403);
+      expect(await grantsOf('sarah-revokes')).toHaveLength(1);
+      // Confirmed: revoked, and back to "My access".
+      const revoked = await browser.request(`${consentUrl}/access?tenant=${TENANT}`, { csrf, workload: AGENT, provider: 'crm' });
+      expect(revoked.status).toBe(303);
+      expect(revoked.headers.get('location')).toBe(`/access?tenant=${TENANT}`);
+      expect(await grantsOf('sarah-revokes')).toEqual([]);
+      // Nothing left to confirm: the confirmation sends the browser back to "My access".
+      const gone = await browser.request(confirmUrl);
+      expect(gone.status).toBe(303);
+      expect(gone.headers.get('location')).toBe(`/access?tenant=${TENANT}`);
+    });
+
+    it('an empty "My access" reads naturally: who is signed in, and that no agent has access, without an empty list', async () => {
+      const browser = new Browser();
+      await grantThroughSignIn(browser, 'sarah-empties');
+      const confirm = await (await browser.request(`${consentUrl}/access/revoke?tenant=${TENANT}&workload=${AGENT}`)).text();
+      expect(confirm).toContain(`<h1>Revoke all of ${AGENT}’s access?</h1>`);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(confirm)![1]!;
+      expect((await browser.request(`${consentUrl}/access?tenant=${TENANT}`, { csrf, workload: AGENT })).status).toBe(303);
+      const empty = await (await browser.request(`${consentUrl}/access?tenant=${TENANT}`)).text();
+      const main = /<main>([\s\S]*)<\/main>/.exec(empty)![1]!.replace(/<[^>]+>/g, '');
+      expect(main).toContain(`Signed in as sarah-empties at ${new URL(corp.issuer).host}.`);
+      expect(main).toContain('You have not given any agent access.');
+      expect(main).not.toContain('may act for you');
+      expect(empty).not.toContain('<table');
+    });
   });
 
   it('in a real browser (chromium), on a phone-sized screen, with the keyboard only', async (ctx) => {

@@ -7,11 +7,13 @@ import { declareStreams } from '@mandate/bus';
 import {
   MandateError,
   oauth2TokenEndpoint,
+  providerGetEndpoint,
   schedulerAudit,
   SCHEDULER_HEADERS,
   SCHEDULER_STREAMS,
   schedulerDlqSubject,
   tokenForWorkloadEndpoint,
+  workloadGetEndpoint,
   type TenantId,
 } from '@mandate/contracts';
 import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
@@ -21,6 +23,7 @@ import { assertKeyAccepted, signClientAssertion } from '@mandate/wat';
 import type { SchedulerEnv } from './config.js';
 import { ActionRunner } from './domain/actions.js';
 import { JobAdministration } from './domain/job-administration.js';
+import { JobReferences } from './domain/job-references.js';
 import { JobRegistry } from './domain/jobs.js';
 import { Scheduler, type SchedulerOptions } from './domain/scheduler.js';
 import { EventTriggers } from './intake/event-triggers.js';
@@ -66,14 +69,18 @@ export class SchedulerApp {
       return (await bus.request(tokenForWorkloadEndpoint, { tenant, workload, clientAssertion })).token;
     };
     const audit = deps.publisher.auditSink(schedulerAudit);
-    const jobs = new JobRegistry(
-      stores,
-      cipher,
-      audit,
-      deps.publisher,
-      (tenant, workload, privateJwk) => assertKeyAccepted(workload, () => workloadToken(tenant, workload, privateJwk)),
-      deps.now,
-    );
+    /** undefined for `not_found`; any other failure (the service is down) refuses the create as it is. */
+    const unlessMissing = <T>(read: Promise<T>): Promise<T | undefined> =>
+      read.catch((error: unknown) => {
+        if (error instanceof MandateError && error.code === 'not_found') return undefined;
+        throw error;
+      });
+    const references = new JobReferences({
+      checkKey: (tenant, workload, privateJwk) => assertKeyAccepted(workload, () => workloadToken(tenant, workload, privateJwk)),
+      workloadExists: async (tenant, name) => (await unlessMissing(bus.request(workloadGetEndpoint, { tenant, name }))) !== undefined,
+      providerKind: async (tenant, name) => (await unlessMissing(bus.request(providerGetEndpoint, { tenant, name })))?.kind,
+    });
+    const jobs = new JobRegistry(stores, cipher, audit, deps.publisher, (request) => references.assertExist(request), deps.now);
     const js = jetstream(nc);
     const runner = new ActionRunner({
       workloadToken,

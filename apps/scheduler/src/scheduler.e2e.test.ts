@@ -181,6 +181,42 @@ describe.skipIf(missing)('the scheduler over NATS, with the real directory, auth
     sub.unsubscribe();
   });
 
+  it('refuses at create a provider or workload that does not exist: invalid_request naming it, nothing stored, nothing fired', async () => {
+    clock = at('2025-06-11T17:00:00Z');
+    const cron = { kind: 'cron' as const, expression: '0 18 * * *', timeZone: 'UTC' };
+    const noProvider = await failure(create({ name: 'ghost-provider', trigger: cron, action: { ...http('/ghost'), provider: 'no-such-provider' } }));
+    expect(noProvider).toMatchObject({ code: 'invalid_request', message: 'no provider no-such-provider in tenant acme', issues: [{ path: 'action.provider', message: 'no such provider in the vault' }] });
+    const stranger = await h.workload('unregistered-holder');
+    const noWorkload = await failure(create({ name: 'ghost-workload', workload: { name: 'no-such-agent', privateJwk: stranger as never }, trigger: cron, action: { kind: 'task', payload: {} } }));
+    expect(noWorkload).toMatchObject({ code: 'invalid_request', message: 'no workload no-such-agent in tenant acme', issues: [{ path: 'workload.name', message: 'no such workload in the directory' }] });
+    for (const name of ['ghost-provider', 'ghost-workload']) expect((await failure(h.bus.request(jobGetEndpoint, { tenant: 'acme', name }))).code).toBe('not_found');
+    expect((await h.bus.request(jobListEndpoint, { tenant: 'acme' })).items).toEqual([]);
+    expect(h.audit.some((r) => r.action === 'job-create' && ['ghost-provider', 'ghost-workload'].includes(String(r.details?.['job'])))).toBe(false);
+    await a.scheduler.tick(at('2025-06-11T18:00:00Z'));
+    expect(hits('/ghost')).toHaveLength(0);
+  });
+
+  it("shows each job's latest run in reads: none before the first fire, then the run and how it ended", async () => {
+    clock = at('2025-06-11T17:00:00Z');
+    h.resource.statusOf.set('/flaky', 503);
+    const created = await create({ name: 'flaky', trigger: { kind: 'cron', expression: '0 * * * *', timeZone: 'UTC' }, action: http('/flaky'), retry: { limit: 0, backoffMs: 1_000, maxBackoffMs: 1_000 } });
+    expect(created).not.toHaveProperty('lastRun');
+    await a.scheduler.tick(at('2025-06-11T18:00:00Z'));
+    const job = await h.bus.request(jobGetEndpoint, { tenant: 'acme', name: 'flaky' });
+    expect(job.lastRun).toEqual({ id: expect.stringMatching(/^fire\./), trigger: 'cron', scheduledFor: '2025-06-11T18:00:00.000Z', state: 'dead-lettered', finishedAt: '2025-06-11T18:00:00.000Z', code: 'provider_error' });
+    h.resource.statusOf.delete('/flaky');
+    await b.scheduler.tick(at('2025-06-11T19:00:00Z'));
+    const [listed] = (await h.bus.request(jobListEndpoint, { tenant: 'acme' })).items;
+    expect(listed!.lastRun).toMatchObject({ scheduledFor: '2025-06-11T19:00:00.000Z', state: 'succeeded' });
+    expect(listed!.lastRun).not.toHaveProperty('code');
+    expect(listed!.lastRun!.id).toBe((await runs('flaky')).at(-1)!.id);
+    // A job deleted and created again under its name does not show its predecessor's run, even where their fire times meet.
+    await h.bus.request(jobDeleteEndpoint, { tenant: 'acme', name: 'flaky' });
+    await create({ name: 'flaky', trigger: { kind: 'cron', expression: '0 * * * *', timeZone: 'UTC' }, action: http('/flaky') });
+    await a.scheduler.tick(at('2025-06-11T19:00:10Z'));
+    expect(await h.bus.request(jobGetEndpoint, { tenant: 'acme', name: 'flaky' })).not.toHaveProperty('lastRun');
+  });
+
   it('refuses a key the directory does not know, a bad cron expression and a plain-http remote URL', async () => {
     const stranger = await h.workload('key-check-agent');
     expect((await failure(create({ name: 'wrong-key', workload: { name: 'report-agent', privateJwk: stranger as never }, trigger: { kind: 'cron', expression: '0 * * * *', timeZone: 'UTC' }, action: http('/x') }))).code).toBe('invalid_request');

@@ -94,6 +94,23 @@ export type RetryPolicy = z.output<typeof retryPolicySchema>;
 
 const jobRef = { tenant: tenantIdSchema, name: jobNameSchema };
 
+export const RUN_STATES = ['pending', 'running', 'retrying', 'succeeded', 'failed', 'dead-lettered', 'skipped', 'cancelled'] as const;
+
+export const runTriggerSchema = z.enum(['cron', 'missed', 'event']);
+
+/** A job's latest run as `job get` and `job list` show it: when it was due, and how it ended (or stands). */
+export const lastRunSchema = z.object({
+  id: z.string(),
+  trigger: runTriggerSchema,
+  scheduledFor: z.iso.datetime(),
+  state: z.enum(RUN_STATES),
+  finishedAt: z.iso.datetime().optional(),
+  /** The error code of a run that failed, was dead-lettered or is retrying. */
+  code: z.string().optional(),
+});
+
+export type LastRun = z.output<typeof lastRunSchema>;
+
 /** A job as reads show it: the workload's name, never its key. */
 export const jobViewSchema = z.object({
   tenant: tenantIdSchema,
@@ -111,6 +128,8 @@ export const jobViewSchema = z.object({
   triggerSubject: z.string().optional(),
   lastFiredAt: z.iso.datetime().optional(),
   nextFireAt: z.iso.datetime().optional(),
+  /** Absent before the first fire, and once that run's record expired (`SCHEDULER_RUN_RETENTION_DAYS`). */
+  lastRun: lastRunSchema.optional(),
   revision: z.number().int(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
@@ -118,14 +137,12 @@ export const jobViewSchema = z.object({
 
 export type JobView = z.output<typeof jobViewSchema>;
 
-export const RUN_STATES = ['pending', 'running', 'retrying', 'succeeded', 'failed', 'dead-lettered', 'skipped', 'cancelled'] as const;
-
 export const runViewSchema = z.object({
   id: z.string(),
   job: z.string(),
   /** Sent as `Idempotency-Key` on HTTP calls and in task messages; the same for every attempt of a fire. */
   idempotencyKey: z.string(),
-  trigger: z.enum(['cron', 'missed', 'event']),
+  trigger: runTriggerSchema,
   scheduledFor: z.iso.datetime(),
   state: z.enum(RUN_STATES),
   attempts: z.number().int(),

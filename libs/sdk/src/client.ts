@@ -1,4 +1,4 @@
-import type { NatsConnection } from '@nats-io/transport-node';
+import { AuthorizationError, type NatsConnection } from '@nats-io/transport-node';
 import type { JWK } from 'jose';
 import { BusClient, connectToBus } from '@mandate/bus/client';
 import {
@@ -7,6 +7,7 @@ import {
   tokenForJwtEndpoint,
   tokenForUserEndpoint,
   tokenForWorkloadEndpoint,
+  MandateError,
   type RequestOf,
   type ResponseOf,
 } from '@mandate/contracts';
@@ -101,10 +102,16 @@ export class MandateClient {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Connects to NATS (reconnecting for ever after the first success) and returns a client that owns the connection. */
+  /**
+   * Connects to NATS (reconnecting for ever after the first success) and returns a client that
+   * owns the connection. NATS out of reach is a `MandateError` `unavailable`, NATS refusing the
+   * user or password one `unauthenticated`; neither message holds the password.
+   */
   static async connect(options: MandateConnectOptions): Promise<MandateClient> {
     const { servers, name, user, password, ...clientOptions } = options;
-    const connection = await connectToBus({ servers, name: name ?? options.workload, user, password });
+    const connection = await connectToBus({ servers, name: name ?? options.workload, user, password }).catch((cause: unknown) => {
+      throw connectFailure(servers, cause);
+    });
     const client = new MandateClient(connection, clientOptions);
     client.#ownsConnection = true;
     return client;
@@ -173,4 +180,12 @@ export class MandateClient {
   #assertion(options: WorkloadKeyOptions): Promise<string> {
     return signClientAssertion({ workload: this.workload, privateJwk: options.privateJwk, audience: this.#audience });
   }
+}
+
+function connectFailure(servers: string | string[], cause: unknown): MandateError {
+  // A password in a URL (nats://user:pass@host) stays out of the message.
+  const where = (Array.isArray(servers) ? servers.join(',') : servers).replace(/\/\/[^/@,\s]*@/g, '//***@');
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  if (cause instanceof AuthorizationError) return new MandateError('unauthenticated', `NATS at ${where} refused the connection: ${reason}`, { cause });
+  return new MandateError('unavailable', `cannot reach NATS at ${where}: ${reason}`, { cause });
 }

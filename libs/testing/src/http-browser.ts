@@ -1,30 +1,24 @@
+import { CookieSession } from '@mandate/demo';
+
 /**
  * A browser, as far as HTTP-level tests need one: a cookie jar per origin and redirects left to
  * the test, so each hop of a sign-in or consent flow can be looked at.
  */
 export class HttpBrowser {
-  readonly #jars = new Map<string, Map<string, string>>();
+  readonly #sessions = new Map<string, CookieSession>();
 
-  async request(url: string, form?: Record<string, string>): Promise<Response> {
-    const origin = new URL(url).origin;
-    const jar = this.#jars.get(origin) ?? new Map<string, string>();
-    this.#jars.set(origin, jar);
-    const response = await fetch(url, {
-      method: form ? 'POST' : 'GET',
-      redirect: 'manual',
-      headers: { cookie: [...jar].map(([n, v]) => `${n}=${v}`).join('; '), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-      ...(form ? { body: new URLSearchParams(form) } : {}),
-    });
-    for (const cookie of response.headers.getSetCookie()) {
-      const [name = '', value = ''] = (cookie.split(';')[0] ?? '').split('=', 2);
-      if (value) jar.set(name, value);
-      else jar.delete(name);
-    }
-    return response;
+  #session(origin: string): CookieSession {
+    const session = this.#sessions.get(origin) ?? new CookieSession();
+    this.#sessions.set(origin, session);
+    return session;
+  }
+
+  request(url: string, form?: Record<string, string>): Promise<Response> {
+    return this.#session(new URL(url).origin).visit(url, form);
   }
 
   cookies(origin: string): string[] {
-    return [...(this.#jars.get(origin)?.keys() ?? [])];
+    return [...(this.#sessions.get(origin)?.cookies.keys() ?? [])];
   }
 
   /**

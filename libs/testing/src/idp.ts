@@ -1,10 +1,19 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { decodeJwt, SignJWT, type JWK } from 'jose';
+import type Provider from 'oidc-provider';
+import type { ClientMetadata, KoaContextWithOIDC } from 'oidc-provider';
+import {
+  basicAuthorization,
+  createAuthorizationServer,
+  newSigningKey,
+  readTokenResponse,
+  signInWithAuthorizationCode,
+  type SigningAlg,
+  type SigningKey,
+  type SigningKeyPair,
+} from '@mandate/demo';
 import { freePort } from './nats-server.js';
-
-type SigningAlg = 'RS256' | 'ES256';
 
 /** Options for {@link startTestIdp}. */
 export interface TestIdpOptions {
@@ -19,12 +28,7 @@ export interface TestIdpOptions {
 }
 
 /** A private signing key of the test IdP, with the public half as published in its JWKS. */
-export interface TestIdpSigningKey {
-  kid: string;
-  alg: SigningAlg;
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-}
+export type TestIdpSigningKey = SigningKey;
 
 /** How the JWKS endpoint answers; see {@link TestIdp.setJwksBehaviour}. */
 export type JwksBehaviour = { mode: 'normal' } | { mode: 'down' } | { mode: 'slow'; delayMs: number } | { mode: 'html' };
@@ -57,7 +61,10 @@ export interface TestIdpUserTokens {
   scope: string;
 }
 
-/** A real OpenID Provider (oidc-provider) on a free loopback port, with knobs for failure tests. */
+/**
+ * A real OpenID Provider (oidc-provider, configured as `mandate demo`'s, `@mandate/demo`) on a free loopback port,
+ * where anyone signs in by name, with knobs for failure tests.
+ */
 export interface TestIdp {
   /** `http://127.0.0.1:<port>`, no trailing slash; the `iss` of every token. */
   readonly issuer: string;
@@ -157,24 +164,9 @@ const SECRET_CLIENTS: ClientMetadata[] = [
   })),
   { client_id: 'm2m-client', client_secret: 'm2m-client-secret', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
 ];
-const DEFAULT_TTL_SECONDS = 600;
-/** Refresh tokens and the grants behind them outlive any test. */
-const REFRESH_TTL_SECONDS = 24 * 60 * 60;
 
-type SigningKeyPair = TestIdpSigningKey & { privateJwk: JWK };
-
-async function newSigningKey(alg: SigningAlg): Promise<SigningKeyPair> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const kid = `${alg.toLowerCase()}-${randomBytes(6).toString('hex')}`;
-  const meta = { kid, alg, use: 'sig' };
-  const [publicJwk, privateJwk] = await Promise.all([exportJWK(publicKey), exportJWK(privateKey)]);
-  return { kid, alg, privateKey, publicJwk: { ...publicJwk, ...meta }, privateJwk: { ...privateJwk, ...meta } };
-}
-
-function basicAuth(clientId: string): string {
-  const secret = SECRET_CLIENTS.find((client) => client.client_id === clientId)?.client_secret ?? 'unregistered';
-  return `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-}
+const secretOf = (clientId: string) => SECRET_CLIENTS.find((client) => client.client_id === clientId)?.client_secret ?? 'unregistered';
+const basicAuth = (clientId: string) => basicAuthorization(clientId, secretOf(clientId));
 
 /** The client a token request claims to be: Basic auth user, else body `client_id`, else `sub` of `client_assertion`. */
 function claimedClientId(authorization: string | undefined, form: Record<string, unknown>): string | undefined {
@@ -234,33 +226,14 @@ function peekForm(req: IncomingMessage): Promise<Record<string, string>> {
   });
 }
 
-type TokenResponseBody = {
-  access_token?: string;
-  refresh_token?: string;
-  expires_in?: number;
-  scope?: string;
-  error?: string;
-  error_description?: string;
-};
-
-async function tokenResponse(response: Response): Promise<TokenResponseBody & { access_token: string }> {
-  const body = (await response.json()) as TokenResponseBody;
-  if (!response.ok || !body.access_token) {
-    throw new Error(`test IdP: token endpoint answered ${response.status}: ${body.error ?? ''} ${body.error_description ?? ''}`);
-  }
-  return { ...body, access_token: body.access_token };
-}
+const tokenResponse = (response: Response) => readTokenResponse(response, 'test IdP');
 
 /** Starts a test IdP on a free port of 127.0.0.1. Stop it with {@link TestIdp.stop}. */
 export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestIdp> {
   const alg = options.alg ?? 'RS256';
-  const accessTtl = options.accessTokenTtlSeconds ?? DEFAULT_TTL_SECONDS;
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const cookieKeys = [randomBytes(32).toString('base64url')];
-  // A resource server accepts every scope ever asked for it: the token endpoint asks again when the code is exchanged,
-  // and by then the request carries no scope.
-  const scopesByResource = new Map<string, Set<string>>();
   // Extra claims are handed over per authorization code, then kept per grant so refreshed access tokens carry them too.
   const claimsByCode = new Map<string, Record<string, unknown>>();
   const claimsByGrant = new Map<string, Record<string, unknown>>();
@@ -286,86 +259,28 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
   const tokenRequests: TokenRequestRecord[] = [];
   const requests: string[] = [];
 
-  const configuration = (): Configuration => ({
-    clients: [
-      ...SECRET_CLIENTS.map((client) =>
-        client.grant_types?.includes('authorization_code') ? { ...client, redirect_uris: [...(client.redirect_uris ?? []), ...(options.redirectUris ?? [])] } : client,
-      ),
-      jwtClientMetadata,
-      ...(options.extraClients ?? []),
-    ],
-    jwks: { keys: [active.privateJwk, companion.privateJwk, ...retired.map((key) => key.privateJwk)] },
-    cookies: { keys: cookieKeys },
-    pkce: { required: () => true },
-    // Explicit TTLs, because each default one prints a notice the first time it is used.
-    ttl: {
-      AccessToken: accessTtl,
-      AuthorizationCode: DEFAULT_TTL_SECONDS,
-      ClientCredentials: accessTtl,
-      Grant: REFRESH_TTL_SECONDS,
-      IdToken: DEFAULT_TTL_SECONDS,
-      Interaction: DEFAULT_TTL_SECONDS,
-      RefreshToken: REFRESH_TTL_SECONDS,
-      Session: DEFAULT_TTL_SECONDS,
-    },
-    // Every code grant of a client allowed `refresh_token` gets one, without `offline_access` (which would need
-    // `prompt=consent`), and it outlives the login session; each use replaces it with a new one.
-    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    expiresWithSession: () => false,
-    rotateRefreshToken: true,
-    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
-    extraTokenClaims: (ctx: KoaContextWithOIDC, token) => {
-      if (!('grantId' in token) || !token.grantId) return undefined;
-      const code = ctx.oidc.params?.['code'];
-      const handedOver = typeof code === 'string' ? claimsByCode.get(code) : undefined;
-      if (handedOver) claimsByGrant.set(token.grantId, handedOver);
-      return claimsByGrant.get(token.grantId);
-    },
-    renderError: (ctx, out) => {
-      ctx.type = 'application/json';
-      ctx.body = out;
-    },
-    features: {
-      devInteractions: { enabled: true },
-      clientCredentials: { enabled: true },
-      revocation: {
-        enabled: true,
-        // oidc-provider's default policy, without the notice it prints: a client revokes its own tokens only.
-        allowedPolicy: (_ctx, client, token) => {
-          if (token.clientId !== client.clientId) throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
-          return true;
-        },
-      },
-      resourceIndicators: {
-        enabled: true,
-        useGrantedResource: () => true,
-        getResourceServerInfo: (ctx: KoaContextWithOIDC, resource: string) => {
-          const scopes = scopesByResource.get(resource) ?? new Set<string>();
-          scopesByResource.set(resource, scopes);
-          const asked = ctx.oidc.params?.['scope'];
-          for (const scope of typeof asked === 'string' ? asked.split(' ') : []) if (scope && scope !== 'openid') scopes.add(scope);
-          return {
-            scope: [...scopes].join(' '),
-            accessTokenFormat: 'jwt',
-            accessTokenTTL: accessTtl,
-            jwt: { sign: { alg: active.alg, kid: active.kid } },
-          };
-        },
-      },
-    },
-  });
-
   const newProvider = () => {
-    // oidc-provider warns on construction about its development-only conveniences (dev interactions, memory adapter),
-    // which are exactly what a test IdP wants; construction is synchronous, so nothing else is muted.
-    const { warn, info } = console;
-    console.warn = console.info = () => undefined;
-    let provider: Provider;
-    try {
-      provider = new Provider(issuer, configuration());
-    } finally {
-      Object.assign(console, { warn, info });
-    }
+    const provider: Provider = createAuthorizationServer({
+      issuer,
+      signingKeys: [active, companion, ...retired],
+      clients: [
+        ...SECRET_CLIENTS.map((client) =>
+          client.grant_types?.includes('authorization_code') ? { ...client, redirect_uris: [...(client.redirect_uris ?? []), ...(options.redirectUris ?? [])] } : client,
+        ),
+        jwtClientMetadata,
+        ...(options.extraClients ?? []),
+      ],
+      cookieKeys,
+      signIn: 'anyone',
+      ...(options.accessTokenTtlSeconds ? { accessTokenTtlSeconds: options.accessTokenTtlSeconds } : {}),
+      extraTokenClaims: (ctx: KoaContextWithOIDC, token) => {
+        if (!('grantId' in token) || !token.grantId) return undefined;
+        const code = ctx.oidc.params?.['code'];
+        const handedOver = typeof code === 'string' ? claimsByCode.get(code) : undefined;
+        if (handedOver) claimsByGrant.set(token.grantId, handedOver);
+        return claimsByGrant.get(token.grantId);
+      },
+    });
     // Token requests that reach oidc-provider are recorded once it has parsed the body and answered.
     provider.use(async (ctx, next) => {
       await next();
@@ -478,62 +393,24 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     claims?: Record<string, unknown>;
     clientId?: string;
   }) => {
-    const cookies = new Map<string, string>();
-    const request = async (url: string, form?: Record<string, string>): Promise<Response> => {
-      const response = await fetch(new URL(url, issuer), {
-        method: form ? 'POST' : 'GET',
-        redirect: 'manual',
-        headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
-        ...(form ? { body: new URLSearchParams(form) } : {}),
-      });
-      for (const cookie of response.headers.getSetCookie()) {
-        const [name = '', value = ''] = (cookie.split(';')[0] ?? '').split('=', 2);
-        if (value) cookies.set(name, value);
-        else cookies.delete(name);
-      }
-      return response;
-    };
-    const redirect = async (url: string, form?: Record<string, string>): Promise<string> => {
-      const response = await request(url, form);
-      const location = response.headers.get('location');
-      if (!location) throw new Error(`test IdP: ${url} answered ${response.status} without a redirect: ${await response.text()}`);
-      return location;
-    };
-
-    const verifier = randomBytes(32).toString('base64url');
-    const state = randomBytes(8).toString('hex');
-    const authorization = new URL(current.provider.urlFor('authorization'));
-    authorization.search = new URLSearchParams({
-      client_id: clientId,
-      response_type: 'code',
-      redirect_uri: REDIRECT_URI,
-      scope: ['openid', scope].filter(Boolean).join(' '),
-      resource: audience,
-      state,
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-    }).toString();
-    let location = await redirect(authorization.href);
-    // Like a browser: each prompt (login, then consent) is a page whose form, once submitted, resumes the authorization.
-    for (let hops = 0; !location.startsWith(REDIRECT_URI); hops += 1) {
-      if (hops > 10) throw new Error(`test IdP: the authorization flow did not end (last at ${location})`);
-      if (!/\/interaction\/[^/]+$/.test(location)) {
-        location = await redirect(location);
-        continue;
-      }
-      const prompt = /name="prompt" value="(\w+)"/.exec(await (await request(location)).text())?.[1] ?? 'unknown';
-      location = await redirect(location, prompt === 'login' ? { prompt, login: sub } : { prompt });
-    }
-    const callback = new URL(location).searchParams;
-    const code = callback.get('code');
-    if (!code || callback.get('state') !== state) throw new Error(`test IdP: authorization failed: ${location}`);
-
-    if (claims) claimsByCode.set(code, claims);
+    let issuedCode: string | undefined;
     try {
-      const form = { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier, resource: audience };
-      return await tokenResponse(await postToken(form, basicAuth(clientId)));
+      return await signInWithAuthorizationCode({
+        authorizationEndpoint: current.provider.urlFor('authorization'),
+        tokenEndpoint,
+        clientId,
+        clientSecret: secretOf(clientId),
+        redirectUri: REDIRECT_URI,
+        login: sub,
+        ...(scope ? { scope } : {}),
+        resource: audience,
+        onCode: (code) => {
+          issuedCode = code;
+          if (claims) claimsByCode.set(code, claims);
+        },
+      });
     } finally {
-      claimsByCode.delete(code);
+      if (issuedCode) claimsByCode.delete(issuedCode);
     }
   };
 

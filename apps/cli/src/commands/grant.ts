@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { grantCheckEndpoint, grantListEndpoint, grantRevokeEndpoint, USER_ID_ISSUER, type GrantView } from '@mandate/contracts';
-import { sendRequest, withBusOptions, type BusOptions } from '../bus.js';
+import { EXIT, sendRequest, withBusOptions, type BusOptions } from '../bus.js';
 import { block, dim, done, orNone, printJson, printTable } from '../output.js';
 import { collect } from '../parse.js';
 
@@ -30,10 +30,14 @@ export async function listGrants(options: BusOptions & UserOptions & { workload?
   printTable(['WORKLOAD', 'PROVIDER', 'USER', 'SCOPES', 'SINCE', 'UNTIL'], items.map((g) => [g.workload, g.provider, g.user.sub, g.scopes.join(' '), g.grantedAt, until(g)]));
 }
 
-/** `mandate grant check`: would a token request for these scopes be released without asking the person? */
+/**
+ * `mandate grant check`: would a token request for these scopes be released without asking the
+ * person? Exit code 1 when not, as `grep` does, so a script can write `if mandate grant check …`.
+ */
 export async function checkGrant(options: BusOptions & UserOptions & { workload: string; provider: string; scope: string[] }): Promise<void> {
   const user = { iss: options.userIss, sub: options.userSub! };
   const result = await sendRequest(options.natsUrl, grantCheckEndpoint, { tenant: options.tenant, workload: options.workload, provider: options.provider, user, scopes: options.scope });
+  if (!result.granted) process.exitCode = EXIT.failure;
   if (options.json) return printJson(result);
   process.stdout.write(`${block([['granted', [result.granted ? 'yes' : 'no']], ['missing', orNone(result.missing)]])}\n`);
 }

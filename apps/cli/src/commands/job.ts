@@ -9,6 +9,7 @@ import {
   jobResumeEndpoint,
   jobRunsEndpoint,
   type JobView,
+  type LastRun,
   type RequestOf,
 } from '@mandate/contracts';
 import { defined, EXIT, namedCommand, sendRequest, withBusOptions, type ActorOptions, type BusOptions } from '../bus.js';
@@ -83,6 +84,7 @@ function formatJob(job: JobView): string {
     ['missed fires', [job.missedFire]],
     ['retries', [`${job.retry.limit}, backoff ${job.retry.backoffMs} ms doubling up to ${job.retry.maxBackoffMs} ms`]],
     ['last fired', [job.lastFiredAt ?? dim('never')]],
+    ['last run', [job.lastRun ? `${job.lastRun.scheduledFor} (${job.lastRun.trigger}) ${outcomeOf(job.lastRun)}` : dim('none')]],
     ['next fire', [job.nextFireAt ?? dim(job.trigger.kind === 'event' ? 'on each event' : '-')]],
     ['revision', [String(job.revision)]],
   ]);
@@ -96,15 +98,24 @@ function printJobPage<T>(page: Page<T>, json: boolean, empty: string, header: st
   if (page.nextCursor) process.stdout.write(`${dim(`more: --cursor ${page.nextCursor}`)}\n`);
 }
 
+/** How a run ended or stands: its state, and the error code of one that did not succeed. */
+function outcomeOf(run: LastRun): string {
+  return run.code ? `${run.state} (${run.code})` : run.state;
+}
+
 async function listJobs(options: BusOptions & PageOptions): Promise<void> {
   const page = await listPages(options.natsUrl, options, 'jobs', (bus, paging) => bus.request(jobListEndpoint, { tenant: options.tenant, ...paging }));
-  printJobPage(page, options.json, 'no jobs', ['NAME', 'STATE', 'WORKLOAD', 'TRIGGER', 'ACTION', 'NEXT FIRE'], (job) => [
+  // A page where no job has run yet has no run columns: they would hold nothing but dashes.
+  const anyRun = page.items.some((job) => job.lastRun);
+  const header = ['NAME', 'STATE', 'WORKLOAD', 'TRIGGER', 'ACTION', 'NEXT FIRE', ...(anyRun ? ['LAST RUN', 'OUTCOME'] : [])];
+  printJobPage(page, options.json, 'no jobs', header, (job) => [
     job.name,
     job.state,
     job.workload,
     job.trigger.kind === 'cron' ? `${job.trigger.expression} ${job.trigger.timeZone}` : `event ${job.trigger.subject}`,
     job.action.kind === 'http' ? `${job.action.method} ${job.action.url}` : 'task',
     job.nextFireAt ?? '-',
+    ...(anyRun ? [job.lastRun?.scheduledFor ?? '-', job.lastRun ? outcomeOf(job.lastRun) : '-'] : []),
   ]);
 }
 

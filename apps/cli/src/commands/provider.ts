@@ -21,7 +21,7 @@ import { applyClears, changeOf, nothingToChange, revisionOption, type ChangeOpti
 import { readPrivateKeyFile } from '../jwk-files.js';
 import { block, CliError, dim, none, orNone, printDone, printJson, printResult, warn } from '../output.js';
 import { listPages, printPage, withPageOptions, type PageOptions } from '../pages.js';
-import { attributeOf, collect, collectParam } from '../parse.js';
+import { attributeOf, collect, collectParam, collectTokenParam } from '../parse.js';
 import { readSecret, secretGiven, secretOptions, secretSourcesOf, type SecretFlags } from '../secrets.js';
 
 /*
@@ -50,6 +50,7 @@ interface FieldOptions {
   clientAuth?: ClientAuthMethod;
   clientKey?: string;
   defaultScope?: string[];
+  tokenParam?: Record<string, string>;
   // The secret options (--client-secret-file, --key-env, …) are read by `secretSourcesOf`.
 }
 
@@ -62,12 +63,13 @@ interface CreateOptions extends ActorOptions, FieldOptions {
 interface UpdateOptions extends ChangeOptions, FieldOptions {
   clearDefaultScopes?: boolean;
   clearAllowedWorkloads?: boolean;
+  clearTokenParams?: boolean;
 }
 
 /** Options that only an OAuth2 provider has. */
 const OAUTH2_OPTIONS = [
   '--vendor', '--param', '--discovery-url', '--token-endpoint', '--authorization-endpoint', '--revocation-endpoint', '--issuer',
-  '--client-id', '--client-auth', '--client-key', '--default-scope', '--client-secret-file', '--client-secret-env', '--client-secret',
+  '--client-id', '--client-auth', '--client-key', '--default-scope', '--token-param', '--client-secret-file', '--client-secret-env', '--client-secret',
 ];
 
 const API_KEY_OPTIONS = ['--key-file', '--key-env', '--key'];
@@ -98,7 +100,12 @@ function withFieldOptions(command: Command, verb: 'create' | 'update'): Command 
     .option('--client-id <id>', 'the OAuth2 client id registered at the provider')
     .addOption(new Option('--client-auth <method>', `how the vault authenticates to the token endpoint${defaultAuth}`).choices(clientAuthMethodSchema.options))
     .option('--client-key <file>', "private_key_jwt: the client's private JWK file (one key with kid); sealed, never shown")
-    .option('--default-scope <scope>', `a scope asked for when a request names none; repeatable${replaces}`, collect);
+    .option('--default-scope <scope>', `a scope asked for when a request names none; repeatable${replaces}`, collect)
+    .option(
+      '--token-param <name=value>',
+      `an extra parameter of the vault's client-credentials (M2M) requests, e.g. resource=https://api.example (RFC 8707) or audience=… (Auth0); repeatable${verb === 'update' ? ' (replaces every token parameter)' : ''}`,
+      collectTokenParam,
+    );
   const purpose = verb === 'update' ? ', to rotate it' : '';
   for (const option of [...secretOptions(CLIENT_SECRET, purpose), ...secretOptions(API_KEY, purpose)]) command.addOption(option);
   return command.addHelpText('after', SECRET_HELP);
@@ -125,6 +132,7 @@ function fieldsFrom(options: FieldOptions) {
     clientId: options.clientId,
     clientAuthMethod: options.clientAuth,
     defaultScopes: options.defaultScope,
+    tokenParameters: options.tokenParam,
   });
 }
 
@@ -176,12 +184,13 @@ export async function updateProvider(name: string, options: UpdateOptions): Prom
   applyClears(set, [
     ['--clear-default-scopes', options.clearDefaultScopes, 'defaultScopes', [], '--default-scope'],
     ['--clear-allowed-workloads', options.clearAllowedWorkloads, 'allowedWorkloads', [], '--allow-workload'],
+    ['--clear-token-params', options.clearTokenParams, 'tokenParameters', {}, '--token-param'],
   ]);
   const secretsGiven = secretGiven(clientSecretSources) || secretGiven(apiKeySources) || options.clientKey !== undefined;
   if (Object.keys(set).length === 0 && !secretsGiven) {
     throw nothingToChange([
       ...['--description', '--allow-workload', '--param', '--discovery-url', '--token-endpoint', '--client-id', '--client-auth', '--client-secret-file/-env/-'],
-      ...['--client-key', '--key-file/-env/-', '--default-scope', '--clear-default-scopes', '--clear-allowed-workloads'],
+      ...['--client-key', '--key-file/-env/-', '--default-scope', '--token-param', '--clear-default-scopes', '--clear-allowed-workloads', '--clear-token-params'],
     ]);
   }
   const secrets = { clientSecret: await readSecret(CLIENT_SECRET, clientSecretSources), apiKey: await readSecret(API_KEY, apiKeySources), clientPrivateJwk: await readClientKey(options) };
@@ -271,7 +280,12 @@ export function formatProvider(p: ProviderView): string {
     }
     const fromPreset = presetEndpoints(p);
     if (fromPreset.length > 0) fields.push(['endpoints', fromPreset]);
-    fields.push(['client id', [p.clientId ?? none]], ['client auth', [p.clientAuthMethod ?? none]], ['default scopes', orNone(p.defaultScopes)]);
+    fields.push(
+      ['client id', [p.clientId ?? none]],
+      ['client auth', [p.clientAuthMethod ?? none]],
+      ['default scopes', orNone(p.defaultScopes)],
+      ['token params', orNone(Object.entries(p.tokenParameters ?? {}).map(([k, v]) => `${k}=${v}`))],
+    );
   }
   fields.push(
     ['allowed workloads', orNone(p.allowedWorkloads)],
@@ -302,6 +316,7 @@ export function addProviderCommands(program: Command): void {
   withFieldOptions(namedCommand(provider, 'update', 'change the given fields of a provider; others stay; a new secret rotates it', { actor: true }), 'update')
     .option('--clear-default-scopes', 'remove every default scope')
     .option('--clear-allowed-workloads', 'remove every allowed workload (no workload can use the provider)')
+    .option('--clear-token-params', 'remove every token parameter')
     .addOption(revisionOption('provider'))
     .action((name: string, options: UpdateOptions) => updateProvider(name, options));
 

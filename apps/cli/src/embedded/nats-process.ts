@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { findNatsServer, natsServerVersion } from '@mandate/testing';
 import { CliError } from '../output.js';
+import { PortInUseError } from './port-check.js';
 
 export interface EmbeddedNats {
   url: string;
+  pid: number;
   monitorUrl: string;
   storeDir: string;
   version: string;
@@ -16,20 +17,9 @@ export interface EmbeddedNats {
   exited: Promise<number | null>;
 }
 
-export async function portIsOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = tcpConnect(port, host);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /**
  * Starts `nats-server -js` with its JetStream data under `<dataDir>/jetstream`, so a second
- * start finds the streams and KV buckets of the first.
+ * start finds the streams and KV buckets of the first. The caller has checked that its ports are free.
  */
 export async function startEmbeddedNats(options: { dataDir: string; port: number; monitorPort: number; log: (line: string) => void }): Promise<EmbeddedNats> {
   const binary = findNatsServer();
@@ -38,17 +28,14 @@ export async function startEmbeddedNats(options: { dataDir: string; port: number
       'nats-server is not installed. Install it with `sudo apt-get install nats-server` (Debian/Ubuntu), `brew install nats-server` (macOS), or set NATS_SERVER_BIN to its path.',
     );
   }
-  for (const port of [options.port, options.monitorPort]) {
-    if (await portIsOpen(port)) {
-      throw new CliError(`port ${port} on 127.0.0.1 is already in use (another nats-server or \`mandate up\`?). Stop it or pass --nats-port/--monitor-port.`);
-    }
-  }
   const storeDir = join(options.dataDir, 'jetstream');
   await mkdir(storeDir, { recursive: true });
   const child: ChildProcess = spawn(
     binary,
     ['--name', 'mandate-embedded', '-a', '127.0.0.1', '-p', String(options.port), '-m', String(options.monitorPort), '-js', '-sd', storeDir],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // Its own process group: a Ctrl-C in the terminal must not stop NATS under services still
+    // draining; `mandate up` stops it after them.
+    { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let ready = false;
   let recent = '';
@@ -64,7 +51,7 @@ export async function startEmbeddedNats(options: { dataDir: string; port: number
 
   const deadline = Date.now() + 15_000;
   while (!ready) {
-    if (child.exitCode !== null) throw new CliError(`nats-server exited during start-up:\n${recent}`);
+    if (child.exitCode !== null) throw takenPort(recent, options) ?? new CliError(`nats-server exited during start-up:\n${recent}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new CliError(`nats-server did not become ready within 15 s:\n${recent}`);
@@ -73,6 +60,7 @@ export async function startEmbeddedNats(options: { dataDir: string; port: number
   }
   return {
     url: `nats://127.0.0.1:${options.port}`,
+    pid: child.pid!,
     monitorUrl: `http://127.0.0.1:${options.monitorPort}`,
     storeDir,
     version: natsServerVersion(binary),
@@ -88,4 +76,12 @@ export async function startEmbeddedNats(options: { dataDir: string; port: number
       clearTimeout(timer);
     },
   };
+}
+
+/** The port nats-server could not listen on (taken after `mandate up` checked it), from its log. */
+function takenPort(log: string, options: { port: number; monitorPort: number }): PortInUseError | undefined {
+  const line = log.split('\n').find((l) => l.includes('address already in use'));
+  if (!line) return undefined;
+  const monitor = line.includes(`:${options.monitorPort}`);
+  return new PortInUseError({ port: monitor ? options.monitorPort : options.port, host: '127.0.0.1', flag: monitor ? '--monitor-port' : '--nats-port' });
 }

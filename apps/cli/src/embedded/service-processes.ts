@@ -30,7 +30,10 @@ export interface RunningServiceProcess {
   metricsUrl: string | undefined;
   child: ChildProcess;
   exited: Promise<number | null>;
-  stop(graceMs: number): Promise<void>;
+  /** One SIGTERM, then up to `limitMs` for the service to drain; `'killed'` if it had to be SIGKILLed. */
+  stop(limitMs: number): Promise<'stopped' | 'killed'>;
+  /** SIGKILL now (a second Ctrl-C). */
+  kill(): void;
 }
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
@@ -57,7 +60,11 @@ export function startServiceProcess(
 ): RunningServiceProcess {
   const child = spawn(process.execPath, [app.entry], {
     env: { ...env, ...(metricsPort ? { METRICS_PORT: String(metricsPort) } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: a Ctrl-C in the terminal signals `mandate up` alone, which then sends
+    // this service exactly one SIGTERM and waits for it to drain. The IPC channel closes when
+    // `mandate up` is gone, however it died, and the service then stops too (runServiceMain).
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line.trim()) print(formatLogLine(app.name, line));
@@ -65,17 +72,26 @@ export function startServiceProcess(
   child.stdout?.on('data', forward);
   child.stderr?.on('data', forward);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const running = () => child.exitCode === null && child.signalCode === null;
   return {
     app,
     child,
     exited,
     metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
-    async stop(graceMs) {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+    async stop(limitMs) {
+      if (!running()) return 'stopped';
       child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      let killed = false;
+      const timer = setTimeout(() => {
+        killed = true;
+        child.kill('SIGKILL');
+      }, limitMs);
       await exited;
       clearTimeout(timer);
+      return killed ? 'killed' : 'stopped';
+    },
+    kill() {
+      if (running()) child.kill('SIGKILL');
     },
   };
 }

@@ -31,6 +31,17 @@ export class AccessPage {
     return this.signIn.start(tenant, discoveryUrl, browserId, `/access?tenant=${tenant}`);
   }
 
+  /**
+   * What revoking would take away, for the person to confirm first: the signed-in person's grants to
+   * the workload (only the provider's, with one). Not signed in: nothing to show (sign in at "My access").
+   */
+  async revocation(tenant: TenantId, browserId: string | undefined, workload: string, provider: string | undefined): Promise<{ user: UserRef; grants: GrantView[] } | undefined> {
+    const user = await this.signIn.current(tenant, browserId);
+    if (!user) return undefined;
+    const grants = (await this.ledger.grantsOf(tenant, user)).filter((grant) => grant.workload === workload && (!provider || grant.provider === provider));
+    return { user, grants };
+  }
+
   /** Revokes one grant (with a provider) or every grant to the workload; the person must be signed in. */
   async revoke(tenant: TenantId, browserId: string | undefined, workload: string, provider: string | undefined): Promise<{ revoked: number }> {
     const user = await this.signIn.current(tenant, browserId);

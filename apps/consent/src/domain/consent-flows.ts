@@ -6,6 +6,7 @@ import type { StoredDocument } from '@mandate/store';
 import { inTraceOf, lazyInstruments } from '@mandate/telemetry';
 import type { MandateLedger, WorkloadInfo } from '../clients/ledger.js';
 import type { ConsentFlowDocument, GrantDuration, BrowserRecords } from '../store/repositories.js';
+import { idpName } from './idp-names.js';
 import { browserKey, issuerOf, parseState, type SignIn } from './sign-in.js';
 
 const TRACER = '@mandate/consent';
@@ -50,6 +51,13 @@ const RESERVED_PARAMETERS = new Set([
   'authorization_details',
 ]);
 
+/** What the consent page shows: the session, its agent, and who is signed in here when a sign-in binds it. */
+export interface ConsentPageView {
+  session: ConsentSessionView;
+  workload: WorkloadInfo;
+  signedIn?: { user: UserRef; idp: string };
+}
+
 /** Where the browser goes next: a redirect (303) or a page. */
 export type Outcome = { redirect: string } | { page: 'granted' | 'denied' | 'failed' };
 
@@ -87,7 +95,7 @@ export class ConsentFlows {
   }
 
   /** What the consent page shows (only a pending session has one), or where to sign in first. */
-  async page(tenant: TenantId, sessionId: string, browserId: string): Promise<{ session: ConsentSessionView; workload: WorkloadInfo } | { redirect: string }> {
+  async page(tenant: TenantId, sessionId: string, browserId: string): Promise<ConsentPageView | { redirect: string }> {
     const session = await this.ledger.session(tenant, sessionId);
     if (session.state !== 'pending' || session.awaitingApplication) throw new MandateError('conflict', `this consent request is already ${session.state === 'pending' ? 'answered' : session.state}`);
     return inTraceOf(session.traceparent, TRACER, 'consent page', async () => {
@@ -113,7 +121,8 @@ export class ConsentFlows {
       // Shown again (a reload, another tab), it keeps a trip to the provider already under way.
       await this.flows.write(tenant, flowKey(browserId, sessionId), (current) => ({ ...flow, ...(current?.approved ? { approved: current.approved } : {}) }), Math.max(1, expiresAt - this.#now()));
       instruments().prompts.add(1, { outcome: 'shown', provider });
-      return { session, workload };
+      // Bound by a sign-in here, the signed-in person is the session's user (#bound refused anyone else).
+      return { session, workload, ...(bound === 'sign-in' && workload.discoveryUrl ? { signedIn: { user, idp: idpName(workload.discoveryUrl) } } : {}) };
     });
   }
 

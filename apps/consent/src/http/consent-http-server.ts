@@ -7,7 +7,7 @@ import type { Logger } from '@mandate/telemetry';
 import type { AccessPage } from '../domain/access.js';
 import { newBrowserId, parseDuration, type ConsentFlows, type Outcome } from '../domain/consent-flows.js';
 import type { SignIn } from '../domain/sign-in.js';
-import { accessPage, consentPage, messagePage, signInPage } from './pages.js';
+import { accessPage, confirmRevokePage, consentPage, messagePage, signInPage } from './pages.js';
 
 const MAX_FORM_BYTES = 8 * 1024;
 const OUTCOME_PAGES: Record<Extract<Outcome, { page: string }>['page'], [title: string, text: string]> = {
@@ -22,6 +22,8 @@ const TEXT_OF_REASON: Record<string, string> = {
   binding_mismatch: 'This request was made for another account. Nothing was shared. If it reached you from someone else, ignore it.',
   no_sign_in: 'This request can only be completed through the application that asked for it.',
   not_signed_in: 'Your sign-in has ended. Reload the page to sign in again.',
+  no_tenant:
+    'This address does not say which organisation: add ?tenant= and its tenant id, e.g. /access?tenant=default on a system started with npm start. The application that sent you here, or your administrator, can tell you yours.',
 };
 const TEXT_OF: Partial<Record<ErrorCode, string>> = {
   unauthenticated: 'Sign in first: reload the page.',
@@ -85,15 +87,17 @@ export class ConsentHttpServer extends HttpListener {
       return { GET: show, HEAD: show, POST: () => this.#decide(request, response, nonce, tenant, sessionId.data) };
     }
     if (url.pathname === '/access') {
-      const tenant = tenantOf(url);
+      const tenant = accessTenantOf(url);
       const show = () => this.#showAccess(request, response, nonce, tenant);
       return { GET: show, HEAD: show, POST: () => this.#revoke(request, response, nonce, tenant) };
     }
+    const confirmRevoke = () => this.#confirmRevoke(request, response, nonce, tenantOf(url), url.searchParams);
     const routes: Record<string, Route> = {
       '/callback': { GET: async () => this.#finish(response, nonce, await this.flows.callback(url.searchParams, this.#browserId(request))) },
       '/login/callback': { GET: () => this.#signedIn(request, response, url) },
       '/sign-out': { POST: () => this.#signOut(request, response, nonce, tenantOf(url)) },
       '/access/sign-in': { GET: async () => seeOther(response, await this.access.startSignIn(tenantOf(url), this.#ensureBrowserId(request, response), url.searchParams.get('idp'))) },
+      '/access/revoke': { GET: confirmRevoke, HEAD: confirmRevoke },
     };
     return Object.hasOwn(routes, url.pathname) ? routes[url.pathname] : undefined;
   }
@@ -139,16 +143,25 @@ export class ConsentHttpServer extends HttpListener {
     if ('signInAt' in view) return sendHtml(response, 200, signInPage(nonce, tenant, view.signInAt));
     // Signed in, so the browser has its cookie.
     const target = (path: string, form: string) => ({ action: withTenant(path, tenant), csrf: this.#csrf(browserId!, `${tenant}/${form}`) });
-    sendHtml(response, 200, accessPage({ nonce, revoke: target('/access', 'access'), signOut: target('/sign-out', 'sign-out'), ...view }));
+    sendHtml(response, 200, accessPage({ nonce, tenant, confirmRevoke: '/access/revoke', signOut: target('/sign-out', 'sign-out'), ...view }));
+  }
+
+  /** Revoking asks first: this page (a GET, changing nothing) holds the CSRF-protected form that revokes. */
+  async #confirmRevoke(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, query: URLSearchParams): Promise<void> {
+    const { workload, provider } = revocationOf(query);
+    const browserId = this.#browserId(request);
+    const revocation = await this.access.revocation(tenant, browserId, workload, provider);
+    // Not signed in (any more), or nothing left to revoke: "My access" shows where things stand.
+    if (!revocation || revocation.grants.length === 0) return seeOther(response, withTenant('/access', tenant));
+    const revoke = { action: withTenant('/access', tenant), csrf: this.#csrf(browserId!, `${tenant}/access`) };
+    sendHtml(response, 200, confirmRevokePage({ nonce, revoke, back: withTenant('/access', tenant), workload, provider, grants: revocation.grants }));
   }
 
   async #revoke(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId): Promise<void> {
     const posted = await this.#postedForm(request, response, nonce, `${tenant}/access`, 'access');
     if (!posted) return;
-    const workload = workloadNameSchema.safeParse(posted.form.get('workload'));
-    const provider = posted.form.get('provider') ? providerNameSchema.safeParse(posted.form.get('provider')) : undefined;
-    if (!workload.success || (provider && !provider.success)) throw new MandateError('invalid_request', 'choose an access to revoke');
-    await this.access.revoke(tenant, posted.browserId, workload.data, provider?.data);
+    const { workload, provider } = revocationOf(posted.form);
+    await this.access.revoke(tenant, posted.browserId, workload, provider);
     seeOther(response, withTenant('/access', tenant));
   }
 
@@ -199,7 +212,24 @@ export class ConsentHttpServer extends HttpListener {
 }
 
 const tenantOf = (url: URL): TenantId => tenantId(url.searchParams.get('tenant') ?? '');
+
+/** "My access" is reached by typing its address, so a missing or wrong tenant is explained, not just refused. */
+function accessTenantOf(url: URL): TenantId {
+  try {
+    return tenantOf(url);
+  } catch (error) {
+    throw new MandateError('invalid_request', 'My access needs a tenant', { cause: error, details: { reason: 'no_tenant' } });
+  }
+}
 const withTenant = (path: string, tenant: TenantId): string => `${path}?tenant=${encodeURIComponent(tenant)}`;
+
+/** Which access to revoke: all of a workload's, or only one provider's. */
+function revocationOf(fields: URLSearchParams): { workload: string; provider: string | undefined } {
+  const workload = workloadNameSchema.safeParse(fields.get('workload'));
+  const provider = fields.get('provider') ? providerNameSchema.safeParse(fields.get('provider')) : undefined;
+  if (!workload.success || (provider && !provider.success)) throw new MandateError('invalid_request', 'choose an access to revoke');
+  return { workload: workload.data, provider: provider?.data };
+}
 
 /** node:http leaves the body out when it answers a HEAD. */
 function sendHtml(response: ServerResponse, status: number, html: string): void {

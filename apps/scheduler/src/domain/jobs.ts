@@ -10,6 +10,7 @@ import {
   type EventSink,
   type schedulerAudit,
   type JobView,
+  type LastRun,
   type ParsedRequestOf,
   type RunView,
   type TenantId,
@@ -23,10 +24,10 @@ import { CronSchedule } from './cron.js';
 
 export type SchedulerAuditSink = AuditSink<AuditActionOf<typeof schedulerAudit>>;
 
-/** Proves the workload accepts this key (the authorizer mints a WAT for an assertion signed with it). */
-export type KeyCheck = (tenant: TenantId, workload: string, privateJwk: JWK) => Promise<void>;
-
 type CreateRequest = ParsedRequestOf<typeof jobCreateEndpoint>;
+
+/** Refuses a job whose workload key or provider the rest of the system does not know (`JobReferences`), before anything is stored. */
+export type ReferenceCheck = (request: CreateRequest) => Promise<void>;
 
 /**
  * Job definitions of every tenant. The workload key is sealed on the way in (bound to tenant and
@@ -38,13 +39,13 @@ export class JobRegistry {
     private readonly cipher: EnvelopeCipher,
     private readonly audit: SchedulerAuditSink,
     private readonly events: EventSink,
-    private readonly checkKey: KeyCheck,
+    private readonly checkReferences: ReferenceCheck,
     private readonly now: () => number = Date.now,
   ) {}
 
   async create(request: CreateRequest): Promise<JobView> {
     if (request.trigger.kind === 'cron') CronSchedule.of(request.trigger.expression, request.trigger.timeZone);
-    await this.checkKey(request.tenant, request.workload.name, request.workload.privateJwk as JWK);
+    await this.checkReferences(request);
     const at = this.now();
     const document: JobDocument = {
       uid: randomUUID(),
@@ -81,12 +82,14 @@ export class JobRegistry {
   }
 
   async view(tenant: TenantId, name: string): Promise<JobView> {
-    return view(tenant, await this.get(tenant, name), this.now());
+    return this.#viewWithLastRun(tenant, await this.get(tenant, name), this.now());
   }
 
   async list(tenant: TenantId, limit: number, cursor?: string): Promise<{ items: JobView[]; nextCursor?: string }> {
     const page = await this.stores.jobs.list(tenant, limit, cursor);
-    return { items: page.items.map((item) => view(tenant, item, this.now())), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+    const now = this.now();
+    const items = await Promise.all(page.items.map((item) => this.#viewWithLastRun(tenant, item, now)));
+    return { items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
   async setState(tenant: TenantId, name: string, state: 'active' | 'paused', actor?: string): Promise<JobView> {
@@ -95,7 +98,7 @@ export class JobRegistry {
       job.state === state ? undefined : { ...job, state, updatedAt: at, ...(state === 'active' ? { activeSince: at } : {}) },
     );
     await this.#changed(tenant, stored.value, state === 'active' ? 'job-resume' : 'job-pause', actor);
-    return view(tenant, stored, at);
+    return this.#viewWithLastRun(tenant, stored, at);
   }
 
   async delete(tenant: TenantId, name: string, actor?: string): Promise<JobDocument> {
@@ -106,9 +109,16 @@ export class JobRegistry {
     return stored.value;
   }
 
-  /** Moves `lastFiredAt` forward to `at` (never back), whichever replica gets there first. */
-  async advance(tenant: TenantId, name: string, at: number): Promise<void> {
-    await this.stores.jobs.change(tenant, name, (job) => ((job.lastFiredAt ?? 0) >= at ? undefined : { ...job, lastFiredAt: at })).catch((error: unknown) => {
+  /**
+   * Moves `lastFiredAt` forward to `at` and `lastRunId` to `run` (never back), whichever replica
+   * gets there first. A job's run ids sort in fire order: one job has one kind of trigger, and the
+   * fire time or stream sequence in the id is zero-padded.
+   */
+  async advance(tenant: TenantId, name: string, at: number, run: string): Promise<void> {
+    await this.stores.jobs.change(tenant, name, (job) => {
+      if ((job.lastFiredAt ?? 0) >= at && (job.lastRunId ?? '') >= run) return undefined;
+      return { ...job, lastFiredAt: Math.max(at, job.lastFiredAt ?? 0), lastRunId: (job.lastRunId ?? '') >= run ? job.lastRunId : run };
+    }).catch((error: unknown) => {
       if (!(error instanceof MandateError && error.code === 'not_found')) throw error;
     });
   }
@@ -135,6 +145,15 @@ export class JobRegistry {
     await this.get(tenant, name);
     const page = await this.stores.runs.ofJob(tenant, name, limit, cursor);
     return { items: page.items.map((item) => runView(item.id, item.value)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+  }
+
+  /** The view with the job's latest run: one read of the run the job points at, none before its first fire. */
+  async #viewWithLastRun(tenant: TenantId, stored: StoredDocument<JobDocument>, now: number): Promise<JobView> {
+    const id = stored.value.lastRunId;
+    const run = id === undefined ? undefined : await this.stores.runs.get(tenant, id);
+    // A run of an earlier job of the same name (deleted, created again) is not this job's.
+    const lastRun = run && run.value.jobUid === stored.value.uid ? lastRunView(run.id, run.value) : undefined;
+    return { ...view(tenant, stored, now), ...(lastRun ? { lastRun } : {}) };
   }
 
   async #changed(tenant: TenantId, job: JobDocument, action: 'job-create' | 'job-pause' | 'job-resume' | 'job-delete', actor: string | undefined): Promise<void> {
@@ -183,6 +202,17 @@ function view(tenant: TenantId, stored: StoredDocument<JobDocument>, now: number
     revision: stored.revision,
     createdAt: iso(job.createdAt),
     updatedAt: iso(job.updatedAt),
+  };
+}
+
+function lastRunView(id: string, run: RunDocument): LastRun {
+  return {
+    id,
+    trigger: run.trigger,
+    scheduledFor: iso(run.scheduledFor),
+    state: run.state,
+    ...(run.finishedAt ? { finishedAt: iso(run.finishedAt) } : {}),
+    ...(run.lastError && run.state !== 'succeeded' ? { code: run.lastError.code } : {}),
   };
 }
 

@@ -89,6 +89,8 @@ export class Scheduler {
     const created = await this.#createRun(tenant, id, job.value, 'event', event.receivedAt ?? now, now, 'pending', event);
     if (!created) return;
     const attempt = this.#attempt(tenant, id, now);
+    // Only what reads show as the last run: the event is recorded, so a failure here must not redeliver it.
+    await this.parts.jobs.advance(tenant, jobName, created.scheduledFor, id).catch((error: unknown) => this.options.onError?.(error, `recording the last run of job ${jobName}`));
     if (wait) await attempt;
   }
 
@@ -107,7 +109,7 @@ export class Scheduler {
     const id = runId(job.name, cronFireKey(latest));
     const state = missed && job.missedFire === 'skip' ? 'skipped' : 'pending';
     const created = await this.#createRun(tenant, id, job, missed ? 'missed' : 'cron', latest, now, state);
-    await this.parts.jobs.advance(tenant, job.name, latest);
+    await this.parts.jobs.advance(tenant, job.name, latest, id);
     if (created && state === 'skipped') {
       await this.#auditRun(tenant, job, id, created, 'succeeded');
       return undefined;

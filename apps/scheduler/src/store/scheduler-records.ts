@@ -19,6 +19,8 @@ export interface JobDocument {
   /** Milliseconds since the epoch: fires at or before this are not due again. */
   activeSince: number;
   lastFiredAt?: number;
+  /** The id of the latest run (the greatest: ids sort by fire time or stream sequence), for `lastRun` in reads. */
+  lastRunId?: string;
   createdAt: number;
   updatedAt: number;
 }

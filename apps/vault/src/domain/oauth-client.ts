@@ -221,7 +221,23 @@ export class OAuthProviderClient {
         throw new MandateError('provider_error', `the provider refused the ${what} request (${code})`, { details: { providerError: code } });
       }
       if (error instanceof MandateError) throw error;
+      const answer = answerOf(error);
+      if (answer) throw new MandateError('provider_error', `the provider answered the ${what} request ${answer.text}`, { cause: error, ...(answer.status ? { details: { providerStatus: answer.status } } : {}) });
       throw new MandateError('provider_error', `the provider could not be reached for ${what}`, { cause: error });
     }
   }
+}
+
+/** Refusals oauth4webapi makes before any request is sent: nothing was answered. */
+const NOT_SENT = new Set<string>([oauth.HTTP_REQUEST_FORBIDDEN, oauth.REQUEST_PROTOCOL_FORBIDDEN]);
+
+/**
+ * What the provider answered when it answered, but not as OAuth says (a 500, an HTML error page,
+ * JSON without a token), so that it is not reported as unreachable. Never the body: it may echo a secret.
+ */
+function answerOf(error: unknown): { text: string; status?: number } | undefined {
+  if (!(error instanceof oauth.OperationProcessingError) || NOT_SENT.has(error.code ?? '')) return undefined;
+  const response = error.cause instanceof Response ? error.cause : undefined;
+  if (response && !response.ok) return { text: `with HTTP ${response.status}`, status: response.status };
+  return { text: 'with a response that is not valid OAuth', ...(response ? { status: response.status } : {}) };
 }

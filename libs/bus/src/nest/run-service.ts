@@ -106,7 +106,8 @@ export async function runService(
 
 /**
  * The whole `main.ts` of a service: load and validate configuration, run until SIGTERM. A bad
- * configuration exits with EX_CONFIG (78) and a message naming each wrong variable.
+ * configuration exits with EX_CONFIG (78) and a message naming each wrong variable; a port that
+ * is taken exits with 1 and one line naming its variable.
  */
 export async function runServiceMain(definition: ServiceDefinition): Promise<RunningService> {
   let env: BaseEnv;
@@ -119,5 +120,25 @@ export async function runServiceMain(definition: ServiceDefinition): Promise<Run
     }
     throw error;
   }
-  return runService(definition, env, { handleSignals: true });
+  let running: RunningService;
+  try {
+    running = await runService(definition, env, { handleSignals: true });
+  } catch (error) {
+    const taken = takenPortMessage(error, env);
+    if (!taken) throw error;
+    console.error(`${definition.name}: ${taken}`);
+    process.exit(1);
+  }
+  // Started by a supervisor with an IPC channel (`mandate up`): when it is gone, however it
+  // ended, the service drains and stops instead of running on unsupervised.
+  if (process.send) process.once('disconnect', () => void running.stop().then(() => process.exit(0), () => process.exit(1)));
+  return running;
+}
+
+/** `port 9464 (METRICS_PORT) on 127.0.0.1 is in use` for a listener that could not open its port; undefined for any other error. */
+function takenPortMessage(error: unknown, env: BaseEnv): string | undefined {
+  const { code, port, address } = (error ?? {}) as { code?: unknown; port?: unknown; address?: unknown };
+  if (code !== 'EADDRINUSE' || typeof port !== 'number') return undefined;
+  const variable = Object.entries(env).find(([name, value]) => name.endsWith('_PORT') && value === port)?.[0];
+  return `port ${port}${variable ? ` (${variable})` : ''}${typeof address === 'string' ? ` on ${address}` : ''} is in use: set ${variable ?? 'the port variable'} to a free port`;
 }
