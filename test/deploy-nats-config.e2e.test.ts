@@ -74,6 +74,7 @@ const passwords = {
   CONSENT_NATS_PASSWORD: 'consent-pw-10',
   GATEWAY_NATS_PASSWORD: 'gateway-pw-11',
   INTERCEPTOR_NATS_PASSWORD: 'interceptor-pw-12',
+  POLICY_NATS_PASSWORD: 'policy-pw-13',
 };
 
 /** `sync_interval` needs nats-server 2.10+; Debian 12 ships 2.9, so the copy under test drops it there. */

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '@mandate/config';
 import { isMandateError } from '@mandate/contracts';
-import { up, type UpOptions } from './commands/up.js';
+import { addUpCommand } from './commands/up.js';
 import { status } from './commands/status.js';
-import { rotateKeys } from './commands/keys.js';
+import { addKeyFileCommands, rotateKeys } from './commands/keys.js';
 import { addWorkloadCommands } from './commands/workload.js';
 import { addTokenCommands } from './commands/token.js';
 import { addProviderCommands } from './commands/provider.js';
@@ -12,14 +12,13 @@ import { addAuditCommands } from './commands/audit.js';
 import { addJobCommands } from './commands/job.js';
 import { addGrantCommands } from './commands/grant.js';
 import { addGatewayCommands } from './commands/gateway.js';
+import { addPolicyCommands } from './commands/policy.js';
+import { addCredentialCommands } from './commands/credential.js';
+import { addTriggerCommands } from './commands/trigger.js';
+import { addDemoCommands } from './commands/demo.js';
 import { describeMandateError, EXIT, exitCodeFor } from './bus.js';
 import { CliError, fail } from './output.js';
-
-function port(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65_535) throw new InvalidArgumentError('must be a port number (0-65535)');
-  return parsed;
-}
+import { suggestClosestOptions } from './option-suggestions.js';
 
 const natsUrlOption = new Option('--nats-url <url>', 'NATS server to talk to').env('NATS_URL').default('nats://127.0.0.1:4222');
 const dataDirOption = new Option('--data-dir <dir>', 'where the embedded system keeps its data').env('MANDATE_DATA_DIR').default('.mandate');
@@ -33,16 +32,7 @@ const program = new Command()
   // Set before any subcommand is added, so every subcommand inherits it.
   .exitOverride();
 
-program
-  .command('up')
-  .description('start the whole system on the embedded default (nats-server with JetStream, every service); Ctrl-C stops it')
-  .addOption(dataDirOption)
-  .addOption(new Option('--nats-port <port>', 'NATS client port').argParser(port).default(4222))
-  .addOption(new Option('--monitor-port <port>', 'NATS HTTP monitoring port').argParser(port).default(8222))
-  .addOption(new Option('--metrics-port <port>', 'first Prometheus port (one per service); 0 disables').argParser(port).default(9464))
-  .addOption(new Option('--no-services', 'start NATS and the streams only'))
-  .addOption(new Option('--log-level <level>', 'service log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
-  .action((options: UpOptions) => up(options));
+addUpCommand(program);
 
 program
   .command('status')
@@ -60,6 +50,7 @@ program
   .option('--key-file <file>', 'key file to rotate (default: <data-dir>/keys/master-keys.json)')
   .action((options: { dataDir: string; keyFile?: string }) => rotateKeys(options));
 
+addKeyFileCommands(program);
 addWorkloadCommands(program);
 addTokenCommands(program);
 addProviderCommands(program);
@@ -67,6 +58,12 @@ addAuditCommands(program);
 addJobCommands(program);
 addGrantCommands(program);
 addGatewayCommands(program);
+addPolicyCommands(program);
+addCredentialCommands(program);
+addTriggerCommands(program);
+addDemoCommands(program);
+// After every command is added: it is installed on each of them.
+suggestClosestOptions(program);
 
 try {
   await program.parseAsync();

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { context } from '@opentelemetry/api';
-import { headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { errors as natsErrors, headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { JWK } from 'jose';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { onEvent, type BusClient, type JetStreamPublisher } from '@mandate/bus';
@@ -10,6 +10,8 @@ import {
   gatewayAudit,
   gatewayChangedEvent,
   oauth2TokenEndpoint,
+  policyChangedEvent,
+  policyForGatewayEndpoint,
   tokenForJwtEndpoint,
   tokenForWorkloadEndpoint,
   type TenantId,
@@ -53,7 +55,7 @@ export class Gateway {
     private readonly http: McpHttpServer,
     readonly httpUrl: string | undefined,
     private readonly upstream: UpstreamMcp,
-    private readonly changes: Subscription,
+    private readonly changes: readonly Subscription[],
   ) {
     this.useCases = [administration];
   }
@@ -69,6 +71,16 @@ export class Gateway {
       mcpBaseUrl: `${publicUrl}/mcp`,
       openKey: (tenant, gateway, sealed) => JSON.parse(cipher.openString(sealed, sealId(tenant, gateway)).toString('utf8')) as JWK,
       maxAgeMs: 30_000,
+      policyFor: async (tenant, gateway) => {
+        try {
+          return await bus.request(policyForGatewayEndpoint, { tenant, gateway });
+        } catch (error) {
+          // Without a policy service deployed, no gateway has a policy set; a policy service that is there but fails refuses the calls.
+          if (noResponders(error)) return { attached: false };
+          throw error;
+        }
+      },
+      log: logger,
     });
     const workloadToken = async (tenant: TenantId, workload: string, privateJwk: JWK) => {
       const clientAssertion = await signClientAssertion({ workload, privateJwk, audience: env.WAT_ISSUER });
@@ -115,7 +127,10 @@ export class Gateway {
       sealKey: (tenant, gateway, privateJwk) => cipher.sealToString(JSON.stringify(privateJwk), sealId(tenant, gateway)),
       checkKey: (tenant, workload, privateJwk) => assertKeyAccepted(workload, () => workloadToken(tenant, workload, privateJwk)),
     });
-    const changes = onEvent(deps.nc, gatewayChangedEvent, 'all-tenants', (event) => registry.forget(event.tenant, event.data.gateway), logger);
+    const changes = [
+      onEvent(deps.nc, gatewayChangedEvent, 'all-tenants', (event) => registry.forget(event.tenant, event.data.gateway), logger),
+      onEvent(deps.nc, policyChangedEvent, 'all-tenants', (event) => registry.forget(event.tenant, event.data.gateway), logger),
+    ];
     const http = new McpHttpServer(registry, inbound, new ToolListing(logger), calls, {
       publicUrl,
       allowedOrigins: env.GATEWAY_ALLOWED_ORIGINS,
@@ -131,7 +146,7 @@ export class Gateway {
   }
 
   async onModuleDestroy(): Promise<void> {
-    this.changes.unsubscribe();
+    for (const subscription of this.changes) subscription.unsubscribe();
     await this.http.close();
     await this.upstream.close();
   }
@@ -145,4 +160,9 @@ function askInterceptor(nc: NatsConnection): AskInterceptor {
     const reply = await nc.request(subject, JSON.stringify(call), { timeout: timeoutMs, headers });
     return reply.json();
   };
+}
+
+function noResponders(error: unknown): boolean {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return cause instanceof natsErrors.NoRespondersError || (cause instanceof natsErrors.RequestError && cause.isNoResponders());
 }

@@ -19,3 +19,4 @@ export * from './audit-trail.js';
 export * from './consent-ledger.js';
 export * from './scheduler.js';
 export * from './gateway.js';
+export * from './policy.js';

@@ -170,3 +170,30 @@ export async function startChangingToolServer(): Promise<ChangingToolServer> {
     },
   };
 }
+
+/** A finance tool for policy tests: `approve_expense(amount, reason?)`, stateless, no credential. */
+export async function startExpenseToolServer(): Promise<{ url: string; approved: number[]; stop(): Promise<void> }> {
+  const approved: number[] = [];
+  const http = createServer((request, response) => {
+    void (async () => {
+      const server = new McpServer({ name: 'sample-finance', version: '1.0.0' });
+      server.registerTool('approve_expense', { description: 'Approves an expense', inputSchema: { amount: z.number().positive(), reason: z.string().optional() } }, async ({ amount }) => {
+        approved.push(amount);
+        return { content: [{ type: 'text' as const, text: `approved ${amount}` }] };
+      });
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      response.on('close', () => void server.close());
+      await server.connect(transport);
+      await transport.handleRequest(request, response);
+    })().catch(() => response.destroy());
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    approved,
+    stop: async () => {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}

@@ -26,6 +26,7 @@ import { consentService } from '@mandate/consent/module';
 import { diagnosticsService } from '@mandate/diagnostics/module';
 import { directoryService } from '@mandate/directory/module';
 import { gatewayService } from '@mandate/gateway/module';
+import { policyService } from '@mandate/policy/module';
 import { schedulerService } from '@mandate/scheduler/module';
 import { vaultService } from '@mandate/vault/module';
 import { freePort, startNatsServer, type NatsServerHandle } from './nats-server.js';
@@ -44,6 +45,7 @@ const SERVICES = {
   scheduler: schedulerService,
   diagnostics: diagnosticsService,
   gateway: gatewayService,
+  policy: policyService,
 } satisfies Record<string, ServiceDefinition>;
 
 export type ServiceName = keyof typeof SERVICES;

@@ -1,4 +1,6 @@
 import type { JWK } from 'jose';
+import { gatewayToolName, type PolicyMode } from '@mandate/contracts';
+import { parsePolicySet, ToolPolicy } from '@mandate/tool-policy';
 import { SingleFlight } from '@mandate/cache';
 import type { Interceptor, TenantId } from '@mandate/contracts';
 import type { GatewayRecords, TargetDocument } from '../store/repositories.js';
@@ -18,12 +20,28 @@ export interface LoadedGateway {
   readonly privateJwk: JWK;
   readonly targets: ReadonlyMap<string, TargetDocument>;
   readonly catalog: ToolCatalog;
+  /** The policy set it enforces, if one is attached; `unloadable` when it could not be loaded (every call is then refused). */
+  readonly policy?: AttachedPolicy | 'unloadable';
 }
+
+export interface AttachedPolicy {
+  readonly name: string;
+  readonly version: number;
+  readonly hash: string;
+  readonly mode: PolicyMode;
+  readonly evaluator: ToolPolicy;
+}
+
+/** The policy set attached to a gateway, as the policy service answers. */
+export type PolicyAttachment = { attached: false } | { attached: true; policy: string; mode: PolicyMode; version: { version: number; hash: string }; text: string };
 
 export interface GatewayRegistryOptions {
   /** `<GATEWAY_PUBLIC_URL>/mcp`; a gateway's resource URL is this, its tenant and its name. */
   mcpBaseUrl: string;
   openKey: (tenant: TenantId, gateway: string, sealedKey: string) => JWK;
+  /** Which policy set the gateway enforces; throws when that cannot be told (the gateway then fails closed). */
+  policyFor: (tenant: TenantId, gateway: string) => Promise<PolicyAttachment>;
+  log: { warn(fields: object, message: string): void };
   /** How long a loaded gateway is used before it is read again, `gateway-changed` or not. */
   maxAgeMs: number;
   now?: () => number;
@@ -69,6 +87,7 @@ export class GatewayRegistry {
     if (!stored) return undefined;
     const targets = (await this.records.targetsOf(tenant, name)).map((target) => target.value);
     const { value } = stored;
+    const policy = await this.#policy(tenant, name, targets);
     return {
       tenant,
       name,
@@ -81,6 +100,21 @@ export class GatewayRegistry {
       privateJwk: this.options.openKey(tenant, name, value.sealedKey),
       targets: new Map(targets.map((target) => [target.name, target])),
       catalog: new ToolCatalog(targets),
+      ...(policy ? { policy } : {}),
     };
+  }
+
+  /** The attached policy set, loaded against the gateway's tools; any failure to load it refuses every call rather than none. */
+  async #policy(tenant: TenantId, gateway: string, targets: readonly TargetDocument[]): Promise<AttachedPolicy | 'unloadable' | undefined> {
+    try {
+      const attachment = await this.options.policyFor(tenant, gateway);
+      if (!attachment.attached) return undefined;
+      const tools = targets.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema })));
+      const evaluator = ToolPolicy.load(attachment.version.hash, parsePolicySet(attachment.text), tools);
+      return { name: attachment.policy, version: attachment.version.version, hash: attachment.version.hash, mode: attachment.mode, evaluator };
+    } catch (err) {
+      this.options.log.warn({ err, gateway }, 'the policy set of this gateway could not be loaded: every call is refused until it can be');
+      return 'unloadable';
+    }
   }
 }

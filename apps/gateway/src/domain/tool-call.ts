@@ -2,6 +2,7 @@ import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { runChecks, type Check } from '@mandate/checks';
 import { MandateError, type AuditActionOf, type AuditSink, type gatewayAudit } from '@mandate/contracts';
 import { lazyInstruments } from '@mandate/telemetry';
+import type { Decided } from '@mandate/tool-policy';
 import type { LoadedGateway } from './gateway-registry.js';
 import type { Principal } from './inbound-authentication.js';
 import type { Interceptors } from './interceptors.js';
@@ -23,11 +24,16 @@ export interface ToolCallRequest {
  * and one this principal may not see; `consent` asks the client to open a URL; everything else is
  * a result (a tool error when the call could not be made), so the model can read what happened.
  */
-export type ToolCallAnswer = { kind: 'result'; result: ToolResult } | { kind: 'unknown_tool' } | { kind: 'consent'; url: string; message: string };
+export type ToolCallAnswer =
+  | { kind: 'result'; result: ToolResult }
+  | { kind: 'unknown_tool' }
+  | { kind: 'consent'; url: string; message: string }
+  /** Policy denied it: the decision and the set that made it, never the policy text. */
+  | { kind: 'policy_denied'; message: string; policy?: { name: string; version: number; determining: string[] } };
 
 export type ArgumentsValidator = (schema: CatalogTool['inputSchema']) => (input: unknown) => { valid: boolean; errorMessage?: string | undefined };
 
-type Refusal = 'unknown_tool' | 'invalid_arguments';
+type Refusal = 'unknown_tool' | 'invalid_arguments' | 'policy_denied' | 'policy_unavailable';
 
 class CallRefused extends Error {
   constructor(
@@ -40,13 +46,19 @@ class CallRefused extends Error {
 
 interface CallContext {
   readonly request: ToolCallRequest;
+  readonly now: number;
   tool?: CatalogTool;
+  /** What the gateway's policy set decided (when it has one). */
+  decided?: Decided;
 }
 
 /**
  * What a call must pass before anything leaves the gateway, in order: the tool must be one this
  * principal sees (first, so nothing about a hidden tool, not even its schema, shapes the answer);
- * then its arguments must match the tool's input schema.
+ * then its arguments must match the tool's input schema (so policy sees only what was validated: a
+ * string "50" for a number never reaches it); then the gateway's policy set, if one is attached,
+ * must permit the call (default deny, a forbid wins; in `log-only` mode the decision is recorded
+ * and not enforced; a set that could not be loaded refuses every call).
  */
 export function toolCallChecks(validatorFor: (tool: CatalogTool) => ReturnType<ArgumentsValidator>): readonly Check<CallContext, Refusal>[] {
   return [
@@ -65,6 +77,28 @@ export function toolCallChecks(validatorFor: (tool: CatalogTool) => ReturnType<A
       run(ctx) {
         const outcome = validatorFor(ctx.tool!)(ctx.request.arguments);
         if (!outcome.valid) throw new CallRefused('invalid_arguments', `Invalid arguments for tool ${ctx.request.name}: ${outcome.errorMessage ?? 'they do not match its input schema'}`);
+      },
+    },
+    {
+      name: 'the policy set permits the call',
+      reasons: ['policy_denied', 'policy_unavailable'],
+      run(ctx) {
+        const { gateway, principal } = ctx.request;
+        if (!gateway.policy) return;
+        if (gateway.policy === 'unloadable') throw new CallRefused('policy_unavailable', "Denied: this gateway's policy set cannot be loaded, so no call is permitted");
+        ctx.decided = gateway.policy.evaluator.decide({
+          user: principal.user,
+          claims: principal.claims,
+          scopes: [...principal.scopes],
+          client: principal.clientId,
+          gateway: gateway.name,
+          tool: { name: ctx.tool!.name, inputSchema: ctx.tool!.inputSchema },
+          arguments: ctx.request.arguments,
+          now: ctx.now,
+        });
+        if (ctx.decided.enforced.decision === 'deny' && gateway.policy.mode === 'enforce') {
+          throw new CallRefused('policy_denied', `Denied by policy set ${gateway.policy.name} (version ${gateway.policy.version})`);
+        }
       },
     },
   ];
@@ -121,18 +155,27 @@ export class ToolCall {
 
   async call(request: ToolCallRequest): Promise<ToolCallAnswer> {
     const started = this.#now();
-    const ctx: CallContext = { request };
+    const ctx: CallContext = { request, now: started };
     const refused = await runChecks(this.#checks, ctx, (error) => (error instanceof CallRefused ? error.reason : undefined));
+    const policy = policyDetails(request.gateway, ctx.decided);
     if (refused) {
-      await this.#record(request, ctx.tool, started, 'denied', refused.reason);
+      await this.#record(request, ctx.tool, started, 'denied', refused.reason, policy);
       if (refused.reason === 'unknown_tool') return { kind: 'unknown_tool' };
+      if (refused.reason === 'policy_denied' || refused.reason === 'policy_unavailable') {
+        const attached = request.gateway.policy;
+        return {
+          kind: 'policy_denied',
+          message: (refused.error as Error).message,
+          ...(attached && attached !== 'unloadable' ? { policy: { name: attached.name, version: attached.version, determining: ctx.decided?.enforced.determining ?? [] } } : {}),
+        };
+      }
       return toolError((refused.error as Error).message);
     }
     const tool = ctx.tool!;
     const target = request.gateway.targets.get(tool.target)!;
     const verdict = await this.interceptors.onRequest(request.gateway, request.principal, tool, request.arguments);
     if (verdict.kind === 'deny') {
-      await this.#record(request, tool, started, 'denied', 'interceptor_denied', { interceptor: verdict.interceptor });
+      await this.#record(request, tool, started, 'denied', 'interceptor_denied', { ...policy, interceptor: verdict.interceptor });
       return toolError(`The call was refused: ${verdict.reason}`);
     }
     // A rewrite must still be a valid call of the tool.
@@ -149,7 +192,7 @@ export class ToolCall {
         await this.#record(request, tool, started, 'failed', 'interceptor_failed');
         return toolError('The result was withheld: a required check of this gateway did not answer');
       }
-      await this.#record(request, tool, started, result.isError ? 'failed' : 'succeeded', result.isError ? 'tool_error' : undefined);
+      await this.#record(request, tool, started, result.isError ? 'failed' : 'succeeded', result.isError ? 'tool_error' : undefined, policy);
       return { kind: 'result', result };
     } catch (error) {
       if (error instanceof ConsentNeeded) {
@@ -165,7 +208,7 @@ export class ToolCall {
     }
   }
 
-  async #record(request: ToolCallRequest, tool: CatalogTool | undefined, started: number, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string> = {}): Promise<void> {
+  async #record(request: ToolCallRequest, tool: CatalogTool | undefined, started: number, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string | string[]> = {}): Promise<void> {
     const latencyMs = this.#now() - started;
     const { gateway, principal } = request;
     instruments().calls.add(1, { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome });
@@ -187,6 +230,20 @@ export class ToolCall {
       },
     });
   }
+}
+
+/** What an audit record says of the policy decision: the set's version hash, what decided, and in log-only what would have. */
+function policyDetails(gateway: LoadedGateway, decided: Decided | undefined): Record<string, string | string[]> {
+  const attached = gateway.policy;
+  if (!attached || attached === 'unloadable' || !decided) return {};
+  return {
+    policySet: attached.name,
+    policyVersion: attached.hash,
+    policyMode: attached.mode,
+    policyDecision: decided.enforced.decision,
+    determiningPolicies: decided.enforced.determining.slice(0, 64),
+    ...(decided.withLogOnly ? { logOnlyDecision: decided.withLogOnly.decision, logOnlyDetermining: decided.withLogOnly.determining.slice(0, 64) } : {}),
+  };
 }
 
 function toolError(text: string): ToolCallAnswer {

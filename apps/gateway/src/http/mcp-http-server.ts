@@ -27,6 +27,8 @@ export interface McpHttpOptions {
 }
 
 const METADATA_PREFIX = '/.well-known/oauth-protected-resource';
+/** The JSON-RPC error of a call policy denied (in the range JSON-RPC leaves to servers; documented in docs/gateway.md). */
+export const POLICY_DENIED = -32003;
 
 interface CallerOf {
   gateway: LoadedGateway;
@@ -150,6 +152,8 @@ export class McpHttpServer {
           const elicitation: ElicitRequestURLParams = { mode: 'url', message: answer.message, url: answer.url, elicitationId: randomUUID() };
           throw new ProtocolError(ErrorCode.UrlElicitationRequired, 'The user must open a URL first', { elicitations: [elicitation] });
         }
+        case 'policy_denied':
+          throw new ProtocolError(POLICY_DENIED, answer.message, { decision: 'deny', ...(answer.policy ? { policySet: answer.policy.name, version: answer.policy.version, determiningPolicies: answer.policy.determining } : {}) });
         case 'result':
           return answer.result;
       }

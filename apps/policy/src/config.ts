@@ -1,0 +1,3 @@
+import { baseEnvSchema } from '@mandate/config';
+
+export const policyEnvSchema = baseEnvSchema;

@@ -1,0 +1,168 @@
+import type { JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import {
+  gatewayCreateEndpoint,
+  MandateError,
+  policyActivateEndpoint,
+  policyAttachEndpoint,
+  policyCreateEndpoint,
+  policyDeleteEndpoint,
+  policyDetachEndpoint,
+  policyForGatewayEndpoint,
+  policyUpdateEndpoint,
+  policyValidateEndpoint,
+  policyVersionsEndpoint,
+  targetAddEndpoint,
+  targetRemoveEndpoint,
+} from '@mandate/contracts';
+import { freePort, natsServerMissing } from '@mandate/testing';
+import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
+import { startExpenseToolServer } from '@mandate/testing/mcp-tool-servers';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+
+const missing = natsServerMissing('policy service and gateway');
+
+async function failure(promise: Promise<unknown>): Promise<MandateError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
+  return error;
+}
+
+/** The seed's example: an expense under 100 is approved for people in the finance group. */
+const UNDER_100 = `
+@id("finance-under-100")
+permit (principal, action == Mandate::Action::"finance___approve_expense", resource)
+when { principal.groups.contains("finance") && context.input.amount.lessThan(decimal("100.0")) };
+`;
+const UNDER_1000 = UNDER_100.replace('finance-under-100', 'finance-under-1000').replace('100.0', '1000.0');
+
+describe.skipIf(missing)('Cedar policy on every tool call, through the gateway with the official MCP client', () => {
+  let h: TestSystem;
+  let idp: TestIdp;
+  let finance: Awaited<ReturnType<typeof startExpenseToolServer>>;
+  let resource: string;
+  const clients: Client[] = [];
+
+  const token = (sub: string, groups: string[]) => idp.userAccessToken({ sub, audience: resource, scope: 'finance.write', claims: { groups } });
+  const approve = async (who: { sub: string; groups: string[] }, amount: number) => {
+    const client = new Client({ name: 'policy-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${await token(who.sub, who.groups)}` } } }));
+    clients.push(client);
+    return client.callTool({ name: 'finance___approve_expense', arguments: { amount } }).then(
+      (result): { allowed: boolean; error?: McpError } => ({ allowed: !result.isError }),
+      (error: unknown): { allowed: boolean; error?: McpError } => ({ allowed: false, error: error as McpError }),
+    );
+  };
+  const sarah = { sub: 'sarah', groups: ['finance'] };
+  const bob = { sub: 'bob', groups: ['sales'] };
+  const policyRecords = () => h.audit.filter((r) => r.service === 'gateway' && r.action === 'tool-call' && r.details?.['policySet'] === 'expenses');
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    resource = `${publicUrl}/mcp/acme/finance-gw`;
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault', 'gateway', 'policy'], env: { GATEWAY_HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: publicUrl } });
+    [idp, finance] = await Promise.all([startTestIdp(), startExpenseToolServer()]);
+    const key: JWK = await h.workload('finance-gateway');
+    await h.setAuthorizer('acme', 'finance-gateway', { discoveryUrl: idp.discoveryUrl, allowedAudiences: [resource] });
+    await h.bus.request(gatewayCreateEndpoint, { tenant: 'acme', name: 'finance-gw', workload: { name: 'finance-gateway', privateJwk: key as never }, authorizationServers: [idp.issuer] });
+    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: { name: 'finance', source: { kind: 'mcp', url: finance.url } } });
+    await h.bus.request(policyCreateEndpoint, { tenant: 'acme', name: 'expenses', text: UNDER_100, actor: 'security@acme' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
+    await h?.stop();
+    await Promise.all([idp?.stop(), finance?.stop()]);
+  });
+
+  it('without a policy set attached, calls are not checked by policy', async () => {
+    expect(await h.bus.request(policyForGatewayEndpoint, { tenant: 'acme', gateway: 'finance-gw' })).toEqual({ attached: false });
+    expect((await approve(bob, 500)).allowed).toBe(true);
+  });
+
+  it('enforced: under 100 for the finance group is permitted; 100 or more, or another group, is denied by policy, naming the decision', async () => {
+    const attached = await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'finance-gw', policy: 'expenses', mode: 'enforce', actor: 'security@acme' });
+    expect(attached).toMatchObject({ gateway: 'finance-gw', policy: 'expenses', mode: 'enforce', version: { version: 1 } });
+    const before = finance.approved.length;
+    expect((await approve(sarah, 99.5)).allowed).toBe(true);
+    const tooMuch = await approve(sarah, 100);
+    expect(tooMuch.allowed).toBe(false);
+    expect(tooMuch.error).toBeInstanceOf(McpError);
+    expect(tooMuch.error?.code).toBe(-32003);
+    expect(tooMuch.error?.message).toContain('Denied by policy set expenses (version 1)');
+    expect(tooMuch.error?.message).not.toContain('lessThan');
+    expect((await approve(bob, 5)).allowed).toBe(false);
+    expect(finance.approved.slice(before)).toEqual([99.5]);
+    await expect.poll(() => policyRecords().length).toBeGreaterThanOrEqual(3);
+    const [allowed, denied] = policyRecords();
+    expect(allowed?.details).toMatchObject({ policyDecision: 'allow', determiningPolicies: ['finance-under-100'], policyMode: 'enforce', policyVersion: attached.version.hash });
+    expect(denied).toMatchObject({ outcome: 'denied', reason: 'policy_denied', details: { policyDecision: 'deny', determiningPolicies: [] } });
+  });
+
+  it('checks the arguments before policy: a string "50" for a number never reaches it', async () => {
+    const client = new Client({ name: 'policy-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${await token('sarah', ['finance'])}` } } }));
+    clients.push(client);
+    const answer = await client.callTool({ name: 'finance___approve_expense', arguments: { amount: '50' } });
+    expect(answer.isError).toBe(true);
+    expect(JSON.stringify(answer.content)).toContain('Invalid arguments');
+  });
+
+  it('log-only records the decision and enforces none; switching modes is audited', async () => {
+    await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'finance-gw', policy: 'expenses', mode: 'log-only', actor: 'security@acme' });
+    await expect.poll(async () => (await approve(sarah, 150)).allowed, { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => policyRecords().some((r) => r.details?.['policyMode'] === 'log-only' && r.details?.['policyDecision'] === 'deny' && r.outcome === 'succeeded')).toBe(true);
+    expect(h.audit.some((r) => r.service === 'policy' && r.action === 'policy-attach' && r.details?.['mode'] === 'log-only' && r.details?.['previousMode'] === 'enforce')).toBe(true);
+  });
+
+  it('a new version is enforced at once; rolling back to the one before is too', async () => {
+    await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'finance-gw', policy: 'expenses', mode: 'enforce' });
+    const v2 = await h.bus.request(policyUpdateEndpoint, { tenant: 'acme', name: 'expenses', text: UNDER_1000, actor: 'security@acme' });
+    expect(v2.active.version).toBe(2);
+    await expect.poll(async () => (await approve(sarah, 500)).allowed, { timeout: 10_000 }).toBe(true);
+    await h.bus.request(policyActivateEndpoint, { tenant: 'acme', name: 'expenses', version: 1, actor: 'security@acme' });
+    await expect.poll(async () => (await approve(sarah, 500)).allowed, { timeout: 10_000 }).toBe(false);
+    const versions = await h.bus.request(policyVersionsEndpoint, { tenant: 'acme', name: 'expenses' });
+    expect(versions.items.map((v) => [v.version, v.active])).toEqual([[2, false], [1, true]]);
+    expect(versions.items[0]!.hash).not.toBe(versions.items[1]!.hash);
+    expect(h.audit.some((r) => r.service === 'policy' && r.action === 'policy-activate' && r.details?.['version'] === 1 && r.details?.['previous'] === 2)).toBe(true);
+  });
+
+  it('refuses bad input with the validator message and its position, and changes nothing', async () => {
+    const bad = await failure(h.bus.request(policyCreateEndpoint, { tenant: 'acme', name: 'broken', text: 'permit (principal, action, resource) when {' }));
+    expect(bad.code).toBe('invalid_request');
+    expect(bad.message).toMatch(/line 1, column \d+/);
+    const wrongType = 'permit (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount < 100 };';
+    const validated = await h.bus.request(policyValidateEndpoint, { tenant: 'acme', gateway: 'finance-gw', text: wrongType });
+    expect(validated.valid).toBe(false);
+    expect(validated.issues[0]?.message).toMatch(/policy0: line 1, column \d+/);
+    expect((await failure(h.bus.request(policyUpdateEndpoint, { tenant: 'acme', name: 'expenses', text: wrongType }))).code).toBe('invalid_request');
+    expect((await h.bus.request(policyVersionsEndpoint, { tenant: 'acme', name: 'expenses' })).items).toHaveLength(2);
+    const unknownTool = 'permit (principal, action == Mandate::Action::"finance___no_such_tool", resource);';
+    await h.bus.request(policyCreateEndpoint, { tenant: 'acme', name: 'stale', text: unknownTool });
+    expect((await failure(h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'finance-gw', policy: 'stale', mode: 'enforce' }))).code).toBe('invalid_request');
+    expect((await failure(h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'no-such-gateway', policy: 'expenses', mode: 'enforce' }))).code).toBe('not_found');
+    expect((await failure(h.bus.request(policyDeleteEndpoint, { tenant: 'acme', name: 'expenses' }))).code).toBe('conflict');
+    expect((await h.bus.request(policyForGatewayEndpoint, { tenant: 'acme', gateway: 'finance-gw' })).attached).toBe(true);
+  });
+
+  it('fails closed when the attached set no longer loads (a tool it names was removed), and detaching lifts policy', async () => {
+    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: { name: 'petty', source: { kind: 'mcp', url: finance.url } } });
+    const call = async () => {
+      const client = new Client({ name: 'policy-test', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${await token('sarah', ['finance'])}` } } }));
+      clients.push(client);
+      return client.callTool({ name: 'petty___approve_expense', arguments: { amount: 1 } }).then(() => 'allowed', (error: McpError) => error.message);
+    };
+    // No policy permits petty___approve_expense: denied by default.
+    expect(await call()).toContain('Denied by policy set expenses');
+    await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: 'finance' });
+    await expect.poll(call, { timeout: 10_000 }).toContain('cannot be loaded');
+    await h.bus.request(policyDetachEndpoint, { tenant: 'acme', gateway: 'finance-gw', actor: 'security@acme' });
+    await expect.poll(call, { timeout: 10_000 }).toBe('allowed');
+  });
+});

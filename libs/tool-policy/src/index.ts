@@ -1,0 +1,3 @@
+export * from './cedar-schema.js';
+export * from './policy-set.js';
+export * from './tool-policy.js';

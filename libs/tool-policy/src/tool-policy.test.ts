@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { MandateError } from '@mandate/contracts';
+import { parsePolicySet, POLICY_LIMITS } from './policy-set.js';
+import { ToolPolicy, type PolicyRequest } from './tool-policy.js';
+
+const approveExpense = {
+  name: 'finance___approve_expense',
+  inputSchema: { type: 'object', properties: { amount: { type: 'number' }, currency: { type: 'string' }, lines: { type: 'array', items: { type: 'integer' } }, note: { anyOf: [{ type: 'string' }, { type: 'null' }] } }, required: ['amount'] },
+};
+const readNotes = { name: 'crm___notes', inputSchema: { type: 'object', properties: { accountId: { type: 'string' } } } };
+const tools = [approveExpense, readNotes];
+
+const FINANCE = `
+@id("small-expenses")
+permit (principal, action == Mandate::Action::"finance___approve_expense", resource)
+when { principal.groups.contains("finance") && context.input.amount.lessThan(decimal("100.0")) };
+
+@id("notes-for-sales")
+permit (principal, action == Mandate::Action::"crm___notes", resource)
+when { principal.hasTag("department") && principal.getTag("department") == "sales" };
+`;
+
+function request(overrides: Partial<PolicyRequest> & { amount?: number } = {}): PolicyRequest {
+  const { amount = 50, ...rest } = overrides;
+  return {
+    user: { iss: 'https://idp.example', sub: 'sarah' },
+    claims: { groups: ['finance'], department: 'sales' },
+    scopes: ['finance.write'],
+    gateway: 'sales',
+    tool: approveExpense,
+    arguments: { amount },
+    now: Date.parse('2026-12-01T12:00:00Z'),
+    ...rest,
+  };
+}
+
+function refusal(work: () => unknown): MandateError {
+  try {
+    work();
+  } catch (error) {
+    if (error instanceof MandateError) return error;
+    throw error;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('ToolPolicy', () => {
+  const policy = ToolPolicy.load('v1', parsePolicySet(FINANCE), tools);
+
+  it('permits an expense under 100 for the finance group, denies 100 or more, and says which policy decided', () => {
+    expect(policy.decide(request({ amount: 99.99 })).enforced).toEqual({ decision: 'allow', determining: ['small-expenses'], errors: [] });
+    expect(policy.decide(request({ amount: 100 })).enforced).toEqual({ decision: 'deny', determining: [], errors: [] });
+    expect(policy.decide(request({ amount: 5, claims: { groups: ['sales'] } })).enforced.decision).toBe('deny');
+  });
+
+  it('reads string claims as tags', () => {
+    expect(policy.decide(request({ tool: readNotes, arguments: { accountId: 'a-1' } })).enforced.decision).toBe('allow');
+    expect(policy.decide(request({ tool: readNotes, arguments: {}, claims: { department: 'legal' } })).enforced.decision).toBe('deny');
+  });
+
+  it('lets a forbid win over a permit, and denies a tool no policy permits (default deny)', () => {
+    const strict = ToolPolicy.load('v2', parsePolicySet(`${FINANCE}\n@id("no-bob") forbid (principal, action, resource) when { principal.sub == "bob" };`), tools);
+    expect(strict.decide(request({ user: { iss: 'https://idp.example', sub: 'bob' } })).enforced).toEqual({ decision: 'deny', determining: ['no-bob'], errors: [] });
+    expect(ToolPolicy.load('v3', parsePolicySet(''), tools).decide(request()).enforced.decision).toBe('deny');
+  });
+
+  it('evaluates log-only policies beside the enforced ones, without enforcing them', () => {
+    const trial = ToolPolicy.load('v4', parsePolicySet(`${FINANCE}\n@id("trial-cap") @mode("log-only") forbid (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount.greaterThan(decimal("10.0")) };`), tools);
+    const decided = trial.decide(request({ amount: 50 }));
+    expect(decided.enforced.decision).toBe('allow');
+    expect(decided.withLogOnly).toEqual({ decision: 'deny', determining: ['trial-cap'], errors: [] });
+  });
+
+  it('refuses a policy that does not validate against the tools, naming it and where it is', () => {
+    const wrongType = refusal(() => ToolPolicy.load('v5', parsePolicySet('@id("typo") permit (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount < "100" };'), tools));
+    expect(wrongType.code).toBe('invalid_request');
+    expect(wrongType.issues?.[0]?.path).toBe('policies.typo');
+    expect(wrongType.message).toMatch(/typo: line 1, column \d+/);
+    const removedTool = refusal(() => ToolPolicy.load('v6', parsePolicySet('permit (principal, action == Mandate::Action::"finance___gone", resource);'), tools));
+    expect(removedTool.issues?.[0]?.path).toBe('policies.policy0');
+    expect(removedTool.message).toContain('finance___gone');
+  });
+
+  it('refuses bad Cedar, unknown modes, duplicate ids and sets over the limits', () => {
+    expect(refusal(() => parsePolicySet('permit (principal, action, resource) when {')).message).toMatch(/^the policies do not parse: line 1, column \d+/);
+    expect(refusal(() => parsePolicySet('@mode("shadow") permit (principal, action, resource);')).message).toContain('@mode("shadow")');
+    expect(refusal(() => parsePolicySet('@id("a") permit (principal, action, resource);\n@id("a") forbid (principal, action, resource);')).message).toContain('two policies are named a');
+    const many = Array.from({ length: POLICY_LIMITS.policies + 1 }, () => 'permit (principal, action, resource);').join('\n');
+    expect(refusal(() => parsePolicySet(many)).message).toContain('at most 1000 policies');
+    const huge = `permit (principal, action, resource) when { context.time > 0 ${'|| context.time > 0 '.repeat(600)}};`;
+    expect(refusal(() => parsePolicySet(huge)).message).toContain('larger than 10 KB');
+    expect(refusal(() => parsePolicySet('x'.repeat(POLICY_LIMITS.setBytes + 1))).message).toContain('larger than 200 KB');
+  });
+});
