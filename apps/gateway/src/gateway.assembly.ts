@@ -26,7 +26,7 @@ import { UpstreamMcp } from './clients/upstream-mcp.js';
 import { Upstreams } from './clients/upstreams.js';
 import type { GatewayEnv } from './config.js';
 import { GatewayAdministration } from './domain/gateway-administration.js';
-import { GatewayRegistry } from './domain/gateway-registry.js';
+import { GatewayRegistry, NoPolicyService } from './domain/gateway-registry.js';
 import { InboundAuthentication } from './domain/inbound-authentication.js';
 import { Interceptors, type AskInterceptor } from './domain/interceptors.js';
 import { TargetCredentials } from './domain/target-credentials.js';
@@ -75,8 +75,7 @@ export class Gateway {
         try {
           return await bus.request(policyForGatewayEndpoint, { tenant, gateway });
         } catch (error) {
-          // Without a policy service deployed, no gateway has a policy set; a policy service that is there but fails refuses the calls.
-          if (noResponders(error)) return { attached: false };
+          if (noResponders(error)) throw new NoPolicyService('no policy service answers', { cause: error });
           throw error;
         }
       },
@@ -109,9 +108,8 @@ export class Gateway {
     const upstream = new Upstreams(mcp, new OpenApiTargets({ maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES }));
     const audit = deps.publisher.auditSink(gatewayAudit);
     if (!env.GATEWAY_AUDIT_SALT) logger.warn('GATEWAY_AUDIT_SALT is not set: argument digests are salted per process (set it when running replicas)');
-    const validator = new AjvJsonSchemaValidator();
     const interceptors = new Interceptors(askInterceptor(deps.nc), logger);
-    const calls = new ToolCall(credentials, upstream, interceptors, audit, (schema) => validator.getValidator(schema as Parameters<typeof validator.getValidator>[0]), {
+    const calls = new ToolCall(credentials, upstream, interceptors, audit, validatorOf, {
       auditSalt: env.GATEWAY_AUDIT_SALT ? Buffer.from(env.GATEWAY_AUDIT_SALT, 'base64url') : randomBytes(32),
       maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES,
     });
@@ -165,4 +163,14 @@ function askInterceptor(nc: NatsConnection): AskInterceptor {
 function noResponders(error: unknown): boolean {
   const cause = error instanceof Error ? error.cause : undefined;
   return cause instanceof natsErrors.NoRespondersError || (cause instanceof natsErrors.RequestError && cause.isNoResponders());
+}
+
+/**
+ * A compiled input schema, in an Ajv of its own: Ajv keeps every schema it compiled (and answers a
+ * `$id` it saw once with that schema for good), so one shared instance would grow with every
+ * reload and let one target's `$id` stand for another's. The tool call keeps these bounded.
+ */
+function validatorOf(schema: Record<string, unknown>) {
+  const { $id: _id, ...withoutId } = schema;
+  return new AjvJsonSchemaValidator().getValidator(withoutId as Parameters<AjvJsonSchemaValidator['getValidator']>[0]);
 }

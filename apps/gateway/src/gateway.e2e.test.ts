@@ -329,7 +329,7 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       servers: [{ url: resources.crm.url }],
       paths: {
         '/accounts/{account}/notes': {
-          parameters: [{ name: 'account', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9-]+$' } }],
+          parameters: [{ name: 'account', in: 'path', required: true, schema: { type: 'string' } }],
           get: { operationId: 'listNotes', summary: "An account's notes", responses: { '200': { description: 'the notes', content: { 'application/json': { schema: { $ref: '#/components/schemas/Notes' } } } } } },
         },
       },
@@ -366,9 +366,13 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       expect(notes.isError).toBeFalsy();
       expect(JSON.stringify(notes.structuredContent)).toContain('notes');
       expect(resources.requests.at(-1)).toMatchObject({ server: 'crm', method: 'GET', path: '/accounts/acme/notes', sub: 'm2m-client' });
-      const invalid = await client.callTool({ name: 'crm-api___listNotes', arguments: { account: '../admin' } });
-      expect(invalid.isError).toBe(true);
-      expect(resources.requests.at(-1)?.path).toBe('/accounts/acme/notes');
+      // A slash stays inside its segment: the request keeps to the operation's path.
+      await client.callTool({ name: 'crm-api___listNotes', arguments: { account: '../admin' } });
+      expect(resources.requests.at(-1)?.path).toBe('/accounts/..%2Fadmin/notes');
+      const traversal = await client.callTool({ name: 'crm-api___listNotes', arguments: { account: '..' } });
+      expect(traversal.isError).toBe(true);
+      expect(JSON.stringify(traversal.content)).toContain('may not be');
+      expect(resources.requests.at(-1)?.path).toBe('/accounts/..%2Fadmin/notes');
     });
 
     it('refuses a document that does not parse, or is not OpenAPI 3, and changes nothing', async () => {
@@ -376,9 +380,15 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       expect((await add('broken', { openapi: '3.0.3', info: { title: 'x' }, paths: { '/a': { get: { responses: 'nope' } } } })).code).toBe('invalid_request');
       expect((await add('swagger', { swagger: '2.0', info: { title: 'x', version: '1' }, paths: {} })).code).toBe('invalid_request');
       expect((await add('serverless', { ...crmApi(), servers: [] })).code).toBe('invalid_request');
+      // A $ref outside the document (a file, another URL) is never read: it could put a secret into a tool's schema.
+      const fileRef = { ...crmApi(), paths: { '/x': { get: { operationId: 'x', parameters: [{ name: 'p', in: 'query', schema: { $ref: 'file:///etc/passwd' } }], responses: { '200': { description: 'ok' } } } } } };
+      const refused = await add('file-ref', fileRef);
+      expect(refused.code).toBe('invalid_request');
+      expect(refused.message).not.toContain('root:');
+      expect((await add('relative-ref', { ...fileRef, paths: { '/x': { get: { ...fileRef.paths['/x'].get, parameters: [{ name: 'p', in: 'query', schema: { $ref: '../../etc/passwd' } }] } } } })).code).toBe('invalid_request');
       const names = (await h.bus.request(targetListEndpoint, { tenant: 'acme', gateway: 'sales' })).items.map((t) => t.name);
       expect(names).not.toEqual(expect.arrayContaining(['broken']));
-      expect(names.filter((name) => ['broken', 'swagger', 'serverless'].includes(name))).toEqual([]);
+      expect(names.filter((name) => ['broken', 'swagger', 'serverless', 'file-ref', 'relative-ref'].includes(name))).toEqual([]);
     });
   });
 

@@ -150,6 +150,18 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
     expect((await h.bus.request(policyForGatewayEndpoint, { tenant: 'acme', gateway: 'finance-gw' })).attached).toBe(true);
   });
 
+  it('refuses calls while no policy service answers for a gateway that had a set, instead of dropping its policy', async () => {
+    expect((await approve(sarah, 50)).allowed).toBe(true);
+    await h.service('policy').stop();
+    // A change makes the gateway read its policy again, now with nothing to answer.
+    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: { name: 'spare', source: { kind: 'mcp', url: finance.url } } });
+    await expect.poll(async () => (await approve(sarah, 50)).error?.message ?? 'allowed', { timeout: 10_000 }).toContain('cannot be loaded');
+    h.replicas.policy!.shift();
+    await h.add('policy');
+    await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: 'spare' });
+    await expect.poll(async () => (await approve(sarah, 50)).allowed, { timeout: 10_000 }).toBe(true);
+  });
+
   it('fails closed when the attached set no longer loads (a tool it names was removed), and detaching lifts policy', async () => {
     await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: { name: 'petty', source: { kind: 'mcp', url: finance.url } } });
     const call = async () => {

@@ -70,9 +70,19 @@ export const discoveredToolSchema = z.object({
 });
 export type DiscoveredTool = z.output<typeof discoveredToolSchema>;
 
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** Where a target is: https, or http to this machine (development); never a file or another scheme. */
+const webUrlSchema = z
+  .url()
+  .max(2048)
+  .refine((value) => {
+    const url = new URL(value);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
+  }, 'must be https (or http to localhost)');
+
 export const targetSourceSchema = z.discriminatedUnion('kind', [
   /** An upstream MCP server over Streamable HTTP. */
-  z.strictObject({ kind: z.literal('mcp'), url: z.url().max(2048) }),
+  z.strictObject({ kind: z.literal('mcp'), url: webUrlSchema }),
   /**
    * An HTTP API described by an OpenAPI 3 document (fetched from `documentUrl`, or given inline):
    * each operation becomes a tool, named by its `operationId`.
@@ -80,10 +90,10 @@ export const targetSourceSchema = z.discriminatedUnion('kind', [
   z
     .strictObject({
       kind: z.literal('openapi'),
-      documentUrl: z.url().max(2048).optional(),
+      documentUrl: webUrlSchema.optional(),
       document: z.record(z.string(), z.unknown()).optional(),
       /** Instead of the document's first server URL. */
-      baseUrl: z.url().max(2048).optional(),
+      baseUrl: webUrlSchema.optional(),
     })
     .refine((source) => (source.documentUrl === undefined) !== (source.document === undefined), { message: 'give documentUrl or document, not both', path: ['documentUrl'] }),
 ]);

@@ -118,8 +118,9 @@ function cedarValueOf(schema: Record<string, unknown>, value: unknown): unknown 
   }
 }
 
-/** Cedar decimals have at most four fractional digits; a number with more is rounded to four. */
+/** Cedar decimals have at most four fractional digits: a number with more is refused, not rounded past a limit a policy draws. */
 function decimalText(value: number): string {
-  const text = (Math.round(value * 10_000) / 10_000).toFixed(4);
+  if (Math.round(value * 10_000) / 10_000 !== value) throw new RangeError(`${value} has more than four fractional digits, which Cedar's decimal cannot hold`);
+  const text = value.toFixed(4);
   return text.replace(/0{1,3}$/, '');
 }

@@ -5,7 +5,7 @@ import { ToolPolicy, type PolicyRequest } from './tool-policy.js';
 
 const approveExpense = {
   name: 'finance___approve_expense',
-  inputSchema: { type: 'object', properties: { amount: { type: 'number' }, currency: { type: 'string' }, lines: { type: 'array', items: { type: 'integer' } }, note: { anyOf: [{ type: 'string' }, { type: 'null' }] } }, required: ['amount'] },
+  inputSchema: { type: 'object', properties: { amount: { type: 'number' }, units: { type: 'integer' }, currency: { type: 'string' }, lines: { type: 'array', items: { type: 'integer' } }, note: { anyOf: [{ type: 'string' }, { type: 'null' }] } }, required: ['amount'] },
 };
 const readNotes = { name: 'crm___notes', inputSchema: { type: 'object', properties: { accountId: { type: 'string' } } } };
 const tools = [approveExpense, readNotes];
@@ -45,7 +45,7 @@ function refusal(work: () => unknown): MandateError {
 }
 
 describe('ToolPolicy', () => {
-  const policy = ToolPolicy.load('v1', parsePolicySet(FINANCE), tools);
+  const policy = ToolPolicy.load('test-v1', 'v1', parsePolicySet(FINANCE), tools);
 
   it('permits an expense under 100 for the finance group, denies 100 or more, and says which policy decided', () => {
     expect(policy.decide(request({ amount: 99.99 })).enforced).toEqual({ decision: 'allow', determining: ['small-expenses'], errors: [] });
@@ -59,24 +59,33 @@ describe('ToolPolicy', () => {
   });
 
   it('lets a forbid win over a permit, and denies a tool no policy permits (default deny)', () => {
-    const strict = ToolPolicy.load('v2', parsePolicySet(`${FINANCE}\n@id("no-bob") forbid (principal, action, resource) when { principal.sub == "bob" };`), tools);
+    const strict = ToolPolicy.load('test-v2', 'v2', parsePolicySet(`${FINANCE}\n@id("no-bob") forbid (principal, action, resource) when { principal.sub == "bob" };`), tools);
     expect(strict.decide(request({ user: { iss: 'https://idp.example', sub: 'bob' } })).enforced).toEqual({ decision: 'deny', determining: ['no-bob'], errors: [] });
-    expect(ToolPolicy.load('v3', parsePolicySet(''), tools).decide(request()).enforced.decision).toBe('deny');
+    expect(ToolPolicy.load('test-v3', 'v3', parsePolicySet(''), tools).decide(request()).enforced.decision).toBe('deny');
+  });
+
+  it('fails closed: a forbid that errors denies, and an amount Cedar cannot hold exactly is denied, not rounded', () => {
+    const overflow = ToolPolicy.load('test-v7', 'v7', parsePolicySet(`${FINANCE}\n@id("overflowing") forbid (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input has units && context.input.units + 9223372036854775807 > 0 };`), tools);
+    expect(overflow.decide(request({ arguments: { amount: 5, units: 1 } })).enforced).toMatchObject({ decision: 'deny', errors: ['overflowing'] });
+    expect(overflow.decide(request({ arguments: { amount: 5 } })).enforced.decision).toBe('allow');
+    const precise = policy.decide(request({ amount: 99.99999 })).enforced;
+    expect(precise.decision).toBe('deny');
+    expect(precise.errors[0]).toContain('more than four fractional digits');
   });
 
   it('evaluates log-only policies beside the enforced ones, without enforcing them', () => {
-    const trial = ToolPolicy.load('v4', parsePolicySet(`${FINANCE}\n@id("trial-cap") @mode("log-only") forbid (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount.greaterThan(decimal("10.0")) };`), tools);
+    const trial = ToolPolicy.load('test-v4', 'v4', parsePolicySet(`${FINANCE}\n@id("trial-cap") @mode("log-only") forbid (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount.greaterThan(decimal("10.0")) };`), tools);
     const decided = trial.decide(request({ amount: 50 }));
     expect(decided.enforced.decision).toBe('allow');
     expect(decided.withLogOnly).toEqual({ decision: 'deny', determining: ['trial-cap'], errors: [] });
   });
 
   it('refuses a policy that does not validate against the tools, naming it and where it is', () => {
-    const wrongType = refusal(() => ToolPolicy.load('v5', parsePolicySet('@id("typo") permit (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount < "100" };'), tools));
+    const wrongType = refusal(() => ToolPolicy.load('test-v5', 'v5', parsePolicySet('@id("typo") permit (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount < "100" };'), tools));
     expect(wrongType.code).toBe('invalid_request');
     expect(wrongType.issues?.[0]?.path).toBe('policies.typo');
     expect(wrongType.message).toMatch(/typo: line 1, column \d+/);
-    const removedTool = refusal(() => ToolPolicy.load('v6', parsePolicySet('permit (principal, action == Mandate::Action::"finance___gone", resource);'), tools));
+    const removedTool = refusal(() => ToolPolicy.load('test-v6', 'v6', parsePolicySet('permit (principal, action == Mandate::Action::"finance___gone", resource);'), tools));
     expect(removedTool.issues?.[0]?.path).toBe('policies.policy0');
     expect(removedTool.message).toContain('finance___gone');
   });

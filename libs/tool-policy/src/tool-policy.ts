@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { MandateError } from '@mandate/contracts';
 import { CEDAR_NAMESPACE, cedarInputFor, cedarSchemaFor, type ModelTool } from './cedar-schema.js';
@@ -50,25 +49,34 @@ export class ToolPolicy {
     private readonly fullSet: string | undefined,
   ) {}
 
-  static load(version: string, parsed: ParsedPolicySet, tools: readonly ModelTool[]): ToolPolicy {
+  /**
+   * Loads a set into the engine under `slot` (one per gateway): the engine keeps what it pre-parses
+   * for good, so a reload overwrites the slot's sets instead of adding new ones.
+   */
+  static load(slot: string, version: string, parsed: ParsedPolicySet, tools: readonly ModelTool[]): ToolPolicy {
     const schema = cedarSchemaFor(tools);
-    const issues = validationIssues(parsed, schema);
-    if (issues.length > 0) throw new MandateError('invalid_request', `the policies do not validate against the gateway's tools: ${issues.map((i) => i.message).join('; ')}`, { issues });
-    const schemaName = `schema:${createHash('sha256').update(JSON.stringify(schema)).digest('base64url')}`;
+    assertValidates(parsed, tools);
+    const schemaName = `${slot}:schema`;
     must(cedar.preparseSchema(schemaName, schema));
     const enforced = Object.fromEntries(Object.entries(parsed.policies).filter(([id]) => !parsed.logOnly.includes(id)));
-    const enforcedSet = `${version}:${schemaName}:enforced`;
+    const enforcedSet = `${slot}:enforced`;
     must(cedar.preparsePolicySet(enforcedSet, { staticPolicies: enforced }));
     let fullSet: string | undefined;
     if (parsed.logOnly.length > 0) {
-      fullSet = `${version}:${schemaName}:all`;
+      fullSet = `${slot}:all`;
       must(cedar.preparsePolicySet(fullSet, { staticPolicies: { ...parsed.policies } }));
     }
     return new ToolPolicy(version, schemaName, enforcedSet, fullSet);
   }
 
   decide(request: PolicyRequest): Decided {
-    const call = callOf(request);
+    let call: ReturnType<typeof callOf>;
+    try {
+      call = callOf(request);
+    } catch (error) {
+      const denied: PolicyDecision = { decision: 'deny', determining: [], errors: [error instanceof Error ? error.message : 'the request cannot be said in Cedar'] };
+      return this.fullSet ? { enforced: denied, withLogOnly: denied } : { enforced: denied };
+    }
     const enforced = this.#evaluate(this.enforcedSet, call);
     return this.fullSet ? { enforced, withLogOnly: this.#evaluate(this.fullSet, call) } : { enforced };
   }
@@ -77,7 +85,10 @@ export class ToolPolicy {
     const answer = cedar.statefulIsAuthorized({ ...call, preparsedSchemaName: this.schemaName, preparsedPolicySetId: set });
     // A request the schema refuses is denied (fail closed), with why.
     if (answer.type === 'failure') return { decision: 'deny', determining: [], errors: answer.errors.map((e) => e.message) };
-    return { decision: answer.response.decision, determining: answer.response.diagnostics.reason, errors: answer.response.diagnostics.errors.map((e) => e.policyId) };
+    const errors = answer.response.diagnostics.errors.map((e) => e.policyId);
+    // Cedar skips a policy that errors; a skipped forbid would no longer win, so any error denies (fail closed).
+    if (errors.length > 0) return { decision: 'deny', determining: [], errors };
+    return { decision: answer.response.decision, determining: answer.response.diagnostics.reason, errors };
   }
 }
 
@@ -102,6 +113,12 @@ function callOf(request: PolicyRequest): Omit<cedar.StatefulAuthorizationCall, '
       { uid: resource, attrs: {}, parents: [] },
     ],
   };
+}
+
+/** Refuses, naming each error and its position, a set that does not validate strictly against the tools. */
+export function assertValidates(parsed: ParsedPolicySet, tools: readonly ModelTool[]): void {
+  const issues = validationIssues(parsed, cedarSchemaFor(tools));
+  if (issues.length > 0) throw new MandateError('invalid_request', `the policies do not validate against the gateway's tools: ${issues.map((i) => i.message).join('; ')}`, { issues });
 }
 
 function must(answer: cedar.CheckParseAnswer): void {

@@ -63,7 +63,12 @@ export class OpenApiTargets {
   async call(target: CallableTarget, credential: Record<string, string>, tool: string, args: Record<string, unknown>): Promise<ToolResult> {
     const operation = target.openapi?.operations[tool];
     if (!target.openapi || !operation) throw new UpstreamFailure('malformed', 'the target no longer describes this operation; sync the target');
-    const path = operation.path.replace(/\{([^}]+)\}/g, (_whole, name: string) => encodeURIComponent(String(args[name] ?? '')));
+    const path = operation.path.replace(/\{([^}]+)\}/g, (_whole, name: string) => {
+      const value = String(args[name] ?? '');
+      // `.` and `..` survive encoding and would move the request to another path of the API, with the gateway's credential.
+      if (value === '.' || value === '..') throw new UpstreamFailure('refused', `the path parameter ${name} may not be "${value}"`);
+      return encodeURIComponent(value);
+    });
     const url = new URL(`${target.openapi.baseUrl.replace(/\/$/, '')}${path}`);
     const headers = new Headers({ accept: 'application/json' });
     for (const parameter of operation.parameters) {
@@ -95,10 +100,19 @@ export class OpenApiTargets {
     let parsed: Record<string, unknown>;
     try {
       const input = source.document ? structuredClone(source.document) : source.documentUrl!;
-      parsed = (await SwaggerParser.validate(input as never, { resolve: { http: { timeout: timeoutMs } }, dereference: { circular: 'ignore' } })) as unknown as Record<string, unknown>;
+      // Only the document itself is read (from its URL, never from a file) and only its own $refs are
+      // followed: an external or file $ref would put whatever it points at into a tool's schema.
+      const resolve = { file: false, external: false, http: { timeout: timeoutMs, redirects: 0 } } as const;
+      parsed = (await SwaggerParser.validate(input as never, { resolve, dereference: { circular: 'ignore' } } as never)) as unknown as Record<string, unknown>;
     } catch (error) {
       if (error instanceof Error && error.name === 'ResolverError') throw new UpstreamFailure('unreachable', 'the OpenAPI document could not be fetched', { cause: error });
       throw new MandateError('invalid_request', `the OpenAPI document does not parse: ${error instanceof Error ? error.message.slice(0, 500) : 'invalid'}`, { issues: [{ path: 'target.source', message: 'not a valid OpenAPI document' }] });
+    }
+    const external = externalRef(parsed);
+    if (external !== undefined) {
+      throw new MandateError('invalid_request', 'the OpenAPI document refers outside itself ($ref to a file or URL); give it with every $ref inside the document', {
+        issues: [{ path: 'target.source', message: `$ref ${external.slice(0, 200)} is not inside the document` }],
+      });
     }
     if (typeof parsed['openapi'] !== 'string' || !parsed['openapi'].startsWith('3.')) {
       throw new MandateError('invalid_request', 'only OpenAPI 3 documents are supported', { issues: [{ path: 'target.source', message: 'not OpenAPI 3' }] });
@@ -122,6 +136,18 @@ export class OpenApiTargets {
     }
     return Buffer.concat(chunks).toString('utf8');
   }
+}
+
+/** The first `$ref` that does not point inside the document (`#/…`), if any. */
+function externalRef(value: unknown, seen = new Set<unknown>()): string | undefined {
+  if (!value || typeof value !== 'object' || seen.has(value)) return undefined;
+  seen.add(value);
+  for (const [key, member] of Object.entries(value)) {
+    if (key === '$ref' && typeof member === 'string' && !member.startsWith('#')) return member;
+    const found = externalRef(member, seen);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 function isArgument(parameter: ParameterObject): boolean {

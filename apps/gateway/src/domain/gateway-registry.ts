@@ -32,6 +32,9 @@ export interface AttachedPolicy {
   readonly evaluator: ToolPolicy;
 }
 
+/** Nothing answers for policy: no policy service is deployed, or (while it restarts) none is running. */
+export class NoPolicyService extends Error {}
+
 /** The policy set attached to a gateway, as the policy service answers. */
 export type PolicyAttachment = { attached: false } | { attached: true; policy: string; mode: PolicyMode; version: { version: number; hash: string }; text: string };
 
@@ -39,7 +42,7 @@ export interface GatewayRegistryOptions {
   /** `<GATEWAY_PUBLIC_URL>/mcp`; a gateway's resource URL is this, its tenant and its name. */
   mcpBaseUrl: string;
   openKey: (tenant: TenantId, gateway: string, sealedKey: string) => JWK;
-  /** Which policy set the gateway enforces; throws when that cannot be told (the gateway then fails closed). */
+  /** Which policy set the gateway enforces; throws `NoPolicyService` when nothing answers, anything else when it cannot be told (the gateway then fails closed). */
   policyFor: (tenant: TenantId, gateway: string) => Promise<PolicyAttachment>;
   log: { warn(fields: object, message: string): void };
   /** How long a loaded gateway is used before it is read again, `gateway-changed` or not. */
@@ -58,6 +61,10 @@ export function resourceUrlOf(mcpBaseUrl: string, tenant: string, gateway: strin
 export class GatewayRegistry {
   readonly #loaded = new Map<string, { gateway: LoadedGateway | undefined; loadedAt: number }>();
   readonly #loading = new SingleFlight<LoadedGateway | undefined>();
+  /** Gateways seen with a policy set attached: while no policy service answers, they refuse calls rather than lose their policy. */
+  readonly #hadPolicy = new Set<string>();
+  /** Bumped by `forget`, so a load that started before a change does not store what it read. */
+  readonly #generations = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(
@@ -71,15 +78,19 @@ export class GatewayRegistry {
     const key = `${tenant}/${name}`;
     const known = this.#loaded.get(key);
     if (known && this.#now() - known.loadedAt < this.options.maxAgeMs) return known.gateway;
-    return this.#loading.run(key, async () => {
+    const generation = this.#generations.get(key) ?? 0;
+    return this.#loading.run(`${key}#${generation}`, async () => {
       const gateway = await this.#load(tenant, name);
-      this.#loaded.set(key, { gateway, loadedAt: this.#now() });
+      // Misses are not kept (anyone can ask for any name); a load overtaken by a change is not kept either.
+      if (gateway && (this.#generations.get(key) ?? 0) === generation) this.#loaded.set(key, { gateway, loadedAt: this.#now() });
       return gateway;
     });
   }
 
   forget(tenant: string, name: string): void {
-    this.#loaded.delete(`${tenant}/${name}`);
+    const key = `${tenant}/${name}`;
+    this.#loaded.delete(key);
+    this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
   }
 
   async #load(tenant: TenantId, name: string): Promise<LoadedGateway | undefined> {
@@ -106,13 +117,19 @@ export class GatewayRegistry {
 
   /** The attached policy set, loaded against the gateway's tools; any failure to load it refuses every call rather than none. */
   async #policy(tenant: TenantId, gateway: string, targets: readonly TargetDocument[]): Promise<AttachedPolicy | 'unloadable' | undefined> {
+    const key = `${tenant}/${gateway}`;
     try {
       const attachment = await this.options.policyFor(tenant, gateway);
-      if (!attachment.attached) return undefined;
+      if (!attachment.attached) {
+        this.#hadPolicy.delete(key);
+        return undefined;
+      }
+      this.#hadPolicy.add(key);
       const tools = targets.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema })));
-      const evaluator = ToolPolicy.load(attachment.version.hash, parsePolicySet(attachment.text), tools);
+      const evaluator = ToolPolicy.load(key, attachment.version.hash, parsePolicySet(attachment.text), tools);
       return { name: attachment.policy, version: attachment.version.version, hash: attachment.version.hash, mode: attachment.mode, evaluator };
     } catch (err) {
+      if (err instanceof NoPolicyService && !this.#hadPolicy.has(key)) return undefined;
       this.options.log.warn({ err, gateway }, 'the policy set of this gateway could not be loaded: every call is refused until it can be');
       return 'unloadable';
     }

@@ -58,14 +58,14 @@ export class TargetCredentials {
       case 'none':
         return {};
       case 'api-key': {
-        const key = await this.#sharedValue(['api-key', gateway.tenant, gateway.name, credential.provider], async (wat) => ({
+        const key = await this.#sharedValue(['api-key', gateway.tenant, gateway.name, gateway.workload, gateway.revision, credential.provider], async (wat) => ({
           value: await this.ports.apiKey(gateway.tenant, wat, credential.provider),
           expiresAt: this.#now() + API_KEY_REUSE_MS,
         }), gateway);
         return credential.header ? { [credential.header]: key } : { authorization: `Bearer ${key}` };
       }
       case 'oauth2-m2m': {
-        const token = await this.#sharedValue(['m2m', gateway.tenant, gateway.name, credential.provider, ...credential.scopes], async (wat) => {
+        const token = await this.#sharedValue(['m2m', gateway.tenant, gateway.name, gateway.workload, gateway.revision, credential.provider, ...credential.scopes], async (wat) => {
           const answer = await this.ports.oauth2Token(gateway.tenant, wat, { provider: credential.provider, scopes: credential.scopes, flow: 'M2M' });
           return { value: answer.accessToken, expiresAt: answer.expiresAt ? Date.parse(answer.expiresAt) : this.#now() + API_KEY_REUSE_MS };
         }, gateway);
@@ -92,7 +92,7 @@ export class TargetCredentials {
   }
 
   async #gatewayToken(gateway: LoadedGateway): Promise<string> {
-    return this.#cached(['wat', gateway.tenant, gateway.name, gateway.revision], async () => {
+    return this.#cached(['wat', gateway.tenant, gateway.name, gateway.workload, gateway.revision], async () => {
       const wat = await this.ports.workloadToken(gateway.tenant, gateway.workload, gateway.privateJwk);
       return { value: wat.token, expiresAt: Date.parse(wat.expiresAt) };
     });
@@ -104,10 +104,13 @@ export class TargetCredentials {
 
   async #cached(parts: (string | number)[], fetch: () => Promise<{ value: string; expiresAt: number }>): Promise<string> {
     const key = ExpiringCache.keyOf(...parts);
-    const known = this.#shared.get(key, this.#now() + EXPIRY_MARGIN_MS);
+    const known = this.#shared.get(key, this.#now());
     if (known !== undefined) return known;
     const fetched = await this.#fetching.run(key, fetch);
-    this.#shared.set(key, fetched.value, fetched.expiresAt);
+    // Replaced shortly before it expires, but never before three quarters of its life: a token
+    // that lives less than the margin is reused, not fetched again for every call.
+    const now = this.#now();
+    this.#shared.set(key, fetched.value, fetched.expiresAt - Math.min(EXPIRY_MARGIN_MS, Math.max(0, fetched.expiresAt - now) / 4));
     return fetched.value;
   }
 }

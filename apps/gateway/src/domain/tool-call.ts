@@ -1,8 +1,8 @@
-import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { runChecks, type Check } from '@mandate/checks';
 import { MandateError, type AuditActionOf, type AuditSink, type gatewayAudit } from '@mandate/contracts';
 import { lazyInstruments } from '@mandate/telemetry';
-import type { Decided } from '@mandate/tool-policy';
+import type { Decided, PolicyRequest } from '@mandate/tool-policy';
 import type { LoadedGateway } from './gateway-registry.js';
 import type { Principal } from './inbound-authentication.js';
 import type { Interceptors } from './interceptors.js';
@@ -83,19 +83,10 @@ export function toolCallChecks(validatorFor: (tool: CatalogTool) => ReturnType<A
       name: 'the policy set permits the call',
       reasons: ['policy_denied', 'policy_unavailable'],
       run(ctx) {
-        const { gateway, principal } = ctx.request;
+        const { gateway } = ctx.request;
         if (!gateway.policy) return;
         if (gateway.policy === 'unloadable') throw new CallRefused('policy_unavailable', "Denied: this gateway's policy set cannot be loaded, so no call is permitted");
-        ctx.decided = gateway.policy.evaluator.decide({
-          user: principal.user,
-          claims: principal.claims,
-          scopes: [...principal.scopes],
-          client: principal.clientId,
-          gateway: gateway.name,
-          tool: { name: ctx.tool!.name, inputSchema: ctx.tool!.inputSchema },
-          arguments: ctx.request.arguments,
-          now: ctx.now,
-        });
+        ctx.decided = gateway.policy.evaluator.decide(policyRequestOf(ctx.request, ctx.tool!, ctx.now));
         if (ctx.decided.enforced.decision === 'deny' && gateway.policy.mode === 'enforce') {
           throw new CallRefused('policy_denied', `Denied by policy set ${gateway.policy.name} (version ${gateway.policy.version})`);
         }
@@ -113,6 +104,8 @@ const instruments = lazyInstruments('@mandate/gateway', (meter) => ({
   }),
 }));
 
+const MAX_VALIDATORS = 10_000;
+
 export interface ToolCallOptions {
   /** Key of the salted argument digest in audit records. */
   auditSalt: Buffer;
@@ -126,7 +119,8 @@ export interface ToolCallOptions {
  */
 export class ToolCall {
   readonly #checks: readonly Check<CallContext, Refusal>[];
-  readonly #validators = new WeakMap<CatalogTool, ReturnType<ArgumentsValidator>>();
+  /** Compiled input schemas by their content, bounded (the least recently used goes): a reloaded gateway's tools reuse them. */
+  readonly #validators = new Map<string, ReturnType<ArgumentsValidator>>();
   readonly #validatorFor: (tool: CatalogTool) => ReturnType<ArgumentsValidator>;
   readonly #now: () => number;
   /** A key object made once: an HMAC keyed by a plain buffer costs several times more per call. */
@@ -143,11 +137,12 @@ export class ToolCall {
     this.#now = options.now ?? Date.now;
     this.#auditKey = createSecretKey(options.auditSalt);
     this.#validatorFor = (tool) => {
-      let validate = this.#validators.get(tool);
-      if (!validate) {
-        validate = compiled(validator, tool);
-        this.#validators.set(tool, validate);
-      }
+      const key = createHash('sha256').update(JSON.stringify(tool.inputSchema)).digest('base64url');
+      let validate = this.#validators.get(key);
+      if (validate) this.#validators.delete(key);
+      else validate = compiled(validator, tool);
+      this.#validators.set(key, validate);
+      if (this.#validators.size > MAX_VALIDATORS) this.#validators.delete(this.#validators.keys().next().value!);
       return validate;
     };
     this.#checks = toolCallChecks(this.#validatorFor);
@@ -178,10 +173,21 @@ export class ToolCall {
       await this.#record(request, tool, started, 'denied', 'interceptor_denied', { ...policy, interceptor: verdict.interceptor });
       return toolError(`The call was refused: ${verdict.reason}`);
     }
-    // A rewrite must still be a valid call of the tool.
-    if (verdict.arguments !== request.arguments && !this.#validatorFor(tool)(verdict.arguments).valid) {
-      await this.#record(request, tool, started, 'denied', 'invalid_rewrite');
-      return toolError('The call was refused: an interceptor changed its arguments into ones the tool does not accept');
+    // A rewrite must still be a valid call of the tool, and one the policy set permits: what is sent is what was decided.
+    if (verdict.arguments !== request.arguments) {
+      policy['rewrittenDigest'] = this.#digest(verdict.arguments);
+      if (!this.#validatorFor(tool)(verdict.arguments).valid) {
+        await this.#record(request, tool, started, 'denied', 'invalid_rewrite', policy);
+        return toolError('The call was refused: an interceptor changed its arguments into ones the tool does not accept');
+      }
+      const attached = request.gateway.policy;
+      if (attached && attached !== 'unloadable') {
+        const again = ctx.decided && attached.evaluator.decide({ ...policyRequestOf(request, tool, started), arguments: verdict.arguments });
+        if (again && attached.mode === 'enforce' && again.enforced.decision === 'deny') {
+          await this.#record(request, tool, started, 'denied', 'policy_denied', { ...policy, rewritten: 'denied', determiningPolicies: again.enforced.determining.slice(0, 64) });
+          return { kind: 'policy_denied', message: `Denied by policy set ${attached.name} (version ${attached.version}) for the arguments an interceptor gave`, policy: { name: attached.name, version: attached.version, determining: again.enforced.determining } };
+        }
+      }
     }
     try {
       const headers = await this.credentials.headers(request.gateway, target.credential, request.principal);
@@ -189,23 +195,27 @@ export class ToolCall {
       if (Buffer.byteLength(JSON.stringify(upstream)) > this.options.maxResultBytes) throw new UpstreamFailure('too_large', `the target ${tool.target} answered with more than ${this.options.maxResultBytes} bytes`);
       const result = await this.interceptors.onResponse(request.gateway, request.principal, tool, verdict.arguments, upstream);
       if (!result) {
-        await this.#record(request, tool, started, 'failed', 'interceptor_failed');
+        await this.#record(request, tool, started, 'failed', 'interceptor_failed', policy);
         return toolError('The result was withheld: a required check of this gateway did not answer');
       }
       await this.#record(request, tool, started, result.isError ? 'failed' : 'succeeded', result.isError ? 'tool_error' : undefined, policy);
       return { kind: 'result', result };
     } catch (error) {
       if (error instanceof ConsentNeeded) {
-        await this.#record(request, tool, started, 'denied', 'consent_required');
+        await this.#record(request, tool, started, 'denied', 'consent_required', policy);
         const message = `To use ${tool.name}, the user must first allow access to ${error.provider}: open ${error.url} and then call the tool again.`;
         return request.urlElicitation ? { kind: 'consent', url: error.url, message } : toolError(message);
       }
       const reason = error instanceof UpstreamFailure ? `upstream_${error.kind}` : error instanceof MandateError ? error.code : 'internal';
-      await this.#record(request, tool, started, 'failed', reason);
+      await this.#record(request, tool, started, 'failed', reason, policy);
       if (error instanceof UpstreamFailure) return toolError(error.message);
       if (error instanceof MandateError) return toolError(`The gateway could not get a credential for ${tool.target}: ${error.message}`);
       throw error;
     }
+  }
+
+  #digest(args: Record<string, unknown>): string {
+    return createHmac('sha256', this.#auditKey).update(stableJson(args)).digest('base64url');
   }
 
   async #record(request: ToolCallRequest, tool: CatalogTool | undefined, started: number, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string | string[]> = {}): Promise<void> {
@@ -226,10 +236,24 @@ export class ToolCall {
         decision: outcome === 'denied' ? 'deny' : 'allow',
         latencyMs,
         ...extra,
-        argumentsDigest: createHmac('sha256', this.#auditKey).update(stableJson(request.arguments)).digest('base64url'),
+        argumentsDigest: this.#digest(request.arguments),
       },
     });
   }
+}
+
+function policyRequestOf(request: ToolCallRequest, tool: CatalogTool, now: number): PolicyRequest {
+  const { gateway, principal } = request;
+  return {
+    user: principal.user,
+    claims: principal.claims,
+    scopes: [...principal.scopes],
+    client: principal.clientId,
+    gateway: gateway.name,
+    tool: { name: tool.name, inputSchema: tool.inputSchema },
+    arguments: request.arguments,
+    now,
+  };
 }
 
 /** What an audit record says of the policy decision: the set's version hash, what decided, and in log-only what would have. */

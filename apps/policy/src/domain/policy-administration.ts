@@ -17,7 +17,7 @@ import {
   type TenantId,
 } from '@mandate/contracts';
 import type { StoredDocument } from '@mandate/store';
-import { parsePolicySet, ToolPolicy, validationIssues, cedarSchemaFor, type ModelTool } from '@mandate/tool-policy';
+import { assertValidates, parsePolicySet, validationIssues, cedarSchemaFor, type ModelTool } from '@mandate/tool-policy';
 import type { PolicyDocument, PolicyRecords, PolicyVersionInfo } from '../store/repositories.js';
 
 type PolicyAction = AuditActionOf<typeof policyAudit>;
@@ -108,7 +108,7 @@ export class PolicyAdministration {
     const text = await this.#text(tenant, name, stored.value.active);
     const tools = await this.ports.gatewayTools(tenant, gateway);
     const active = stored.value.versions.find((v) => v.version === stored.value.active)!;
-    ToolPolicy.load(active.hash, parsePolicySet(text), tools);
+    assertValidates(parsePolicySet(text), tools);
     const previous = await this.ports.records.attachment(tenant, gateway);
     await this.ports.records.putAttachment(tenant, { gateway, policy: name, mode });
     await this.#audit(tenant, 'policy-attach', name, actor, { gateway, mode, ...(previous ? { previousPolicy: previous.value.policy, previousMode: previous.value.mode } : {}) });
@@ -149,7 +149,7 @@ export class PolicyAdministration {
   async #checkForGateways(tenant: TenantId, name: string, text: string): Promise<void> {
     const parsed = parsePolicySet(text);
     for (const attachment of (await this.ports.records.attachmentsOf(tenant)).filter((a) => a.policy === name)) {
-      ToolPolicy.load(hashOf(text), parsed, await this.ports.gatewayTools(tenant, attachment.gateway));
+      assertValidates(parsed, await this.ports.gatewayTools(tenant, attachment.gateway));
     }
   }
 
