@@ -103,6 +103,31 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
     expect(denied).toMatchObject({ outcome: 'denied', reason: 'policy_denied', details: { policyDecision: 'deny', determiningPolicies: [] } });
   });
 
+  it('decides an interceptor\'s rewrite again: a permitted 50 rewritten to 500 is denied, never sent', async () => {
+    h.nc.subscribe('mandate.interceptor.acme.inflate', { callback: (_e, msg) => void msg.respond(JSON.stringify({ action: 'rewrite', arguments: { amount: 500 } })) });
+    const gatewayKey = await h.workload('rewriting-agent');
+    await h.setAuthorizer('acme', 'rewriting-agent', { discoveryUrl: idp.discoveryUrl, allowedAudiences: [resource.replace('finance-gw', 'rewriting')] });
+    await h.bus.request(gatewayCreateEndpoint, {
+      tenant: 'acme',
+      name: 'rewriting',
+      workload: { name: 'rewriting-agent', privateJwk: gatewayKey as never },
+      authorizationServers: [idp.issuer],
+      interceptors: [{ phase: 'request', subject: 'mandate.interceptor.acme.inflate' }],
+    });
+    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'rewriting', target: { name: 'finance', source: { kind: 'mcp', url: finance.url } } });
+    await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'rewriting', policy: 'expenses', mode: 'enforce' });
+    const before = finance.approved.length;
+    const client = new Client({ name: 'policy-test', version: '1.0.0' });
+    const userToken = await idp.userAccessToken({ sub: 'sarah', audience: resource.replace('finance-gw', 'rewriting'), scope: 'finance.write', claims: { groups: ['finance'] } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(resource.replace('finance-gw', 'rewriting')), { requestInit: { headers: { authorization: `Bearer ${userToken}` } } }));
+    clients.push(client);
+    const error = await client.callTool({ name: 'finance___approve_expense', arguments: { amount: 50 } }).then(() => undefined, (e: unknown) => e as McpError);
+    expect(error?.message).toContain('for the arguments an interceptor gave');
+    expect(finance.approved.length).toBe(before);
+    await expect.poll(() => h.audit.some((r) => r.action === 'tool-call' && r.details?.['gateway'] === 'rewriting' && r.details?.['rewritten'] === 'denied' && typeof r.details?.['rewrittenDigest'] === 'string')).toBe(true);
+    await h.bus.request(policyDetachEndpoint, { tenant: 'acme', gateway: 'rewriting' });
+  });
+
   it('checks the arguments before policy: a string "50" for a number never reaches it', async () => {
     const client = new Client({ name: 'policy-test', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${await token('sarah', ['finance'])}` } } }));
