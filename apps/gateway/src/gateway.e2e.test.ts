@@ -380,6 +380,11 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       expect((await add('broken', { openapi: '3.0.3', info: { title: 'x' }, paths: { '/a': { get: { responses: 'nope' } } } })).code).toBe('invalid_request');
       expect((await add('swagger', { swagger: '2.0', info: { title: 'x', version: '1' }, paths: {} })).code).toBe('invalid_request');
       expect((await add('serverless', { ...crmApi(), servers: [] })).code).toBe('invalid_request');
+      const unpinned = await failure(
+        h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales', target: { name: 'unpinned', source: { kind: 'openapi', documentUrl: 'https://api.example/openapi.json' }, credential: { kind: 'oauth2-m2m', provider: 'crm-api' } } }),
+      );
+      expect(unpinned.code).toBe('invalid_request');
+      expect(JSON.stringify(unpinned.issues)).toContain('needs baseUrl');
       // A $ref outside the document (a file, another URL) is never read: it could put a secret into a tool's schema.
       const fileRef = { ...crmApi(), paths: { '/x': { get: { operationId: 'x', parameters: [{ name: 'p', in: 'query', schema: { $ref: 'file:///etc/passwd' } }], responses: { '200': { description: 'ok' } } } } } };
       const refused = await add('file-ref', fileRef);

@@ -235,7 +235,15 @@ export const targetAddEndpoint = defineEndpoint({
   service: GATEWAY_SERVICE,
   operation: 'target-add',
   description: "Adds a target and discovers its tools (MCP tools/list); a target that cannot be reached, or a binding to a tool it lacks, is refused.",
-  request: z.strictObject({ ...targetRef, ...actor, target: targetSpecSchema }),
+  request: z.strictObject({
+    ...targetRef,
+    ...actor,
+    // A fetched document's first server would decide, at every sync, where the target's credential goes: name the base URL.
+    target: targetSpecSchema.refine((target) => !(target.source.kind === 'openapi' && target.source.documentUrl && !target.source.baseUrl && target.credential.kind !== 'none'), {
+      message: 'an OpenAPI target fetched from documentUrl with a credential needs baseUrl: the document must not decide where the credential is sent',
+      path: ['source', 'baseUrl'],
+    }),
+  }),
   response: targetViewSchema,
 });
 
