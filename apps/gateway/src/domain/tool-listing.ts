@@ -7,14 +7,27 @@ const instruments = lazyInstruments('@mandate/gateway', (meter) => ({
   unreachable: meter.createCounter('mandate.gateway.targets.unreachable', { description: 'tools/list answers that left out a target whose last sync could not reach it' }),
 }));
 
-/** `tools/list`: what this principal may see. A target that could not be reached at its last sync is left out, and said so in the log. */
+/** One warning per target this often at most: every client's list would otherwise repeat it. */
+const WARN_EVERY_MS = 60_000;
+
+/** `tools/list`: what this principal may see. A target that could not be reached at its last sync is left out, counted, and said so in the log. */
 export class ToolListing {
-  constructor(private readonly log: { warn(fields: object, message: string): void }) {}
+  readonly #warned = new Map<string, number>();
+
+  constructor(
+    private readonly log: { warn(fields: object, message: string): void },
+    private readonly now: () => number = Date.now,
+  ) {}
 
   list(gateway: LoadedGateway, principal: Principal): CatalogTool[] {
     for (const target of gateway.targets.values()) {
       if (!target.unreachableSince) continue;
       instruments().unreachable.add(1, { gateway: gateway.name, target: target.name });
+      const key = `${gateway.tenant}/${gateway.name}/${target.name}`;
+      const now = this.now();
+      if (now - (this.#warned.get(key) ?? -Infinity) < WARN_EVERY_MS) continue;
+      if (this.#warned.size >= 10_000) this.#warned.clear();
+      this.#warned.set(key, now);
       this.log.warn({ gateway: gateway.name, target: target.name, since: target.unreachableSince }, 'tools/list leaves out a target that could not be reached at its last sync');
     }
     return gateway.catalog.visibleTo(principal.scopes);
