@@ -1,3 +1,4 @@
 export * from './cedar-schema.js';
 export * from './policy-set.js';
 export * from './tool-policy.js';
+export * from './call-digest.js';

@@ -1,0 +1,30 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { callDigest } from './call-digest.js';
+
+const call = { tenant: 't1', user: { iss: 'https://idp', sub: 'sarah' }, agent: 'expenses-agent', gateway: 'finance', tool: 'erp___approve_expense', arguments: { amount: 50, note: 'taxi' } };
+
+describe('callDigest', () => {
+  it('is the SHA-256 of the RFC 8785 canonical form, whatever order the members came in', () => {
+    const reordered = { arguments: { note: 'taxi', amount: 50 }, tool: call.tool, gateway: 'finance', agent: 'expenses-agent', user: { sub: 'sarah', iss: 'https://idp' }, tenant: 't1' };
+    expect(callDigest(reordered)).toBe(callDigest(call));
+    // Written out by hand: what a target in another language computes.
+    const canonical = '{"agent":"expenses-agent","arguments":{"amount":50,"note":"taxi"},"gateway":"finance","tenant":"t1","tool":"erp___approve_expense","user":{"iss":"https://idp","sub":"sarah"}}';
+    expect(callDigest(call)).toBe(createHash('sha256').update(canonical).digest('base64url'));
+  });
+
+  it('changes with any argument, the principal, the agent, the tool, the gateway or the tenant', () => {
+    const digests = new Set([
+      callDigest(call),
+      callDigest({ ...call, arguments: { amount: 50.5, note: 'taxi' } }),
+      callDigest({ ...call, arguments: { amount: 50 } }),
+      callDigest({ ...call, user: { iss: 'https://idp', sub: 'bob' } }),
+      callDigest({ ...call, agent: 'other-agent' }),
+      callDigest({ ...call, agent: undefined }),
+      callDigest({ ...call, tool: 'erp___pay' }),
+      callDigest({ ...call, gateway: 'sales' }),
+      callDigest({ ...call, tenant: 't2' }),
+    ]);
+    expect(digests.size).toBe(9);
+  });
+});
