@@ -7,6 +7,7 @@ export const ERROR_CODES = [
   'unauthenticated',
   'access_denied',
   'consent_required',
+  'approval_required',
   'not_found',
   'conflict',
   'provider_error',
@@ -29,6 +30,8 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   not_found: 404,
   conflict: 409,
   consent_required: 428,
+  /** A person must approve this exact call first (428 too: the request needs a precondition met elsewhere). */
+  approval_required: 428,
   rate_limited: 429,
   internal: 500,
   provider_error: 502,

@@ -20,3 +20,4 @@ export * from './consent-ledger.js';
 export * from './scheduler.js';
 export * from './gateway.js';
 export * from './policy.js';
+export * from './approval.js';

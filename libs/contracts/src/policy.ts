@@ -135,4 +135,4 @@ export const policyChangedEvent = defineEvent({
   data: z.object({ gateway: gatewayNameSchema }),
 });
 
-export const policyAudit = defineAuditActions(POLICY_SERVICE, ['policy-create', 'policy-update', 'policy-activate', 'policy-delete', 'policy-attach', 'policy-detach']);
+export const policyAudit = defineAuditActions(POLICY_SERVICE, ['policy-create', 'policy-update', 'policy-activate', 'policy-delete', 'policy-attach', 'policy-detach', 'approval-request', 'approval-decide', 'approval-consume', 'approval-expire', 'approval-refuse']);
