@@ -64,6 +64,13 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     expect(first.output()).toContain('generated master key file');
     expect(first.output()).toMatch(/MANDATE_EVENTS \(created\), MANDATE_AUDIT \(created\)/);
     for (const service of ['audit', 'authorizer', 'consent', 'diagnostics', 'directory', 'gateway', 'scheduler', 'vault']) expect(first.output()).toContain(`${service} answers $SRV.PING`);
+    // Not a terminal: the services' log lines are JSON, every field kept and the service named.
+    const logLines = first
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { service?: string; msg?: string; natsService?: string });
+    expect(logLines.find((line) => line.service === 'vault' && line.msg === 'service listening')?.natsService).toBe('mandate-vault');
     const jwksUrl = `http://127.0.0.1:${jwksPort}/.well-known/jwks.json`;
     expect(first.output()).toContain(jwksUrl);
     const firstKeys = (await (await fetch(jwksUrl)).json()) as { keys: { kid: string }[] };
@@ -120,7 +127,7 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     assertBuilt(cliEntry);
     const dataDir = await mkdtemp(join(tmpdir(), 'mandate-up-'));
     const [natsPort, monitorPort] = [await freePort(), await freePort()];
-    const system = await up(dataDir, natsPort, monitorPort, 0, 0, { asInTerminal: true });
+    const system = await up(dataDir, natsPort, monitorPort, 0, 0, { asInTerminal: true, args: ['--log-format', 'pretty'] });
     // Not the default port: the CLI in another terminal must be told where NATS is.
     expect(system.output()).toContain(`export NATS_URL=nats://127.0.0.1:${natsPort}`);
 
@@ -140,6 +147,8 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     for (const service of ['audit', 'authorizer', 'consent', 'diagnostics', 'directory', 'gateway', 'scheduler', 'vault']) {
       expect(output.match(new RegExp(`${service}\\s+info SIGTERM: draining`, 'g')), service).toHaveLength(1);
     }
+    // Readable, and the structured fields kept: `service listening natsService=mandate-audit …`.
+    expect(output).toMatch(/audit\s+info service listening natsService=mandate-audit/);
     expect(output.indexOf('stopping nats-server')).toBeGreaterThan(output.lastIndexOf('service stopped'));
     expect(output).toContain(`stopped; data kept in ${dataDir}`);
   }, 120_000);

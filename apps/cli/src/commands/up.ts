@@ -10,7 +10,7 @@ import { bold, CliError, done, fail, green, step, table, warn } from '../output.
 import { lockDataDir } from '../embedded/data-dir-lock.js';
 import { startEmbeddedNats, type EmbeddedNats } from '../embedded/nats-process.js';
 import { checkPortsFree } from '../embedded/port-check.js';
-import { discoverServices, startServiceProcess, type RunningServiceProcess } from '../embedded/service-processes.js';
+import { discoverServices, startServiceProcess, type LogFormat, type RunningServiceProcess } from '../embedded/service-processes.js';
 import { HTTP_LISTENERS, httpEnv, localUrl, portPlan, type PortOptions } from '../embedded/service-ports.js';
 
 export interface UpOptions extends PortOptions {
@@ -18,6 +18,7 @@ export interface UpOptions extends PortOptions {
   services: boolean;
   appsDir?: string;
   logLevel: string;
+  logFormat?: LogFormat;
 }
 
 const defaultAppsDir = fileURLToPath(new URL('../../../', import.meta.url));
@@ -47,6 +48,11 @@ export function addUpCommand(program: Command): void {
   command
     .addOption(new Option('--no-services', 'start NATS and the streams only'))
     .addOption(new Option('--log-level <level>', 'service log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
+    .addOption(
+      new Option('--log-format <format>', 'service logs as readable lines with their fields (pretty) or as JSON lines (json); default: pretty on a terminal, json otherwise')
+        .choices(['pretty', 'json'])
+        .env('MANDATE_LOG_FORMAT'),
+    )
     .action((options: UpOptions) => up(options));
 }
 
@@ -146,7 +152,7 @@ export async function up(options: UpOptions): Promise<void> {
     services.forEach((app, index) => {
       step(`starting ${app.name}`);
       const metricsPort = options.metricsPort ? options.metricsPort + index : undefined;
-      const service = startServiceProcess(app, env, metricsPort, (line) => process.stderr.write(`${line}\n`));
+      const service = startServiceProcess(app, env, metricsPort, (line) => process.stderr.write(`${line}\n`), options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json'));
       running.push(service);
       stopAllWhenExits(service.exited, (code) => `${app.name} exited unexpectedly (code ${code})`, 'a service failed');
     });

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { CliError, dim, red, yellow } from '../output.js';
 
 export interface ServiceApp {
@@ -37,19 +38,45 @@ export interface RunningServiceProcess {
 }
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+/** What pino writes on every line, shown in its own place (or dropped) rather than as a field. */
+const FRAME_FIELDS = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'name', 'service', 'err']);
+const MAX_FIELD_CHARS = 200;
 
-/** One service's JSON log line as a short human line; anything else passes through. */
-export function formatLogLine(service: string, line: string): string {
+/** How `mandate up` writes its services' logs: one readable line each on a terminal, their JSON lines otherwise. */
+export type LogFormat = 'pretty' | 'json';
+
+/**
+ * One service's log line in `format`. A JSON line keeps every structured field: `pretty` puts them
+ * after the message as `name=value`, `json` passes the line on with the service named in it; a
+ * line that is not JSON (a crash before the logger started) is kept as the message.
+ */
+export function formatLogLine(service: string, line: string, format: LogFormat = 'pretty'): string {
+  const entry = parsedLogLine(line);
+  if (format === 'json') return JSON.stringify(entry ? { ...entry, service } : { level: 30, time: new Date().toISOString(), service, msg: line });
+  if (!entry) return `${service.padEnd(12)} ${line}`;
+  const level = LEVELS[typeof entry['level'] === 'number' ? entry['level'] : 30] ?? 'info';
+  const time = typeof entry['time'] === 'string' ? entry['time'].slice(11, 19) : typeof entry['time'] === 'number' ? new Date(entry['time']).toISOString().slice(11, 19) : '';
+  const err = entry['err'] as { message?: unknown } | undefined;
+  const fields = Object.entries(entry)
+    .filter(([name]) => !FRAME_FIELDS.has(name))
+    .map(([name, value]) => `${name}=${fieldText(value)}`);
+  const text = [`${typeof entry['msg'] === 'string' ? entry['msg'] : ''}${typeof err?.message === 'string' ? `: ${err.message}` : ''}`, ...fields].join(' ');
+  const tag = level === 'error' || level === 'fatal' ? red(level) : level === 'warn' ? yellow(level) : dim(level);
+  return `${dim(time)} ${service.padEnd(12)} ${tag} ${text}`;
+}
+
+function parsedLogLine(line: string): Record<string, unknown> | undefined {
   try {
-    const entry = JSON.parse(line) as { level?: number; msg?: string; time?: string; err?: { message?: string } };
-    const level = LEVELS[entry.level ?? 30] ?? 'info';
-    const time = (entry.time ?? '').slice(11, 19);
-    const text = `${entry.msg ?? ''}${entry.err?.message ? `: ${entry.err.message}` : ''}`;
-    const tag = level === 'error' || level === 'fatal' ? red(level) : level === 'warn' ? yellow(level) : dim(level);
-    return `${dim(time)} ${service.padEnd(12)} ${tag} ${text}`;
+    const entry: unknown = JSON.parse(line);
+    return entry && typeof entry === 'object' && !Array.isArray(entry) ? (entry as Record<string, unknown>) : undefined;
   } catch {
-    return `${service.padEnd(12)} ${line}`;
+    return undefined;
   }
+}
+
+function fieldText(value: unknown): string {
+  const text = typeof value === 'string' ? (/[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value) : JSON.stringify(value) ?? String(value);
+  return text.length > MAX_FIELD_CHARS ? `${text.slice(0, MAX_FIELD_CHARS)}…` : text;
 }
 
 export function startServiceProcess(
@@ -57,6 +84,7 @@ export function startServiceProcess(
   env: NodeJS.ProcessEnv,
   metricsPort: number | undefined,
   print: (line: string) => void,
+  logFormat: LogFormat = 'pretty',
 ): RunningServiceProcess {
   const child = spawn(process.execPath, [app.entry], {
     env: { ...env, ...(metricsPort ? { METRICS_PORT: String(metricsPort) } : {}) },
@@ -66,11 +94,10 @@ export function startServiceProcess(
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
-  const forward = (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) if (line.trim()) print(formatLogLine(app.name, line));
-  };
-  child.stdout?.on('data', forward);
-  child.stderr?.on('data', forward);
+  // Whole lines: a chunk of a pipe can end in the middle of one.
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream) createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => line.trim() && print(formatLogLine(app.name, line, logFormat)));
+  }
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const running = () => child.exitCode === null && child.signalCode === null;
   return {
