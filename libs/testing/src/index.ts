@@ -1,2 +1,3 @@
 export * from './nats-server.js';
 export * from './skip.js';
+export * from './nats-cluster.js';

@@ -55,6 +55,8 @@ export interface SystemOptions {
   services: readonly ServiceName[];
   /** Environment of every service, over the test defaults. */
   env?: Record<string, string>;
+  /** NATS that is already running (e.g. `startNatsCluster().url`): the system connects to it and leaves it running. */
+  natsUrl?: string;
 }
 
 export interface ReplicaOptions {
@@ -102,7 +104,7 @@ export async function workloadKeyPair(kid: string, alg: 'EdDSA' | 'ES256' = 'ES2
 }
 
 export async function startSystem(options: SystemOptions): Promise<TestSystem> {
-  const nats = await startNatsServer();
+  const nats = options.natsUrl ? runningElsewhere(options.natsUrl) : await startNatsServer();
   const dataDir = await mkdtemp(join(tmpdir(), 'mandate-system-'));
   const env: Record<string, string> = {
     NATS_URL: nats.url,
@@ -180,5 +182,16 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
       await nats.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A handle on NATS this harness did not start: stopping the system leaves it running. */
+function runningElsewhere(url: string): NatsServerHandle {
+  return {
+    url,
+    port: Number(new URL(url.split(',')[0]!.trim()).port),
+    storeDir: '',
+    stop: async () => undefined,
+    kill: () => Promise.reject(new TypeError('this NATS was not started by the test system: kill its nodes instead')),
   };
 }

@@ -1,0 +1,241 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connectToBus, BusClient, JetStreamPublisher } from '@mandate/bus';
+import { apiKeyEndpoint, auditQueryEndpoint, auditVerifyEndpoint, MandateError, providerCreateEndpoint, AUDIT_STREAM } from '@mandate/contracts';
+import { KeyRing } from '@mandate/crypto';
+import { natsServerMissing, startNatsCluster, type ClusterNode, type NatsCluster } from '@mandate/testing';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+
+/*
+ * The production shape under faults: the three nodes of deploy/nats/cluster, JetStream streams
+ * and KV buckets at replicas 3 (MANDATE_MODE=production), the directory, authorizer, vault and
+ * audit service connected with every node's URL. Under a steady load of credential releases (each
+ * waits for its audit record's acknowledgement) and of audit records published with their ids
+ * kept once acknowledged, nodes are SIGKILLed. What must hold: with one node gone, requests keep
+ * succeeding after a short `unavailable` window that clients retry; with two gone, writes answer
+ * `unavailable`, never a false success; brought back, the nodes catch up; and every acknowledged
+ * audit record is in its tenant's chain exactly once, the chains verifying.
+ */
+const missing = natsServerMissing('the three-node cluster under faults');
+const TENANTS = ['cluster-a', 'cluster-b'];
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What production mode refuses to start without (`mandate keys master` and `mandate keys audit-signing` make them). */
+function productionKeys(): Record<string, string> {
+  const audit = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
+  return {
+    MANDATE_MODE: 'production',
+    MANDATE_MASTER_KEYS: JSON.stringify(KeyRing.generate().toJSON()),
+    AUDIT_SIGNING_KEY: JSON.stringify({ current: { kty: 'OKP', crv: 'Ed25519', x: audit.x, d: audit.d }, retired: [] }),
+  };
+}
+
+interface Outcome {
+  at: number;
+  /** From the first attempt to the answer, retries included. */
+  tookMs: number;
+  ok: boolean;
+  code?: string;
+  attempts: number;
+}
+
+describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 300_000 }, () => {
+  let cluster: NatsCluster;
+  let h: TestSystem;
+  let wat: string;
+  const timings: string[] = [];
+
+  beforeAll(async () => {
+    const started = Date.now();
+    cluster = await startNatsCluster();
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault', 'audit'], natsUrl: cluster.url, env: productionKeys() });
+    const key = await h.workload('report-agent');
+    await h.bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'weather', apiKey: 'cluster-test-key', allowedWorkloads: ['report-agent'] });
+    wat = await h.machineWat('report-agent', key);
+    timings.push(`cluster and services up: ${Date.now() - started} ms`);
+  }, 120_000);
+
+  afterAll(async () => {
+    console.log(`cluster tier timings:\n  ${timings.join('\n  ')}`);
+    await h?.stop();
+    await cluster?.stop();
+  });
+
+  /** The node that leads a stream now (its writes go there first). */
+  async function leaderOf(stream: string): Promise<ClusterNode> {
+    const jsm = await jetstreamManager(h.nc, { timeout: 5_000 });
+    const leader = (await jsm.streams.info(stream)).cluster?.leader;
+    if (!leader) throw new Error(`${stream} has no leader`);
+    return cluster.node(leader);
+  }
+
+  /** Until every replica of the stream is current again (a restarted node caught up). */
+  async function caughtUp(stream: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await jetstreamManager(h.nc, { timeout: 5_000 })
+        .then((jsm) => jsm.streams.info(stream))
+        .catch(() => undefined);
+      if (info?.cluster?.leader && info.cluster.replicas?.length === 2 && info.cluster.replicas.every((replica) => replica.current && !replica.offline)) return;
+      if (Date.now() > deadline) throw new Error(`${stream} replicas not current within ${timeoutMs} ms: ${JSON.stringify(info?.cluster)}`);
+      await sleep(250);
+    }
+  }
+
+  /**
+   * Steady load: workers releasing the API key (retrying `unavailable` as clients do, up to
+   * `retryForMs`) and workers publishing audit records (retrying the same id until acknowledged).
+   */
+  function load(options: { releases: number; publishers: number; retryForMs: number }) {
+    const releases: Outcome[] = [];
+    const acked = new Set<string>();
+    const publishErrors = new Map<string, number>();
+    let stopped = false;
+    const release = async () => {
+      while (!stopped) {
+        const started = Date.now();
+        let attempts = 0;
+        for (;;) {
+          attempts += 1;
+          try {
+            await h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'weather' }, { timeoutMs: 3_000 });
+            releases.push({ at: started, tookMs: Date.now() - started, ok: true, attempts });
+            break;
+          } catch (error) {
+            const code = error instanceof MandateError ? error.code : 'internal';
+            if (code !== 'unavailable' || Date.now() - started > options.retryForMs || stopped) {
+              releases.push({ at: started, tookMs: Date.now() - started, ok: false, code, attempts });
+              break;
+            }
+            await sleep(200);
+          }
+        }
+        await sleep(20);
+      }
+    };
+    const publish = async (worker: number) => {
+      const nc = await connectToBus({ servers: cluster.url, name: `cluster-load-${worker}` });
+      const publisher = new JetStreamPublisher(nc);
+      for (let n = 0; !stopped; n += 1) {
+        const id = randomUUID();
+        while (!stopped) {
+          try {
+            await publisher.audit({ id, tenant: TENANTS[(worker + n) % TENANTS.length]!, service: 'directory', action: 'workload-update', outcome: 'succeeded', actor: { admin: `cluster-load-${worker}` } });
+            acked.add(id);
+            break;
+          } catch (error) {
+            const text = error instanceof Error ? error.message.slice(0, 80) : 'unknown';
+            publishErrors.set(text, (publishErrors.get(text) ?? 0) + 1);
+            await sleep(100);
+          }
+        }
+        await sleep(10);
+      }
+      await nc.close();
+    };
+    const workers = [...Array.from({ length: options.releases }, () => release()), ...Array.from({ length: options.publishers }, (_, i) => publish(i))];
+    return {
+      releases,
+      acked,
+      publishErrors,
+      async stop() {
+        stopped = true;
+        await Promise.all(workers);
+      },
+    };
+  }
+
+  /** Every acknowledged id is in its tenant's chain exactly once, and each chain verifies. */
+  async function expectChainedExactlyOnce(acked: ReadonlySet<string>): Promise<void> {
+    const bus = new BusClient(h.nc, { defaultTimeoutMs: 30_000 });
+    const deadline = Date.now() + 60_000;
+    let ids: string[];
+    for (;;) {
+      ids = [];
+      for (const tenant of TENANTS) {
+        let cursor: string | undefined;
+        do {
+          const page = await bus.request(auditQueryEndpoint, { tenant, service: 'directory', limit: 500, ...(cursor ? { cursor } : {}) });
+          ids.push(...page.entries.map((entry) => entry.record.id));
+          cursor = page.nextCursor;
+        } while (cursor);
+      }
+      const present = new Set(ids);
+      if ([...acked].every((id) => present.has(id)) || Date.now() > deadline) break;
+      await sleep(500);
+    }
+    const present = new Set(ids);
+    expect(ids.length, 'no record chained twice').toBe(present.size);
+    expect([...acked].filter((id) => !present.has(id)), 'acknowledged but not in the trail').toEqual([]);
+    for (const tenant of TENANTS) expect(await bus.request(auditVerifyEndpoint, { tenant }), tenant).toMatchObject({ ok: true });
+  }
+
+  /** The longest a release took, retries included: the `unavailable` window a client sees. */
+  function unavailableWindow(releases: readonly Outcome[]): number {
+    return Math.max(0, ...releases.filter((r) => r.attempts > 1).map((r) => r.tookMs));
+  }
+
+  it('one node SIGKILLed under load: requests keep succeeding after a short window clients retry; it comes back and catches up; nothing acknowledged is lost or doubled', async () => {
+    const traffic = load({ releases: 4, publishers: 4, retryForMs: 20_000 });
+    await sleep(2_000);
+    const victim = await leaderOf(AUDIT_STREAM.name);
+    const killedAt = Date.now();
+    await victim.kill();
+    // Longer than JetStream's Raft election (seconds): the two others must carry on alone.
+    await sleep(15_000);
+    const beforeRestart = traffic.releases.filter((r) => r.at > killedAt + 1_000 && r.ok && r.at + r.tookMs < Date.now()).length;
+    await victim.start();
+    const restartedAt = Date.now();
+    await caughtUp(AUDIT_STREAM.name);
+    timings.push(`one node down for ${restartedAt - killedAt} ms; caught up ${Date.now() - restartedAt} ms after its restart`);
+    await sleep(2_000);
+    await traffic.stop();
+
+    const failed = traffic.releases.filter((r) => !r.ok);
+    const recovered = traffic.releases.filter((r) => r.attempts > 1).map((r) => r.at + r.tookMs - killedAt);
+    timings.push(`one node: retried releases answered ${recovered.map((ms) => `${ms} ms`).join(', ')} after the kill (the node restarted at ${restartedAt - killedAt} ms)`);
+    timings.push(`one node: ${traffic.releases.length} releases (${traffic.releases.filter((r) => r.attempts > 1).length} retried, ${failed.length} failed), unavailable window ${unavailableWindow(traffic.releases)} ms; ${traffic.acked.size} audit records acknowledged`);
+    expect(failed, 'every release succeeded, retries included').toEqual([]);
+    expect(beforeRestart, 'releases succeeded while the node was down').toBeGreaterThan(20);
+    expect(Math.max(...recovered), 'the unavailable window ended before the node came back').toBeLessThan(restartedAt - killedAt);
+    expect(traffic.releases.filter((r) => r.at > killedAt + 12_000 && r.attempts > 1), 'no retries needed once the cluster settled').toEqual([]);
+    expect(traffic.acked.size).toBeGreaterThan(100);
+    await expectChainedExactlyOnce(traffic.acked);
+  });
+
+  it('two nodes SIGKILLed: writes answer unavailable, never a false success; brought back, everything catches up and nothing acknowledged is lost', async () => {
+    const traffic = load({ releases: 0, publishers: 4, retryForMs: 0 });
+    await sleep(1_000);
+    const [first, second] = cluster.nodes.filter((node) => node.running()).slice(0, 2) as [ClusterNode, ClusterNode];
+    await Promise.all([first.kill(), second.kill()]);
+    const downAt = Date.now();
+    // Let the publishers see the outage; whatever was acknowledged before it must survive.
+    await sleep(3_000);
+    const refusals: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const outcome = await h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'weather' }, { timeoutMs: 3_000 }).then(
+        () => 'released',
+        (error: unknown) => (error instanceof MandateError ? error.code : 'internal'),
+      );
+      refusals.push(outcome);
+    }
+    await sleep(1_000);
+    expect(refusals, 'no credential leaves without its acknowledged audit record').toEqual(Array(5).fill('unavailable'));
+    const frozen = traffic.acked.size;
+    await sleep(2_000);
+    expect(traffic.acked.size, 'no audit record acknowledged by one node of three').toBe(frozen);
+
+    await Promise.all([first.start(), second.start()]);
+    const backAt = Date.now();
+    await caughtUp(AUDIT_STREAM.name);
+    timings.push(`two nodes down for ${backAt - downAt} ms; caught up ${Date.now() - backAt} ms after their restart`);
+    expect(await h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'weather' }, { timeoutMs: 10_000 })).toEqual({ apiKey: 'cluster-test-key' });
+    // Publishers waiting out their last timeout get through again.
+    await expect.poll(() => traffic.acked.size, { timeout: 30_000 }).toBeGreaterThan(frozen + 20);
+    await traffic.stop();
+    timings.push(`two nodes: publish failures while down ${JSON.stringify([...traffic.publishErrors])}`);
+    timings.push(`two nodes: ${traffic.acked.size} audit records acknowledged in all, ${frozen} before and during the outage`);
+    await expectChainedExactlyOnce(traffic.acked);
+  });
+});
