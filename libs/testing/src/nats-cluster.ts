@@ -20,6 +20,8 @@ export interface ClusterNode {
   running(): boolean;
   /** SIGKILL: no shutdown, no flush, as a crashed machine. */
   kill(): Promise<void>;
+  /** SIGTERM: a clean shutdown, as a rolling restart does it. */
+  stop(): Promise<void>;
   /** Starts it again on its store and ports; resolves once it accepts clients. */
   start(): Promise<void>;
   /** The last of its log. */
@@ -67,7 +69,7 @@ export async function startNatsCluster(): Promise<NatsCluster> {
     configs.set(node.name, file);
   }
 
-  const nodes = ports.map((node, index): ClusterNode & { stopGracefully(): Promise<void> } => {
+  const nodes = ports.map((node, index): ClusterNode => {
     let child: ChildProcess | undefined;
     let log = '';
     const routes = ports
@@ -103,7 +105,7 @@ export async function startNatsCluster(): Promise<NatsCluster> {
         }
       },
       kill: () => stopWith('SIGKILL'),
-      stopGracefully: () => stopWith('SIGTERM'),
+      stop: () => stopWith('SIGTERM'),
     };
   });
   await Promise.all(nodes.map((node) => node.start()));
@@ -135,7 +137,7 @@ export async function startNatsCluster(): Promise<NatsCluster> {
       }
     },
     async stop() {
-      await Promise.all(nodes.map((node) => node.stopGracefully()));
+      await Promise.all(nodes.map((node) => node.stop()));
       await rm(dir, { recursive: true, force: true });
     },
   };
