@@ -2,9 +2,10 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connectToBus, BusClient, JetStreamPublisher } from '@mandate/bus';
-import { apiKeyEndpoint, auditQueryEndpoint, auditVerifyEndpoint, MandateError, providerCreateEndpoint, AUDIT_STREAM } from '@mandate/contracts';
+import { apiKeyEndpoint, auditQueryEndpoint, auditVerifyEndpoint, MandateError, oauth2TokenEndpoint, providerCreateEndpoint, AUDIT_STREAM } from '@mandate/contracts';
 import { KeyRing } from '@mandate/crypto';
 import { natsServerMissing, startNatsCluster, type ClusterNode, type NatsCluster } from '@mandate/testing';
+import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 /*
@@ -44,6 +45,7 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
   let cluster: NatsCluster;
   let h: TestSystem;
   let wat: string;
+  let idp: TestIdp | undefined;
   const timings: string[] = [];
 
   beforeAll(async () => {
@@ -60,6 +62,7 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     console.log(`cluster tier timings:\n  ${timings.join('\n  ')}`);
     await h?.stop();
     await cluster?.stop();
+    await idp?.stop();
   });
 
   /** The node that leads a stream now (its writes go there first). */
@@ -256,5 +259,30 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     timings.push(`two nodes: publish failures while down ${JSON.stringify([...traffic.publishErrors])}`);
     timings.push(`two nodes: ${traffic.acked.size} audit records acknowledged in all, ${frozen} before and during the outage`);
     await expectChainedExactlyOnce(traffic.acked);
+  });
+
+  it('a token storm on two vault replicas while the node leading the token cache dies: one upstream request, one token, every caller served', async () => {
+    idp = await startTestIdp({ accessTokenTtlSeconds: 60 });
+    await h.bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name: 'reporting', vendor: 'custom', discoveryUrl: idp.discoveryUrl, clientId: 'm2m-client', clientSecret: 'm2m-client-secret', allowedWorkloads: ['report-agent'] });
+    await h.add('vault');
+    const ask = async (): Promise<string> => {
+      const started = Date.now();
+      for (;;) {
+        try {
+          return (await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'reporting', flow: 'M2M' }, { timeoutMs: 5_000 })).accessToken;
+        } catch (error) {
+          if (!(error instanceof MandateError) || error.code !== 'unavailable' || Date.now() - started > 30_000) throw error;
+          await sleep(200);
+        }
+      }
+    };
+    const victim = await leaderOf('KV_mandate_machine_tokens');
+    await victim.kill();
+    const started = Date.now();
+    const tokens = new Set(await Promise.all(Array.from({ length: 300 }, ask)));
+    timings.push(`token storm: 300 callers served in ${Date.now() - started} ms with the cache's leader down`);
+    await victim.start();
+    expect(idp.tokenRequests.filter((r) => r.grantType === 'client_credentials' && r.status === 200)).toHaveLength(1);
+    expect(tokens.size).toBe(1);
   });
 });
