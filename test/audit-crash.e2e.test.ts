@@ -76,8 +76,8 @@ describe.skipIf(missing)('audit trail under crashes', { timeout: 180_000 }, () =
     await startAudit();
     await until(1_200);
     // And the bus itself, under load. nats-server 2.9 acknowledges before its writes reach the
-    // disk, so what survives is a prefix of each stream's writes: claims live next to entries
-    // (one stream) for exactly this reason.
+    // disk, so what survives is a prefix of each stream's writes; claims and entries are separate
+    // streams, so the appender claims a head's newest entries again whenever it loads a head.
     await nats.kill();
     nats = await startNatsServer({ storeDir, port: nats.port });
     await until(1_800);

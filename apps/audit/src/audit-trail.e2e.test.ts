@@ -164,6 +164,16 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
       expect(await problemOf('t-rehash')).toMatchObject({ kind: 'edited', sequence: 4 });
     });
 
+    it('a flipped byte in a stored (deflated) fragment', async () => {
+      await seeded('t-flip');
+      const fragment = (await h.repository.fragmentHolding('t-flip' as TenantId, 3))!;
+      const doc = (await raw.get('t-flip' as TenantId, fragment.id))! as unknown as { id: string; revision: number; value: { deflated: string } };
+      const bytes = Buffer.from(doc.value.deflated, 'base64');
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
+      await (raw as unknown as DocumentCollection<unknown>).update('t-flip' as TenantId, doc.id, { deflated: bytes.toString('base64') }, doc.revision);
+      expect(await verify('t-flip')).toMatchObject({ ok: false });
+    });
+
     it('a deleted record', async () => {
       await seeded('t-delete');
       await stored.remove('t-delete' as TenantId, 2);

@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { AuditVerifyReport, ParsedRequestOf, ResponseOf, TenantId, TrailDigest, auditQueryEndpoint, auditKeysEndpoint } from '@mandate/contracts';
 import type { Clock, DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
@@ -9,6 +10,7 @@ import { TrailAppender } from './domain/trail-appender.js';
 import { TrailQuery } from './domain/trail-query.js';
 import { TrailVerifier, type VerifyRange } from './domain/trail-verifier.js';
 import { AuditConsumer } from './intake/audit-consumer.js';
+import { intakeState } from './intake/intake-migration.js';
 import { TrailRepository } from './store/trail-repository.js';
 
 export interface AuditDependencies {
@@ -43,14 +45,19 @@ export class AuditTrail {
     const { env, logger } = deps;
     const clock = deps.clock ?? Date.now;
     const { ring, source, generated } = await loadDigestKeys({ mode: env.MANDATE_MODE, keyJson: env.AUDIT_SIGNING_KEY, keyFile: signingKeyFile(env) });
-    const repository = await TrailRepository.open(deps.store);
-    const appender = new TrailAppender({ repository, writerId: env.AUDIT_WRITER_ID, clock, logger });
+    // An intake deployed before it was bounded keeps every record for ever: a consumer made again
+    // would deliver all of it, so its claims must not expire until it has been migrated.
+    const intake = await intakeState(await jetstreamManager(deps.nc));
+    const claimRetentionMs = intake === 'legacy' || intake === 'retired' ? 0 : env.AUDIT_CLAIM_RETENTION_SECONDS * 1000;
+    const repository = await TrailRepository.open(deps.store, { claimRetentionMs });
+    const appender = new TrailAppender({ repository, writerId: env.AUDIT_WRITER_ID, clock, logger, reclaimTail: env.AUDIT_MAX_ACK_PENDING });
     const digester = new Digester(repository, ring, clock, logger);
     const verifier = new TrailVerifier(repository, ring, env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000, clock);
     const consumer = new AuditConsumer(deps.nc, appender, logger, {
       ackWaitMs: env.AUDIT_ACK_WAIT_SECONDS * 1000,
       maxAckPending: env.AUDIT_MAX_ACK_PENDING,
       replicas: env.MANDATE_MODE === 'production' ? 3 : 1,
+      migrateIntake: env.MANDATE_MODE !== 'production',
     });
     const trail = new AuditTrail(ring, appender, digester, verifier, new TrailQuery(repository, env.AUDIT_QUERY_SCAN_LIMIT), consumer, logger);
     await consumer.start();

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { baseEnvSchema } from '@mandate/config';
+import { AUDIT_STREAM } from '@mandate/contracts';
 
 export const auditEnvSchema = baseEnvSchema.safeExtend({
   /** A signed digest per tenant this often, records or not (and one on shutdown). */
@@ -18,6 +19,18 @@ export const auditEnvSchema = baseEnvSchema.safeExtend({
   AUDIT_ACK_WAIT_SECONDS: z.coerce.number().int().min(5).max(600).default(30),
   /** Records delivered and not yet acknowledged, at most: the consumer's batching window. */
   AUDIT_MAX_ACK_PENDING: z.coerce.number().int().min(10).max(100_000).default(10_000),
+  /**
+   * How long a record's dedup claim is kept: while its record can still come again. JetStream
+   * stores a republish of the same id once within the intake stream's duplicate window (2
+   * minutes), redeliveries come within a few ack waits, and what a crash brings back later is
+   * claimed again from the chain's tail; default that window. Claims cost disk and nats-server
+   * memory for the records of one retention period (at 5,000 records/s, 600,000 claims for 120 s).
+   */
+  AUDIT_CLAIM_RETENTION_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).default(AUDIT_STREAM.duplicateWindowMs / 1000),
+}).superRefine((env, ctx) => {
+  if (env.AUDIT_CLAIM_RETENTION_SECONDS < 2 * env.AUDIT_ACK_WAIT_SECONDS) {
+    ctx.addIssue({ code: 'custom', path: ['AUDIT_CLAIM_RETENTION_SECONDS'], message: 'must be at least twice AUDIT_ACK_WAIT_SECONDS, or a redelivered record could outlive its claim' });
+  }
 });
 
 export type AuditEnv = z.output<typeof auditEnvSchema>;

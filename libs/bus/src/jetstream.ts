@@ -7,7 +7,12 @@ export interface StreamPlacement {
   replicas: number;
 }
 
-export type StreamDeclaration = { name: string; action: 'created' | 'updated' | 'unchanged' };
+/**
+ * `retention-differs`: the stream exists with another retention policy, which JetStream cannot
+ * change in place; it is left exactly as it is (its owner migrates it: the audit intake is moved
+ * by the audit service, docs/audit.md "Upgrading the intake").
+ */
+export type StreamDeclaration = { name: string; action: 'created' | 'updated' | 'unchanged' | 'retention-differs' };
 
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
@@ -18,7 +23,7 @@ function toStreamConfig(definition: StreamDefinition, placement: StreamPlacement
     description: definition.description,
     subjects: [...definition.subjects],
     storage: StorageType.File,
-    retention: RetentionPolicy.Limits,
+    retention: definition.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
     num_replicas: placement.replicas,
     deny_delete: definition.denyDelete,
@@ -57,6 +62,8 @@ async function declareStream(jsm: JetStreamManager, wanted: Partial<StreamConfig
     }
     throw error;
   }
+  // Not even the other fields: a stream being migrated has had its subjects moved away on purpose.
+  if (current.retention !== wanted.retention) return { name: wanted.name, action: 'retention-differs' };
   const differs = (Object.keys(wanted) as (keyof StreamConfig)[]).some(
     (key) => JSON.stringify(current[key]) !== JSON.stringify(wanted[key]),
   );

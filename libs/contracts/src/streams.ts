@@ -16,6 +16,11 @@ export interface StreamDefinition {
   readonly duplicateWindowMs: number;
   /** 0 means keep forever. */
   readonly maxAgeMs: number;
+  /**
+   * `limits` (the default): kept until the age limit. `workqueue`: a buffer, each message removed
+   * once its one consumer acknowledges it. JetStream cannot change this on an existing stream.
+   */
+  readonly retention?: 'limits' | 'workqueue';
 }
 
 export const EVENTS_STREAM: StreamDefinition = Object.freeze({
@@ -28,14 +33,24 @@ export const EVENTS_STREAM: StreamDefinition = Object.freeze({
   maxAgeMs: 7 * 24 * 3_600_000,
 });
 
+/**
+ * The audit intake: a buffer, not the record. The audit service (its one consumer) acknowledges a
+ * record once it is in the tenant's chain, and only then does the record leave the stream, so
+ * nothing unchained is dropped and a restarted audit service finds all it has not chained.
+ */
 export const AUDIT_STREAM: StreamDefinition = Object.freeze({
   name: 'MANDATE_AUDIT',
-  description: 'Audit records of every Mandate service (mandate.audit.<tenant>.<service>.<action>); append-only',
+  description: 'Audit records of every Mandate service (mandate.audit.<tenant>.<service>.<action>), each kept until the audit service has chained it',
   subjects: [ALL_AUDIT],
   denyDelete: true,
   denyPurge: true,
-  duplicateWindowMs: 10 * 60_000,
+  // A retried publish (same record id) within this window is stored once. Publishers give up on
+  // an acknowledgement after 5 s and a retry follows within seconds; the window is a set of ids in
+  // nats-server's memory, so it is kept as short as that allows (the audit service's dedup claims
+  // cover the same span, see AUDIT_CLAIM_RETENTION_SECONDS).
+  duplicateWindowMs: 2 * 60_000,
   maxAgeMs: 0,
+  retention: 'workqueue',
 });
 
 export const STREAMS: readonly StreamDefinition[] = Object.freeze([EVENTS_STREAM, AUDIT_STREAM]);

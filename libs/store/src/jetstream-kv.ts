@@ -1,6 +1,6 @@
-import { JetStreamApiError, StorageType } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { Bucket, Kvm, type KV, type KvEntry } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { MandateError, type TenantId } from '@mandate/contracts';
 import { backend, openOnce } from './backend-calls.js';
 import { createUnlessTaken } from './create-unless-taken.js';
@@ -40,19 +40,37 @@ export class JetStreamKvStore implements DocumentStore {
   readonly #options: Required<JetStreamKvStoreOptions>;
   readonly #bulk: KvBulkCreator;
 
-  constructor(nc: NatsConnection, options: JetStreamKvStoreOptions = {}) {
+  constructor(
+    private readonly nc: NatsConnection,
+    options: JetStreamKvStoreOptions = {},
+  ) {
     this.#kvm = new Kvm(nc);
     this.#bulk = new KvBulkCreator(nc);
     this.#options = { replicas: options.replicas ?? 1, clock: options.clock ?? Date.now };
   }
 
   readonly collection = openOnce(
-    (name) =>
-      this.#kvm
-        .create(`mandate_${name.replaceAll('-', '_')}`, { history: 1, replicas: this.#options.replicas, storage: StorageType.File })
-        .then((kv) => new JetStreamKvCollection<unknown>(kv, this.#bulk, this.#options.clock)),
+    async (name, { maxAgeMs }) => {
+      const bucket = `mandate_${name.replaceAll('-', '_')}`;
+      const kv = await this.#kvm.create(bucket, { history: 1, replicas: this.#options.replicas, storage: StorageType.File, ...(maxAgeMs ? { ttl: maxAgeMs } : {}) });
+      await this.#keepMaxAge(`KV_${bucket}`, maxAgeMs);
+      return new JetStreamKvCollection<unknown>(kv, this.#bulk, this.#options.clock, maxAgeMs);
+    },
     (name) => `could not open the ${name} store`,
   );
+
+  /**
+   * `Kvm.create` leaves an existing bucket as it is, so a bucket made before it had a max age (or
+   * with another) is brought to the one asked for: a stream's max age may change in place.
+   */
+  async #keepMaxAge(stream: string, maxAgeMs: number | undefined): Promise<void> {
+    if (!maxAgeMs) return;
+    const jsm = await jetstreamManager(this.nc);
+    const { config } = await jsm.streams.info(stream);
+    if (config.max_age === nanos(maxAgeMs)) return;
+    // JetStream wants the duplicate window within the max age (KV writes carry no message ids anyway).
+    await jsm.streams.update(stream, { ...config, max_age: nanos(maxAgeMs), duplicate_window: Math.min(config.duplicate_window, nanos(maxAgeMs)) });
+  }
 
   async close(): Promise<void> {
     // The connection belongs to the caller; only our reply subscription is ours to close.
@@ -65,6 +83,7 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
     private readonly kv: KV,
     private readonly bulk: KvBulkCreator,
     private readonly clock: Clock,
+    private readonly maxAgeMs: number | undefined,
   ) {}
 
   async get(tenant: TenantId, id: string): Promise<StoredDocument<T> | undefined> {
@@ -158,6 +177,9 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
   }
 
   async sweepExpired(): Promise<number> {
+    // The server removes what outlived the bucket's max age, leaving nothing behind; a delete
+    // here would leave a marker per key, which is what the max age is there to avoid.
+    if (this.maxAgeMs) return 0;
     let removed = 0;
     const keys = await backend(() => this.kv.keys());
     for await (const key of keys) {
@@ -186,7 +208,7 @@ class JetStreamKvCollection<T> implements DocumentCollection<T> {
   }
 
   #record(value: T, options: WriteOptions, revision: number): KvRecord<T> & { r: number } {
-    const expiresAt = expiryOf(this.clock(), options.ttlMs);
+    const expiresAt = expiryOf(this.clock(), options.ttlMs, this.maxAgeMs);
     return expiresAt === undefined ? { v: value, r: revision } : { v: value, e: expiresAt, r: revision };
   }
 

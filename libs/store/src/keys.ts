@@ -73,8 +73,16 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   return assertValidId(decoded, 'cursor');
 }
 
-export function expiryOf(now: number, ttlMs: number | undefined): number | undefined {
-  if (ttlMs === undefined) return undefined;
-  if (!Number.isInteger(ttlMs) || ttlMs <= 0) throw new TypeError(`ttlMs must be a positive integer, got ${ttlMs}`);
-  return now + ttlMs;
+export function expiryOf(now: number, ttlMs: number | undefined, maxAgeMs?: number): number | undefined {
+  if (ttlMs !== undefined && (!Number.isInteger(ttlMs) || ttlMs <= 0)) throw new TypeError(`ttlMs must be a positive integer, got ${ttlMs}`);
+  const lifetime = maxAgeMs === undefined ? ttlMs : Math.min(ttlMs ?? maxAgeMs, maxAgeMs);
+  return lifetime === undefined ? undefined : now + lifetime;
+}
+
+/** A collection's `maxAgeMs`, checked: a positive whole number of seconds or none. */
+export function assertValidMaxAge(maxAgeMs: number | undefined): number | undefined {
+  if (maxAgeMs !== undefined && (!Number.isInteger(maxAgeMs) || maxAgeMs < 1_000 || maxAgeMs % 1_000 !== 0)) {
+    throw new TypeError(`maxAgeMs must be a whole number of seconds, got ${maxAgeMs}`);
+  }
+  return maxAgeMs;
 }

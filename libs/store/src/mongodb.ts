@@ -58,13 +58,13 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   readonly collection = openOnce(
-    (name) => {
+    (name, { maxAgeMs }) => {
       const collection = this.#db.collection<MongoRecord>(name);
       return Promise.all([
         collection.createIndex({ tenant: 1, key: 1 }, { unique: true, name: 'tenant_key' }),
         // MongoDB's TTL monitor removes expired records about once a minute; reads filter too.
         collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'ttl' }),
-      ]).then(() => new MongoCollection<unknown>(collection, this.#clock));
+      ]).then(() => new MongoCollection<unknown>(collection, this.#clock, maxAgeMs));
     },
     (name) => `could not prepare the ${name} collection`,
   );
@@ -78,6 +78,8 @@ class MongoCollection<T> implements DocumentCollection<T> {
   constructor(
     private readonly collection: Collection<MongoRecord>,
     private readonly clock: Clock,
+    /** Every write's TTL is cut to it, so the TTL index removes every record in time. */
+    private readonly maxAgeMs: number | undefined,
   ) {}
 
   async get(tenant: TenantId, id: string): Promise<StoredDocument<T> | undefined> {
@@ -184,7 +186,7 @@ class MongoCollection<T> implements DocumentCollection<T> {
   }
 
   #record(tenant: TenantId, id: string, value: T, rev: number, now: number, options: WriteOptions): MongoRecord {
-    const expiresAt = expiryOf(now, options.ttlMs);
+    const expiresAt = expiryOf(now, options.ttlMs, this.maxAgeMs);
     const record: MongoRecord = { _id: idOf(tenant, id), tenant, key: id, rev, doc: JSON.stringify(value), updatedAt: new Date(now) };
     if (expiresAt !== undefined) record.expiresAt = new Date(expiresAt);
     return record;

@@ -75,9 +75,23 @@ export interface DocumentCollection<T> {
   sweepExpired(): Promise<number>;
 }
 
+/** How a collection is prepared when it is first opened. */
+export interface CollectionOptions {
+  /**
+   * No record outlives this many milliseconds after its last write: a longer TTL (or none) is cut
+   * to it. For records that stop mattering by age alone, many of them (dedup claims, replay
+   * guards): the backend removes them by itself, with nothing left behind and no sweep (the
+   * bucket's max age on JetStream KV, the TTL index on MongoDB).
+   */
+  maxAgeMs?: number;
+}
+
 export interface DocumentStore {
-  /** Opens (and at first use prepares) a collection; the name is ours, not user input. */
-  collection<T>(name: string): Promise<DocumentCollection<T>>;
+  /**
+   * Opens (and at first use prepares) a collection; the name is ours, not user input. Opened with
+   * a `maxAgeMs`, the collection keeps it from then on (an open without one does not take it away).
+   */
+  collection<T>(name: string, options?: CollectionOptions): Promise<DocumentCollection<T>>;
   close(): Promise<void>;
 }
 

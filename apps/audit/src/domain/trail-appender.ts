@@ -19,6 +19,12 @@ export interface TrailAppenderOptions {
   leaseMs?: number;
   /** Most records one batch appends (one round of parallel writes, one head move). */
   maxBatch?: number;
+  /**
+   * Entries at the end of a chain that are claimed again whenever its head is loaded (see
+   * `#repair`): at least the records that can be delivered and not acknowledged at once
+   * (AUDIT_MAX_ACK_PENDING), because those are the ones a crash can bring back.
+   */
+  reclaimTail?: number;
   logger?: Logger;
 }
 
@@ -41,7 +47,7 @@ export class TrailAppender {
   #closed = false;
 
   constructor(options: TrailAppenderOptions) {
-    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, ...options };
+    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, reclaimTail: 10_000, ...options };
   }
 
   /** Resolves once the record is in the chain (or was already): only then may it be acknowledged. */
@@ -352,9 +358,35 @@ class TenantWriter {
       }
       value = { ...value, sequence: next.sequence, hash: next.hash, appendedAt: next.appendedAt > value.appendedAt ? next.appendedAt : value.appendedAt };
     }
+    await this.#reclaimTail(value.sequence);
     if (value === head.value) return head;
     this.options.logger?.info({ tenant: this.tenant, from: head.value.sequence, to: value.sequence }, 'adopted entries written before a crash');
     return repository.moveChainHead(this.tenant, value, head.revision);
+  }
+
+  /**
+   * Claims live in a collection of their own, with a max age, so an entry can outlast its claim:
+   * a bus crash keeps a prefix of each stream, not of both together, and claims age out while the
+   * service is down. The records a crash leaves unacknowledged (and so brings back) are the last
+   * ones chained: the tail is claimed again before anything else is appended, so they are found.
+   *
+   * Newest first, a batch's length at a time, stopping at a stretch whose claims were all there:
+   * claims are written batch after batch (a batch's own before the next batch's) and what the bus
+   * keeps, or the max age leaves, is a contiguous run of those writes, so when the newest batch's
+   * claims survived, so did every earlier one still within its retention. A restart without loss
+   * costs one stretch; only lost claims make it walk the whole tail.
+   */
+  async #reclaimTail(last: number): Promise<void> {
+    const { repository, reclaimTail, maxBatch } = this.options;
+    const oldest = Math.max(1, last - reclaimTail + 1);
+    let written = 0;
+    for (let end = last; end >= oldest; end -= maxBatch) {
+      const stretch = (await repository.entries(this.tenant, Math.max(oldest, end - maxBatch + 1), end)).filter((entry) => entry !== undefined);
+      const made = await repository.reclaim(this.tenant, stretch);
+      written += made;
+      if (made === 0) break;
+    }
+    if (written > 0) this.options.logger?.info({ tenant: this.tenant, claims: written }, 'claimed the end of the chain again: its claims were gone');
   }
 
   /**

@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import {
   AUDIT_CONSUMER,
@@ -14,6 +14,7 @@ import {
 import { declareConsumer, declareStreams } from '@mandate/bus';
 import { lazyInstruments, type Logger } from '@mandate/telemetry';
 import type { TrailAppender } from '../domain/trail-appender.js';
+import { IntakeMigration, intakeState } from './intake-migration.js';
 
 const instruments = lazyInstruments('@mandate/audit', (meter) => ({
   processed: meter.createCounter('mandate.audit.records', { description: 'Audit messages by what became of them: appended, duplicate, poison, retried' }),
@@ -28,11 +29,20 @@ const instruments = lazyInstruments('@mandate/audit', (meter) => ({
 /** After this many deliveries, a record that still fails with anything but `unavailable` is dead-lettered. */
 const FAILED_REPEATEDLY_AFTER = 20;
 const LAG_POLL_MS = 5_000;
+/** A legacy intake is retired once at most this many records wait: publishes pause while they are chained. */
+const MIGRATION_CUT_AT_LAG = 1_000;
+const MIGRATION_POLL_MS = 100;
 
 export interface AuditConsumerOptions {
   ackWaitMs: number;
   maxAckPending: number;
   replicas: number;
+  /**
+   * Whether a legacy intake is migrated by this service (the embedded default, where it may).
+   * Production NATS users may not delete the intake (a compromised audit service could drop what
+   * is not chained yet): there an operator migrates it (docs/audit.md, "Upgrading the intake").
+   */
+  migrateIntake: boolean;
 }
 
 type Parsed = { record: AuditRecord } | { poison: AuditPoisonReason; detail: string };
@@ -58,6 +68,8 @@ export class AuditConsumer {
   readonly #inFlight = new Set<Promise<void>>();
   #lag = 0;
   #lagTimer: NodeJS.Timeout | undefined;
+  #stopping = false;
+  #migrating: Promise<void> | undefined;
   readonly #observeLag = (result: { observe(value: number): void }) => result.observe(this.#lag);
 
   constructor(
@@ -68,7 +80,57 @@ export class AuditConsumer {
   ) {}
 
   async start(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
     await declareStreams(this.nc, [AUDIT_DLQ_STREAM], { replicas: this.options.replicas });
+    const intake = await intakeState(jsm);
+    // Every service declares the streams at start-up; this one cannot start without its own.
+    if (intake === 'absent') await declareStreams(this.nc, [AUDIT_STREAM], { replicas: this.options.replicas });
+    await this.#consume();
+    // After the bus comes back, what it kept may not be what it acknowledged (no fsync on 2.9):
+    // every chain is reloaded and repaired before the next append.
+    void (async () => {
+      for await (const status of this.nc.status()) if (status.type === 'reconnect') this.appender.resync();
+    })();
+    instruments().lag.addCallback(this.#observeLag);
+    this.#lagTimer = setInterval(() => void this.#pollLag(), LAG_POLL_MS);
+    this.#lagTimer.unref();
+    void this.#pollLag();
+    if (intake === 'legacy' || intake === 'retired') {
+      if (this.options.migrateIntake) this.#migrating = this.#migrate(jsm);
+      else this.logger.error({ stream: AUDIT_STREAM.name, state: intake }, 'the audit intake keeps every record for ever (deployed before it was bounded); migrate it as docs/audit.md "Upgrading the intake" says. Consuming it as it is meanwhile');
+    }
+  }
+
+  /**
+   * The intake as deployed before it was bounded kept every record for ever (limits retention,
+   * which JetStream cannot change in place): consumed as it is until it is retired and drained,
+   * then replaced by the work-queue stream (see IntakeMigration).
+   */
+  async #migrate(jsm: JetStreamManager): Promise<void> {
+    this.logger.warn({ stream: AUDIT_STREAM.name }, 'the audit intake keeps every record for ever (deployed before it was bounded): migrating it to a work queue; publishes pause while its last records are chained');
+    let warned = false;
+    const migration = new IntakeMigration(jsm, {
+      cutAtLag: MIGRATION_CUT_AT_LAG,
+      pollMs: MIGRATION_POLL_MS,
+      waiting: (lag) => {
+        if (!warned) this.logger.warn({ lag }, 'the audit intake migration waits for the audit service to catch up');
+        warned = true;
+      },
+    });
+    try {
+      await migration.drain(() => this.#stopping);
+      await this.#stopConsuming();
+      await migration.remove();
+      if (this.#stopping) return;
+      await declareStreams(this.nc, [AUDIT_STREAM], { replicas: this.options.replicas });
+      await this.#consume();
+      this.logger.info({ stream: AUDIT_STREAM.name }, 'the audit intake is a work queue now: a record leaves it once it is chained');
+    } catch (err) {
+      if (!this.#stopping) this.logger.error({ err }, 'the audit intake migration stopped; it resumes at the next start');
+    }
+  }
+
+  async #consume(): Promise<void> {
     await declareConsumer(this.nc, AUDIT_STREAM.name, {
       durable_name: AUDIT_CONSUMER,
       description: 'The audit service: appends every record to its tenant chain',
@@ -89,24 +151,21 @@ export class AuditConsumer {
         void handling.finally(() => this.#inFlight.delete(handling));
       },
     });
-    // After the bus comes back, what it kept may not be what it acknowledged (no fsync on 2.9):
-    // every chain is reloaded and repaired before the next append.
-    void (async () => {
-      for await (const status of this.nc.status()) if (status.type === 'reconnect') this.appender.resync();
-    })();
-    instruments().lag.addCallback(this.#observeLag);
-    this.#lagTimer = setInterval(() => void this.#pollLag(), LAG_POLL_MS);
-    this.#lagTimer.unref();
-    void this.#pollLag();
+  }
+
+  async #stopConsuming(): Promise<void> {
+    this.#messages?.stop();
+    await this.#messages?.closed().catch(() => undefined);
+    await Promise.all([...this.#inFlight]);
   }
 
   /** Stops taking records and waits for those in hand to be appended and acknowledged. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     clearInterval(this.#lagTimer);
     instruments().lag.removeCallback(this.#observeLag);
-    this.#messages?.stop();
-    await this.#messages?.closed().catch(() => undefined);
-    await Promise.all([...this.#inFlight]);
+    await this.#migrating;
+    await this.#stopConsuming();
   }
 
   async #handle(msg: JsMsg): Promise<void> {

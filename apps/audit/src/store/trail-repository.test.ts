@@ -108,6 +108,32 @@ describe.skipIf(missing)('TrailRepository: entries stored a batch at a time', ()
     await expect(repository.createEntries(tenant, entries.slice(0, 1))).rejects.toMatchObject({ code: 'conflict' });
   });
 
+  it('stores a fragment deflated, at a fraction of its JSON, and reads fragments written plain before alike', async () => {
+    const tenant = fresh();
+    const entries = chain(PAGE, 'the same words in every record, as real records repeat their keys');
+    await repository.createEntries(tenant, entries);
+    const stored = (await raw.get(tenant, 'e.000000000001'))!.value as { deflated?: string; entries?: unknown };
+    expect(stored.entries).toBeUndefined();
+    expect(stored.deflated!.length).toBeLessThan(JSON.stringify(entries).length / 3);
+    expect(await repository.entries(tenant, 1, PAGE)).toEqual(entries);
+
+    const older = fresh();
+    await raw.create(older, 'e.000000000001', { entries: entries.slice(0, 3) });
+    expect(await repository.entries(older, 1, 3)).toEqual(entries.slice(0, 3));
+  });
+
+  it('reads a fragment that does not inflate (or is no list once inflated) as missing entries', async () => {
+    const tenant = fresh();
+    await repository.createEntries(tenant, chain(4));
+    const doc = (await raw.get(tenant, 'e.000000000001'))!;
+    await raw.update(tenant, doc.id, { deflated: Buffer.from('not deflate at all').toString('base64') }, doc.revision);
+    expect(await repository.entries(tenant, 1, 4)).toEqual([undefined, undefined, undefined, undefined]);
+    const { deflateRawSync } = await import('node:zlib');
+    const again = (await raw.get(tenant, 'e.000000000001'))!;
+    await raw.update(tenant, again.id, { deflated: deflateRawSync('{"entries":[]}').toString('base64') }, again.revision);
+    expect(await repository.entry(tenant, 1)).toBeUndefined();
+  });
+
   it('reads entries stored one document each, as written before fragments', async () => {
     const tenant = fresh();
     const entries = chain(4);

@@ -1,15 +1,24 @@
-import { MandateError, SYSTEM_TENANT, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
+import { promisify } from 'node:util';
+import { deflateRaw, inflateRaw } from 'node:zlib';
+import { AUDIT_STREAM, MandateError, SYSTEM_TENANT, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
 import { createUnlessTaken, type CreateOutcome, type DocumentCollection, type DocumentStore, type StoredDocument } from '@mandate/store';
 
 /*
- * Where the trail lives, in two collections:
+ * Where the trail lives, in three collections:
  *
  *   audit-trail  entry fragments `e.<first sequence>` (a run of consecutive entries, never across a
- *                page of PAGE sequences, so every page begins with a fragment), digests
- *                `d.<number>`, numbers zero-padded to 12 digits so id order is chain order, and
- *                claims `r.<record id>[.<n>]` (the deduplication index: which sequence a record
- *                was given). Only ever created, never updated or deleted: in MongoDB the audit
- *                service's role grants insert and find only on it.
+ *                page of PAGE sequences, so every page begins with a fragment; their JSON
+ *                deflated, a quarter of its size) and digests
+ *                `d.<number>`, numbers zero-padded to 12 digits so id order is chain order. Only
+ *                ever created, never updated or deleted: in MongoDB the audit service's role
+ *                grants insert and find only on it. (Claims `r.<record id>[.<n>]` written before
+ *                claims had a collection of their own stay here, inert.)
+ *   audit-claims claims `r.<record id>[.<n>]`: which sequence a record was given, the
+ *                deduplication index. A claim matters only while its record can still arrive
+ *                again (a redelivery, a republish inside the duplicate window), so the collection
+ *                has a max age (AUDIT_CLAIM_RETENTION_SECONDS) and the store drops old claims by
+ *                itself: what grew by one key per record for ever is bounded by the records of
+ *                one retention period.
  *   audit-heads  per tenant: `chain` (last sequence, last hash, writer lease) and `digests` (last
  *                digest number and hash), both moved by compare-and-swap; under the `system`
  *                tenant, `t.<tenant>` registers every tenant that has a chain.
@@ -19,18 +28,30 @@ import { createUnlessTaken, type CreateOutcome, type DocumentCollection, type Do
  * walking its fragments from its first sequence; a gap (a fragment removed by someone with store
  * access) is probed past, so the entries after it are still found and the gap reads as missing.
  *
- * Claims live next to the entries on purpose: a claim is written before its entry, in the same
- * collection (one JetStream stream, one MongoDB collection), so whatever a crash of the store
- * keeps, it never keeps an entry without its claim, and a redelivered record is never chained
- * twice. A claim whose entry was lost is stale (the entry at its sequence is missing or another
- * record's); the record is then claimed again under the next suffix.
+ * A claim is written before its entry, so a crash of the process never leaves an entry without
+ * its claim, and a redelivered record is never chained twice. Claims and entries are two streams
+ * on JetStream, so a crash of the bus (which keeps a prefix of each stream's writes, not of both
+ * together) or claims aged out while the service was down could leave the newest entries without
+ * claims: the appender claims the chain's tail again (`reclaimTail`) whenever it loads a head,
+ * before it appends, which covers every record that can still be redelivered. A claim whose entry
+ * was lost is stale (the entry at its sequence is missing or another record's); the record is
+ * then claimed again under the next suffix.
  *
  * The heads are the only mutable documents and are trusted for nothing a verifier cannot
  * re-derive: they say where to start, the entries and the signed digests say what is true.
  */
+const deflate = promisify(deflateRaw);
+const inflate = promisify(inflateRaw);
+
 export const TRAIL_COLLECTION = 'audit-trail';
+export const CLAIMS_COLLECTION = 'audit-claims';
 export const HEADS_COLLECTION = 'audit-heads';
-export const AUDIT_COLLECTIONS = [TRAIL_COLLECTION, HEADS_COLLECTION] as const;
+export const AUDIT_COLLECTIONS = [TRAIL_COLLECTION, CLAIMS_COLLECTION, HEADS_COLLECTION] as const;
+
+export interface TrailRepositoryOptions {
+  /** How long a claim is kept (the claims collection's max age); default the intake stream's duplicate window. */
+  claimRetentionMs?: number;
+}
 
 /**
  * Claims of one record tried before giving up. A stale one needs a store crash, or a batch voided
@@ -45,12 +66,25 @@ export const MAX_SEQUENCE = 10 ** PAD - 1;
 export const PAGE = 128;
 /** A fragment stays well under NATS's default 1 MiB message limit (a record alone can be larger; it then gets its own fragment). */
 const MAX_FRAGMENT_BYTES = 256 * 1024;
+/** What a fragment may inflate to at most: a page of the largest records there can be, with room to spare. */
+const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 /** Pages read at once by `entries`. */
 const PAGES_IN_PARALLEL = 16;
+/** Records whose claims `reclaim` walks at once. */
+const RECLAIMS_IN_PARALLEL = 64;
 
 /** Consecutive entries stored as one document, the first at the sequence in its id. */
 export interface TrailFragment {
   entries: TrailEntry[];
+}
+
+/**
+ * A fragment as written now: its entries' JSON, deflated (RFC 1951), in base64. About a quarter
+ * of the JSON's size: the hex of every hash, id and trace id is stored as text, each hash twice
+ * (as the next entry's `previousHash`), and every key of every record again.
+ */
+export interface DeflatedFragment {
+  deflated: string;
 }
 
 export interface ChainHead {
@@ -69,9 +103,8 @@ export interface DigestHead {
   hash: string;
 }
 
-/** Which sequence a record was given. */
+/** Which sequence a record was given (the record id is the claim's own id; claims made before had it as `claim` too). */
 export interface ClaimDocument {
-  claim: string;
   sequence: number;
 }
 
@@ -90,12 +123,28 @@ interface TenantRegistration {
   since: string;
 }
 
-/** `TrailEntry` alone: a fragment of one, as written before fragments existed. */
-type TrailDocument = TrailFragment | TrailEntry | TrailDigest | ClaimDocument;
+/** `TrailEntry` alone: a fragment of one, as written before fragments existed; `TrailFragment`, as written before they were deflated. */
+type TrailDocument = DeflatedFragment | TrailFragment | TrailEntry | TrailDigest;
 
-function entriesOf(value: TrailDocument): TrailEntry[] {
+/**
+ * The entries a stored fragment holds, whichever way it was written. One that does not inflate or
+ * parse (a store tampered with) holds none: its entries read as missing, which `verify` reports.
+ */
+async function entriesOf(value: TrailDocument): Promise<TrailEntry[]> {
+  if ('deflated' in value && typeof value.deflated === 'string') {
+    try {
+      const entries: unknown = JSON.parse((await inflate(Buffer.from(value.deflated, 'base64'), { maxOutputLength: MAX_INFLATED_BYTES })).toString('utf8'));
+      return Array.isArray(entries) ? (entries as TrailEntry[]) : [];
+    } catch {
+      return [];
+    }
+  }
   if ('entries' in value && Array.isArray(value.entries)) return value.entries;
   return [value as TrailEntry];
+}
+
+async function deflated(entries: readonly TrailEntry[]): Promise<DeflatedFragment> {
+  return { deflated: (await deflate(JSON.stringify(entries))).toString('base64') };
 }
 
 function pageStart(sequence: number): number {
@@ -133,12 +182,14 @@ function padded(kind: 'e' | 'd', n: number): string {
 export class TrailRepository {
   private constructor(
     private readonly trail: DocumentCollection<TrailDocument>,
+    private readonly claims: DocumentCollection<ClaimDocument>,
     private readonly heads: DocumentCollection<ChainHead | DigestHead | TenantRegistration>,
   ) {}
 
-  static async open(store: DocumentStore): Promise<TrailRepository> {
+  static async open(store: DocumentStore, options: TrailRepositoryOptions = {}): Promise<TrailRepository> {
     return new TrailRepository(
       await store.collection<TrailDocument>(TRAIL_COLLECTION),
+      await store.collection<ClaimDocument>(CLAIMS_COLLECTION, { maxAgeMs: options.claimRetentionMs ?? AUDIT_STREAM.duplicateWindowMs }),
       await store.collection<ChainHead | DigestHead | TenantRegistration>(HEADS_COLLECTION),
     );
   }
@@ -153,9 +204,11 @@ export class TrailRepository {
    * caller knows them, are the entries' stored sizes in bytes (as `chainLink` tells them).
    */
   async createEntries(tenant: TenantId, entries: readonly TrailEntry[], sizes?: readonly number[]): Promise<void> {
+    const fragments = fragmentsOf(entries, sizes);
+    const values = await Promise.all(fragments.map(deflated));
     const outcomes = await this.trail.createMany(
       tenant,
-      fragmentsOf(entries, sizes).map((fragment) => ({ id: padded('e', fragment[0]!.sequence), value: { entries: fragment } })),
+      fragments.map((fragment, i) => ({ id: padded('e', fragment[0]!.sequence), value: values[i]! })),
     );
     if (outcomes.includes('conflict')) throw new MandateError('conflict', 'a sequence of the chain is taken');
   }
@@ -185,7 +238,7 @@ export class TrailRepository {
     for (let first = sequence; first >= pageStart(sequence); first -= 1) {
       const doc = await this.trail.get(tenant, padded('e', first));
       if (!doc) continue;
-      const entries = entriesOf(doc.value);
+      const entries = await entriesOf(doc.value);
       return first + entries.length > sequence ? { id: doc.id, revision: doc.revision, first, entries } : undefined;
     }
     return undefined;
@@ -198,7 +251,7 @@ export class TrailRepository {
     while (next <= last) {
       const doc = await this.trail.get(tenant, padded('e', next));
       if (doc) {
-        const entries = entriesOf(doc.value);
+        const entries = await entriesOf(doc.value);
         entries.forEach((entry, i) => found.push({ position: next + i, entry }));
         next += Math.max(1, entries.length);
         continue;
@@ -213,14 +266,13 @@ export class TrailRepository {
     return found;
   }
 
-  /** Whether a record is in the chain: a claim whose sequence holds this very record. */
   /**
    * Whether a record is chained: a claim of it names an entry of it at or below `head` (the chain
    * as the appender holds it). An entry beyond the head, stranded past a gap, does not count.
    */
   async lookupClaim(tenant: TenantId, recordId: string, head: number): Promise<ClaimLookup> {
     for (let attempt = 0; attempt < MAX_CLAIMS; attempt++) {
-      const claim = (await this.trail.get(tenant, claimId(recordId, attempt)))?.value as ClaimDocument | undefined;
+      const claim = (await this.claims.get(tenant, claimId(recordId, attempt)))?.value;
       if (!claim) return { chained: false, attempt };
       if (claim.sequence <= head && (await this.entry(tenant, claim.sequence))?.record.id === recordId) return { chained: true, sequence: claim.sequence };
     }
@@ -230,14 +282,47 @@ export class TrailRepository {
 
   /** Claims `sequence` for a record, before its entry is written; `conflict` if that claim exists. */
   async createClaim(tenant: TenantId, recordId: string, attempt: number, sequence: number): Promise<void> {
-    await this.trail.create(tenant, claimId(recordId, attempt), { claim: recordId, sequence });
+    await this.claims.create(tenant, claimId(recordId, attempt), { sequence });
+  }
+
+  /**
+   * Makes sure each of these chained entries can be found by its record id: a record whose claims
+   * (all of them) do not name its entry gets a claim that does. For entries that may have lost
+   * their claims (a bus crash, claims aged out while the service was down); returns how many
+   * claims it wrote.
+   */
+  async reclaim(tenant: TenantId, entries: readonly TrailEntry[]): Promise<number> {
+    const outcomes = await this.createClaims(
+      tenant,
+      entries.map((entry) => ({ recordId: entry.record.id, attempt: 0, sequence: entry.sequence })),
+    );
+    let written = outcomes.filter((o) => o === 'created').length;
+    const taken = entries.filter((_, i) => outcomes[i] === 'conflict');
+    for (let i = 0; i < taken.length; i += RECLAIMS_IN_PARALLEL) {
+      const found = await Promise.all(taken.slice(i, i + RECLAIMS_IN_PARALLEL).map((entry) => this.#reclaimOne(tenant, entry)));
+      written += found.filter(Boolean).length;
+    }
+    return written;
+  }
+
+  /** Walks a record's claims as `lookupClaim` does: one naming this entry is enough, else the first free suffix gets one. */
+  async #reclaimOne(tenant: TenantId, entry: TrailEntry): Promise<boolean> {
+    for (let attempt = 0; attempt < MAX_CLAIMS; attempt++) {
+      const claim = (await this.claims.get(tenant, claimId(entry.record.id, attempt)))?.value;
+      if (claim?.sequence === entry.sequence) return false;
+      if (!claim) {
+        await this.createClaim(tenant, entry.record.id, attempt, entry.sequence);
+        return true;
+      }
+    }
+    throw new MandateError('unavailable', `record ${entry.record.id} has ${MAX_CLAIMS} stale claims; the trail store keeps losing writes`);
   }
 
   /** Claims together: for each, whether it was made (`created`) or existed already (`conflict`). */
   createClaims(tenant: TenantId, claims: readonly NewClaim[]): Promise<CreateOutcome[]> {
-    return this.trail.createMany(
+    return this.claims.createMany(
       tenant,
-      claims.map(({ recordId, attempt, sequence }) => ({ id: claimId(recordId, attempt), value: { claim: recordId, sequence } })),
+      claims.map(({ recordId, attempt, sequence }) => ({ id: claimId(recordId, attempt), value: { sequence } })),
     );
   }
 

@@ -15,8 +15,14 @@ import { TrailRepository } from '../store/trail-repository.js';
 /** A real nats-server, the audit service in this process, and what tests need around them. */
 export type AuditHarness = Awaited<ReturnType<typeof startAuditHarness>>;
 
-export async function startAuditHarness(overrides: Record<string, string> = {}) {
+export interface AuditHarnessOptions {
+  /** Runs against the bus before the audit service first starts: what a deployed system would already hold. */
+  beforeStart?: (natsUrl: string) => Promise<void>;
+}
+
+export async function startAuditHarness(overrides: Record<string, string> = {}, options: AuditHarnessOptions = {}) {
   const nats = await startNatsServer();
+  await options.beforeStart?.(nats.url);
   const dataDir = await mkdtemp(join(tmpdir(), 'mandate-audit-'));
   const env = auditEnvSchema.parse({ NATS_URL: nats.url, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: dataDir, AUDIT_WRITER_ID: 'audit-test', ...overrides });
   const start = () => runService(auditService, env, { logger: createLogger('audit', { level: 'silent' }) });

@@ -294,6 +294,31 @@ export function describeDocumentStoreContract(adapter: string, setup: () => Prom
       });
     });
 
+    describe('max age', () => {
+      it('cuts every TTL to the collection max age, so no record outlives it; a shorter TTL stays', async () => {
+        const docs = await subject.store.collection<{ n: number }>(`contract-${++counter}`, { maxAgeMs: 60_000 });
+        const forever = await docs.create(t1, 'forever', { n: 1 });
+        const longer = await docs.create(t2, 'longer', { n: 2 }, { ttlMs: 3_600_000 });
+        const shorter = await docs.create(t1, 'shorter', { n: 3 }, { ttlMs: 1_000 });
+        const [batch] = await docs.createMany(t1, [{ id: 'batch', value: { n: 4 } }]);
+        expect(batch).toBe('created');
+        expect(forever.expiresAt?.getTime()).toBe(subject.clock.nowMs + 60_000);
+        expect(longer.expiresAt?.getTime()).toBe(subject.clock.nowMs + 60_000);
+        expect(shorter.expiresAt?.getTime()).toBe(subject.clock.nowMs + 1_000);
+        subject.clock.advance(59_999);
+        expect((await docs.get(t1, 'forever'))?.value).toEqual({ n: 1 });
+        expect(await docs.get(t1, 'shorter')).toBeUndefined();
+        subject.clock.advance(1);
+        for (const [tenant, id] of [[t1, 'forever'], [t2, 'longer'], [t1, 'batch']] as const) expect(await docs.get(tenant, id)).toBeUndefined();
+        // An expired id is free again, and the new record gets the max age afresh.
+        expect((await docs.create(t1, 'forever', { n: 5 })).expiresAt?.getTime()).toBe(subject.clock.nowMs + 60_000);
+      });
+
+      it('refuses a max age that is not a whole number of seconds', () => {
+        expect(() => subject.store.collection(`contract-${++counter}`, { maxAgeMs: 1_500 })).toThrow(TypeError);
+      });
+    });
+
     describe('list', () => {
       it('pages through records in id order without gaps or repeats', async () => {
         const docs = await fresh<{ n: number }>();
