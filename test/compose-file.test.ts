@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { ServiceDefinition } from '@mandate/bus';
 import { baseEnvSchema, parseEnv } from '@mandate/config';
-import { KeyRing, loadMasterKeys } from '@mandate/crypto';
+import { KeyRing, loadDecisionLogKeys, loadMasterKeys } from '@mandate/crypto';
 import { newAuditSigningKey } from '../apps/cli/src/commands/keys.js';
 import { loadDigestKeys } from '../apps/audit/src/domain/signing-keys.js';
 import { root } from './processes.js';
@@ -86,7 +86,7 @@ const envExample = Object.fromEntries(
 /** deploy/.env filled in as its comments say (the keys as `mandate keys … --env` makes them). */
 function filledEnv(overrides: Record<string, string> = {}): Record<string, string> {
   const made = (name: string): string => {
-    if (name === 'MANDATE_MASTER_KEYS') return JSON.stringify(KeyRing.generate().toJSON());
+    if (name === 'MANDATE_MASTER_KEYS' || name === 'MANDATE_DECISION_LOG_KEYS') return JSON.stringify(KeyRing.generate().toJSON());
     if (name === 'AUDIT_SIGNING_KEY') return JSON.stringify(newAuditSigningKey().json);
     if (name === 'MONGO_REPLICA_SET_KEY') return randomBytes(48).toString('hex');
     if (/_(CSRF_KEY|SALT)$/.test(name)) return randomBytes(32).toString('base64url');
@@ -164,6 +164,12 @@ describe('deploy/compose.yaml', () => {
       }
     }
     expect(Object.entries(services).filter(([, s]) => 'MANDATE_MASTER_KEYS' in (s.environment ?? {})).map(([n]) => n).sort()).toEqual(['authorizer', 'gateway', 'scheduler', 'vault']);
+    // The decision log's ring: the gateway seals with it, the policy service opens with it; nobody else holds it.
+    expect(Object.entries(services).filter(([, s]) => 'MANDATE_DECISION_LOG_KEYS' in (s.environment ?? {})).map(([n]) => n).sort()).toEqual(['gateway', 'policy']);
+    for (const name of ['gateway', 'policy']) {
+      const { ring } = await loadDecisionLogKeys({ mode: 'production', dataDir: '/nonexistent', keysJson: String(services[name]!.environment!['MANDATE_DECISION_LOG_KEYS']) });
+      expect(ring.keyIds, name).toHaveLength(1);
+    }
   });
 
   it.each([['the example', undefined], ['another origin', 'https://consent.acme.example']])("points the vault's consent links at the consent pages (CONSENT_PUBLIC_URL: %s)", (_what, publicUrl) => {

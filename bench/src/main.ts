@@ -15,7 +15,10 @@ import { AUTHORIZE_CONCURRENCY, benchAuthorize, printAuthorize } from './authori
 import { benchVault, PACED_RATE, printVault, VAULT_CONCURRENCY } from './vault.js';
 import { AUDIT_TARGET_RECORDS_PER_SECOND, AUDIT_TARGET_ROW, benchAudit, printAudit } from './audit.js';
 import { benchGateway, GATEWAY_CONCURRENCY, GATEWAY_TARGETS, gatewayVerdict, printGateway } from './gateway.js';
+import { benchPolicy, POLICY_ADDED_CALL_MEDIAN_TARGET_US, POLICY_EVALUATION_P50_TARGET_US, policyVerdict, printPolicy } from './policy.js';
+import { benchPolicyReplay, policyReplayVerdict, printPolicyReplay } from './policy-replay.js';
 import { percent, printTable } from './table.js';
+import { runSoak, soakOptions } from './soak.js';
 
 /*
  * `npm run bench`. Absolute numbers on a shared 2-core machine mean little, so every row is
@@ -28,6 +31,8 @@ import { percent, printTable } from './table.js';
  */
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
+/** `--only=policy`: just that group of rows (while working on it); the full run is what docs/benchmark.md reports. */
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 const ROUNDS = quick ? 1 : 3;
 const LATENCY_COUNT = quick ? 200 : 3_000;
 const THROUGHPUT_TOTAL = quick ? 2_000 : 30_000;
@@ -47,6 +52,7 @@ async function main(): Promise<void> {
   // Every row uses this one client connection, configured as services configure theirs.
   const client: NatsConnection = await connectToBus({ servers: nats.url, name: 'bench-client' });
   try {
+    if (only !== undefined) return await runOnly(only, client, nats.url, dataDir);
     serverSide.subscribe(RAW_SUBJECT, { callback: (_error, msg) => void msg.respond(msg.data) });
     const service = await new Svcm(serverSide as never).add({ name: 'bench-services', version: '0.0.1', queue: 'bench-services' });
     service.addEndpoint('echo', { subject: SVC_SUBJECT, handler: (_error, msg) => msg.respond(msg.data) });
@@ -69,6 +75,8 @@ async function main(): Promise<void> {
     const audit = await benchAudit(client, nats.url, { rounds: ROUNDS, total: quick ? 2_000 : 30_000 });
     // Last: its audit records then wait in the stream for nobody, rather than for the audit rows' consumer.
     const gateway = await benchGateway(client, nats.url, dataDir, { rounds: ROUNDS, total: quick ? 640 : 10_000, latencyCount: quick ? 100 : 2_000, listCount: quick ? 20 : 300 });
+    const policy = await benchPolicy(client, nats.url, dataDir, policyOptions());
+    const replay = await benchPolicyReplay(client, nats.url, dataDir, { rounds: ROUNDS, ...(quick ? { entries: 2_000 } : {}) });
     const verdict = {
       throughputTarget: layer.throughputRatio >= 0.8 ? 'met' : 'missed',
       latencyTarget: layer.addedMedianUs < 100 ? 'met' : 'missed',
@@ -78,10 +86,12 @@ async function main(): Promise<void> {
       vaultP99Target: vault.every((r) => r.pacedP99Ms < 5) ? 'met' : 'missed',
       auditTarget: (audit.find((r) => r.name === AUDIT_TARGET_ROW)?.recordsPerSecond ?? 0) >= AUDIT_TARGET_RECORDS_PER_SECOND && audit.every((r) => r.lost === 0 && r.verified) ? 'met' : 'missed',
       ...gatewayVerdict(gateway),
+      ...policyVerdict(policy),
+      ...policyReplayVerdict(replay),
     };
 
     if (json) {
-      process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, authorize, vault, audit, gateway, verdict }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, concurrency: CONCURRENCY, results, authorize, vault, audit, gateway, policy, replay, verdict }, null, 2)}\n`);
     } else {
       const header = ['', 'median µs', 'p99 µs', `req/s @${CONCURRENCY}`, 'throughput / raw', 'added median µs'];
       const lines = results.map((r) => [r.name, r.medianUs.toFixed(0), r.p99Us.toFixed(0), r.requestsPerSecond.toFixed(0), percent(r.throughputRatio), r.name === raw.name ? '—' : r.addedMedianUs.toFixed(0)]);
@@ -101,6 +111,8 @@ async function main(): Promise<void> {
       process.stdout.write(`gateway latency target (<= 1 ms added median over the direct call): ${verdict.gatewayLatencyTarget}\n`);
       process.stdout.write(`gateway throughput target (>= 50% of the direct call's @${GATEWAY_CONCURRENCY}): ${verdict.gatewayThroughputTarget}\n`);
       process.stdout.write(`gateway tools/list target (< 5 ms median, ${GATEWAY_TARGETS} targets of 100 tools): ${verdict.gatewayListTarget}\n`);
+      printPolicyVerdict(policy, verdict);
+      printPolicyReplay(replay);
     }
     await service.stop();
   } finally {
@@ -111,4 +123,34 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+function policyOptions() {
+  return { rounds: ROUNDS, total: quick ? 640 : 10_000, latencyCount: quick ? 100 : 2_000, listCount: quick ? 20 : 300, evaluations: quick ? 300 : 10_000, loads: quick ? 1 : 3 };
+}
+
+function printPolicyVerdict(policy: Awaited<ReturnType<typeof benchPolicy>>, verdict: ReturnType<typeof policyVerdict>): void {
+  printPolicy(policy);
+  process.stdout.write(`policy evaluation target (p50 < ${POLICY_EVALUATION_P50_TARGET_US} µs at 100 policies): ${verdict.policyEvaluationTarget}\n`);
+  process.stdout.write(`policy tools/call target (<= ${POLICY_ADDED_CALL_MEDIAN_TARGET_US} µs added median, 100 policies): ${verdict.policyAddedCallTarget}\n`);
+}
+
+function printOnlyReplay(replay: Awaited<ReturnType<typeof benchPolicyReplay>>): void {
+  if (json) process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, replay, verdict: policyReplayVerdict(replay) }, null, 2)}\n`);
+  else printPolicyReplay(replay);
+}
+
+/** One group of rows alone, as `--only=<group>` asks. */
+async function runOnly(group: string, client: NatsConnection, natsUrl: string, dataDir: string): Promise<void> {
+  if (group === 'policy-replay') return printOnlyReplay(await benchPolicyReplay(client, natsUrl, dataDir, { rounds: ROUNDS }));
+  if (group !== 'policy') throw new Error(`--only knows policy and policy-replay, not ${group}`);
+  const policy = await benchPolicy(client, natsUrl, dataDir, policyOptions());
+  const verdict = policyVerdict(policy);
+  if (json) process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, policy, verdict }, null, 2)}\n`);
+  else {
+    process.stdout.write(`\nMandate bench, policy rows (${process.version}, ${ROUNDS} interleaved rounds, medians across rounds)\n`);
+    printPolicyVerdict(policy, verdict);
+  }
+}
+
+// `--soak` (not in CI): the audit trail under millions of records, its own run (soak.ts).
+if (process.argv.includes('--soak')) await runSoak(soakOptions(process.argv));
+else await main();

@@ -22,16 +22,18 @@ ensureRole('mandateAuthorizer', ownCollections('signing-keys', 'assertion-ids'))
 ensureRole('mandateVault', ownCollections('providers', 'user-tokens', 'machine-tokens', 'refresh-leases', 'grants', 'consent-sessions'));
 ensureRole('mandateScheduler', ownCollections('scheduler-jobs', 'scheduler-runs', 'scheduler-index'));
 ensureRole('mandateConsent', ownCollections('consent-flows', 'consent-login-trips', 'consent-signed-in'));
-ensureRole('mandateGateway', ownCollections('gateways', 'gateway-targets'));
-ensureRole('mandatePolicy', ownCollections('policies', 'policy-versions', 'policy-attachments'));
+ensureRole('mandateGateway', ownCollections('gateways', 'gateway-targets', 'receipt-signing-keys'));
+ensureRole('mandatePolicy', ownCollections('policies', 'policy-versions', 'policy-attachments', 'approvals', 'approval-digests'));
 
 // The audit service's user gets these two roles and nothing else (not a service role): its
-// claims, entries and digests (audit-trail) can be inserted and read, never
-// updated or deleted; only the chain heads (audit-heads: last sequence and hash, writer lease,
-// last digest) can change, and a verifier trusts them for nothing.
+// entries and digests (audit-trail) can be inserted and read, never updated or deleted; only the
+// chain heads (audit-heads: last sequence and hash, writer lease, last digest) and the dedup
+// claims (audit-claims: which sequence a record got, dropped by the TTL index after a few
+// minutes; an expired one is replaced) can change, and a verifier trusts them for nothing.
 ensureRole('mandateAuditAppendOnly', [
   { resource: { db: 'mandate', collection: 'audit-trail' }, actions: ['find', 'insert', 'createIndex', 'createCollection'] },
 ]);
 ensureRole('mandateAuditHeads', [
   { resource: { db: 'mandate', collection: 'audit-heads' }, actions: ['find', 'insert', 'update', 'createIndex', 'createCollection'] },
+  { resource: { db: 'mandate', collection: 'audit-claims' }, actions: ['find', 'insert', 'update', 'createIndex', 'createCollection'] },
 ]);

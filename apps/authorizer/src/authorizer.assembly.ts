@@ -2,6 +2,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { onEvent, type BusClient, type JetStreamPublisher } from '@mandate/bus';
 import { authorizerAudit, signingKeysChangedEvent, SYSTEM_TENANT } from '@mandate/contracts';
 import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
+import { SigningKeyRing } from '@mandate/signing-keys';
 import type { DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import type { AuthorizerEnv } from './config.js';
@@ -9,12 +10,11 @@ import { DirectoryWorkloads } from './clients/directory-workloads.js';
 import { IdentityProviders } from './domain/inbound/identity-providers.js';
 import { InboundAuthorizer } from './domain/inbound/inbound-authorizer.js';
 import { SigningKeyAdministration } from './domain/signing-key-administration.js';
-import { SigningKeyRing } from './domain/signing-key-ring.js';
 import { TokenService } from './domain/token-service.js';
 import { WorkloadAuthentication } from './domain/workload-authentication.js';
 import { JwksHttpServer } from './http/jwks-http-server.js';
 import { StoreReplayGuard } from './store/assertion-replay-guard.js';
-import { SigningKeyRepository } from './store/signing-key-repository.js';
+import { openWatSigningKeys, watKeyRecordId } from './store/signing-key-repository.js';
 
 export interface AuthorizerDependencies {
   env: AuthorizerEnv;
@@ -52,12 +52,13 @@ export class Authorizer {
     const { env } = deps;
     const master = await loadMasterKeys({ mode: env.MANDATE_MODE, dataDir: env.MANDATE_DATA_DIR, keysJson: env.MANDATE_MASTER_KEYS, keyFile: env.MANDATE_MASTER_KEY_FILE });
     const keys = new SigningKeyRing({
-      store: await SigningKeyRepository.open(deps.store),
+      store: await openWatSigningKeys(deps.store),
       cipher: new EnvelopeCipher(master.ring),
       alg: env.WAT_SIGNING_ALG,
       rotationIntervalMs: env.WAT_KEY_ROTATION_HOURS * 3_600_000,
       activationDelayMs: env.WAT_KEY_ACTIVATION_DELAY_SECONDS * 1000,
       maxTokenLifetimeMs: env.WAT_TTL_SECONDS * 1000,
+      sealedRecordId: watKeyRecordId,
     });
     await keys.start();
     const replayGuard = await StoreReplayGuard.open(deps.store);

@@ -3,9 +3,11 @@ import type { BusClient, JetStreamPublisher } from '@mandate/bus';
 import { consentAudit } from '@mandate/contracts';
 import { ExpirySweeper, type DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
+import { PolicyApprovals } from './clients/approvals.js';
 import { MandateLedger } from './clients/ledger.js';
 import type { ConsentEnv } from './config.js';
 import { AccessPage } from './domain/access.js';
+import { ApprovalsPage } from './domain/approvals.js';
 import { ConsentFlows } from './domain/consent-flows.js';
 import { SignIn } from './domain/sign-in.js';
 import { ConsentHttpServer } from './http/consent-http-server.js';
@@ -19,7 +21,7 @@ export interface ConsentDependencies {
   logger: Logger;
 }
 
-/** The consent service's parts: the pages (consent, sign-in, "My access") over the vault's ledger, and the HTTP server. */
+/** The consent service's parts: the pages (consent, sign-in, "My access") over the vault's ledger, the approvals page over the policy service's approvals, and the HTTP server. */
 export class Consent {
   private constructor(
     private readonly http: ConsentHttpServer,
@@ -45,7 +47,8 @@ export class Consent {
     const sweeper = new ExpirySweeper(records.expiring, { intervalMs: env.MANDATE_SWEEP_INTERVAL_SECONDS * 1000, log: deps.logger }).start();
     if (!env.CONSENT_CSRF_KEY) deps.logger.warn('CONSENT_CSRF_KEY is not set: CSRF tokens are keyed per process (set it when running replicas)');
     const csrfKey = env.CONSENT_CSRF_KEY ? Buffer.from(env.CONSENT_CSRF_KEY, 'base64url') : randomBytes(32);
-    const http = new ConsentHttpServer(flows, new AccessPage(signIn, ledger), signIn, { publicUrl, csrfKey, logger: deps.logger, signedInSeconds: env.CONSENT_SIGN_IN_SECONDS });
+    const approvals = new ApprovalsPage(signIn, ledger, new PolicyApprovals(deps.bus));
+    const http = new ConsentHttpServer(flows, new AccessPage(signIn, ledger), approvals, signIn, { publicUrl, csrfKey, logger: deps.logger, signedInSeconds: env.CONSENT_SIGN_IN_SECONDS });
     const httpUrl = env.CONSENT_HTTP_PORT > 0 ? await http.listen(env.CONSENT_HTTP_PORT, env.CONSENT_HTTP_HOST) : undefined;
     deps.logger.info({ http: httpUrl, publicUrl }, 'consent ready');
     return new Consent(http, httpUrl, sweeper);

@@ -23,7 +23,7 @@ export class ConsentModule {}
 export const consentService: ServiceDefinition = {
   name: CONSENT_SERVICE,
   version: '0.1.0',
-  description: 'Consent pages, sign-in at the IdP, the provider redirect (PKCE, state) and callback, My access',
+  description: 'Consent pages, sign-in at the IdP, the provider redirect (PKCE, state) and callback, My access, the approvals page',
   module: ConsentModule,
   envSchema: consentEnvSchema,
   endpoints: [],

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { baseEnvSchema } from '@mandate/config';
-import { DEFAULT_WAT_ISSUER } from '@mandate/contracts';
+import { DEFAULT_DECISION_LOG_RETENTION_DAYS, DEFAULT_WAT_ISSUER } from '@mandate/contracts';
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -42,6 +42,35 @@ export const gatewayEnvSchema = baseEnvSchema.safeExtend({
   GATEWAY_AUDIT_SALT: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, 'must be at least 32 bytes, base64url').optional(),
   MANDATE_MASTER_KEYS: z.string().optional(),
   MANDATE_MASTER_KEY_FILE: z.string().optional(),
+  /** How long a call's receipt is good for (its `exp`); a retired receipt key stays in the JWKS at least this long. */
+  GATEWAY_RECEIPT_TTL_SECONDS: int(10, 3_600, 300),
+  /** The receipt signing keys' algorithm (a new key takes it at the next rotation). */
+  GATEWAY_RECEIPT_SIGNING_ALG: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
+  /** A receipt key signs this long before the next one takes over. */
+  GATEWAY_RECEIPT_KEY_ROTATION_HOURS: z.coerce.number().min(1).max(24 * 90).default(24),
+  /** A new receipt key is in the JWKS this long before it signs, so targets' cached key sets have it. */
+  GATEWAY_RECEIPT_KEY_ACTIVATION_DELAY_SECONDS: int(0, 3_600, 300),
+  /**
+   * How many days the decision log keeps each policy decision's sealed request (for `policy
+   * replay` and `policy explain`); 0 writes none. Every replica should say the same: the last one
+   * started sets the stream's age limit.
+   */
+  GATEWAY_DECISION_LOG_RETENTION_DAYS: int(0, 3_650, DEFAULT_DECISION_LOG_RETENTION_DAYS),
+  /** The decision log's own key ring (JSON, as `MANDATE_MASTER_KEYS`), shared with the policy service only. */
+  MANDATE_DECISION_LOG_KEYS: z.string().optional(),
+  MANDATE_DECISION_LOG_KEY_FILE: z.string().optional(),
+  /**
+   * Where people reach the consent service (its public origin): a call held for approval names
+   * its approvals page, `<CONSENT_PUBLIC_URL>/approvals/<id>?tenant=<tenant>`. Unset, the held
+   * call's message names the CLI instead.
+   */
+  CONSENT_PUBLIC_URL: z.url().transform((url) => url.replace(/\/$/, '')).optional(),
+  /**
+   * How long a call held for approval waits for the decision (woken by the decision event,
+   * sending MCP progress notifications if the client asked for them) before it answers
+   * `approval_required`; 0 answers at once. While it waits, the client's request stays open.
+   */
+  GATEWAY_APPROVAL_WAIT_SECONDS: int(0, 300, 0),
 });
 
 export type GatewayEnv = z.output<typeof gatewayEnvSchema>;

@@ -6,18 +6,24 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import { onEvent, type BusClient, type JetStreamPublisher } from '@mandate/bus';
 import {
   apiKeyEndpoint,
+  approvalConsumeEndpoint,
+  approvalDecidedEvent,
+  approvalRequestEndpoint,
   authorizeEndpoint,
   gatewayAudit,
   gatewayChangedEvent,
   oauth2TokenEndpoint,
   policyChangedEvent,
   policyForGatewayEndpoint,
+  receiptKeysChangedEvent,
+  SYSTEM_TENANT,
   tokenForJwtEndpoint,
   tokenForWorkloadEndpoint,
   type TenantId,
 } from '@mandate/contracts';
 import { SingleFlight } from '@mandate/cache';
-import { EnvelopeCipher, loadMasterKeys } from '@mandate/crypto';
+import { EnvelopeCipher, loadDecisionLogKeys, loadMasterKeys } from '@mandate/crypto';
+import { SigningKeyRing } from '@mandate/signing-keys';
 import type { DocumentStore } from '@mandate/store';
 import { injectTraceContext, type Logger } from '@mandate/telemetry';
 import { assertKeyAccepted, signClientAssertion } from '@mandate/wat';
@@ -25,14 +31,21 @@ import { OpenApiTargets } from './clients/openapi-targets.js';
 import { UpstreamMcp } from './clients/upstream-mcp.js';
 import { Upstreams } from './clients/upstreams.js';
 import type { GatewayEnv } from './config.js';
+import { ApprovalDecisions } from './domain/approval-decisions.js';
+import { DecisionLog } from './domain/decision-log.js';
 import { GatewayAdministration } from './domain/gateway-administration.js';
 import { GatewayRegistry, NoPolicyService } from './domain/gateway-registry.js';
+import { HeldCalls } from './domain/held-calls.js';
 import { InboundAuthentication } from './domain/inbound-authentication.js';
 import { Interceptors, type AskInterceptor } from './domain/interceptors.js';
+import { ReceiptKeyRotation } from './domain/receipt-key-rotation.js';
 import { TargetCredentials } from './domain/target-credentials.js';
 import { ToolCall } from './domain/tool-call.js';
+import { ToolCallReceipts } from './domain/tool-call-receipts.js';
 import { ToolListing } from './domain/tool-listing.js';
 import { McpHttpServer } from './http/mcp-http-server.js';
+import { DecisionLogStream } from './store/decision-log-stream.js';
+import { openReceiptSigningKeys, receiptKeyRecordId } from './store/receipt-key-repository.js';
 import { GatewayRecords } from './store/repositories.js';
 
 export interface GatewayDependencies {
@@ -45,10 +58,13 @@ export interface GatewayDependencies {
 }
 
 const VERSION = '0.1.0';
+/** How often a replica rotates its receipt keys when due, and otherwise reloads them (well within the activation delay). */
+const RECEIPT_KEY_HOUSEKEEPING_MS = 60_000;
 
 /** The gateway's parts: administration over NATS, the MCP endpoints over HTTP, and the event that keeps replicas current. */
 export class Gateway {
   readonly useCases: readonly [GatewayAdministration];
+  #receiptKeyTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     administration: GatewayAdministration,
@@ -66,6 +82,17 @@ export class Gateway {
     const cipher = new EnvelopeCipher(master.ring);
     const sealId = (tenant: string, gateway: string) => `gateway-key/${tenant}/${gateway}`;
     const publicUrl = env.GATEWAY_PUBLIC_URL.replace(/\/$/, '');
+    const receiptKeys = new SigningKeyRing({
+      store: await openReceiptSigningKeys(deps.store),
+      cipher,
+      alg: env.GATEWAY_RECEIPT_SIGNING_ALG,
+      rotationIntervalMs: env.GATEWAY_RECEIPT_KEY_ROTATION_HOURS * 3_600_000,
+      activationDelayMs: env.GATEWAY_RECEIPT_KEY_ACTIVATION_DELAY_SECONDS * 1000,
+      maxTokenLifetimeMs: env.GATEWAY_RECEIPT_TTL_SECONDS * 1000,
+      sealedRecordId: receiptKeyRecordId,
+    });
+    await receiptKeys.start();
+    const receiptKeyRotation = new ReceiptKeyRotation(receiptKeys, deps.publisher.auditSink(gatewayAudit), deps.publisher);
     const records = await GatewayRecords.open(deps.store);
     const registry = new GatewayRegistry(records, {
       mcpBaseUrl: `${publicUrl}/mcp`,
@@ -109,9 +136,18 @@ export class Gateway {
     const audit = deps.publisher.auditSink(gatewayAudit);
     if (!env.GATEWAY_AUDIT_SALT) logger.warn('GATEWAY_AUDIT_SALT is not set: argument digests are salted per process (set it when running replicas)');
     const interceptors = new Interceptors(askInterceptor(deps.nc), logger);
+    const decisionLog = await openDecisionLog(env, deps.nc, logger);
+    const approvalDecisions = new ApprovalDecisions();
+    const heldCalls = new HeldCalls(
+      { consume: (tenant, digest) => bus.request(approvalConsumeEndpoint, { tenant, digest }), request: (request) => bus.request(approvalRequestEndpoint, request), decisions: approvalDecisions },
+      { consentPublicUrl: env.CONSENT_PUBLIC_URL, waitMs: env.GATEWAY_APPROVAL_WAIT_SECONDS * 1000 },
+    );
     const calls = new ToolCall(credentials, upstream, interceptors, audit, validatorOf, {
+      ...(decisionLog ? { decisionLog } : {}),
+      heldCalls,
       auditSalt: env.GATEWAY_AUDIT_SALT ? Buffer.from(env.GATEWAY_AUDIT_SALT, 'base64url') : randomBytes(32),
       maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES,
+      receipts: new ToolCallReceipts(receiptKeys, { lifetimeSeconds: env.GATEWAY_RECEIPT_TTL_SECONDS }),
     });
     const administration = new GatewayAdministration({
       records,
@@ -128,6 +164,8 @@ export class Gateway {
     const changes = [
       onEvent(deps.nc, gatewayChangedEvent, 'all-tenants', (event) => registry.forget(event.tenant, event.data.gateway), logger),
       onEvent(deps.nc, policyChangedEvent, 'all-tenants', (event) => registry.forget(event.tenant, event.data.gateway), logger),
+      onEvent(deps.nc, receiptKeysChangedEvent, { tenant: SYSTEM_TENANT }, () => receiptKeyRotation.reload(), logger),
+      onEvent(deps.nc, approvalDecidedEvent, 'all-tenants', (event) => approvalDecisions.decided(event.tenant, event.data.id), logger),
     ];
     const http = new McpHttpServer(registry, inbound, new ToolListing(logger), calls, {
       publicUrl,
@@ -137,13 +175,22 @@ export class Gateway {
       sessionIdleMs: env.GATEWAY_SESSION_IDLE_SECONDS * 1000,
       version: VERSION,
       logger,
+      receiptKeys: () => receiptKeyRotation.jwks(),
+      approvalWaits: env.GATEWAY_APPROVAL_WAIT_SECONDS > 0,
     });
     const httpUrl = env.GATEWAY_HTTP_PORT > 0 ? await http.listen(env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST) : undefined;
     logger.info({ http: httpUrl, publicUrl, masterKeys: master.source }, 'gateway ready');
-    return new Gateway(administration, http, httpUrl, mcp, changes);
+    const gateway = new Gateway(administration, http, httpUrl, mcp, changes);
+    gateway.#receiptKeyTimer = setInterval(
+      () => void receiptKeyRotation.rotateIfDue().catch((err: unknown) => logger.warn({ err }, 'could not rotate or reload the receipt signing keys; will retry')),
+      RECEIPT_KEY_HOUSEKEEPING_MS,
+    );
+    gateway.#receiptKeyTimer.unref();
+    return gateway;
   }
 
   async onModuleDestroy(): Promise<void> {
+    clearInterval(this.#receiptKeyTimer);
     for (const subscription of this.changes) subscription.unsubscribe();
     await this.http.close();
     await this.upstream.close();
@@ -158,6 +205,23 @@ function askInterceptor(nc: NatsConnection): AskInterceptor {
     const reply = await nc.request(subject, JSON.stringify(call), { timeout: timeoutMs, headers });
     return reply.json();
   };
+}
+
+/**
+ * The decision log, sealed with its own key ring (shared with the policy service, which opens it
+ * for replay and explain); none when its retention is 0.
+ */
+async function openDecisionLog(env: GatewayEnv, nc: NatsConnection, logger: Logger): Promise<DecisionLog | undefined> {
+  if (env.GATEWAY_DECISION_LOG_RETENTION_DAYS === 0) return undefined;
+  const keys = await loadDecisionLogKeys({ mode: env.MANDATE_MODE, dataDir: env.MANDATE_DATA_DIR, keysJson: env.MANDATE_DECISION_LOG_KEYS, keyFile: env.MANDATE_DECISION_LOG_KEY_FILE });
+  const cipher = new EnvelopeCipher(keys.ring);
+  const stream = await DecisionLogStream.open(nc, env.GATEWAY_DECISION_LOG_RETENTION_DAYS, env.MANDATE_MODE === 'production' ? 3 : 1);
+  logger.info({ retentionDays: env.GATEWAY_DECISION_LOG_RETENTION_DAYS, keys: keys.source }, 'decision log on');
+  return new DecisionLog({
+    seal: (plaintext, sealId) => cipher.sealToString(plaintext, sealId),
+    publish: (entry) => stream.publish(entry),
+    dropped: (reason, err) => logger.warn({ reason, err }, 'a decision log entry was not written (the audit record of the call was)'),
+  });
 }
 
 function noResponders(error: unknown): boolean {

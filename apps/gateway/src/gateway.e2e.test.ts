@@ -181,6 +181,7 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
         scopes_supported: ['crm.read', 'finance.read'],
         bearer_methods_supported: ['header'],
         resource_name: 'Mandate gateway sales',
+        jwks_uri: `${gatewayUrl}/.well-known/jwks.json`,
       });
     });
 

@@ -8,6 +8,7 @@ import { gatewayEnvSchema } from './config.js';
 import { GatewayAdministration } from './domain/gateway-administration.js';
 import { GatewaysEndpoint } from './endpoints/gateways.endpoint.js';
 import { Gateway } from './gateway.assembly.js';
+import { RECEIPT_KEYS_COLLECTION } from './store/receipt-key-repository.js';
 import { GATEWAY_COLLECTIONS } from './store/repositories.js';
 
 @Module({
@@ -31,7 +32,7 @@ export const gatewayService: ServiceDefinition = {
   module: GatewayModule,
   envSchema: gatewayEnvSchema,
   endpoints: gatewayEndpoints,
-  collections: [...GATEWAY_COLLECTIONS],
+  collections: [...GATEWAY_COLLECTIONS, RECEIPT_KEYS_COLLECTION],
 };
 
 export { gatewayEnvSchema } from './config.js';

@@ -1,15 +1,33 @@
 import { Module } from '@nestjs/common';
-import { gatewayToolName, POLICY_SERVICE, policyAudit, policyEndpoints, targetListEndpoint, type TenantId } from '@mandate/contracts';
-import { BusClient, DOCUMENT_STORE, JetStreamPublisher, type ServiceDefinition } from '@mandate/bus';
+import { approvalEndpoints, POLICY_SERVICE, policyAudit, policyEndpoints } from '@mandate/contracts';
+import { BusClient, DOCUMENT_STORE, JetStreamPublisher, NATS_CONNECTION, SERVICE_ENV, SERVICE_LOGGER, useCaseProviders, type ServiceDefinition } from '@mandate/bus';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '@mandate/telemetry';
 import type { DocumentStore } from '@mandate/store';
-import { policyEnvSchema } from './config.js';
+import { Approvals } from './approvals.assembly.js';
+import { policyEnvSchema, type PolicyEnv } from './config.js';
+import { DecisionLogUseCases } from './decision-log.assembly.js';
+import { gatewayToolsOver } from './gateway-tools.js';
+import { DecisionExplanation } from './domain/decision-explanation.js';
+import { PolicyReplay } from './domain/policy-replay.js';
+import { ConsumeApproval } from './domain/approvals/consume-approval.js';
+import { DecideApproval } from './domain/approvals/decide-approval.js';
+import { GetApproval, ListApprovals } from './domain/approvals/read-approvals.js';
+import { RequestApproval } from './domain/approvals/request-approval.js';
 import { PolicyAdministration } from './domain/policy-administration.js';
+import { ConsumeApprovalEndpoint, DecideApprovalEndpoint, GetApprovalEndpoint, ListApprovalsEndpoint, RequestApprovalEndpoint } from './endpoints/approvals.endpoint.js';
+import { DecisionExplanationEndpoint, PolicyReplayEndpoint } from './endpoints/decisions.endpoint.js';
 import { PoliciesEndpoint } from './endpoints/policies.endpoint.js';
+import { PolicyTestsEndpoint } from './endpoints/policy-tests.endpoint.js';
+import { PolicyTests } from './domain/policy-tests.js';
+import { assemblePolicyTests } from './policy-tests.assembly.js';
+import { APPROVAL_COLLECTIONS } from './store/approval-records.js';
 import { POLICY_COLLECTIONS, PolicyRecords } from './store/repositories.js';
 
 @Module({
-  controllers: [PoliciesEndpoint],
+  controllers: [PoliciesEndpoint, PolicyReplayEndpoint, DecisionExplanationEndpoint, RequestApprovalEndpoint, ConsumeApprovalEndpoint, GetApprovalEndpoint, ListApprovalsEndpoint, DecideApprovalEndpoint, PolicyTestsEndpoint],
   providers: [
+    { provide: PolicyTests, inject: [DOCUMENT_STORE, BusClient], useFactory: (store: DocumentStore, bus: BusClient) => assemblePolicyTests(store, bus) },
     {
       provide: PolicyAdministration,
       inject: [DOCUMENT_STORE, JetStreamPublisher, BusClient],
@@ -18,11 +36,21 @@ import { POLICY_COLLECTIONS, PolicyRecords } from './store/repositories.js';
           records: await PolicyRecords.open(store),
           audit: publisher.auditSink(policyAudit),
           events: publisher,
-          // Every tool of the gateway's targets, hidden ones too: a policy may name a tool a binding hides.
-          gatewayTools: async (tenant: TenantId, gateway: string) =>
-            (await bus.request(targetListEndpoint, { tenant, gateway })).items.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema }))),
+          gatewayTools: gatewayToolsOver(bus),
         }),
     },
+    {
+      provide: Approvals,
+      inject: [DOCUMENT_STORE, JetStreamPublisher, BusClient],
+      useFactory: (store: DocumentStore, publisher: JetStreamPublisher, bus: BusClient) => Approvals.assemble({ store, publisher, bus }),
+    },
+    ...useCaseProviders(Approvals, [RequestApproval, ConsumeApproval, GetApproval, ListApprovals, DecideApproval]),
+    {
+      provide: DecisionLogUseCases,
+      inject: [SERVICE_ENV, NATS_CONNECTION, BusClient, DOCUMENT_STORE, JetStreamPublisher, SERVICE_LOGGER],
+      useFactory: (env: PolicyEnv, nc: NatsConnection, bus: BusClient, store: DocumentStore, publisher: JetStreamPublisher, logger: Logger) => DecisionLogUseCases.assemble({ env, nc, bus, store, publisher, logger }),
+    },
+    ...useCaseProviders(DecisionLogUseCases, [PolicyReplay, DecisionExplanation]),
   ],
 })
 export class PolicyModule {}
@@ -33,8 +61,8 @@ export const policyService: ServiceDefinition = {
   description: 'Cedar policy sets per tenant, their versions, and which gateway enforces which set in which mode',
   module: PolicyModule,
   envSchema: policyEnvSchema,
-  endpoints: policyEndpoints,
-  collections: [...POLICY_COLLECTIONS],
+  endpoints: [...policyEndpoints, ...approvalEndpoints],
+  collections: [...POLICY_COLLECTIONS, ...APPROVAL_COLLECTIONS],
 };
 
 export { policyEnvSchema } from './config.js';

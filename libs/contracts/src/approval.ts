@@ -55,7 +55,7 @@ export const approvalViewSchema = z.object({
   approvers: z.array(approverSchema).min(1),
   /** A short text that says what is being approved, shown on the page and sent in the event. */
   bindingMessage: z.string(),
-  /** `callDigest` (libs/tool-policy) of (tenant, user, agent, gateway, tool, arguments). */
+  /** `approvalDigest` (libs/tool-policy): the `callDigest` of (tenant, user, agent, gateway, tool, arguments) bound to who may approve. */
   digest: z.string(),
   policy: z.object({ name: policyNameSchema, version: z.string(), determining: z.array(z.string()) }),
   requestedAt: z.iso.datetime(),
@@ -127,7 +127,7 @@ export const approvalDecideEndpoint = endpoint(
 
 export const approvalEndpoints = [approvalRequestEndpoint, approvalConsumeEndpoint, approvalGetEndpoint, approvalListEndpoint, approvalDecideEndpoint] as const;
 
-/** A call is held for approval: a chat bot or pager can tell the approvers (no arguments, only the binding message). */
+/** A call is held for approval: a chat bot or pager can tell the approvers. Its message names the tool, user and agent, never the arguments (those are shown on the approvals page). */
 export const approvalRequestedEvent = defineEvent({
   service: POLICY_SERVICE,
   name: 'approval-requested',
@@ -142,3 +142,10 @@ export const approvalDecidedEvent = defineEvent({
   description: 'An approval request was approved, denied or expired.',
   data: z.object({ id: approvalIdSchema, state: z.enum(['approved', 'denied', 'expired']), digest: z.string() }),
 });
+
+/**
+ * Where a held call's tool error says which approval it waits for (`_meta` of the `tools/call`
+ * result): `{ code: 'approval_required', id, state, expiresAt, url? }`, so an agent can hand the id
+ * to `waitForApproval` without reading the message.
+ */
+export const APPROVAL_META_KEY = 'io.mandate/approval';

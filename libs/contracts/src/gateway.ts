@@ -306,4 +306,4 @@ export const gatewayChangedEvent = defineEvent({
   data: z.object({ gateway: gatewayNameSchema }),
 });
 
-export const gatewayAudit = defineAuditActions(GATEWAY_SERVICE, ['gateway-create', 'gateway-delete', 'target-add', 'target-remove', 'target-sync', 'tool-call']);
+export const gatewayAudit = defineAuditActions(GATEWAY_SERVICE, ['gateway-create', 'gateway-delete', 'target-add', 'target-remove', 'target-sync', 'tool-call', 'receipt-key-rotate']);

@@ -20,4 +20,6 @@ export * from './consent-ledger.js';
 export * from './scheduler.js';
 export * from './gateway.js';
 export * from './policy.js';
+export * from './receipt.js';
+export * from './decision-log.js';
 export * from './approval.js';

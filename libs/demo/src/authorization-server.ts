@@ -76,6 +76,10 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     expiresWithSession: () => false,
     rotateRefreshToken: true,
+    // The ID token carries who the person is and their groups with scope `openid` alone, as a
+    // company IdP configured for it does: the approvals page decides by the ID token's `groups`.
+    claims: { openid: ['sub', 'name', 'email', 'groups', 'roles'] },
+    conformIdTokenClaims: false,
     findAccount: (_ctx, sub) => {
       if (!users) return { accountId: sub, claims: () => ({ sub }) };
       const user = userByLogin(sub);

@@ -51,6 +51,11 @@ describe('the demo authorization server', () => {
     expect(tokens.refresh_token).toBeTruthy();
   });
 
+  it('puts who the person is and their groups in the ID token with scope openid alone (the approvals page decides by them)', async () => {
+    const tokens = await signIn('bob', DEMO_PASSWORD, 'openid');
+    expect(decodeJwt(tokens.id_token!)).toMatchObject({ sub: 'bob', name: 'Bob Example', email: 'bob@demo.example', groups: ['finance'] });
+  });
+
   it('shows who may sign in, and refuses a wrong password or an unknown person on the page itself', async () => {
     await expect(signIn('sarah', 'not-the-password')).rejects.toThrow(/answered 401 without a redirect: .*Unknown login or wrong password/s);
     await expect(signIn('mallory', DEMO_PASSWORD)).rejects.toThrow(/answered 401/);

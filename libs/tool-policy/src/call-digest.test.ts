@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { callDigest } from './call-digest.js';
+import { approvalDigest, callDigest } from './call-digest.js';
 
 const call = { tenant: 't1', user: { iss: 'https://idp', sub: 'sarah' }, agent: 'expenses-agent', gateway: 'finance', tool: 'erp___approve_expense', arguments: { amount: 50, note: 'taxi' } };
 
@@ -26,5 +26,16 @@ describe('callDigest', () => {
       callDigest({ ...call, tenant: 't2' }),
     ]);
     expect(digests.size).toBe(9);
+  });
+});
+
+describe('approvalDigest', () => {
+  it('binds the call to who may approve it, in any order; other approvers give another digest', () => {
+    const digest = callDigest(call);
+    const managers = approvalDigest(digest, [{ kind: 'group', name: 'finance-managers' }, { kind: 'user' }]);
+    expect(approvalDigest(digest, [{ kind: 'user' }, { kind: 'group', name: 'finance-managers' }])).toBe(managers);
+    expect(approvalDigest(digest, [{ kind: 'group', name: 'cfo' }])).not.toBe(managers);
+    expect(approvalDigest(digest, [{ kind: 'user' }])).not.toBe(managers);
+    expect(approvalDigest(callDigest({ ...call, arguments: { amount: 51, note: 'taxi' } }), [{ kind: 'group', name: 'finance-managers' }, { kind: 'user' }])).not.toBe(managers);
   });
 });

@@ -32,3 +32,17 @@ export function callDigest(call: BoundCall): string {
   if (canonical === undefined) throw new TypeError('a tool call must be JSON');
   return createHash('sha256').update(canonical).digest('base64url');
 }
+
+/** Who may approve, as an approval names them (libs/contracts `approverSchema`). */
+export type BoundApprover = { kind: 'user' } | { kind: 'group' | 'role'; name: string };
+
+/**
+ * What an approval is bound to: the call (its `callDigest`) and who may approve it, in RFC 8785
+ * canonical JSON, SHA-256, base64url. A policy changed to name other approvers asks for a new
+ * approval instead of honouring one given by people it no longer names.
+ */
+export function approvalDigest(call: string, approvers: readonly BoundApprover[]): string {
+  const names = [...new Set(approvers.map((approver) => (approver.kind === 'user' ? 'user' : `${approver.kind}:${approver.name}`)))].sort();
+  const canonical = canonicalize({ call, approvers: names });
+  return createHash('sha256').update(canonical!).digest('base64url');
+}

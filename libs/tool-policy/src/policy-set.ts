@@ -1,5 +1,6 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { MandateError, type FieldIssue } from '@mandate/contracts';
+import { approvalRequirementOf, type ApprovalRequirement } from './approval-annotation.js';
 
 /** What a policy set may hold at most. */
 export const POLICY_LIMITS = { policyBytes: 10 * 1024, setBytes: 200 * 1024, policies: 1_000 } as const;
@@ -10,8 +11,12 @@ export interface ParsedPolicySet {
   readonly policies: Readonly<Record<string, string>>;
   /** Policies annotated `@mode("log-only")`: evaluated and recorded, never enforced. */
   readonly logOnly: readonly string[];
+  /** Permits annotated `@approval("…")`: what they permit is held until an approver decides. */
+  readonly approvals: Readonly<Record<string, ApprovalRequirement>>;
   /** Where each policy starts in the text, for messages with a line and column. */
   readonly offsets: Readonly<Record<string, number>>;
+  /** Each policy as the engine's JSON, converted once here: loading reads each policy's action scope and effect from it. */
+  readonly json: Readonly<Record<string, cedar.PolicyJson>>;
   readonly text: string;
 }
 
@@ -19,7 +24,7 @@ const ID = /^[A-Za-z0-9_.-]{1,128}$/;
 
 /**
  * Splits and checks a policy set: Cedar syntax (the engine's parser), the size limits, unique ids,
- * known modes. Every refusal is `invalid_request` with the position in the text.
+ * known modes, well-formed `@approval` on permits only. Every refusal is `invalid_request` with the position in the text.
  */
 export function parsePolicySet(text: string): ParsedPolicySet {
   if (Buffer.byteLength(text) > POLICY_LIMITS.setBytes) refuse(`the policy set is larger than ${POLICY_LIMITS.setBytes / 1024} KB`);
@@ -30,6 +35,8 @@ export function parsePolicySet(text: string): ParsedPolicySet {
   const policies: Record<string, string> = {};
   const offsets: Record<string, number> = {};
   const logOnly: string[] = [];
+  const approvals: Record<string, ApprovalRequirement> = {};
+  const jsonById: Record<string, cedar.PolicyJson> = {};
   let searchFrom = 0;
   for (const [index, policy] of parts.policies.entries()) {
     const offset = Math.max(0, text.indexOf(policy, searchFrom));
@@ -44,10 +51,14 @@ export function parsePolicySet(text: string): ParsedPolicySet {
     const mode = annotations['mode'] ?? 'active';
     if (mode !== 'active' && mode !== 'log-only') refuse(`the policy ${id} at ${where} has @mode("${mode}"); use "active" or "log-only"`);
     if (mode === 'log-only') logOnly.push(id);
+    const approval = json.type === 'success' ? approvalRequirementOf(json.json.effect, annotations) : undefined;
+    if (typeof approval === 'string') refuse(`the policy ${id} at ${where}: ${approval}`);
+    if (approval) approvals[id] = approval;
     policies[id] = policy;
     offsets[id] = offset;
+    if (json.type === 'success') jsonById[id] = json.json;
   }
-  return { policies, logOnly, offsets, text };
+  return { policies, logOnly, approvals, offsets, json: jsonById, text };
 }
 
 /** Strict validation against a schema: every error, with the policy's id and its position in the set. */

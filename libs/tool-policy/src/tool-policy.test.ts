@@ -101,3 +101,22 @@ describe('ToolPolicy', () => {
     expect(refusal(() => parsePolicySet('x'.repeat(POLICY_LIMITS.setBytes + 1))).message).toContain('larger than 200 KB');
   });
 });
+
+describe('a reload while a call is being decided', () => {
+  const three = ['a___one', 'b___two', 'c___three'].map((name) => ({ name, inputSchema: { type: 'object', properties: {} } }));
+  const call = (tool: (typeof three)[number]) => request({ tool, arguments: {} });
+  const forbid = (tool: string) => `forbid (principal, action == Mandate::Action::"${tool}", resource);`;
+  const everything = 'permit (principal, action, resource);';
+
+  it('denies through the superseded set, whose engine names now hold other tools’ policies; the new one decides right', () => {
+    const before = ToolPolicy.load('reload-slot', 'v1', parsePolicySet(`${everything}\n${forbid('c___three')}`), three);
+    expect(before.decide(call(three[2]!)).enforced.decision).toBe('deny');
+    expect(before.decide(call(three[1]!)).enforced.decision).toBe('allow');
+    // Another forbid moves the tools into other classes: the old object's class of c___three is now b___two's.
+    const after = ToolPolicy.load('reload-slot', 'v2', parsePolicySet(`${everything}\n${forbid('c___three')}\n${forbid('a___one')}`), three);
+    expect(before.superseded).toBe(true);
+    for (const tool of three) expect(before.decide(call(tool)).enforced).toMatchObject({ decision: 'deny', errors: [expect.stringContaining('reloaded')] });
+    expect(before.mayPermit({ user: call(three[1]!).user, claims: {}, scopes: [], gateway: 'sales' })('b___two')).toBe(false);
+    expect(three.map((tool) => after.decide(call(tool)).enforced.decision)).toEqual(['deny', 'allow', 'deny']);
+  });
+});

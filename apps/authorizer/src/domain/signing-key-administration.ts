@@ -1,5 +1,5 @@
 import { signingKeysChangedEvent, SYSTEM_TENANT, type AuditActionOf, type AuditSink, type authorizerAudit, type EventSink, type jwksEndpoint, type ResponseOf } from '@mandate/contracts';
-import type { SigningKeyRing } from './signing-key-ring.js';
+import type { SigningKeyRing } from '@mandate/signing-keys';
 
 /**
  * The WAT signing keys as verifiers and operators see them: the published set, and a rotation

@@ -20,9 +20,9 @@ import {
   type authorizeEndpoint,
 } from '@mandate/contracts';
 import { ExpiringCache } from '@mandate/cache';
+import type { SigningKeyRing } from '@mandate/signing-keys';
 import { lazyInstruments } from '@mandate/telemetry';
 import type { InboundAuthorizer } from './inbound/inbound-authorizer.js';
-import type { SigningKeyRing } from './signing-key-ring.js';
 import type { WorkloadAuthentication } from './workload-authentication.js';
 
 export interface WorkloadSource {

@@ -19,6 +19,8 @@ import { readOptionFile, readStdin } from '../input.js';
 import { block, CliError, none, orNone, printDone, printJson, printResult, table } from '../output.js';
 import { listPages, printPage, withPageOptions, type PageOptions } from '../pages.js';
 import { positiveInteger } from '../parse.js';
+import { addPolicyReplayCommands } from './policy-replay.js';
+import { addPolicyTestCommand } from './policy-test.js';
 
 /*
  * `mandate policy …`: Cedar policy sets, their versions, and which gateway enforces which set
@@ -30,10 +32,13 @@ const EXAMPLES = `
 Examples:
   mandate policy create expenses --file expenses.cedar
   mandate policy validate expenses.cedar --gateway finance      # against that gateway's tools
+  mandate policy test expenses.tests.json --gateway finance --policies expenses.cedar   # exit 1 on a mismatch
   mandate policy attach finance expenses --mode log-only        # record decisions, enforce none
   mandate policy attach finance expenses --mode enforce
   mandate policy update expenses --file expenses.cedar          # a new version, active at once
   mandate policy rollback expenses                              # the version before becomes active
+  mandate policy replay --gateway finance --since 7d --candidate next.cedar   # which decisions would change
+  mandate policy explain 0b6f…-audit-record-id                  # the request, the decision and why
 `;
 
 async function policyText(file: string): Promise<string> {
@@ -121,6 +126,9 @@ export function addPolicyCommands(program: Command): void {
   withBusOptions(policy.command('validate').description('check a Cedar file: syntax and limits, and with --gateway against its tools; exit 2 when invalid').argument('<file>', 'the Cedar text (- for stdin)'))
     .option('--gateway <name>', "validate against this gateway's tools")
     .action((file: string, options: BusOptions & { gateway?: string }) => validate(file, options));
+
+  addPolicyTestCommand(policy);
+  addPolicyReplayCommands(policy);
 
   withBusOptions(policy.command('attach').description('attach a set to a gateway, or change its mode (audited)').argument('<gateway>', 'gateway name').argument('<policy>', 'policy set name'), { actor: true })
     .requiredOption('--mode <mode>', 'enforce, or log-only (decisions recorded, none enforced)', parseMode)

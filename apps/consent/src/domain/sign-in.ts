@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { MandateError, OIDC_DISCOVERY_SUFFIX, tenantId, type TenantId, type UserRef } from '@mandate/contracts';
 import type { LoginTripDocument, BrowserRecords, SignedInDocument } from '../store/repositories.js';
+import { personOf, type SignedInPerson } from './signed-in-person.js';
 
 export interface SignInOptions {
   /** `<CONSENT_PUBLIC_URL>/login/callback`, exactly. */
@@ -46,9 +47,16 @@ export class SignIn {
 
   /** Who is signed in, in this browser, for this tenant. */
   async current(tenant: TenantId, browserId: string | undefined): Promise<UserRef | undefined> {
+    return (await this.person(tenant, browserId))?.user;
+  }
+
+  /** Who is signed in, with the groups and roles their ID token said they hold (for deciding approvals). */
+  async person(tenant: TenantId, browserId: string | undefined): Promise<SignedInPerson | undefined> {
     if (!browserId) return undefined;
     const stored = await this.signedIn.get(tenant, browserKey(browserId));
-    return stored && stored.value.expiresAt > this.#now() ? stored.value.user : undefined;
+    if (!stored || stored.value.expiresAt <= this.#now()) return undefined;
+    const { user, groups = [], roles = [], displayName } = stored.value;
+    return { user, groups, roles, ...(displayName ? { displayName } : {}) };
   }
 
   /** Sends the browser to the IdP; after signing in it comes back to `returnPath` (a path of this service). */
@@ -101,10 +109,11 @@ export class SignIn {
       const reason = cause instanceof oauth.AuthorizationResponseError ? cause.error : cause instanceof oauth.ResponseBodyError ? cause.error : 'invalid_response';
       throw new MandateError('access_denied', `signing in at the identity provider did not succeed (${/^[a-z_]{1,64}$/.test(reason) ? reason : 'invalid_response'})`, { cause });
     }
-    const user = { iss: claims.iss, sub: claims.sub };
+    // What the ID token says is kept, never the token: the page decides approvals by these groups and roles.
+    const person = personOf(claims);
     await this.signedIn.delete(tenant, browserKey(browserId));
-    await this.signedIn.create(tenant, browserKey(signedInBrowserId), { user, expiresAt: this.#now() + this.options.signedInMs }, this.options.signedInMs);
-    return { tenant, user, returnPath: trip.returnPath };
+    await this.signedIn.create(tenant, browserKey(signedInBrowserId), { ...person, expiresAt: this.#now() + this.options.signedInMs }, this.options.signedInMs);
+    return { tenant, user: person.user, returnPath: trip.returnPath };
   }
 
   async signOut(tenant: TenantId, browserId: string): Promise<void> {

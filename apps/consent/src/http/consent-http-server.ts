@@ -1,12 +1,14 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { sameText } from '@mandate/crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { consentSessionIdSchema, MandateError, providerNameSchema, tenantId, workloadNameSchema, type ErrorCode, type TenantId } from '@mandate/contracts';
+import { approvalIdSchema, consentSessionIdSchema, MandateError, providerNameSchema, tenantId, workloadNameSchema, type ErrorCode, type TenantId } from '@mandate/contracts';
 import { HttpListener } from '@mandate/http';
 import type { Logger } from '@mandate/telemetry';
 import type { AccessPage } from '../domain/access.js';
+import type { ApprovalsPage } from '../domain/approvals.js';
 import { newBrowserId, parseDuration, type ConsentFlows, type Outcome } from '../domain/consent-flows.js';
 import type { SignIn } from '../domain/sign-in.js';
+import { approvalPage, approvalsListPage, approvalsSignInPage } from './approval-pages.js';
 import { accessPage, confirmRevokePage, consentPage, messagePage, signInPage } from './pages.js';
 
 const MAX_FORM_BYTES = 8 * 1024;
@@ -24,6 +26,12 @@ const TEXT_OF_REASON: Record<string, string> = {
   not_signed_in: 'Your sign-in has ended. Reload the page to sign in again.',
   no_tenant:
     'This address does not say which organisation: add ?tenant= and its tenant id, e.g. /access?tenant=default on a system started with npm start. The application that sent you here, or your administrator, can tell you yours.',
+  no_approvals_tenant:
+    'This address does not say which organisation: add ?tenant= and its tenant id, e.g. /approvals?tenant=default on a system started with npm start. The message that sent you here, or your administrator, can tell you yours.',
+  approval_not_found: 'There is no such approval request, or it is not one you may see. Check the link you were sent.',
+  not_an_approver: 'You cannot decide this request: it waits for someone else. Nothing was changed.',
+  approval_closed: 'This request was already decided, or has expired. Reload it to see where it stands.',
+  cross_site: 'This form was not sent from this site. Nothing was changed. Open the page again and decide there.',
 };
 const TEXT_OF: Partial<Record<ErrorCode, string>> = {
   unauthenticated: 'Sign in first: reload the page.',
@@ -46,16 +54,18 @@ export interface ConsentHttpOptions {
 }
 
 /**
- * The consent and "My access" pages over node:http (`#route` lists them). Every response carries the security headers;
+ * The consent, "My access" and approvals pages over node:http (`#route` lists them). Every response carries the security headers;
  * every POST a CSRF token bound to the browser cookie; nothing a browser sends decides where it is redirected.
  */
 export class ConsentHttpServer extends HttpListener {
   readonly #secure: boolean;
   readonly #cookieName: string;
+  readonly #origin: string;
 
   constructor(
     private readonly flows: ConsentFlows,
     private readonly access: AccessPage,
+    private readonly approvals: ApprovalsPage,
     private readonly signIn: SignIn,
     private readonly options: ConsentHttpOptions,
   ) {
@@ -65,6 +75,7 @@ export class ConsentHttpServer extends HttpListener {
       this.#handle(request, response, nonce).catch((error: unknown) => this.#fail(response, nonce, error));
     });
     this.#secure = new URL(options.publicUrl).protocol === 'https:';
+    this.#origin = new URL(options.publicUrl).origin;
     this.#cookieName = this.#secure ? '__Host-mandate-consent' : 'mandate-consent';
   }
 
@@ -91,6 +102,8 @@ export class ConsentHttpServer extends HttpListener {
       const show = () => this.#showAccess(request, response, nonce, tenant);
       return { GET: show, HEAD: show, POST: () => this.#revoke(request, response, nonce, tenant) };
     }
+    const approvals = this.#approvalRoute(request, response, nonce, url);
+    if (approvals) return approvals;
     const confirmRevoke = () => this.#confirmRevoke(request, response, nonce, tenantOf(url), url.searchParams);
     const routes: Record<string, Route> = {
       '/callback': { GET: async () => this.#finish(response, nonce, await this.flows.callback(url.searchParams, this.#browserId(request))) },
@@ -165,6 +178,82 @@ export class ConsentHttpServer extends HttpListener {
     seeOther(response, withTenant('/access', tenant));
   }
 
+  /** The approvals pages: the list, one request (shown, and decided by POST), and signing in to them. */
+  #approvalRoute(request: IncomingMessage, response: ServerResponse, nonce: string, url: URL): Route | undefined {
+    if (url.pathname === '/approvals') {
+      const tenant = approvalsTenantOf(url);
+      const show = () => this.#showApprovals(request, response, nonce, tenant);
+      return { GET: show, HEAD: show };
+    }
+    if (url.pathname === '/approvals/sign-in') {
+      return { GET: () => this.#startApprovalSignIn(request, response, url) };
+    }
+    const one = /^\/approvals\/([^/]+)$/.exec(url.pathname);
+    if (!one) return undefined;
+    const id = approvalIdSchema.safeParse(one[1]);
+    if (!id.success) throw new MandateError('not_found', 'no such approval request', { details: { reason: 'approval_not_found' } });
+    const tenant = approvalsTenantOf(url);
+    const show = () => this.#showApproval(request, response, nonce, tenant, id.data);
+    return { GET: show, HEAD: show, POST: () => this.#decideApproval(request, response, nonce, tenant, id.data) };
+  }
+
+  async #showApprovals(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId): Promise<void> {
+    const browserId = this.#browserId(request);
+    const view = await this.approvals.list(tenant, browserId);
+    if ('signInAt' in view) return sendHtml(response, 200, approvalsSignInPage(nonce, tenant, view.signInAt, undefined));
+    // Signed in, so the browser has its cookie.
+    sendHtml(response, 200, approvalsListPage({ nonce, now: this.approvals.now(), signOut: this.#signOutTarget(browserId!, tenant), ...view }));
+  }
+
+  async #showApproval(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, id: string): Promise<void> {
+    const browserId = this.#browserId(request);
+    const view = await this.approvals.view(tenant, browserId, id);
+    if ('signInAt' in view) return sendHtml(response, 200, approvalsSignInPage(nonce, tenant, view.signInAt, id));
+    const path = `/approvals/${id}`;
+    const decide = { action: withTenant(path, tenant), csrf: this.#csrf(browserId!, `${tenant}/approval/${id}`) };
+    sendHtml(response, 200, approvalPage({ nonce, now: this.approvals.now(), decide, back: withTenant('/approvals', tenant), signOut: this.#signOutTarget(browserId!, tenant), ...view }));
+  }
+
+  async #startApprovalSignIn(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    const tenant = approvalsTenantOf(url);
+    const approval = url.searchParams.get('approval');
+    const id = approval === null ? undefined : approvalIdSchema.safeParse(approval);
+    if (id && !id.success) throw new MandateError('invalid_request', 'not an approval id');
+    seeOther(response, await this.approvals.startSignIn(tenant, this.#ensureBrowserId(request, response), url.searchParams.get('idp'), id?.data));
+  }
+
+  /** Approve or deny: only from this site (before the form is read), with this page's CSRF token, as the signed-in person; back to the request after. */
+  async #decideApproval(request: IncomingMessage, response: ServerResponse, nonce: string, tenant: TenantId, id: string): Promise<void> {
+    if (!this.#sentFromThisSite(request)) {
+      this.options.logger.warn({ form: 'approval' }, 'refused a cross-site POST');
+      throw new MandateError('access_denied', 'a form from another site', { details: { reason: 'cross_site' } });
+    }
+    const posted = await this.#postedForm(request, response, nonce, `${tenant}/approval/${id}`, 'approval');
+    if (!posted) return;
+    const decision = posted.form.get('decision');
+    if (decision !== 'approve' && decision !== 'deny') throw new MandateError('invalid_request', 'choose approve or deny');
+    await this.approvals.decide(tenant, posted.browserId, id, decision, posted.form.get('comment') ?? undefined);
+    seeOther(response, withTenant(`/approvals/${id}`, tenant));
+  }
+
+  /**
+   * What the browser says about where a POST comes from. `Sec-Fetch-Site` must be `same-origin`
+   * (another port of this host is `same-site`, and gets the SameSite=Lax cookie, so only this tells
+   * it apart); without it, an `Origin` must be this service's. Our `Referrer-Policy: no-referrer`
+   * makes browsers send `Origin: null` for our own forms, so `null` proves nothing either way, and a
+   * browser that sends neither (or a script without the cookie) still needs the CSRF token.
+   */
+  #sentFromThisSite(request: IncomingMessage): boolean {
+    const site = request.headers['sec-fetch-site'];
+    if (site !== undefined) return site === 'same-origin';
+    const origin = request.headers.origin;
+    return origin === undefined || origin === 'null' || origin === this.#origin;
+  }
+
+  #signOutTarget(browserId: string, tenant: TenantId) {
+    return { action: withTenant('/sign-out', tenant), csrf: this.#csrf(browserId, `${tenant}/sign-out`) };
+  }
+
   /** The POSTed form if it carries this browser's CSRF token for `csrfForm`; if not, it answers 403 itself and returns nothing. */
   async #postedForm(request: IncomingMessage, response: ServerResponse, nonce: string, csrfForm: string, logAs: string): Promise<{ form: URLSearchParams; browserId: string } | undefined> {
     const form = await readForm(request);
@@ -219,6 +308,14 @@ function accessTenantOf(url: URL): TenantId {
     return tenantOf(url);
   } catch (error) {
     throw new MandateError('invalid_request', 'My access needs a tenant', { cause: error, details: { reason: 'no_tenant' } });
+  }
+}
+/** The approvals pages are reached from a link in a message, so a missing or wrong tenant is explained too. */
+function approvalsTenantOf(url: URL): TenantId {
+  try {
+    return tenantOf(url);
+  } catch (error) {
+    throw new MandateError('invalid_request', 'the approvals page needs a tenant', { cause: error, details: { reason: 'no_approvals_tenant' } });
   }
 }
 const withTenant = (path: string, tenant: TenantId): string => `${path}?tenant=${encodeURIComponent(tenant)}`;

@@ -37,15 +37,21 @@ ul{padding-left:1.2rem}fieldset{border:1px solid #ccc;border-radius:6px;margin:1
 label{display:block;padding:.3rem 0}.actions{display:flex;gap:.75rem;flex-wrap:wrap;margin-top:1rem}
 button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #333;background:#fff;cursor:pointer}
 button.primary{background:#1a56db;color:#fff;border-color:#1a56db}
-button:focus-visible,input:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+button:focus-visible,input:focus-visible,textarea:focus-visible,a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+textarea{font:inherit;width:100%;box-sizing:border-box;padding:.4rem;border:1px solid #999;border-radius:6px}
 .muted{color:#555;font-size:.9rem}.nowrap{white-space:nowrap}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{text-align:left;padding:.4rem;border-bottom:1px solid #eee;vertical-align:top}
-form{margin:0}section{margin:1rem 0}.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
-@media (max-width:30rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.2rem 0}tr{border-bottom:1px solid #ddd;padding:.5rem 0}}`;
+form{margin:0}section{margin:1rem 0}th,td{overflow-wrap:anywhere}a{color:#1a56db}
+.binding{background:#f1f5ff;border-left:4px solid #1a56db;padding:.5rem .75rem}.state{font-weight:600}.requests li{margin:.6rem 0}
+.notice{background:#fff8e1;border:1px solid #f0c36d;border-radius:6px;padding:.5rem .75rem}blockquote{margin:.5rem 0;padding:.25rem .75rem;border-left:3px solid #ccc}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+@media (max-width:30rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.2rem 0}tr{border-bottom:1px solid #ddd;padding:.5rem 0}
+.facts{display:table}.facts tbody{display:table-row-group}.facts tr{display:table-row}.facts th,.facts td{display:table-cell;padding:.35rem .4rem .35rem 0;border-bottom:1px solid #eee}}
+.facts th{width:1%;white-space:nowrap;overflow-wrap:normal;font-weight:600}`;
 
-const dateOf = (iso: string) => `<span class="nowrap">${escapeHtml(iso.slice(0, 10))}</span> <span class="nowrap">${escapeHtml(iso.slice(11, 16))} UTC</span>`;
+export const dateOf = (iso: string) => `<span class="nowrap">${escapeHtml(iso.slice(0, 10))}</span> <span class="nowrap">${escapeHtml(iso.slice(11, 16))} UTC</span>`;
 
-function layout(nonce: string, title: string, body: string): string {
+export function layout(nonce: string, title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title><style nonce="${nonce}">${STYLE}</style></head>
@@ -58,7 +64,7 @@ export type PostTarget = { action: string; csrf: string };
 const DURATION_LABELS: Record<(typeof DURATION_CHOICES)[number], string> = { once: 'This time only', '1': 'For 1 day', '7': 'For 7 days', '30': 'For 30 days', '90': 'For 90 days', 'until-revoked': 'Until I revoke it' };
 
 /** Who is signed in, and where: the person can tell at a glance whether it is them. */
-const signedInAs = (user: UserRef) => `Signed in as <code>${escapeHtml(user.sub)}</code> at ${escapeHtml(idpName(user.iss))}.`;
+export const signedInAs = (user: UserRef) => `Signed in as <code>${escapeHtml(user.sub)}</code> at ${escapeHtml(idpName(user.iss))}.`;
 
 export function consentPage(input: { nonce: string; form: PostTarget } & ConsentPageView): string {
   const { session, workload, signedIn } = input;
@@ -86,7 +92,7 @@ export function messagePage(nonce: string, title: string, text: string): string 
 }
 
 /** A form of one button that posts its CSRF token and then `fields`. */
-function buttonForm(target: PostTarget, fields: Record<string, string>, label: string, primary = false): string {
+export function buttonForm(target: PostTarget, fields: Record<string, string>, label: string, primary = false): string {
   const hidden = Object.entries({ csrf: target.csrf, ...fields }).map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`);
   return `<form method="post" action="${escapeHtml(target.action)}">${hidden.join('')}<button type="submit"${primary ? ' class="primary"' : ''}>${escapeHtml(label)}</button></form>`;
 }

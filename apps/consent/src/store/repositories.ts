@@ -47,9 +47,16 @@ export interface LoginTripDocument {
   createdAt: number;
 }
 
-/** Who is signed in, keyed by a hash of the browser cookie (per tenant). */
+/**
+ * Who is signed in, keyed by a hash of the browser cookie (per tenant): the user, what the ID
+ * token said they hold (its `groups` and `roles`, for deciding approvals) and a name to show;
+ * never the token itself. Documents written before groups were kept have none.
+ */
 export interface SignedInDocument {
   user: UserRef;
+  groups?: string[];
+  roles?: string[];
+  displayName?: string;
   expiresAt: number;
 }
 

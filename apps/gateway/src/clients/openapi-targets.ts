@@ -1,7 +1,7 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
-import { MandateError, upstreamToolNameSchema, type DiscoveredTool, type TargetSource } from '@mandate/contracts';
+import { MandateError, RECEIPT_HEADER, upstreamToolNameSchema, type DiscoveredTool, type TargetSource } from '@mandate/contracts';
 import { traceparentOf } from '@mandate/telemetry';
-import { UpstreamFailure, type CallableTarget, type Discovery, type OpenApiOperation, type ToolResult } from '../domain/upstream.js';
+import { UpstreamFailure, type CallableTarget, type CallEvidence, type Discovery, type OpenApiOperation, type ToolResult } from '../domain/upstream.js';
 
 type OpenApiSource = Extract<TargetSource, { kind: 'openapi' }>;
 
@@ -27,7 +27,7 @@ interface OperationObject {
  * HTTP APIs described by OpenAPI 3: the document is parsed, its references resolved and checked
  * against the specification by `@apidevtools/swagger-parser`; each operation becomes a tool
  * whose input schema holds its parameters (by name) and its JSON body (as `body`). A call is one
- * HTTP request with the target's credential and the call's `traceparent`.
+ * HTTP request with the target's credential, the call's receipt (`Mandate-Receipt`) and its `traceparent`.
  */
 export class OpenApiTargets {
   constructor(private readonly options: { maxResultBytes: number }) {}
@@ -60,7 +60,7 @@ export class OpenApiTargets {
     return { tools, openapi: { baseUrl, operations } };
   }
 
-  async call(target: CallableTarget, credential: Record<string, string>, tool: string, args: Record<string, unknown>): Promise<ToolResult> {
+  async call(target: CallableTarget, credential: Record<string, string>, tool: string, args: Record<string, unknown>, evidence: CallEvidence): Promise<ToolResult> {
     const operation = target.openapi?.operations[tool];
     if (!target.openapi || !operation) throw new UpstreamFailure('malformed', 'the target no longer describes this operation; sync the target');
     const path = operation.path.replace(/\{([^}]+)\}/g, (_whole, name: string) => {
@@ -78,8 +78,9 @@ export class OpenApiTargets {
       if (parameter.in === 'query') url.searchParams.set(parameter.name, text);
       else headers.set(parameter.name, text);
     }
-    // After the parameters, so no argument can stand in for the credential.
+    // After the parameters, so no argument can stand in for the credential or the receipt.
     for (const [name, value] of Object.entries(credential)) headers.set(name, value);
+    headers.set(RECEIPT_HEADER, evidence.receipt);
     const traceparent = traceparentOf();
     if (traceparent) headers.set('traceparent', traceparent);
     if (operation.body) headers.set('content-type', 'application/json');

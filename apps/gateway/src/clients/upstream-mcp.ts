@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { discoveredToolSchema, type DiscoveredTool } from '@mandate/contracts';
+import { discoveredToolSchema, RECEIPT_META_KEY, type DiscoveredTool } from '@mandate/contracts';
 import { traceparentOf } from '@mandate/telemetry';
-import { UpstreamFailure, type ToolResult } from '../domain/upstream.js';
+import { UpstreamFailure, type CallEvidence, type ToolResult } from '../domain/upstream.js';
 
 /** A target as the gateway's records name it. */
 export interface TargetRef {
@@ -52,8 +52,10 @@ export class UpstreamMcp {
     });
   }
 
-  async callTool(url: string, headers: Record<string, string>, tool: string, args: Record<string, unknown>, timeoutMs: number, target?: TargetRef): Promise<ToolResult> {
-    return this.#use(url, headers, timeoutMs, target, async (client) => (await client.callTool({ name: tool, arguments: args }, CallToolResultSchema, { timeout: timeoutMs })) as ToolResult);
+  /** The call's receipt goes in the request's `_meta` (MCP's place for what is about a request rather than its arguments). */
+  async callTool(url: string, headers: Record<string, string>, tool: string, args: Record<string, unknown>, evidence: CallEvidence, timeoutMs: number, target?: TargetRef): Promise<ToolResult> {
+    const params = { name: tool, arguments: args, _meta: { [RECEIPT_META_KEY]: evidence.receipt } };
+    return this.#use(url, headers, timeoutMs, target, async (client) => (await client.callTool(params, CallToolResultSchema, { timeout: timeoutMs })) as ToolResult);
   }
 
   async close(): Promise<void> {

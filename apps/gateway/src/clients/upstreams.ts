@@ -1,5 +1,5 @@
 import type { TargetSource } from '@mandate/contracts';
-import type { CallableTarget, Discovery, ToolResult, UpstreamTools } from '../domain/upstream.js';
+import type { CallableTarget, CallEvidence, Discovery, ToolResult, UpstreamTools } from '../domain/upstream.js';
 import type { OpenApiTargets } from './openapi-targets.js';
 import type { UpstreamMcp } from './upstream-mcp.js';
 
@@ -15,8 +15,8 @@ export class Upstreams implements UpstreamTools {
     return this.openapi.discover(source, timeoutMs);
   }
 
-  call(target: CallableTarget, headers: Record<string, string>, tool: string, args: Record<string, unknown>): Promise<ToolResult> {
-    if (target.source.kind === 'mcp') return this.mcp.callTool(target.source.url, headers, tool, args, target.timeoutMs, target.ref);
-    return this.openapi.call(target, headers, tool, args);
+  call(target: CallableTarget, headers: Record<string, string>, tool: string, args: Record<string, unknown>, evidence: CallEvidence): Promise<ToolResult> {
+    if (target.source.kind === 'mcp') return this.mcp.callTool(target.source.url, headers, tool, args, evidence, target.timeoutMs, target.ref);
+    return this.openapi.call(target, headers, tool, args, evidence);
   }
 }

@@ -1,13 +1,16 @@
 import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { runChecks, type Check } from '@mandate/checks';
-import { MandateError, type AuditActionOf, type AuditSink, type gatewayAudit } from '@mandate/contracts';
+import { APPROVAL_META_KEY, MandateError, type AuditActionOf, type AuditSink, type gatewayAudit } from '@mandate/contracts';
 import { lazyInstruments } from '@mandate/telemetry';
 import type { Decided, PolicyRequest } from '@mandate/tool-policy';
 import type { LoadedGateway } from './gateway-registry.js';
+import type { HeldCall, HeldCalls } from './held-calls.js';
 import type { Principal } from './inbound-authentication.js';
 import type { Interceptors } from './interceptors.js';
 import { ConsentNeeded, type TargetCredentials } from './target-credentials.js';
+import type { DecisionLog } from './decision-log.js';
 import type { CatalogTool } from './tool-catalog.js';
+import type { ToolCallReceipts } from './tool-call-receipts.js';
 import { UpstreamFailure, type ToolResult, type UpstreamTools } from './upstream.js';
 
 export interface ToolCallRequest {
@@ -17,6 +20,8 @@ export interface ToolCallRequest {
   arguments: Record<string, unknown>;
   /** The client declared URL-mode elicitation: consent can be asked for with `-32042`. */
   urlElicitation: boolean;
+  /** MCP progress for a call that waits for a person's approval (when the client gave a progress token). */
+  progress?: HeldCall['progress'];
 }
 
 /**
@@ -110,6 +115,12 @@ export interface ToolCallOptions {
   /** Key of the salted argument digest in audit records. */
   auditSalt: Buffer;
   maxResultBytes: number;
+  /** Signs the receipt every permitted call carries to its target. */
+  receipts: ToolCallReceipts;
+  /** Where each policy decision's sealed request goes for replay and explain (absent: retention 0). */
+  decisionLog?: DecisionLog;
+  /** Calls policy permits only with a person's approval (absent: such calls are refused). */
+  heldCalls?: HeldCalls;
   now?: () => number;
 }
 
@@ -153,6 +164,7 @@ export class ToolCall {
     const ctx: CallContext = { request, now: started };
     const refused = await runChecks(this.#checks, ctx, (error) => (error instanceof CallRefused ? error.reason : undefined));
     const policy = policyDetails(request.gateway, ctx.decided);
+    if (ctx.decided && ctx.tool) this.options.decisionLog?.decided(request, ctx.tool, ctx.decided, started);
     if (refused) {
       await this.#record(request, ctx.tool, started, 'denied', refused.reason, policy);
       if (refused.reason === 'unknown_tool') return { kind: 'unknown_tool' };
@@ -187,11 +199,17 @@ export class ToolCall {
           await this.#record(request, tool, started, 'denied', 'policy_denied', { ...policy, rewritten: 'denied', determiningPolicies: again.enforced.determining.slice(0, 64) });
           return { kind: 'policy_denied', message: `Denied by policy set ${attached.name} (version ${attached.version}) for the arguments an interceptor gave`, policy: { name: attached.name, version: attached.version, determining: again.enforced.determining } };
         }
+        // The receipt names what decided the arguments that are sent.
+        if (again) ctx.decided = again;
       }
     }
+    const approval = await this.#approval(request, tool, ctx.decided, verdict.arguments, started, policy);
+    if (approval.held) return approval.held;
     try {
       const headers = await this.credentials.headers(request.gateway, target.credential, request.principal);
-      const upstream = await this.upstream.call({ ...target, ref: { tenant: request.gateway.tenant, gateway: request.gateway.name, target: target.name } }, headers, tool.tool, verdict.arguments);
+      const callable = { ...target, ref: { tenant: request.gateway.tenant, gateway: request.gateway.name, target: target.name } };
+      const receipt = await this.options.receipts.issue({ gateway: request.gateway, principal: request.principal, tool, target: callable, arguments: verdict.arguments, decided: ctx.decided }, approval.id ? { approval: approval.id } : {});
+      const upstream = await this.upstream.call(callable, headers, tool.tool, verdict.arguments, { receipt });
       if (Buffer.byteLength(JSON.stringify(upstream)) > this.options.maxResultBytes) throw new UpstreamFailure('too_large', `the target ${tool.target} answered with more than ${this.options.maxResultBytes} bytes`);
       const result = await this.interceptors.onResponse(request.gateway, request.principal, tool, verdict.arguments, upstream);
       if (!result) {
@@ -214,6 +232,34 @@ export class ToolCall {
     }
   }
 
+  /**
+   * A call the enforced policy permits only with a person's approval proceeds once an approval of
+   * exactly these arguments is used (its id goes into the audit record and the receipt); otherwise
+   * it is held (held-calls.ts), and without a policy service to ask it is refused (fail closed).
+   */
+  async #approval(request: ToolCallRequest, tool: CatalogTool, decided: Decided | undefined, args: Record<string, unknown>, started: number, policy: Record<string, string | string[]>): Promise<{ id?: string; held?: ToolCallAnswer }> {
+    const attached = request.gateway.policy;
+    const requirement = decided?.enforced.approval;
+    if (!requirement || !attached || attached === 'unloadable' || attached.mode !== 'enforce') return {};
+    let admission;
+    try {
+      if (!this.options.heldCalls) throw new MandateError('unavailable', 'this gateway cannot hold calls for approval');
+      admission = await this.options.heldCalls.admit({ gateway: request.gateway, principal: request.principal, tool, arguments: args, requirement, policy: attached, determining: decided.enforced.determining, progress: request.progress });
+    } catch (error) {
+      if (!(error instanceof MandateError)) throw error;
+      await this.#record(request, tool, started, 'denied', 'approval_unavailable', policy);
+      return { held: toolError(`The call needs a person's approval, and approvals cannot be reached now (${error.code}); try again later`) };
+    }
+    policy['approval'] = admission.approval.id;
+    if (admission.kind === 'approved') return { id: admission.approval.id };
+    await this.#record(request, tool, started, 'denied', admission.state === 'requested' ? 'approval_required' : `approval_${admission.state}`, policy);
+    if (admission.state === 'requested' && admission.userApproves && admission.url && request.urlElicitation) return { held: { kind: 'consent', url: admission.url, message: admission.message } };
+    const { id, state, expiresAt } = admission.approval;
+    const result = toolError(admission.message);
+    if (result.kind === 'result') result.result['_meta'] = { [APPROVAL_META_KEY]: { code: 'approval_required', id, state, expiresAt, ...(admission.url ? { url: admission.url } : {}) } };
+    return { held: result };
+  }
+
   #digest(args: Record<string, unknown>): string {
     return createHmac('sha256', this.#auditKey).update(stableJson(args)).digest('base64url');
   }
@@ -223,7 +269,7 @@ export class ToolCall {
     const { gateway, principal } = request;
     instruments().calls.add(1, { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome });
     instruments().duration.record(latencyMs / 1000, { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome });
-    await this.audit.audit({
+    const written = await this.audit.audit({
       tenant: gateway.tenant,
       action: 'tool-call',
       outcome,
@@ -239,6 +285,7 @@ export class ToolCall {
         argumentsDigest: this.#digest(request.arguments),
       },
     });
+    this.options.decisionLog?.audited(request, written);
   }
 }
 

@@ -10,7 +10,13 @@ const instruments = lazyInstruments('@mandate/gateway', (meter) => ({
 /** One warning per target this often at most: every client's list would otherwise repeat it. */
 const WARN_EVERY_MS = 60_000;
 
-/** `tools/list`: what this principal may see. A target that could not be reached at its last sync is left out, counted, and said so in the log. */
+/**
+ * `tools/list`: what this principal may see. A target that could not be reached at its last sync
+ * is left out, counted, and said so in the log. With a policy set enforced, a tool is listed only
+ * if some call of it by this principal could be permitted (`ToolPolicy.mayPermit`); in `log-only`
+ * mode nothing is hidden (nothing is enforced), and a set that cannot be loaded lists nothing (as
+ * every call is refused).
+ */
 export class ToolListing {
   readonly #warned = new Map<string, number>();
 
@@ -30,6 +36,12 @@ export class ToolListing {
       this.#warned.set(key, now);
       this.log.warn({ gateway: gateway.name, target: target.name, since: target.unreachableSince }, 'tools/list leaves out a target that could not be reached at its last sync');
     }
-    return gateway.catalog.visibleTo(principal.scopes);
+    const visible = gateway.catalog.visibleTo(principal.scopes);
+    const { policy } = gateway;
+    if (!policy) return visible;
+    if (policy === 'unloadable') return [];
+    if (policy.mode === 'log-only') return visible;
+    const mayPermit = policy.evaluator.mayPermit({ user: principal.user, claims: principal.claims, scopes: [...principal.scopes], client: principal.clientId, gateway: gateway.name });
+    return visible.filter((tool) => mayPermit(tool.name));
   }
 }

@@ -50,8 +50,14 @@ export interface CallableTarget {
   timeoutMs: number;
 }
 
+/** What a permitted call carries to its target beside its arguments and credential. */
+export interface CallEvidence {
+  /** The call's signed receipt (a compact JWS): in `_meta` for an MCP target, a header for an HTTP one. */
+  receipt: string;
+}
+
 /** The targets' tools, whatever their kind: discovered at each sync, called on each `tools/call`. */
 export interface UpstreamTools {
   discover(source: TargetSource, headers: Record<string, string>, timeoutMs: number, ref?: CallableTarget['ref']): Promise<Discovery>;
-  call(target: CallableTarget, headers: Record<string, string>, tool: string, args: Record<string, unknown>): Promise<ToolResult>;
+  call(target: CallableTarget, headers: Record<string, string>, tool: string, args: Record<string, unknown>, evidence: CallEvidence): Promise<ToolResult>;
 }

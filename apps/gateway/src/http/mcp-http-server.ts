@@ -3,8 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, type ElicitRequestURLParams, type Tool } from '@modelcontextprotocol/sdk/types.js';
-import { tenantIdSchema, gatewayNameSchema, type TenantId } from '@mandate/contracts';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, type ElicitRequestURLParams, type ProgressNotification, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { RECEIPT_JWKS_PATH, tenantIdSchema, gatewayNameSchema, type TenantId } from '@mandate/contracts';
+import type { JWK } from 'jose';
 import { HttpListener } from '@mandate/http';
 import { context, SpanKind, trace } from '@opentelemetry/api';
 import { contextFromTraceparent, contextWithValidSpan, type Logger } from '@mandate/telemetry';
@@ -24,6 +25,10 @@ export interface McpHttpOptions {
   sessionIdleMs: number;
   version: string;
   logger: Logger;
+  /** The receipt signing keys (public halves), served at `/.well-known/jwks.json` for every gateway of the listener. */
+  receiptKeys: () => { keys: JWK[] };
+  /** Held calls wait for approval: answers then stream (SSE), so progress notifications reach the client while a call waits. */
+  approvalWaits?: boolean;
 }
 
 const METADATA_PREFIX = '/.well-known/oauth-protected-resource';
@@ -40,7 +45,8 @@ interface CallerOf {
  * transport and server), each an OAuth protected resource with its metadata at
  * `/.well-known/oauth-protected-resource/mcp/<tenant>/<gateway>` (RFC 9728). Every request is
  * authenticated before the SDK reads its body; the principal reaches the MCP handlers as the
- * request's auth info.
+ * request's auth info. `/.well-known/jwks.json` is the one JWKS of the receipts every gateway of
+ * this listener signs (one deployment-wide ring; a receipt's `iss` says which gateway signed it).
  */
 export class McpHttpServer {
   readonly #listener = new HttpListener((request, response) => {
@@ -87,6 +93,7 @@ export class McpHttpServer {
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://gateway').pathname;
+    if (path === RECEIPT_JWKS_PATH) return this.#jwks(request, response);
     const metadata = path.startsWith(`${METADATA_PREFIX}/`);
     const match = /^\/mcp\/([^/]+)\/([^/]+)$/.exec(metadata ? path.slice(METADATA_PREFIX.length) : path);
     const tenant = tenantIdSchema.safeParse(match?.[1]);
@@ -117,7 +124,8 @@ export class McpHttpServer {
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
       // Each answer as one JSON body: the gateway sends nothing else while a call runs (consent comes back as an error), and a large tools/list reads faster so.
-      enableJsonResponse: true,
+      // Unless held calls wait for approval: a waiting call sends progress on its response stream.
+      enableJsonResponse: !this.options.approvalWaits,
       maxRequestBodySize: this.options.maxRequestBytes,
       onsessioninitialized: (id) => this.#sessions.add(id, { server, transport, gateway: key, user: principal.user }),
       onsessionclosed: (id) => this.#sessions.forget(id),
@@ -144,6 +152,7 @@ export class McpHttpServer {
         name: request.params.name,
         arguments: request.params.arguments ?? {},
         urlElicitation: server.getClientCapabilities()?.elicitation?.url !== undefined,
+        progress: progressOf(request.params._meta?.progressToken, extra.sendNotification),
       });
       switch (answer.kind) {
         case 'unknown_tool':
@@ -169,8 +178,17 @@ export class McpHttpServer {
       scopes_supported: gateway.scopesSupported,
       bearer_methods_supported: ['header'],
       resource_name: `Mandate gateway ${gateway.name}`,
+      jwks_uri: `${this.options.publicUrl}${RECEIPT_JWKS_PATH}`,
     };
     response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300', 'access-control-allow-origin': '*' }).end(JSON.stringify(body));
+  }
+
+  /** Public keys only; short-lived in caches, and a verifier meeting an unknown kid fetches again. */
+  #jwks(request: IncomingMessage, response: ServerResponse): void {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return void response.writeHead(405, { allow: 'GET, HEAD' }).end();
+    const body = JSON.stringify(this.options.receiptKeys());
+    response.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' });
+    response.end(request.method === 'HEAD' ? undefined : body);
   }
 
   /** RFC 6750 §3 with RFC 9728's `resource_metadata`; quoted values are kept to characters that need no escaping. */
@@ -213,4 +231,14 @@ function asMcpTool(tool: CatalogTool): Tool {
     ...(tool.outputSchema ? { outputSchema: tool.outputSchema } : {}),
     ...(tool.annotations ? { annotations: tool.annotations } : {}),
   } as Tool;
+}
+
+/** MCP progress for one call, when its client gave a token: milliseconds waited of the bound, always increasing as the spec asks. */
+function progressOf(token: string | number | undefined, send: (notification: ProgressNotification) => Promise<void>) {
+  if (token === undefined) return undefined;
+  let last = -1;
+  return async (elapsedMs: number, totalMs: number, message: string) => {
+    last = Math.max(last + 1, Math.round(elapsedMs));
+    await send({ method: 'notifications/progress', params: { progressToken: token, progress: last, total: totalMs, message } });
+  };
 }

@@ -1,6 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { EnvelopeCipher } from '@mandate/crypto';
-import type { KeyRingDocument, StoredRing, StoredSigningKey } from '../store/signing-key-repository.js';
+import type { KeyRingDocument, StoredRing, StoredSigningKey } from './stored-ring.js';
 
 export interface SigningKeyStore {
   load(): Promise<StoredRing | undefined>;
@@ -15,8 +15,13 @@ export interface SigningKeyRingOptions {
   rotationIntervalMs: number;
   /** A new key is published this long before it signs. */
   activationDelayMs: number;
-  /** The longest a WAT lives: a replaced key stays published until its last WAT has expired. */
+  /** The longest anything it signs lives: a replaced key stays published until the last of it has expired. */
   maxTokenLifetimeMs: number;
+  /**
+   * The record id a key's sealed private half is bound to (the envelope's AAD), so a sealed key
+   * cannot be moved to another ring, or another kid, and still open.
+   */
+  sealedRecordId: (kid: string) => string;
   now?: () => number;
 }
 
@@ -32,10 +37,15 @@ const RETENTION_SLACK_MS = 60_000;
 /*
  * Life of a signing key:
  *
- *   published ──(activatesAt)──> signing ──(a newer key activates)──> retired ──(+ max WAT life)──> removed
+ *   published ──(activatesAt)──> signing ──(a newer key activates)──> retired ──(+ max token life)──> removed
  *
  * A key is in the JWKS from the moment it is created, so verifiers have it cached before the
- * first WAT it signs arrives; it stays there until every WAT it signed has expired.
+ * first token it signs arrives; it stays there until every token it signed has expired. (Removal
+ * happens at the next rotation after that: the ring changes only when a key is added.)
+ *
+ * One ring is shared by every replica of its service: the private halves are sealed with the
+ * master keys in one stored document, each change a compare-and-swap; a replica signs with the
+ * copy it last loaded (`reload`), so nothing is read from the store per signature.
  */
 export class SigningKeyRing {
   readonly #options: Required<SigningKeyRingOptions>;
@@ -46,7 +56,7 @@ export class SigningKeyRing {
     this.#options = { now: Date.now, ...options };
   }
 
-  /** Loads the ring, creating the first key if this is the first authorizer ever to start. */
+  /** Loads the ring, creating the first key if this is the first replica ever to start. */
   async start(): Promise<void> {
     await this.reload();
     if (this.#stored) return;
@@ -106,7 +116,7 @@ export class SigningKeyRing {
     return active.at(-1) ?? keys[0]!;
   }
 
-  /** Drops keys whose successor has been signing for longer than any WAT lives. */
+  /** Drops keys whose successor has been signing for longer than anything signed lives. */
   #prune(keys: readonly StoredSigningKey[], now: number): StoredSigningKey[] {
     return keys.filter((key, index) => {
       const successor = keys[index + 1];
@@ -117,7 +127,7 @@ export class SigningKeyRing {
   #privateKey(stored: StoredSigningKey): Promise<CryptoKey> {
     let key = this.#privateKeys.get(stored.kid);
     if (!key) {
-      const jwk = JSON.parse(this.#options.cipher.openString(stored.sealedPrivateJwk, recordIdOf(stored.kid)).toString('utf8')) as JWK;
+      const jwk = JSON.parse(this.#options.cipher.openString(stored.sealedPrivateJwk, this.#options.sealedRecordId(stored.kid)).toString('utf8')) as JWK;
       key = importJWK(jwk, stored.alg) as Promise<CryptoKey>;
       this.#privateKeys.set(stored.kid, key);
     }
@@ -134,13 +144,9 @@ export class SigningKeyRing {
       kid,
       alg,
       publicJwk: { ...publicJwk },
-      sealedPrivateJwk: this.#options.cipher.sealToString(JSON.stringify(privateJwk), recordIdOf(kid)),
+      sealedPrivateJwk: this.#options.cipher.sealToString(JSON.stringify(privateJwk), this.#options.sealedRecordId(kid)),
       createdAt: this.#options.now(),
       activatesAt,
     };
   }
-}
-
-function recordIdOf(kid: string): string {
-  return `system/signing-keys/${kid}`;
 }

@@ -1,0 +1,98 @@
+import type { JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { gatewayCreateEndpoint, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint } from '@mandate/contracts';
+import { freePort, natsServerMissing } from '@mandate/testing';
+import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
+import { startSampleToolServer, type SampleToolServer } from '@mandate/testing/mcp-tool-servers';
+import { startSystem, type TestSystem } from '@mandate/testing/system';
+
+const missing = natsServerMissing('gateway tools/list filtered by policy');
+
+/**
+ * CRM notes for sales; spend for finance (but never for the secret account: a forbid on the
+ * arguments, which hides nothing); documents for everyone but bob (a forbid on the principal
+ * alone, which hides the tool from him); whoami permitted to nobody.
+ */
+const POLICIES = `
+@id("notes-for-sales")
+permit (principal, action == Mandate::Action::"sales___crm_notes", resource) when { principal.groups.contains("sales") };
+
+@id("spend-for-finance")
+permit (principal, action == Mandate::Action::"sales___finance_spend", resource) when { principal.groups.contains("finance") };
+
+@id("no-secret-spend")
+forbid (principal, action == Mandate::Action::"sales___finance_spend", resource) when { context.input.accountId == "acc-secret" };
+
+@id("documents")
+permit (principal, action == Mandate::Action::"sales___documents_list", resource);
+
+@id("no-documents-for-bob")
+forbid (principal, action == Mandate::Action::"sales___documents_list", resource) when { principal.sub == "bob" };
+`;
+
+describe.skipIf(missing)('tools/list through the gateway shows each principal only what policy could permit', () => {
+  let h: TestSystem;
+  let idp: TestIdp;
+  let upstream: SampleToolServer;
+  let resource: string;
+  const clients: Client[] = [];
+
+  const connect = async (sub: string, groups: string[]) => {
+    const token = await idp.userAccessToken({ sub, audience: resource, scope: 'tools', claims: { groups } });
+    const client = new Client({ name: 'policy-listing-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    clients.push(client);
+    return client;
+  };
+  const listed = async (client: Client) => (await client.listTools()).tools.map((tool) => tool.name).sort();
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    resource = `${publicUrl}/mcp/acme/sales-gw`;
+    h = await startSystem({ services: ['directory', 'authorizer', 'vault', 'gateway', 'policy'], env: { GATEWAY_HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: publicUrl } });
+    [idp, upstream] = await Promise.all([startTestIdp(), startSampleToolServer()]);
+    const key: JWK = await h.workload('sales-gateway');
+    await h.setAuthorizer('acme', 'sales-gateway', { discoveryUrl: idp.discoveryUrl, allowedAudiences: [resource] });
+    await h.bus.request(gatewayCreateEndpoint, { tenant: 'acme', name: 'sales-gw', workload: { name: 'sales-gateway', privateJwk: key as never }, authorizationServers: [idp.issuer] });
+    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales-gw', target: { name: 'sales', source: { kind: 'mcp', url: upstream.url } } });
+    await h.bus.request(policyCreateEndpoint, { tenant: 'acme', name: 'sales-tools', text: POLICIES, actor: 'security@acme' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
+    await h?.stop();
+    await Promise.all([idp?.stop(), upstream?.stop()]);
+  });
+
+  it('without a policy set, both users see every tool', async () => {
+    const all = ['sales___crm_notes', 'sales___documents_list', 'sales___finance_spend', 'sales___whoami'];
+    expect(await listed(await connect('sarah', ['finance']))).toEqual(all);
+    expect(await listed(await connect('bob', ['sales']))).toEqual(all);
+  });
+
+  it('enforced: sarah (finance) and bob (sales) see different tools, as the policies say', async () => {
+    await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'sales-gw', policy: 'sales-tools', mode: 'enforce', actor: 'security@acme' });
+    const sarah = await connect('sarah', ['finance']);
+    const bob = await connect('bob', ['sales']);
+    // The gateway reloads on policy-changed; a session opened before may briefly list the old tools.
+    await expect.poll(() => listed(sarah)).toEqual(['sales___documents_list', 'sales___finance_spend']);
+    expect(await listed(bob)).toEqual(['sales___crm_notes']);
+    // A forbid on the arguments hides nothing but still decides the call.
+    const secret = await sarah.callTool({ name: 'sales___finance_spend', arguments: { accountId: 'acc-secret' } }).then(() => undefined, (e: unknown) => e as McpError);
+    expect(secret?.code).toBe(-32003);
+    expect((await sarah.callTool({ name: 'sales___finance_spend', arguments: { accountId: 'acc-1' } })).isError).toBeFalsy();
+    // A tool policy hides is still refused by policy when called by name.
+    const hidden = await bob.callTool({ name: 'sales___documents_list', arguments: { accountId: 'acc-1' } }).then(() => undefined, (e: unknown) => e as McpError);
+    expect(hidden?.code).toBe(-32003);
+  });
+
+  it('log-only hides nothing (nothing is enforced)', async () => {
+    await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'sales-gw', policy: 'sales-tools', mode: 'log-only', actor: 'security@acme' });
+    const bob = await connect('bob', ['sales']);
+    await expect.poll(() => listed(bob)).toEqual(['sales___crm_notes', 'sales___documents_list', 'sales___finance_spend', 'sales___whoami']);
+  });
+});

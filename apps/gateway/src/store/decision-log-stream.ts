@@ -1,0 +1,24 @@
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { declareStreams } from '@mandate/bus';
+import { decisionLogStream, decisionSubject, type DecisionEntry } from '@mandate/contracts';
+
+const encoder = new TextEncoder();
+
+/**
+ * The decision log's stream as the gateway writes it: declared at start-up with the configured
+ * retention as its age limit, one message per entry, the audit record id as `Nats-Msg-Id` (a
+ * retried publish is stored once).
+ */
+export class DecisionLogStream {
+  private constructor(private readonly js: JetStreamClient) {}
+
+  static async open(nc: NatsConnection, retentionDays: number, replicas: number): Promise<DecisionLogStream> {
+    await declareStreams(nc, [decisionLogStream(retentionDays)], { replicas });
+    return new DecisionLogStream(jetstream(nc));
+  }
+
+  async publish(entry: DecisionEntry): Promise<void> {
+    await this.js.publish(decisionSubject(entry.tenant, entry.gateway, entry.id), encoder.encode(JSON.stringify(entry)), { msgID: entry.id });
+  }
+}

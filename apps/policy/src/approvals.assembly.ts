@@ -1,0 +1,36 @@
+import type { BusClient, JetStreamPublisher, UseCaseAssembly } from '@mandate/bus';
+import { authorizeEndpoint, gatewayGetEndpoint, policyAudit } from '@mandate/contracts';
+import type { DocumentStore } from '@mandate/store';
+import { ApprovalJournal } from './domain/approvals/approval-journal.js';
+import { ApproverTokens } from './domain/approvals/approver-tokens.js';
+import { ConsumeApproval } from './domain/approvals/consume-approval.js';
+import { CurrentApprovals } from './domain/approvals/current-approvals.js';
+import { DecideApproval } from './domain/approvals/decide-approval.js';
+import { GetApproval, ListApprovals } from './domain/approvals/read-approvals.js';
+import { RequestApproval } from './domain/approvals/request-approval.js';
+import { ApprovalRecords } from './store/approval-records.js';
+
+export interface ApprovalsDependencies {
+  store: DocumentStore;
+  publisher: JetStreamPublisher;
+  bus: BusClient;
+  now?: () => number;
+}
+
+/** The approval use cases of the policy service, sharing one repository, journal and clock. */
+export class Approvals implements UseCaseAssembly {
+  private constructor(readonly useCases: readonly [RequestApproval, ConsumeApproval, GetApproval, ListApprovals, DecideApproval]) {}
+
+  static async assemble(deps: ApprovalsDependencies): Promise<Approvals> {
+    const ports = { records: await ApprovalRecords.open(deps.store), journal: new ApprovalJournal(deps.publisher.auditSink(policyAudit), deps.publisher), now: deps.now ?? Date.now };
+    const current = new CurrentApprovals(ports);
+    const tokens = new ApproverTokens({
+      gatewayOf: async (tenant, gateway) => {
+        const { workload, resourceUrl } = await deps.bus.request(gatewayGetEndpoint, { tenant, name: gateway });
+        return { workload, resourceUrl };
+      },
+      authorize: (tenant, workload, token) => deps.bus.request(authorizeEndpoint, { tenant, workload, token }),
+    });
+    return new Approvals([new RequestApproval(ports, current), new ConsumeApproval(ports, current), new GetApproval(current), new ListApprovals(ports, current), new DecideApproval(ports, current, tokens)]);
+  }
+}

@@ -1,0 +1,2 @@
+export * from './signing-key-ring.js';
+export * from './stored-ring.js';
