@@ -2,6 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import { ConfigError } from '@mandate/config';
 import { MandateError } from '@mandate/contracts';
 
 /*
@@ -115,7 +116,8 @@ export async function loadDigestKeys(options: LoadDigestKeysOptions): Promise<{ 
   }
   if (text !== undefined) return { ring: DigestKeyRing.fromJson(text, options.keyFile), source: options.keyFile, generated: false };
   if (options.mode === 'production') {
-    throw new MandateError('internal', `no audit signing key: set AUDIT_SIGNING_KEY or provide ${options.keyFile} (production never generates one)`);
+    // A ConfigError, so the start-up log says which variable is missing (a MandateError's message is not logged).
+    throw new ConfigError([`AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE: required in production mode (production never generates one; make one with mandate keys audit-signing; looked for ${options.keyFile})`]);
   }
   const generated = DigestKeyRing.generateFile();
   await mkdir(dirname(options.keyFile), { recursive: true, mode: 0o700 });

@@ -49,7 +49,7 @@ export const HEADS_COLLECTION = 'audit-heads';
 export const AUDIT_COLLECTIONS = [TRAIL_COLLECTION, CLAIMS_COLLECTION, HEADS_COLLECTION] as const;
 
 export interface TrailRepositoryOptions {
-  /** How long a claim is kept (the claims collection's max age); default the intake stream's duplicate window. */
+  /** How long a claim is kept (the claims collection's max age); default the intake stream's duplicate window; 0 keeps claims for ever. */
   claimRetentionMs?: number;
 }
 
@@ -189,7 +189,7 @@ export class TrailRepository {
   static async open(store: DocumentStore, options: TrailRepositoryOptions = {}): Promise<TrailRepository> {
     return new TrailRepository(
       await store.collection<TrailDocument>(TRAIL_COLLECTION),
-      await store.collection<ClaimDocument>(CLAIMS_COLLECTION, { maxAgeMs: options.claimRetentionMs ?? AUDIT_STREAM.duplicateWindowMs }),
+      await store.collection<ClaimDocument>(CLAIMS_COLLECTION, options.claimRetentionMs === 0 ? {} : { maxAgeMs: options.claimRetentionMs ?? AUDIT_STREAM.duplicateWindowMs }),
       await store.collection<ChainHead | DigestHead | TenantRegistration>(HEADS_COLLECTION),
     );
   }

@@ -25,7 +25,7 @@ export async function startAuditHarness(overrides: Record<string, string> = {}, 
   await options.beforeStart?.(nats.url);
   const dataDir = await mkdtemp(join(tmpdir(), 'mandate-audit-'));
   const env = auditEnvSchema.parse({ NATS_URL: nats.url, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: dataDir, AUDIT_WRITER_ID: 'audit-test', ...overrides });
-  const start = () => runService(auditService, env, { logger: createLogger('audit', { level: 'silent' }) });
+  const start = () => runService(auditService, env, { logger: createLogger('audit', { level: process.env['AUDIT_TEST_LOG'] ?? 'silent' }) });
   let service = await start();
   const nc = await connectToBus({ servers: nats.url, name: 'audit-test' });
   const store = new JetStreamKvStore(nc);
