@@ -26,6 +26,19 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     }
   });
 
+  /** Whether `count` ports from `first` can all be listened on at this moment. */
+  async function rangeFree(first: number, count: number): Promise<boolean> {
+    for (let port = first; port < first + count; port++) {
+      const free = await new Promise<boolean>((resolve) => {
+        const server: Server = createServer();
+        server.once('error', () => resolve(false));
+        server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+      });
+      if (!free) return false;
+    }
+    return true;
+  }
+
   /** A free port outside `[from, from + 10)`, the metrics ports `mandate up` hands out. */
   async function freePortOutside(from: number): Promise<number> {
     for (;;) {
@@ -58,7 +71,8 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     const [natsPort, monitorPort, jwksPort] = [await freePort(), await freePort(), await freePort()];
     // `mandate up` gives service i the metrics port metricsPort + i: keep that range clear of the others.
     let metricsPort = await freePort();
-    while ([natsPort, monitorPort, jwksPort].some((p) => p >= metricsPort && p < metricsPort + 10)) metricsPort = await freePort();
+    // Every port of the range free now, not only the first: other test files take ports meanwhile.
+    while ([natsPort, monitorPort, jwksPort].some((p) => p >= metricsPort && p < metricsPort + 12) || !(await rangeFree(metricsPort, 12))) metricsPort = await freePort();
 
     const first = await up(dataDir, natsPort, monitorPort, metricsPort, jwksPort);
     expect(first.output()).toContain('generated master key file');
