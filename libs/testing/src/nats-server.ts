@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, delimiter } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 export interface NatsServerHandle {
   /** `nats://127.0.0.1:<port>` */
@@ -33,15 +33,45 @@ export function natsServerVersion(binary: string): string {
   return (result.stdout || result.stderr).trim();
 }
 
+/**
+ * A port free at this moment, below the kernel's ephemeral range. A port `listen(0)` hands out is
+ * ephemeral: between our check and the child's listen (or a node's restart on the same port) any
+ * outgoing connection may take it as its local port. A port below that range is taken only by a
+ * listener that asks for it, and the random pick keeps parallel test files apart.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const [low, high] = portPool();
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${low}-${high} after 200 tries`);
+}
+
+const handedOut = new Set<number>();
+
+/** [low, high): from 15000 up to the ephemeral range's start (Linux: /proc/sys/net/ipv4/ip_local_port_range). */
+function portPool(): [number, number] {
+  let ephemeralLow = 32768;
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(first) && first > 16_000) ephemeralLow = first;
+  } catch {
+    // not Linux: 32768 is where the BSDs and Windows' default ranges start or above
+  }
+  return [15_000, ephemeralLow];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 

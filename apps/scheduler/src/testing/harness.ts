@@ -90,10 +90,9 @@ export async function startSchedulerHarness(overrides: Record<string, string> = 
     schedulers,
     reporterKey,
     async addScheduler(hooks) {
-      const definition = hooks ? { ...schedulerService, module: SchedulerModule.withTestHooks(hooks) } : schedulerService;
-      const service = await base.add('scheduler', { definition });
-      schedulers.push(service);
-      return { service, app: service.app.get(SchedulerApp) };
+      const added = await addScheduler(base, hooks);
+      schedulers.push(added.service);
+      return added;
     },
     async stop() {
       schedulers.splice(0);
@@ -103,4 +102,11 @@ export async function startSchedulerHarness(overrides: Record<string, string> = 
     },
   };
 }
+/** A scheduler replica (no timer: tests call `tick`) on a system started elsewhere, e.g. on a NATS cluster. */
+export async function addScheduler(system: TestSystem, hooks?: SchedulerTestHooks): Promise<{ service: RunningService; app: SchedulerApp }> {
+  const definition = hooks ? { ...schedulerService, module: SchedulerModule.withTestHooks(hooks) } : schedulerService;
+  const service = await system.add('scheduler', { definition });
+  return { service, app: service.app.get(SchedulerApp) };
+}
+
 export type { SchedulerApp } from '../scheduler.assembly.js';

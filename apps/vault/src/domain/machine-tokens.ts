@@ -1,7 +1,7 @@
 import { SingleFlight } from '@mandate/cache';
 import { MandateError, type TenantId } from '@mandate/contracts';
 import type { EnvelopeCipher } from '@mandate/crypto';
-import type { LeaseRecords } from '@mandate/store';
+import type { HeldLease, LeaseRecords } from '@mandate/store';
 import type { MachineTokenRepository } from '../store/repositories.js';
 import type { MachineTokenDocument } from '../store/vault-records.js';
 import type { TokenSet } from './oauth-client.js';
@@ -14,6 +14,8 @@ export interface MachineTokensOptions {
   /** How long to wait for another replica's fetch before fetching anyway. */
   waitMs: number;
   pollMs?: number;
+  /** Between tries to store a fetched token the store refused. */
+  storeRetryMs?: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -56,15 +58,44 @@ export class MachineTokens {
           await this.#sleep(this.options.pollMs ?? 25);
           continue;
         }
+        let storing = false;
         try {
           const raced = await this.#cached(tenant, id);
           if (raced) return { token: raced, cached: true };
-          return { token: await this.#fetchAndStore(tenant, id, scopes, fetch), cached: false };
+          const fetched = await this.#fetch(tenant, id, scopes, fetch);
+          try {
+            await this.cache.put(tenant, id, fetched.document, fetched.ttlMs);
+          } catch {
+            // The store is failing over (a node down, a leader being elected). The token is good:
+            // serve it now, and keep the lease while storing it, so the other replicas wait for
+            // this token instead of fetching their own.
+            storing = true;
+            void this.#storeUntilDeadline(tenant, id, fetched, lease);
+          }
+          return { token: fetched.token, cached: false };
         } finally {
-          if (lease) await this.leases.release(lease).catch(() => undefined);
+          if (lease && !storing) await this.leases.release(lease).catch(() => undefined);
         }
       }
     });
+  }
+
+  /** Tries the store again until `waitMs` has passed (the lease outlives it: VAULT_LEASE_TTL_SECONDS > VAULT_REFRESH_WAIT_MS by default), then gives the lease back. */
+  async #storeUntilDeadline(tenant: TenantId, id: string, fetched: FetchedToken, lease: HeldLease<never> | undefined): Promise<void> {
+    const deadline = this.#now() + this.options.waitMs;
+    try {
+      for (;;) {
+        await this.#sleep(this.options.storeRetryMs ?? 250);
+        try {
+          await this.cache.put(tenant, id, fetched.document, fetched.ttlMs);
+          return;
+        } catch {
+          if (this.#now() >= deadline) return;
+        }
+      }
+    } finally {
+      if (lease) await this.leases.release(lease).catch(() => undefined);
+    }
   }
 
   async #cached(tenant: TenantId, id: string): Promise<TokenSet | undefined> {
@@ -76,7 +107,8 @@ export class MachineTokens {
     return token;
   }
 
-  async #fetchAndStore(tenant: TenantId, id: string, scopes: readonly string[], fetch: () => Promise<TokenSet>): Promise<TokenSet> {
+  /** Fetches a token upstream and remembers it in this process at once, whatever the store does next. */
+  async #fetch(tenant: TenantId, id: string, scopes: readonly string[], fetch: () => Promise<TokenSet>): Promise<FetchedToken> {
     const token = await fetch();
     const obtainedAt = this.#now();
     const expiresAt = token.expiresAt ?? obtainedAt + this.options.unknownLifetimeMs;
@@ -88,10 +120,8 @@ export class MachineTokens {
       expiresAt,
       staleAt,
     };
-    const ttlMs = Math.max(1_000, expiresAt - obtainedAt);
-    await this.cache.put(tenant, id, document, ttlMs);
     this.#memory.set(`${tenant}/${id}`, { token: { ...token, expiresAt }, staleAt });
-    return { ...token, expiresAt };
+    return { token: { ...token, expiresAt }, document, ttlMs: Math.max(1_000, expiresAt - obtainedAt) };
   }
 
   /** Drops this process's opened tokens of a provider. */
@@ -128,6 +158,12 @@ export class MachineTokens {
 export function staleAtOf(obtainedAt: number, expiresAt: number, marginMs: number): number {
   const lifetime = Math.max(0, expiresAt - obtainedAt);
   return expiresAt - Math.min(marginMs, lifetime / 4);
+}
+
+interface FetchedToken {
+  token: TokenSet;
+  document: MachineTokenDocument;
+  ttlMs: number;
 }
 
 function recordId(tenant: TenantId, id: string): string {
