@@ -19,6 +19,7 @@ import { benchPolicy, POLICY_ADDED_CALL_MEDIAN_TARGET_US, POLICY_EVALUATION_P50_
 import { benchPolicyReplay, policyReplayVerdict, printPolicyReplay } from './policy-replay.js';
 import { percent, printTable } from './table.js';
 import { runSoak, soakOptions } from './soak.js';
+import { benchDeployed, printDeployed } from './deployed.js';
 
 /*
  * `npm run bench`. Absolute numbers on a shared 2-core machine mean little, so every row is
@@ -31,7 +32,7 @@ import { runSoak, soakOptions } from './soak.js';
  */
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
-/** `--only=policy`: just that group of rows (while working on it); the full run is what docs/benchmark.md reports. */
+/** `--only=gateway|policy`: just that group of rows (while working on it); the full run is what docs/benchmark.md reports. */
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 const ROUNDS = quick ? 1 : 3;
 const LATENCY_COUNT = quick ? 200 : 3_000;
@@ -138,10 +139,21 @@ function printOnlyReplay(replay: Awaited<ReturnType<typeof benchPolicyReplay>>):
   else printPolicyReplay(replay);
 }
 
+function printOnlyGateway(gateway: Awaited<ReturnType<typeof benchGateway>>): void {
+  const verdict = gatewayVerdict(gateway);
+  if (json) return void process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, gateway, verdict }, null, 2)}\n`);
+  process.stdout.write(`\nMandate bench, gateway rows (${process.version}, ${ROUNDS} interleaved rounds, medians across rounds)\n`);
+  printGateway(gateway);
+  process.stdout.write(`gateway latency target (<= 1 ms added median over the direct call): ${verdict.gatewayLatencyTarget}\n`);
+  process.stdout.write(`gateway throughput target (>= 50% of the direct call's @${GATEWAY_CONCURRENCY}): ${verdict.gatewayThroughputTarget}\n`);
+  process.stdout.write(`gateway tools/list target (< 5 ms median, ${GATEWAY_TARGETS} targets of 100 tools): ${verdict.gatewayListTarget}\n`);
+}
+
 /** One group of rows alone, as `--only=<group>` asks. */
 async function runOnly(group: string, client: NatsConnection, natsUrl: string, dataDir: string): Promise<void> {
   if (group === 'policy-replay') return printOnlyReplay(await benchPolicyReplay(client, natsUrl, dataDir, { rounds: ROUNDS }));
-  if (group !== 'policy') throw new Error(`--only knows policy and policy-replay, not ${group}`);
+  if (group === 'gateway') return printOnlyGateway(await benchGateway(client, natsUrl, dataDir, { rounds: ROUNDS, total: quick ? 640 : 10_000, latencyCount: quick ? 100 : 2_000, listCount: quick ? 20 : 300 }));
+  if (group !== 'policy') throw new Error(`--only knows gateway, policy and policy-replay, not ${group}`);
   const policy = await benchPolicy(client, natsUrl, dataDir, policyOptions());
   const verdict = policyVerdict(policy);
   if (json) process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, policy, verdict }, null, 2)}\n`);
@@ -153,4 +165,13 @@ async function runOnly(group: string, client: NatsConnection, natsUrl: string, d
 
 // `--soak` (not in CI): the audit trail under millions of records, its own run (soak.ts).
 if (process.argv.includes('--soak')) await runSoak(soakOptions(process.argv));
+// `--only=deployed`: the services as `mandate up` runs them, each its own process (deployed.ts); no in-process server.
+else if (only === 'deployed') await runDeployed();
 else await main();
+
+async function runDeployed(): Promise<void> {
+  const options = { rounds: ROUNDS, seconds: quick ? 0.5 : 2, warmupSeconds: quick ? 0.3 : 0.5, pacedSeconds: quick ? 0.5 : 2 };
+  const deployed = await benchDeployed(options);
+  if (json) process.stdout.write(`${JSON.stringify({ node: process.version, ...options, deployed }, null, 2)}\n`);
+  else printDeployed(deployed, options);
+}

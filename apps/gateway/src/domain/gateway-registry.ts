@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
 import { gatewayToolName, type PolicyMode } from '@mandate/contracts';
 import { parsePolicySet, ToolPolicy } from '@mandate/tool-policy';
@@ -63,6 +64,8 @@ export class GatewayRegistry {
   readonly #loading = new SingleFlight<LoadedGateway | undefined>();
   /** Gateways seen with a policy set attached: while no policy service answers, they refuse calls rather than lose their policy. */
   readonly #hadPolicy = new Set<string>();
+  /** The policy set last loaded for each gateway, with what it was loaded from (the set's text and the tools). */
+  readonly #evaluators = new Map<string, { fingerprint: string; evaluator: ToolPolicy }>();
   /** Bumped by `forget`, so a load that started before a change does not store what it read. */
   readonly #generations = new Map<string, number>();
   readonly #now: () => number;
@@ -122,11 +125,17 @@ export class GatewayRegistry {
       const attachment = await this.options.policyFor(tenant, gateway);
       if (!attachment.attached) {
         this.#hadPolicy.delete(key);
+        this.#evaluators.delete(key);
         return undefined;
       }
       this.#hadPolicy.add(key);
       const tools = targets.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema })));
-      const evaluator = ToolPolicy.load(key, attachment.version.hash, parsePolicySet(attachment.text), tools);
+      // The periodic reload (maxAgeMs) of an unchanged set against unchanged tools keeps what was loaded:
+      // loading parses and validates the whole set (tens of ms for 100 policies, blocking every call).
+      const fingerprint = createHash('sha256').update(JSON.stringify([attachment.version.hash, attachment.text, tools])).digest('base64url');
+      const kept = this.#evaluators.get(key);
+      const evaluator = kept && kept.fingerprint === fingerprint && !kept.evaluator.superseded ? kept.evaluator : ToolPolicy.load(key, attachment.version.hash, parsePolicySet(attachment.text), tools);
+      this.#evaluators.set(key, { fingerprint, evaluator });
       return { name: attachment.policy, version: attachment.version.version, hash: attachment.version.hash, mode: attachment.mode, evaluator };
     } catch (err) {
       if (err instanceof NoPolicyService && !this.#hadPolicy.has(key)) return undefined;

@@ -136,6 +136,8 @@ export class ToolCall {
   readonly #now: () => number;
   /** A key object made once: an HMAC keyed by a plain buffer costs several times more per call. */
   readonly #auditKey: KeyObject;
+  /** Each catalog tool's validator, found once per loaded tool (a reload makes new tool objects). */
+  readonly #toolValidators = new WeakMap<CatalogTool, ReturnType<ArgumentsValidator>>();
 
   constructor(
     private readonly credentials: TargetCredentials,
@@ -148,12 +150,15 @@ export class ToolCall {
     this.#now = options.now ?? Date.now;
     this.#auditKey = createSecretKey(options.auditSalt);
     this.#validatorFor = (tool) => {
+      const known = this.#toolValidators.get(tool);
+      if (known) return known;
       const key = createHash('sha256').update(JSON.stringify(tool.inputSchema)).digest('base64url');
       let validate = this.#validators.get(key);
       if (validate) this.#validators.delete(key);
       else validate = compiled(validator, tool);
       this.#validators.set(key, validate);
       if (this.#validators.size > MAX_VALIDATORS) this.#validators.delete(this.#validators.keys().next().value!);
+      this.#toolValidators.set(tool, validate);
       return validate;
     };
     this.#checks = toolCallChecks(this.#validatorFor);
@@ -206,9 +211,12 @@ export class ToolCall {
     const approval = await this.#approval(request, tool, ctx.decided, verdict.arguments, started, policy);
     if (approval.held) return approval.held;
     try {
-      const headers = await this.credentials.headers(request.gateway, target.credential, request.principal);
       const callable = { ...target, ref: { tenant: request.gateway.tenant, gateway: request.gateway.name, target: target.name } };
-      const receipt = await this.options.receipts.issue({ gateway: request.gateway, principal: request.principal, tool, target: callable, arguments: verdict.arguments, decided: ctx.decided }, approval.id ? { approval: approval.id } : {});
+      // Independent of each other: the credential (usually cached) and the receipt's signature are made at once.
+      const [headers, receipt] = await Promise.all([
+        this.credentials.headers(request.gateway, target.credential, request.principal),
+        this.options.receipts.issue({ gateway: request.gateway, principal: request.principal, tool, target: callable, arguments: verdict.arguments, decided: ctx.decided }, approval.id ? { approval: approval.id } : {}),
+      ]);
       const upstream = await this.upstream.call(callable, headers, tool.tool, verdict.arguments, { receipt });
       if (Buffer.byteLength(JSON.stringify(upstream)) > this.options.maxResultBytes) throw new UpstreamFailure('too_large', `the target ${tool.target} answered with more than ${this.options.maxResultBytes} bytes`);
       const result = await this.interceptors.onResponse(request.gateway, request.principal, tool, verdict.arguments, upstream);
