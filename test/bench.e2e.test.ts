@@ -18,6 +18,7 @@ describe.skipIf(missing)('npm run bench', () => {
       authorize: { name: string; requestsPerSecond: number; ceilingRatio: number }[];
       audit: { name: string; recordsPerSecond: number; ofBaseline: number; lost: number; verified: boolean }[];
       vault: { name: string; requestsPerSecond: number; rawRatio: number; pacedP99Ms: number }[];
+      policy: { evaluation: { policies: number; p50Us: number }[]; gateway: { name: string; medianUs: number }[]; listed: { withoutPolicy: number; withPolicy: number } };
       verdict: Record<string, string>;
     };
     expect(report.results.map((r) => r.name)).toEqual(['raw NATS request/reply', '@nats-io/services endpoint', 'Mandate bus + NestJS service']);
@@ -49,5 +50,30 @@ describe.skipIf(missing)('npm run bench', () => {
       expect(row.ofBaseline).toBeGreaterThan(0);
     }
     expect(Object.keys(report.verdict)).toContain('auditTarget');
+    // The policy rows: evaluation at each set size, the gateway with and without a set, and the set hiding tools.
+    expect([...new Set(report.policy.evaluation.map((r) => r.policies))]).toEqual([10, 100, 1_000]);
+    for (const row of report.policy.evaluation) expect(row.p50Us).toBeGreaterThan(0);
+    expect(report.policy.gateway.length).toBeGreaterThanOrEqual(2);
+    for (const row of report.policy.gateway) expect(row.medianUs, row.name).toBeGreaterThan(0);
+    expect(report.policy.listed.withPolicy).toBeLessThan(report.policy.listed.withoutPolicy);
   }, 120_000);
+
+  it('--only=deployed: the services each their own process, load and raw responder in theirs, every row against raw with CPU per request by process', async () => {
+    assertBuilt(benchEntry);
+    const bench = spawnNode(benchEntry, ['--only=deployed', '--quick', '--json']);
+    expect(await bench.exit).toBe(0);
+    const report = JSON.parse(bench.output().slice(bench.output().indexOf('{'))) as {
+      deployed: { row: string; requestsPerSecond: Record<string, number>; rawRatio: number; pacedP99Ms: number; cpuUs: Record<string, number> }[];
+    };
+    expect(report.deployed.map((r) => r.row)).toEqual(['raw', 'echo', 'api-key', 'm2m', 'token-for-workload']);
+    expect(report.deployed[0]?.rawRatio).toBe(1);
+    for (const row of report.deployed) {
+      expect(row.requestsPerSecond['256'], row.row).toBeGreaterThan(0);
+      expect(row.pacedP99Ms, row.row).toBeGreaterThan(0);
+      expect(Object.keys(row.cpuUs)).toEqual(expect.arrayContaining(['nats-server', 'audit', 'authorizer', 'vault', 'diagnostics', 'load']));
+    }
+    // Each row's own process does the work: the vault's CPU shows in the vault rows, the authorizer's in token-for-workload.
+    expect(report.deployed.find((r) => r.row === 'api-key')!.cpuUs['vault']).toBeGreaterThan(0);
+    expect(report.deployed.find((r) => r.row === 'token-for-workload')!.cpuUs['authorizer']).toBeGreaterThan(0);
+  }, 240_000);
 });

@@ -106,9 +106,12 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
 
     const status = spawnNode(cliEntry, ['status', '--json', '--nats-url', `nats://127.0.0.1:${natsPort}`]);
     expect(await status.exit).toBe(0);
-    const report = JSON.parse(status.output()) as { services: { name: string }[]; streams: { name: string; messages: number; denyDelete: boolean }[] };
+    const report = JSON.parse(status.output()) as { services: { name: string }[]; streams: { name: string; kind: string; messages: number; bytes: number; denyDelete: boolean }[] };
     expect(report.services.map((s) => s.name)).toContain('mandate-diagnostics');
-    expect(report.streams.find((s) => s.name === AUDIT_STREAM.name)).toMatchObject({ messages: 0, denyDelete: true });
+    expect(report.streams.find((s) => s.name === AUDIT_STREAM.name)).toMatchObject({ kind: 'stream', messages: 0, denyDelete: true });
+    // The buckets the services made on first use are listed too: the trail the published record went into.
+    expect(report.streams.find((s) => s.name === 'KV_mandate_audit_trail')).toMatchObject({ kind: 'kv' });
+    expect(report.streams.find((s) => s.name === 'KV_mandate_audit_trail')!.messages).toBeGreaterThan(0);
 
     first.child.kill('SIGINT');
     expect(await first.exit).toBe(0);
