@@ -1,14 +1,21 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connectToBus, BusClient, JetStreamPublisher } from '@mandate/bus';
 import type { JWK } from 'jose';
-import { apiKeyEndpoint, auditQueryEndpoint, auditVerifyEndpoint, jobCreateEndpoint, jobRunsEndpoint, MandateError, oauth2TokenEndpoint, providerCreateEndpoint, AUDIT_STREAM, type RunView } from '@mandate/contracts';
+import { apiKeyEndpoint, auditQueryEndpoint, auditVerifyEndpoint, jobCreateEndpoint, jobRunsEndpoint, MandateError, oauth2TokenEndpoint, providerCreateEndpoint, AUDIT_STREAM, REQUEST_HEADERS, type RequestOf, type RunView } from '@mandate/contracts';
+import { MandateClient } from '@mandate/sdk';
 import { addScheduler, startTestResource } from '@mandate/scheduler/testing';
+import { VaultSeed } from '@mandate/vault/testing';
 import { KeyRing } from '@mandate/crypto';
+import { JetStreamKvStore } from '@mandate/store';
 import { natsServerMissing, startNatsCluster, type ClusterNode, type NatsCluster } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
+import { assertBuilt, root, spawnNode } from './processes.js';
+
+const vaultEntry = join(root, 'apps', 'vault', 'dist', 'main.js');
 
 /*
  * The production shape under faults: the three nodes of deploy/nats/cluster, JetStream streams
@@ -89,6 +96,14 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     }
   }
 
+  /** Until every Mandate stream and KV bucket has a leader and current replicas: reads go to a bucket's leader. */
+  async function allCaughtUp(timeoutMs = 60_000): Promise<void> {
+    const jsm = await jetstreamManager(h.nc, { timeout: 5_000 });
+    const names: string[] = [];
+    for await (const info of jsm.streams.list()) if (/^(KV_mandate_|MANDATE_)/.test(info.config.name)) names.push(info.config.name);
+    for (const name of names) await caughtUp(name, timeoutMs);
+  }
+
   /**
    * Steady load: workers releasing the API key (retrying `unavailable` as clients do, up to
    * `retryForMs`) and workers publishing audit records (retrying the same id until acknowledged).
@@ -101,11 +116,13 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     const release = async () => {
       while (!stopped) {
         const started = Date.now();
+        // One key per release, the same on each retry: the release is audited once however often it is sent.
+        const idempotencyKey = randomUUID();
         let attempts = 0;
         for (;;) {
           attempts += 1;
           try {
-            await h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'weather' }, { timeoutMs: 3_000 });
+            await h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'weather' }, { timeoutMs: 3_000, idempotencyKey });
             releases.push({ at: started, tookMs: Date.now() - started, ok: true, attempts });
             break;
           } catch (error) {
@@ -183,7 +200,20 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     return Math.max(0, ...releases.filter((r) => r.attempts > 1).map((r) => r.tookMs));
   }
 
+  it('every replicated KV bucket answers reads from its leader, never from a replica still catching up', async () => {
+    const jsm = await jetstreamManager(h.nc, { timeout: 5_000 });
+    const buckets = [];
+    for await (const info of jsm.streams.list()) {
+      if (info.config.name.startsWith('KV_mandate_')) buckets.push({ name: info.config.name, replicas: info.config.num_replicas, direct: info.config.allow_direct });
+    }
+    expect(buckets.length).toBeGreaterThan(5);
+    // A direct get may be answered by any replica: after a node's restart one that was behind made
+    // a scheduler run's compare-and-swap lose against its own last write, leaving it `running`.
+    expect(buckets.filter((bucket) => bucket.replicas !== 3 || bucket.direct !== false)).toEqual([]);
+  });
+
   it('one node SIGKILLed under load: requests keep succeeding after a short window clients retry; it comes back and catches up; nothing acknowledged is lost or doubled', async () => {
+    const releasesBefore = await releaseRecords();
     const traffic = load({ releases: 4, publishers: 4, retryForMs: 20_000 });
     await sleep(2_000);
     const victim = await leaderOf(AUDIT_STREAM.name);
@@ -195,6 +225,7 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     await victim.start();
     const restartedAt = Date.now();
     await caughtUp(AUDIT_STREAM.name);
+    await allCaughtUp();
     timings.push(`one node down for ${restartedAt - killedAt} ms; caught up ${Date.now() - restartedAt} ms after its restart`);
     await sleep(2_000);
     await traffic.stop();
@@ -209,9 +240,12 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     expect(traffic.releases.filter((r) => r.at > killedAt + 12_000 && r.attempts > 1), 'no retries needed once the cluster settled').toEqual([]);
     expect(traffic.acked.size).toBeGreaterThan(100);
     await expectChainedExactlyOnce(traffic.acked);
+    await expect.poll(async () => (await releaseRecords()) - releasesBefore, { timeout: 30_000, message: 'one audit record per release, retried or not' }).toBe(traffic.releases.length);
+    timings.push(`  failed attempts recorded as such: ${await trailCount({ tenant: 'acme', workload: 'report-agent', service: 'vault', action: 'api-key-release', outcome: 'failed' })} so far`);
   });
 
-  it('a rolling restart, one node at a time under load: no release fails, every acknowledged record is chained exactly once', async () => {
+  it('a rolling restart, one node at a time under load: no release fails, each release is audited once, every acknowledged record is chained exactly once', async () => {
+    const releasesBefore = await releaseRecords();
     const traffic = load({ releases: 4, publishers: 4, retryForMs: 20_000 });
     await sleep(1_000);
     const started = Date.now();
@@ -221,6 +255,7 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
       await node.start();
       await caughtUp(AUDIT_STREAM.name);
     }
+    await allCaughtUp();
     timings.push(`rolling restart of three nodes: ${Date.now() - started} ms`);
     await sleep(1_000);
     await traffic.stop();
@@ -228,6 +263,8 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     timings.push(`rolling restart: ${traffic.releases.length} releases (${traffic.releases.filter((r) => r.attempts > 1).length} retried, ${failed.length} failed), longest ${unavailableWindow(traffic.releases)} ms; ${traffic.acked.size} audit records acknowledged`);
     expect(failed, 'every release succeeded, retries included').toEqual([]);
     await expectChainedExactlyOnce(traffic.acked);
+    await expect.poll(async () => (await releaseRecords()) - releasesBefore, { timeout: 30_000, message: 'one audit record per release, retried or not' }).toBe(traffic.releases.length);
+    timings.push(`  failed attempts recorded as such: ${await trailCount({ tenant: 'acme', workload: 'report-agent', service: 'vault', action: 'api-key-release', outcome: 'failed' })} so far`);
   });
 
   it('two nodes SIGKILLed: writes answer unavailable, never a false success; brought back, everything catches up and nothing acknowledged is lost', async () => {
@@ -255,7 +292,9 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     await Promise.all([first.start(), second.start()]);
     const backAt = Date.now();
     await caughtUp(AUDIT_STREAM.name);
-    timings.push(`two nodes down for ${backAt - downAt} ms; caught up ${Date.now() - backAt} ms after their restart`);
+    timings.push(`two nodes down for ${backAt - downAt} ms; the audit stream caught up ${Date.now() - backAt} ms after their restart`);
+    await allCaughtUp();
+    timings.push(`two nodes: every stream and bucket current ${Date.now() - backAt} ms after their restart`);
     expect(await h.bus.request(apiKeyEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'weather' }, { timeoutMs: 10_000 })).toEqual({ apiKey: 'cluster-test-key' });
     // Publishers waiting out their last timeout get through again.
     await expect.poll(() => traffic.acked.size, { timeout: 30_000 }).toBeGreaterThan(frozen + 20);
@@ -336,25 +375,126 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     }
   });
 
+  it('a vault replica SIGKILLed with releases in flight: the SDK retries each with its idempotency key, and every release gets one token and one audit record', async () => {
+    assertBuilt(vaultEntry);
+    await allCaughtUp();
+    const replicaIdp = await startTestIdp();
+    const key = await h.workload('replica-agent');
+    await h.bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'replica-weather', apiKey: 'replica-weather-key', allowedWorkloads: ['replica-agent'] });
+    await h.bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name: 'replica-reporting', vendor: 'custom', discoveryUrl: replicaIdp.discoveryUrl, clientId: 'm2m-client', clientSecret: 'm2m-client-secret', allowedWorkloads: ['replica-agent'] });
+    // The in-process vault and a second replica in a process of its own, sharing the queue group.
+    const replica = spawnNode(vaultEntry, [], { ...h.env, LOG_LEVEL: 'info' });
+    const agents: MandateClient[] = [];
+    try {
+      await replica.waitFor('service listening');
+      // The request subjects seen from outside: every attempt, with the key it carried.
+      const attempts = new Map<string, number>();
+      const spy = h.nc.subscribe('mandate.vault.v1.>', {
+        callback: (_error, msg) => {
+          const idempotencyKey = msg.headers?.get(REQUEST_HEADERS.idempotencyKey);
+          if (idempotencyKey) attempts.set(idempotencyKey, (attempts.get(idempotencyKey) ?? 0) + 1);
+        },
+      });
+      await h.nc.flush();
+      const released = { apiKeys: new Set<string>(), tokens: new Set<string>(), apiKeyCount: 0, tokenCount: 0, failures: [] as string[] };
+      let stopped = false;
+      const work = async (worker: number) => {
+        const agent = await MandateClient.connect({ servers: cluster.url, tenant: 'acme', workload: 'replica-agent', requestTimeoutMs: 2_000, retry: { attempts: 6, firstDelayMs: 100 } });
+        agents.push(agent);
+        const wat = await agent.workloadToken({ privateJwk: key });
+        while (!stopped) {
+          try {
+            if (worker % 2 === 0) {
+              released.apiKeys.add(await agent.apiKey({ workloadToken: wat, provider: 'replica-weather' }));
+              released.apiKeyCount += 1;
+            } else {
+              released.tokens.add((await agent.oauth2Token({ workloadToken: wat, provider: 'replica-reporting', flow: 'M2M' })).accessToken);
+              released.tokenCount += 1;
+            }
+          } catch (error) {
+            released.failures.push(error instanceof MandateError ? error.code : String(error));
+          }
+        }
+      };
+      const workers = Array.from({ length: 16 }, (_, worker) => work(worker));
+      await sleep(2_000);
+      replica.child.kill('SIGKILL');
+      const killedAt = Date.now();
+      await sleep(4_000);
+      stopped = true;
+      await Promise.all(workers);
+      spy.unsubscribe();
+      const retried = [...attempts.values()].filter((n) => n > 1).length;
+      timings.push(`vault replica SIGKILL: ${released.apiKeyCount} API keys and ${released.tokenCount} tokens released, ${retried} releases retried with their key, ${released.failures.length} failed; the load ran ${Date.now() - killedAt} ms past the kill`);
+
+      expect(released.failures, 'every release succeeded, retries included').toEqual([]);
+      expect(retried, 'some releases were in flight at the killed replica and retried').toBeGreaterThan(0);
+      expect([...released.apiKeys]).toEqual(['replica-weather-key']);
+      expect(released.tokens.size, 'one M2M token for every caller').toBe(1);
+      expect(replicaIdp.tokenRequests.filter((r) => r.grantType === 'client_credentials' && r.status === 200)).toHaveLength(1);
+      // One record per release: a retry after the replica had its record acknowledged is the same record.
+      const expected = { 'api-key-release': released.apiKeyCount, 'token-release': released.tokenCount };
+      let counted: Record<string, number> = {};
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        counted = {};
+        for (const action of Object.keys(expected)) counted[action] = await trailCount({ tenant: 'acme', workload: 'replica-agent', service: 'vault', action, outcome: 'succeeded' });
+        if (JSON.stringify(counted) === JSON.stringify(expected) || Date.now() > deadline) break;
+        await sleep(500);
+      }
+      expect(counted, 'one audit record per release, none twice').toEqual(expected);
+      expect(await h.bus.request(auditVerifyEndpoint, { tenant: 'acme' })).toMatchObject({ ok: true });
+    } finally {
+      if (replica.child.exitCode === null) replica.child.kill('SIGKILL');
+      await Promise.all(agents.map((agent) => agent.close()));
+      await replicaIdp.stop();
+    }
+  });
+
+  /**
+   * The API keys released to the steady load's workload, as the trail records them. (An attempt
+   * that failed, its audit publish unacknowledged, also left a `failed` record where it could:
+   * a record of that attempt, not of a release.)
+   */
+  function releaseRecords(): Promise<number> {
+    return trailCount({ tenant: 'acme', workload: 'report-agent', service: 'vault', action: 'api-key-release', outcome: 'succeeded' });
+  }
+
+  /** An access token, asked for again after `unavailable` (a timed-out request is that too) for up to 45 s, as a client would. */
+  async function tokenRetrying(request: RequestOf<typeof oauth2TokenEndpoint>): Promise<string> {
+    const started = Date.now();
+    for (;;) {
+      try {
+        return (await h.bus.request(oauth2TokenEndpoint, request, { timeoutMs: 5_000 })).accessToken;
+      } catch (error) {
+        if (!(error instanceof MandateError) || error.code !== 'unavailable' || Date.now() - started > 45_000) throw error;
+        await sleep(200);
+      }
+    }
+  }
+
+  /** How many records of the trail match the filter (every page read). */
+  async function trailCount(filter: { tenant: string; workload: string; service: string; action: string; outcome?: 'succeeded' | 'failed' }): Promise<number> {
+    const bus = new BusClient(h.nc, { defaultTimeoutMs: 30_000 });
+    let count = 0;
+    let cursor: string | undefined;
+    do {
+      const page = await bus.request(auditQueryEndpoint, { ...filter, limit: 500, ...(cursor ? { cursor } : {}) });
+      count += page.entries.length;
+      cursor = page.nextCursor;
+    } while (cursor);
+    return count;
+  }
+
   // Found by this test under the whole suite's load: a token fetched while the cache's store had no
   // leader could not be stored, the caller's retry fetched another (49 upstream requests in one run).
   // A fetched token is now served at once and stored in the background under the lease.
   it('a token storm on two vault replicas while the node leading the token cache dies: one upstream request, one token, every caller served', async () => {
+    await allCaughtUp();
     idp = await startTestIdp({ accessTokenTtlSeconds: 60 });
     await h.bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name: 'reporting', vendor: 'custom', discoveryUrl: idp.discoveryUrl, clientId: 'm2m-client', clientSecret: 'm2m-client-secret', allowedWorkloads: ['report-agent'] });
     await h.add('vault');
-    const ask = async (): Promise<string> => {
-      const started = Date.now();
-      for (;;) {
-        try {
-          return (await h.bus.request(oauth2TokenEndpoint, { tenant: 'acme', workloadToken: wat, provider: 'reporting', flow: 'M2M' }, { timeoutMs: 5_000 })).accessToken;
-        } catch (error) {
-          // A request that timed out is unavailable too: the bus client says so.
-          if (!(error instanceof MandateError) || error.code !== 'unavailable' || Date.now() - started > 30_000) throw error;
-          await sleep(200);
-        }
-      }
-    };
+    const ask = () => tokenRetrying({ tenant: 'acme', workloadToken: wat, provider: 'reporting', flow: 'M2M', scopes: [], forceAuthentication: false });
     const victim = await leaderOf('KV_mandate_machine_tokens');
     await victim.kill();
     const started = Date.now();
@@ -363,5 +503,44 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     await victim.start();
     expect(idp.tokenRequests.filter((r) => r.grantType === 'client_credentials' && r.status === 200)).toHaveLength(1);
     expect(tokens.size).toBe(1);
+  });
+
+  // A user token refreshed while the node leading the refresh leases dies: the refresh rotates the
+  // refresh token at the provider, so an answer the vault cannot keep costs the person a consent.
+  it('a refresh storm on two vault replicas while the node leading the refresh leases dies: one upstream refresh, one token, every caller served', async () => {
+    await allCaughtUp();
+    const crmIdp = await startTestIdp();
+    try {
+      if ((h.replicas.vault?.length ?? 0) < 2) await h.add('vault');
+      const crmKey = await h.workload('crm-agent', { allowUserIdTokens: true });
+      await h.bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name: 'crm', vendor: 'custom', discoveryUrl: crmIdp.discoveryUrl, clientId: 'test-app', clientSecret: 'test-app-secret', allowedWorkloads: ['crm-agent'] });
+      const seed = await VaultSeed.open(h);
+      const scopes = ['crm:read'];
+      const { wat, user } = await h.userWat('crm-agent', crmKey, 'storm-user');
+      const first = await crmIdp.userTokens({ sub: 'storm-user', audience: 'https://crm.acme.example', scope: scopes.join(' ') });
+      await seed.userTokens('acme', 'crm', user, scopes, { accessToken: first.accessToken, refreshToken: first.refreshToken, expiresIn: 0 });
+      await seed.grant('acme', { workload: 'crm-agent', provider: 'crm', user, scopes });
+      const ask = () => tokenRetrying({ tenant: 'acme', workloadToken: wat, provider: 'crm', flow: 'USER_FEDERATION', scopes, forceAuthentication: false });
+      const victim = await leaderOf('KV_mandate_refresh_leases');
+      await victim.kill();
+      const started = Date.now();
+      const tokens = new Set(await Promise.all(Array.from({ length: 300 }, ask)));
+      timings.push(`refresh storm: 300 callers served in ${Date.now() - started} ms with the refresh leases' leader down`);
+      await victim.start();
+      const refreshes = crmIdp.tokenRequests.filter((r) => r.grantType === 'refresh_token');
+      expect(refreshes.map((r) => r.status), 'one upstream refresh').toEqual([200]);
+      expect(tokens.size, 'one token for every caller').toBe(1);
+      expect([...tokens][0]).not.toBe(first.accessToken);
+      // The rotated refresh token was kept: the next refresh works, no consent needed.
+      const stored = await new JetStreamKvStore(h.nc).collection<{ user: { sub: string }; expiresAt?: number }>('user-tokens');
+      for (const item of (await stored.list('acme' as never, { limit: 100 })).items) {
+        if (item.value.user.sub === 'storm-user') await stored.update('acme' as never, item.id, { ...item.value, expiresAt: Date.now() - 1_000 }, item.revision);
+      }
+      const next = await ask();
+      expect(next).not.toBe([...tokens][0]);
+      expect(crmIdp.tokenRequests.filter((r) => r.grantType === 'refresh_token').map((r) => r.status), 'the second refresh used the rotated refresh token').toEqual([200, 200]);
+    } finally {
+      await crmIdp.stop();
+    }
   });
 });

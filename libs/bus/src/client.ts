@@ -1,9 +1,11 @@
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { errors, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import {
+  idempotencyKeySchema,
   MandateError,
   parseOrThrow,
   replyEnvelopeSchema,
+  REQUEST_HEADERS,
   type EndpointContract,
   type RequestOf,
   type ResponseOf,
@@ -13,6 +15,11 @@ import { contextWithValidSpan, injectTraceContext } from '@mandate/telemetry/con
 export interface RequestOptions {
   /** How long to wait for a reply; on expiry the call fails with `unavailable`. */
   timeoutMs?: number;
+  /**
+   * The same key on every retry of one logical request (see `REQUEST_HEADERS.idempotencyKey`):
+   * the service then writes each audit record and event of it once, however often it is retried.
+   */
+  idempotencyKey?: string;
 }
 
 const tracer = trace.getTracer('@mandate/bus');
@@ -45,6 +52,7 @@ export class BusClient {
 
   async request<E extends EndpointContract>(endpoint: E, payload: RequestOf<E>, options: RequestOptions = {}): Promise<ResponseOf<E>> {
     const body = parseOrThrow(endpoint.request, payload);
+    const idempotencyKey = options.idempotencyKey === undefined ? undefined : parseOrThrow(idempotencyKeySchema, options.idempotencyKey, 'idempotency key');
     const parent = contextWithValidSpan(context.active());
     const span = tracer.startSpan(`${endpoint.subject} send`, { kind: SpanKind.CLIENT, attributes: rpcAttributes(endpoint) }, parent);
     // A non-recording span from a no-op tracer has an invalid context; keep the parent's then.
@@ -52,6 +60,7 @@ export class BusClient {
     try {
       const headers = natsHeaders();
       injectTraceContext(spanContext, headers);
+      if (idempotencyKey) headers.set(REQUEST_HEADERS.idempotencyKey, idempotencyKey);
       const reply = await this.#send(endpoint, encoder.encode(JSON.stringify(body)), headers, options.timeoutMs ?? this.#defaultTimeoutMs);
       const envelope = this.#parseReply(endpoint, reply);
       if (!envelope.ok) throw MandateError.fromWire(envelope.error);

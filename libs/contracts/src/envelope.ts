@@ -27,3 +27,20 @@ export function okReply<T>(result: T): ReplyEnvelope<T> {
 export function errorReply(error: WireError): ReplyEnvelope<never> {
   return { ok: false, error };
 }
+
+/** Headers a bus request may carry besides W3C `traceparent`. */
+export const REQUEST_HEADERS = {
+  /**
+   * The client's key for one logical request, the same on every retry of it. A service derives
+   * the ids of the audit records and events the request writes from it (with the subject and the
+   * body), so a retry after a lost reply writes none twice.
+   */
+  idempotencyKey: 'Mandate-Idempotency-Key',
+} as const;
+
+/** What an idempotency key may be: 16–128 characters of letters, digits and `._:-` (a UUID serves). */
+export const idempotencyKeySchema = z
+  .string()
+  .min(16, 'an idempotency key has at least 16 characters')
+  .max(128, 'an idempotency key has at most 128 characters')
+  .regex(/^[A-Za-z0-9._:-]+$/, 'an idempotency key holds only letters, digits and . _ : -');

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { AuthorizationError, type NatsConnection } from '@nats-io/transport-node';
 import type { JWK } from 'jose';
 import { BusClient, connectToBus } from '@mandate/bus/client';
@@ -8,6 +9,7 @@ import {
   tokenForUserEndpoint,
   tokenForWorkloadEndpoint,
   MandateError,
+  type EndpointContract,
   type RequestOf,
   type ResponseOf,
 } from '@mandate/contracts';
@@ -29,6 +31,14 @@ export interface MandateClientOptions extends MandateClientIdentity {
   audience?: string;
   /** The clock the WAT cache decides by, for tests (milliseconds since the epoch). */
   now?: () => number;
+  /**
+   * How a call that failed `unavailable` (no replica answered in time, none is running, the
+   * connection is down) is tried again: each call has one idempotency key, sent on every attempt,
+   * so a retry after a lost reply releases the same credential under the same audit record.
+   * Default 3 attempts, the second 250 ms after the first failed and each next twice as late;
+   * `attempts: 1` turns retries off.
+   */
+  retry?: { attempts?: number; firstDelayMs?: number };
 }
 
 /** Options of {@link MandateClient.connect}: the NATS connection and who the client acts as. */
@@ -89,6 +99,7 @@ export class MandateClient {
   #ownsConnection = false;
   readonly #audience: string | undefined;
   readonly #now: () => number;
+  readonly #retry: { attempts: number; firstDelayMs: number };
   #cachedWat: { token: string; expiresAtMs: number; kid: string | undefined } | undefined;
   #minting: Promise<string> | undefined;
 
@@ -100,6 +111,7 @@ export class MandateClient {
     this.#bus = new BusClient(connection, { defaultTimeoutMs: options.requestTimeoutMs ?? 10_000 });
     this.#audience = options.audience;
     this.#now = options.now ?? Date.now;
+    this.#retry = { attempts: Math.max(1, options.retry?.attempts ?? 3), firstDelayMs: options.retry?.firstDelayMs ?? 250 };
   }
 
   /**
@@ -133,8 +145,7 @@ export class MandateClient {
   }
 
   async #mintWorkloadToken(options: WorkloadKeyOptions): Promise<string> {
-    const clientAssertion = await this.#assertion(options);
-    const minted = await this.#bus.request(tokenForWorkloadEndpoint, { tenant: this.tenant, workload: this.workload, clientAssertion });
+    const minted = await this.#call(tokenForWorkloadEndpoint, async () => ({ tenant: this.tenant, workload: this.workload, clientAssertion: await this.#assertion(options) }));
     this.#cachedWat = { token: minted.token, expiresAtMs: Date.parse(minted.expiresAt), kid: options.privateJwk.kid };
     return minted.token;
   }
@@ -145,14 +156,12 @@ export class MandateClient {
    */
   async tokenForJwt(userJwt: string, options: WorkloadKeyOptions): Promise<string> {
     const userToken = userJwt.replace(/^Bearer\s+/i, '');
-    const clientAssertion = await this.#assertion(options);
-    return (await this.#bus.request(tokenForJwtEndpoint, { tenant: this.tenant, workload: this.workload, userToken, clientAssertion })).token;
+    return (await this.#call(tokenForJwtEndpoint, async () => ({ tenant: this.tenant, workload: this.workload, userToken, clientAssertion: await this.#assertion(options) }))).token;
   }
 
   /** A WAT for a bare user id; only for workloads registered with `allowUserIdTokens` (trusted back ends). */
   async tokenForUser(userId: string, options: WorkloadKeyOptions): Promise<string> {
-    const clientAssertion = await this.#assertion(options);
-    return (await this.#bus.request(tokenForUserEndpoint, { tenant: this.tenant, workload: this.workload, userId, clientAssertion })).token;
+    return (await this.#call(tokenForUserEndpoint, async () => ({ tenant: this.tenant, workload: this.workload, userId, clientAssertion: await this.#assertion(options) }))).token;
   }
 
   /**
@@ -163,18 +172,36 @@ export class MandateClient {
    */
   async oauth2Token(options: OAuth2TokenOptions): Promise<AccessToken> {
     const { scopes, forceAuthentication, ...rest } = options;
-    return this.#bus.request(oauth2TokenEndpoint, { ...rest, tenant: this.tenant, scopes: scopes ?? [], forceAuthentication: forceAuthentication ?? false });
+    const request = { ...rest, tenant: this.tenant, scopes: scopes ?? [], forceAuthentication: forceAuthentication ?? false };
+    return this.#call(oauth2TokenEndpoint, () => request);
   }
 
   /** The API key of a provider that lists this workload. */
   async apiKey(options: { workloadToken: string; provider: string }): Promise<string> {
-    return (await this.#bus.request(apiKeyEndpoint, { tenant: this.tenant, workloadToken: options.workloadToken, provider: options.provider })).apiKey;
+    const request = { tenant: this.tenant, workloadToken: options.workloadToken, provider: options.provider };
+    return (await this.#call(apiKeyEndpoint, () => request)).apiKey;
   }
 
   /** Forgets the cached WAT and, if {@link connect} opened the connection, drains and closes it. */
   async close(): Promise<void> {
     this.#cachedWat = undefined;
     if (this.#ownsConnection && !this.connection.isClosed()) await this.connection.drain();
+  }
+
+  /**
+   * One logical call: retried on `unavailable` with the same idempotency key. The payload is made
+   * per attempt, since a client assertion is accepted once and a retry must sign a new one.
+   */
+  async #call<E extends EndpointContract>(endpoint: E, payload: () => RequestOf<E> | Promise<RequestOf<E>>): Promise<ResponseOf<E>> {
+    const idempotencyKey = randomUUID();
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#bus.request(endpoint, await payload(), { idempotencyKey });
+      } catch (error) {
+        if (!(error instanceof MandateError) || error.code !== 'unavailable' || attempt >= this.#retry.attempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, this.#retry.firstDelayMs * 2 ** (attempt - 1)));
+      }
+    }
   }
 
   #assertion(options: WorkloadKeyOptions): Promise<string> {

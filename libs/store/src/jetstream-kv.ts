@@ -52,8 +52,18 @@ export class JetStreamKvStore implements DocumentStore {
   readonly collection = openOnce(
     async (name, { maxAgeMs }) => {
       const bucket = `mandate_${name.replaceAll('-', '_')}`;
-      const kv = await this.#kvm.create(bucket, { history: 1, replicas: this.#options.replicas, storage: StorageType.File, ...(maxAgeMs ? { ttl: maxAgeMs } : {}) });
-      await this.#keepMaxAge(`KV_${bucket}`, maxAgeMs);
+      // Replicated, a read goes to the leader: a direct get may be answered by a replica that is
+      // still catching up (a node just restarted), and a stale read made a compare-and-swap lose
+      // against its own last write, for ever (a scheduler run stuck `running` on the cluster).
+      const leaderReads = this.#options.replicas > 1;
+      const kv = await this.#kvm.create(bucket, {
+        history: 1,
+        replicas: this.#options.replicas,
+        storage: StorageType.File,
+        ...(maxAgeMs ? { ttl: maxAgeMs } : {}),
+        ...(leaderReads ? { allow_direct: false } : {}),
+      });
+      await this.#keepConfig(`KV_${bucket}`, maxAgeMs, leaderReads);
       return new JetStreamKvCollection<unknown>(kv, this.#bulk, this.#options.clock, maxAgeMs);
     },
     (name) => `could not open the ${name} store`,
@@ -61,15 +71,24 @@ export class JetStreamKvStore implements DocumentStore {
 
   /**
    * `Kvm.create` leaves an existing bucket as it is, so a bucket made before it had a max age (or
-   * with another) is brought to the one asked for: a stream's max age may change in place.
+   * with another), or with direct gets from any replica, is brought to the one asked for: both may
+   * change in place.
    */
-  async #keepMaxAge(stream: string, maxAgeMs: number | undefined): Promise<void> {
-    if (!maxAgeMs) return;
+  async #keepConfig(stream: string, maxAgeMs: number | undefined, leaderReads: boolean): Promise<void> {
+    if (!maxAgeMs && !leaderReads) return;
     const jsm = await jetstreamManager(this.nc);
     const { config } = await jsm.streams.info(stream);
-    if (config.max_age === nanos(maxAgeMs)) return;
-    // JetStream wants the duplicate window within the max age (KV writes carry no message ids anyway).
-    await jsm.streams.update(stream, { ...config, max_age: nanos(maxAgeMs), duplicate_window: Math.min(config.duplicate_window, nanos(maxAgeMs)) });
+    const maxAgeWrong = maxAgeMs !== undefined && maxAgeMs > 0 && config.max_age !== nanos(maxAgeMs);
+    const directWrong = leaderReads && config.allow_direct === true;
+    if (!maxAgeWrong && !directWrong) return;
+    await jsm.streams.update(stream, {
+      ...config,
+      ...(maxAgeWrong
+        ? // JetStream wants the duplicate window within the max age (KV writes carry no message ids anyway).
+          { max_age: nanos(maxAgeMs!), duplicate_window: Math.min(config.duplicate_window, nanos(maxAgeMs!)) }
+        : {}),
+      ...(directWrong ? { allow_direct: false } : {}),
+    });
   }
 
   async close(): Promise<void> {

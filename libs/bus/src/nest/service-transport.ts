@@ -8,12 +8,15 @@ import {
   MandateError,
   endpointsBySubject,
   errorReply,
+  idempotencyKeySchema,
   okReply,
+  REQUEST_HEADERS,
   parseOrThrow,
   type EndpointContract,
 } from '@mandate/contracts';
 import { contextWithValidSpan, extractTraceContext, traceIds, type Logger } from '@mandate/telemetry';
 import { MandateRpcContext } from './rpc-context.js';
+import { withRequestIdempotency } from '../request-idempotency.js';
 
 export interface ServiceTransportOptions {
   connection: NatsConnection;
@@ -122,11 +125,12 @@ export class NatsServiceTransport extends Server implements CustomTransportStrat
       kind: SpanKind.SERVER,
       attributes: { 'rpc.system': 'nats', 'rpc.service': contract.service, 'rpc.method': contract.operation },
     }, parent);
-    const active = span.isRecording() ? trace.setSpan(parent, span) : parent;
-    const ids = traceIds(active) ?? { traceId: '', spanId: '' };
+    const traced = span.isRecording() ? trace.setSpan(parent, span) : parent;
+    const ids = traceIds(traced) ?? { traceId: '', spanId: '' };
     let outcome = 'ok';
     try {
       const request = parseOrThrow(contract.request, parseJson(msg.data));
+      const active = withIdempotencyOf(msg, contract.subject, traced);
       const rpcContext = new MandateRpcContext([{ subject: contract.subject, headers: msg.headers, ...ids }]);
       const result = await context.with(active, async () =>
         lastValueFrom(this.transformToObservable(await handler(request, rpcContext)), { defaultValue: undefined }),
@@ -192,6 +196,19 @@ export class NatsServiceTransport extends Server implements CustomTransportStrat
     if (!this.#service) throw new TypeError('the service is not listening');
     return this.#service as T;
   }
+}
+
+/** The request's idempotency key, if it sent one, in the context its writes take their ids from. */
+function withIdempotencyOf(msg: ServiceMsg, subject: string, ctx: ReturnType<typeof context.active>) {
+  const key = msg.headers?.get(REQUEST_HEADERS.idempotencyKey);
+  if (!key) return ctx;
+  const parsed = idempotencyKeySchema.safeParse(key);
+  if (!parsed.success) {
+    throw new MandateError('invalid_request', `the ${REQUEST_HEADERS.idempotencyKey} header is not a valid idempotency key`, {
+      issues: [{ path: `(header ${REQUEST_HEADERS.idempotencyKey})`, message: parsed.error.issues[0]?.message ?? 'invalid' }],
+    });
+  }
+  return withRequestIdempotency(ctx, parsed.data, subject, msg.data);
 }
 
 function parseJson(data: Uint8Array): unknown {
