@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { gatewayCreateEndpoint, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint } from '@mandate/contracts';
+import { gatewayCreateEndpoint, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint, toolsForEndpoint } from '@mandate/contracts';
 import { freePort, natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSampleToolServer, type SampleToolServer } from '@mandate/testing/mcp-tool-servers';
@@ -40,8 +40,14 @@ describe.skipIf(missing)('tools/list through the gateway shows each principal on
   let resource: string;
   const clients: Client[] = [];
 
+  const tokenOf = (sub: string, groups: string[]) => idp.userAccessToken({ sub, audience: resource, scope: 'tools', claims: { groups } });
+  /** `mandate gateway tools`: what the gateway says the principal sees, and why not the rest. */
+  const explained = async (sub: string, groups: string[]) => {
+    const seen = await h.bus.request(toolsForEndpoint, { tenant: 'acme', gateway: 'sales-gw', token: await tokenOf(sub, groups) });
+    return { visible: seen.visible.map((tool) => tool.name).sort(), byPolicy: seen.hidden.filter((tool) => tool.reason === 'denied_by_policy').map((tool) => tool.name).sort() };
+  };
   const connect = async (sub: string, groups: string[]) => {
-    const token = await idp.userAccessToken({ sub, audience: resource, scope: 'tools', claims: { groups } });
+    const token = await tokenOf(sub, groups);
     const client = new Client({ name: 'policy-listing-test', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
     clients.push(client);
@@ -81,6 +87,9 @@ describe.skipIf(missing)('tools/list through the gateway shows each principal on
     // The gateway reloads on policy-changed; a session opened before may briefly list the old tools.
     await expect.poll(() => listed(sarah)).toEqual(['sales___documents_list', 'sales___finance_spend']);
     expect(await listed(bob)).toEqual(['sales___crm_notes']);
+    // `mandate gateway tools` agrees with tools/list and says why.
+    expect(await explained('bob', ['sales'])).toEqual({ visible: ['sales___crm_notes'], byPolicy: ['sales___documents_list', 'sales___finance_spend', 'sales___whoami'] });
+    expect(await explained('sarah', ['finance'])).toEqual({ visible: ['sales___documents_list', 'sales___finance_spend'], byPolicy: ['sales___crm_notes', 'sales___whoami'] });
     // A forbid on the arguments hides nothing but still decides the call.
     const secret = await sarah.callTool({ name: 'sales___finance_spend', arguments: { accountId: 'acc-secret' } }).then(() => undefined, (e: unknown) => e as McpError);
     expect(secret?.code).toBe(-32003);
@@ -94,5 +103,6 @@ describe.skipIf(missing)('tools/list through the gateway shows each principal on
     await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'sales-gw', policy: 'sales-tools', mode: 'log-only', actor: 'security@acme' });
     const bob = await connect('bob', ['sales']);
     await expect.poll(() => listed(bob)).toEqual(['sales___crm_notes', 'sales___documents_list', 'sales___finance_spend', 'sales___whoami']);
+    expect((await explained('bob', ['sales'])).byPolicy).toEqual([]);
   });
 });

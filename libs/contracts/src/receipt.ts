@@ -81,6 +81,7 @@ export const RECEIPT_REJECTIONS = {
   wrong_call: { code: 'access_denied', message: 'the receipt is for another tenant, gateway or tool' },
   wrong_principal: { code: 'access_denied', message: 'the receipt is for another user or agent' },
   arguments_changed: { code: 'access_denied', message: 'the arguments are not the ones the receipt binds' },
+  replayed: { code: 'access_denied', message: 'the receipt was presented before: each one authorizes one call' },
 } as const satisfies Record<string, { code: ErrorCode; message: string }>;
 
 export type ReceiptRejection = keyof typeof RECEIPT_REJECTIONS;

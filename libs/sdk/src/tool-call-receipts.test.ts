@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MandateError, RECEIPT_TYPE } from '@mandate/contracts';
 import { freePort } from '@mandate/testing';
 import { callDigest } from '@mandate/tool-policy/call-digest';
-import { verifyToolCallReceipt } from './tool-call-receipts.js';
+import { ReceiptReplayGuard, verifyToolCallReceipt } from './tool-call-receipts.js';
 
 const NOW = Date.UTC(2026, 11, 2, 9) / 1000;
 const user = { iss: 'https://idp.example', sub: 'sarah' };
@@ -44,6 +44,25 @@ describe('verifyToolCallReceipt (real jose, frozen clock)', () => {
     const pair = await generateKeyPair('EdDSA');
     privateKey = pair.privateKey;
     jwks = { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'receipt-key', alg: 'EdDSA', use: 'sig' }] };
+  });
+
+  it('with a replay guard, a receipt authorizes one call: presented again it is refused, until it has expired', async () => {
+    let now = NOW * 1000;
+    const replayGuard = new ReceiptReplayGuard({ now: () => now });
+    const receipt = await sign();
+    await verifyToolCallReceipt(receipt, { ...options, jwks, replayGuard });
+    expect(await refusal(verifyToolCallReceipt(receipt, { ...options, jwks, replayGuard }))).toBe('replayed');
+    // A receipt that fails another check takes no place in the guard.
+    const other = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', typ: RECEIPT_TYPE }).sign(privateKey);
+    expect(await refusal(verifyToolCallReceipt(other, { ...options, jwks, replayGuard }))).not.toBe('replayed');
+    // Its id is forgotten only once it could no longer verify (exp plus the tolerance).
+    now = (NOW + 300 + 31) * 1000;
+    expect(await refusal(verifyToolCallReceipt(receipt, { ...options, jwks, replayGuard, currentDate: new Date(now) }))).toBe('expired');
+    expect(replayGuard.firstUse('https://gw.example/mcp/acme/finance-gw\nreceipt-1', new Date(now + 1_000))).toBe(true);
+    // Full of live ids, it refuses rather than forget one.
+    const small = new ReceiptReplayGuard({ maxEntries: 1, now: () => NOW * 1000 });
+    expect(small.firstUse('a', new Date((NOW + 10) * 1000))).toBe(true);
+    expect(small.firstUse('b', new Date((NOW + 10) * 1000))).toBe(false);
   });
 
   it('answers who made the call and what decided it, from the receipt and the arguments alone', async () => {

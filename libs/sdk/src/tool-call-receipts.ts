@@ -48,6 +48,13 @@ export interface VerifyToolCallReceiptOptions {
   /** The target's own address, as its gateway calls it (`aud`): an MCP server's URL, an OpenAPI base URL. Required: a receipt for another target must not pass. */
   audience: string | readonly string[];
   call: ReceivedToolCall;
+  /**
+   * Refuses a receipt presented a second time (`replayed`): give one to a target whose calls must
+   * not be repeated by whoever saw a request (a log, a proxy) within the receipt's life.
+   * {@link ReceiptReplayGuard} keeps the ids in memory (one process); a target with replicas gives
+   * one backed by its shared store.
+   */
+  replayGuard?: ReceiptReplayGuardPort;
   /** Seconds of clock skew tolerated on `exp` and `iat` (default 30). */
   clockToleranceSeconds?: number;
   /** For tests: the time to check against. */
@@ -121,6 +128,9 @@ export async function verifyToolCallReceipt(receipt: string, options: VerifyTool
   if ((call.user && (call.user.iss !== user.iss || call.user.sub !== user.sub)) || (call.agent !== undefined && call.agent !== claims.client_id)) throw rejected('wrong_principal');
   const digest = callDigest({ tenant: claims.tenant, user, agent: claims.client_id, gateway: claims.gateway, tool: claims.tool, arguments: call.arguments });
   if (digest !== claims.call_digest) throw rejected('arguments_changed');
+  // Last: only a receipt that passed every other check takes up a place in the guard.
+  const tolerance = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
+  if (options.replayGuard && !(await options.replayGuard.firstUse(`${claims.iss}\n${claims.jti}`, new Date((claims.exp + tolerance) * 1000)))) throw rejected('replayed');
   return {
     id: claims.jti,
     issuer: claims.iss,
@@ -135,6 +145,41 @@ export async function verifyToolCallReceipt(receipt: string, options: VerifyTool
     issuedAt: new Date(claims.iat * 1000),
     expiresAt: new Date(claims.exp * 1000),
   };
+}
+
+/** Remembers receipt ids until they could no longer verify; `false` for an id seen before. */
+export interface ReceiptReplayGuardPort {
+  firstUse(id: string, forgetAfter: Date): boolean | Promise<boolean>;
+}
+
+/**
+ * Receipt ids seen by this process, each kept until its receipt has expired (and the clock
+ * tolerance with it). Bounded: past `maxEntries` live ids it refuses new receipts (`replayed`)
+ * rather than forget one that could still be replayed.
+ */
+export class ReceiptReplayGuard implements ReceiptReplayGuardPort {
+  readonly #seen = new Map<string, number>();
+  readonly #maxEntries: number;
+  readonly #now: () => number;
+
+  constructor(options: { maxEntries?: number; now?: () => number } = {}) {
+    this.#maxEntries = options.maxEntries ?? 100_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  firstUse(id: string, forgetAfter: Date): boolean {
+    const now = this.#now();
+    const until = this.#seen.get(id);
+    if (until !== undefined && until > now) return false;
+    if (this.#seen.size >= this.#maxEntries) this.#sweep(now);
+    if (this.#seen.size >= this.#maxEntries) return false;
+    this.#seen.set(id, forgetAfter.getTime());
+    return true;
+  }
+
+  #sweep(now: number): void {
+    for (const [id, until] of this.#seen) if (until <= now) this.#seen.delete(id);
+  }
 }
 
 function keysOf(jwks: VerifyToolCallReceiptOptions['jwks']): JWTVerifyGetKey {

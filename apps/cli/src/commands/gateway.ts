@@ -361,6 +361,8 @@ async function toolsFor(gateway: string, options: BusOptions): Promise<void> {
 const REASONS: Readonly<Record<ToolsFor['hidden'][number]['reason'], string>> = {
   missing_scopes: 'the token lacks scopes the tool needs',
   hidden_by_binding: "the target's binding hides it from everyone",
+  denied_by_policy: "the gateway's policy set permits no call of it by this principal",
+  policy_unloadable: "the gateway's policy set cannot be loaded, so every call is refused",
   target_unreachable: 'the last sync could not reach the target',
 };
 
@@ -434,7 +436,8 @@ Examples:
 const TOOLS_EXAMPLES = `
 The token is never taken as a command-line value (it would land in shell history and in ps), and
 never printed. Reasons a tool is hidden: missing_scopes (the missing ones are listed),
-hidden_by_binding, target_unreachable.
+hidden_by_binding, target_unreachable, denied_by_policy (the enforced policy set permits no call of
+it by this principal), policy_unloadable.
 
 Examples:
   mandate gateway tools sales --token-file bob.jwt

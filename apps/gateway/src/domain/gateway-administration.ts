@@ -21,6 +21,7 @@ import type { GatewayDocument, GatewayRecords, TargetDocument } from '../store/r
 import { resourceUrlOf, type GatewayRegistry, type LoadedGateway } from './gateway-registry.js';
 import type { InboundAuthentication } from './inbound-authentication.js';
 import type { TargetCredentials } from './target-credentials.js';
+import { policyHiding } from './tool-listing.js';
 import { UpstreamFailure, type Discovery, type UpstreamTools } from './upstream.js';
 
 type GatewayAction = AuditActionOf<typeof gatewayAudit>;
@@ -143,10 +144,15 @@ export class GatewayAdministration {
       throw new MandateError('unauthenticated', error instanceof Error ? error.message : 'the token is not accepted by this gateway');
     });
     const { visible, hidden } = gateway.catalog.explain(principal.scopes);
+    const hiding = policyHiding(gateway, principal);
+    const byPolicy = visible.flatMap((tool) => {
+      const reason = hiding(tool);
+      return reason ? [{ tool, reason, missingScopes: undefined }] : [];
+    });
     return {
       principal: { ...principal.user, scopes: [...principal.scopes] },
-      visible: visible.map(({ name, target, tool }) => ({ name, target, tool })),
-      hidden: hidden.map(({ tool: { name, target, tool }, reason, missingScopes }) => ({ name, target, tool, reason, ...(missingScopes ? { missingScopes } : {}) })),
+      visible: visible.filter((tool) => !hiding(tool)).map(({ name, target, tool }) => ({ name, target, tool })),
+      hidden: [...hidden, ...byPolicy].map(({ tool: { name, target, tool }, reason, missingScopes }) => ({ name, target, tool, reason, ...(missingScopes ? { missingScopes } : {}) })),
     };
   }
 

@@ -36,12 +36,23 @@ export class ToolListing {
       this.#warned.set(key, now);
       this.log.warn({ gateway: gateway.name, target: target.name, since: target.unreachableSince }, 'tools/list leaves out a target that could not be reached at its last sync');
     }
-    const visible = gateway.catalog.visibleTo(principal.scopes);
-    const { policy } = gateway;
-    if (!policy) return visible;
-    if (policy === 'unloadable') return [];
-    if (policy.mode === 'log-only') return visible;
-    const mayPermit = policy.evaluator.mayPermit({ user: principal.user, claims: principal.claims, scopes: [...principal.scopes], client: principal.clientId, gateway: gateway.name });
-    return visible.filter((tool) => mayPermit(tool.name));
+    const hiding = policyHiding(gateway, principal);
+    return gateway.catalog.visibleTo(principal.scopes).filter((tool) => !hiding(tool));
   }
+}
+
+/** Why the gateway's policy set keeps a tool out of a principal's list. */
+export type PolicyHiddenReason = 'denied_by_policy' | 'policy_unloadable';
+
+/**
+ * What the gateway's policy set hides from this principal, tool by tool: `tools/list` and
+ * `mandate gateway tools` both ask here, so they cannot disagree.
+ */
+export function policyHiding(gateway: LoadedGateway, principal: Principal): (tool: CatalogTool) => PolicyHiddenReason | undefined {
+  const { policy } = gateway;
+  if (!policy) return () => undefined;
+  if (policy === 'unloadable') return () => 'policy_unloadable';
+  if (policy.mode === 'log-only') return () => undefined;
+  const mayPermit = policy.evaluator.mayPermit({ user: principal.user, claims: principal.claims, scopes: [...principal.scopes], client: principal.clientId, gateway: gateway.name });
+  return (tool) => (mayPermit(tool.name) ? undefined : 'denied_by_policy');
 }
