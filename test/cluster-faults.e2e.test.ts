@@ -399,7 +399,7 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
       const released = { apiKeys: new Set<string>(), tokens: new Set<string>(), apiKeyCount: 0, tokenCount: 0, failures: [] as string[] };
       let stopped = false;
       const work = async (worker: number) => {
-        const agent = await MandateClient.connect({ servers: cluster.url, tenant: 'acme', workload: 'replica-agent', requestTimeoutMs: 2_000, retry: { attempts: 6, firstDelayMs: 100 } });
+        const agent = await MandateClient.connect({ servers: cluster.url, tenant: 'acme', workload: 'replica-agent', requestTimeoutMs: 2_000, retry: { forMs: 20_000, firstDelayMs: 100 } });
         agents.push(agent);
         const wat = await agent.workloadToken({ privateJwk: key });
         while (!stopped) {
@@ -532,7 +532,7 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
       expect(tokens.size, 'one token for every caller').toBe(1);
       expect([...tokens][0]).not.toBe(first.accessToken);
       // The rotated refresh token was kept: the next refresh works, no consent needed.
-      const stored = await new JetStreamKvStore(h.nc).collection<{ user: { sub: string }; expiresAt?: number }>('user-tokens');
+      const stored = await new JetStreamKvStore(h.nc, { replicas: 3 }).collection<{ user: { sub: string }; expiresAt?: number }>('user-tokens');
       for (const item of (await stored.list('acme' as never, { limit: 100 })).items) {
         if (item.value.user.sub === 'storm-user') await stored.update('acme' as never, item.id, { ...item.value, expiresAt: Date.now() - 1_000 }, item.revision);
       }

@@ -2,6 +2,7 @@ export * from './connection.js';
 export * from './client.js';
 export * from './jetstream.js';
 export * from './publisher.js';
+export * from './request-idempotency.js';
 export * from './shutdown.js';
 export * from './nest/rpc-context.js';
 export * from './nest/pass-through-errors.filter.js';

@@ -21,6 +21,13 @@ import { contextWithValidSpan, injectTraceContext, traceIds } from '@mandate/tel
 import { AckedPublisher } from './acked-publish.js';
 import { idempotentId } from './request-idempotency.js';
 
+/** JSON with object keys sorted, so the same content is the same text whatever order it was built in. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner) ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : inner,
+  );
+}
+
 const encoder = new TextEncoder();
 
 /**
@@ -40,9 +47,11 @@ export class JetStreamPublisher {
   async audit(record: Omit<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'> & Partial<Pick<AuditRecordInput, 'id' | 'occurredAt' | 'traceId' | 'spanId'>>): Promise<AuditRecord> {
     const ctx = contextWithValidSpan(context.active());
     const ids = traceIds(ctx);
-    // The outcome and reason are part of the kind: a retry that succeeds where the first attempt
-    // failed (and recorded so) writes a record of its own, not a duplicate of the failure's id.
-    const kind = `audit\0${record.tenant}\0${record.service}\0${record.action}\0${record.outcome}\0${record.reason ?? ''}`;
+    // The kind is what the record is about, outcome and reason included: a retry that succeeds where
+    // the first attempt failed writes a record of its own, and a retry that writes for another
+    // target (the first attempt's crm, the retry's mail) never takes the id of the other's record.
+    // Only what may differ between attempts (details, time, trace) is left out.
+    const kind = JSON.stringify(['audit', record.tenant, record.service, record.action, record.outcome, record.reason ?? null, stableJson(record.actor), stableJson(record.target ?? null)]);
     const id = record.id ?? idempotentId(ctx, kind) ?? randomUUID();
     const full: AuditRecord = parseOrThrow(
       auditRecordSchema,
@@ -78,7 +87,7 @@ export class JetStreamPublisher {
   async event<T>(service: string, name: string, tenant: string, data: T, id?: string, subject = eventSubject(service, name)): Promise<DomainEvent<T>> {
     const ctx = contextWithValidSpan(context.active());
     const event: DomainEvent<T> = {
-      id: id ?? idempotentId(ctx, `event\0${subject}`) ?? randomUUID(),
+      id: id ?? idempotentId(ctx, JSON.stringify(['event', subject, stableJson(data)])) ?? randomUUID(),
       tenant: parseOrThrow(recordTenantSchema, tenant, 'event tenant'),
       occurredAt: new Date().toISOString(),
       ...(traceIds(ctx) ? { traceId: traceIds(ctx)!.traceId } : {}),

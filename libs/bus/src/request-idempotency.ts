@@ -11,21 +11,29 @@ import { createContextKey, type Context } from '@opentelemetry/api';
  */
 interface RequestIdempotency {
   readonly root: Buffer;
-  /** How many ids each kind of write (an audit action's or event's subject) has taken so far. */
+  /** How many ids each kind of write has taken so far. */
   readonly taken: Map<string, number>;
+  /** Set once the request is answered: work it started that outlives it (a timer) gets random ids. */
+  finished: boolean;
 }
 
 const IDEMPOTENCY = createContextKey('mandate.request-idempotency');
 
 export function withRequestIdempotency(ctx: Context, key: string, subject: string, body: Uint8Array): Context {
   const root = createHash('sha256').update(key).update('\0').update(subject).update('\0').update(body).digest();
-  return ctx.setValue(IDEMPOTENCY, { root, taken: new Map() } satisfies RequestIdempotency);
+  return ctx.setValue(IDEMPOTENCY, { root, taken: new Map(), finished: false } satisfies RequestIdempotency);
+}
+
+/** The request `ctx` belongs to is answered: what it left running writes ids of its own. */
+export function finishRequestIdempotency(ctx: Context): void {
+  const state = ctx.getValue(IDEMPOTENCY) as RequestIdempotency | undefined;
+  if (state) state.finished = true;
 }
 
 /** The id of the next write of this kind in the request `ctx` belongs to; undefined outside an idempotent request. */
 export function idempotentId(ctx: Context, kind: string): string | undefined {
   const state = ctx.getValue(IDEMPOTENCY) as RequestIdempotency | undefined;
-  if (!state) return undefined;
+  if (!state || state.finished) return undefined;
   const n = state.taken.get(kind) ?? 0;
   state.taken.set(kind, n + 1);
   const bytes = createHash('sha256').update(state.root).update(kind).update('\0').update(String(n)).digest().subarray(0, 16);

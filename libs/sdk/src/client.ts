@@ -32,13 +32,13 @@ export interface MandateClientOptions extends MandateClientIdentity {
   /** The clock the WAT cache decides by, for tests (milliseconds since the epoch). */
   now?: () => number;
   /**
-   * How a call that failed `unavailable` (no replica answered in time, none is running, the
-   * connection is down) is tried again: each call has one idempotency key, sent on every attempt,
-   * so a retry after a lost reply releases the same credential under the same audit record.
-   * Default 3 attempts, the second 250 ms after the first failed and each next twice as late;
-   * `attempts: 1` turns retries off.
+   * How a call that failed `unavailable` (no replica answered in time, none is running) is tried
+   * again: each call has one idempotency key, sent on every attempt, so a retry after a lost reply
+   * releases the same credential under one `succeeded` record. Attempts start while less than
+   * `forMs` (default 10 s: a cluster's leader election) has passed since the first; the first
+   * retry 250 ms after a failure, each next twice as late, at most 2 s. `forMs: 0` turns retries off.
    */
-  retry?: { attempts?: number; firstDelayMs?: number };
+  retry?: { forMs?: number; firstDelayMs?: number };
 }
 
 /** Options of {@link MandateClient.connect}: the NATS connection and who the client acts as. */
@@ -68,6 +68,9 @@ export type OAuth2TokenOptions = Omit<RequestOf<typeof oauth2TokenEndpoint>, 'te
 
 /** An access token from the vault: hand it to the tool that needs it, nowhere else. */
 export type AccessToken = ResponseOf<typeof oauth2TokenEndpoint>;
+
+/** The longest wait between two attempts of one call. */
+const MAX_RETRY_DELAY_MS = 2_000;
 
 /** A cached WAT is reused until this long before it expires. */
 export const WAT_REUSE_MARGIN_MS = 60_000;
@@ -99,7 +102,7 @@ export class MandateClient {
   #ownsConnection = false;
   readonly #audience: string | undefined;
   readonly #now: () => number;
-  readonly #retry: { attempts: number; firstDelayMs: number };
+  readonly #retry: { forMs: number; firstDelayMs: number };
   #cachedWat: { token: string; expiresAtMs: number; kid: string | undefined } | undefined;
   #minting: Promise<string> | undefined;
 
@@ -111,7 +114,7 @@ export class MandateClient {
     this.#bus = new BusClient(connection, { defaultTimeoutMs: options.requestTimeoutMs ?? 10_000 });
     this.#audience = options.audience;
     this.#now = options.now ?? Date.now;
-    this.#retry = { attempts: Math.max(1, options.retry?.attempts ?? 3), firstDelayMs: options.retry?.firstDelayMs ?? 250 };
+    this.#retry = { forMs: Math.max(0, options.retry?.forMs ?? 10_000), firstDelayMs: options.retry?.firstDelayMs ?? 250 };
   }
 
   /**
@@ -194,12 +197,14 @@ export class MandateClient {
    */
   async #call<E extends EndpointContract>(endpoint: E, payload: () => RequestOf<E> | Promise<RequestOf<E>>): Promise<ResponseOf<E>> {
     const idempotencyKey = randomUUID();
-    for (let attempt = 1; ; attempt += 1) {
+    const started = Date.now();
+    for (let delay = this.#retry.firstDelayMs; ; delay = Math.min(2 * delay, MAX_RETRY_DELAY_MS)) {
       try {
         return await this.#bus.request(endpoint, await payload(), { idempotencyKey });
       } catch (error) {
-        if (!(error instanceof MandateError) || error.code !== 'unavailable' || attempt >= this.#retry.attempts) throw error;
-        await new Promise((resolve) => setTimeout(resolve, this.#retry.firstDelayMs * 2 ** (attempt - 1)));
+        const retryable = error instanceof MandateError && error.code === 'unavailable' && !this.connection.isClosed();
+        if (!retryable || Date.now() + delay - started >= this.#retry.forMs) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
   }

@@ -55,7 +55,8 @@ export class JetStreamKvStore implements DocumentStore {
       // Replicated, a read goes to the leader: a direct get may be answered by a replica that is
       // still catching up (a node just restarted), and a stale read made a compare-and-swap lose
       // against its own last write, for ever (a scheduler run stuck `running` on the cluster).
-      const leaderReads = this.#options.replicas > 1;
+      const existing = await jetstreamManager(this.nc).then((jsm) => jsm.streams.info(`KV_${bucket}`)).catch(() => undefined);
+      const leaderReads = this.#options.replicas > 1 || (existing?.config.num_replicas ?? 1) > 1;
       const kv = await this.#kvm.create(bucket, {
         history: 1,
         replicas: this.#options.replicas,

@@ -16,7 +16,7 @@ import {
 } from '@mandate/contracts';
 import { contextWithValidSpan, extractTraceContext, traceIds, type Logger } from '@mandate/telemetry';
 import { MandateRpcContext } from './rpc-context.js';
-import { withRequestIdempotency } from '../request-idempotency.js';
+import { finishRequestIdempotency, withRequestIdempotency } from '../request-idempotency.js';
 
 export interface ServiceTransportOptions {
   connection: NatsConnection;
@@ -128,9 +128,10 @@ export class NatsServiceTransport extends Server implements CustomTransportStrat
     const traced = span.isRecording() ? trace.setSpan(parent, span) : parent;
     const ids = traceIds(traced) ?? { traceId: '', spanId: '' };
     let outcome = 'ok';
+    let active = traced;
     try {
       const request = parseOrThrow(contract.request, parseJson(msg.data));
-      const active = withIdempotencyOf(msg, contract.subject, traced);
+      active = withIdempotencyOf(msg, contract.subject, traced);
       const rpcContext = new MandateRpcContext([{ subject: contract.subject, headers: msg.headers, ...ids }]);
       const result = await context.with(active, async () =>
         lastValueFrom(this.transformToObservable(await handler(request, rpcContext)), { defaultValue: undefined }),
@@ -148,6 +149,7 @@ export class NatsServiceTransport extends Server implements CustomTransportStrat
       // A header value cannot hold a line break (the client would reject the reply, and the caller time out); the body keeps the message whole.
       msg.respondError(ERROR_STATUS[error.code], error.message.replace(/[\r\n]+/g, ' '), encoder.encode(JSON.stringify(errorReply(error.toWire()))));
     } finally {
+      finishRequestIdempotency(active);
       span.end();
       this.#callDuration.record((performance.now() - started) / 1000, {
         'rpc.system': 'nats',
