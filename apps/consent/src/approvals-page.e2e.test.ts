@@ -2,11 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { Page } from 'playwright-core';
 import { approvalGetEndpoint, approvalRequestEndpoint, type ApprovalView, type Approver, type UserRef } from '@mandate/contracts';
 import { DEMO_PASSWORD, newSigningKey, startDemoAuthorizationServer, type DemoAuthorizationServer } from '@mandate/demo';
 import { freePort, natsServerMissing } from '@mandate/testing';
-import { chromiumMissing, launchChromium } from '@mandate/testing/browser';
+import { chromiumMissing, launchChromium, signInAtDemoIdp, tabTo } from '@mandate/testing/browser';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('approvals page');
@@ -360,35 +359,3 @@ describe.skipIf(missing)('the approvals page: approvers sign in at the IdP and d
     expect(await elsewhere.text()).not.toContain('Submit an expense');
   });
 });
-
-/** What the focused element is, as a keyboard user would tell. */
-type Focused = { tag: string; text: string; name: string };
-
-/** Presses Tab until the focused element is the one wanted (a keyboard user's way there), failing after 30. */
-async function tabTo(page: Page, wanted: (focused: Focused) => boolean): Promise<void> {
-  for (let presses = 0; presses < 30; presses++) {
-    await page.keyboard.press('Tab');
-    const focused = await page.evaluate<Focused>(`({ tag: document.activeElement?.tagName ?? '', text: (document.activeElement?.textContent ?? '').trim(), name: document.activeElement?.getAttribute('name') ?? '' })`);
-    if (wanted(focused)) return;
-  }
-  throw new Error('Tab never reached the element');
-}
-
-/** The demo IdP's pages, by keyboard: login, Tab, password, Enter; then Allow on its consent page if it asks, until back at `origin`. */
-async function signInAtDemoIdp(page: Page, login: string, origin: string): Promise<void> {
-  await page.locator('input[name="login"]').waitFor();
-  if ((await page.evaluate(`document.activeElement?.getAttribute('name')`)) !== 'login') await tabTo(page, (el) => el.name === 'login');
-  await page.keyboard.type(login);
-  await page.keyboard.press('Tab');
-  await page.keyboard.type(DEMO_PASSWORD);
-  await page.keyboard.press('Enter');
-  const allow = page.getByRole('button', { name: 'Allow' });
-  const back = page.waitForURL((url) => url.origin === origin).then(() => 'back' as const);
-  // Whichever comes first; the other wait is dropped quietly (no consent asked: `allow` never appears).
-  const asked = allow.waitFor({ timeout: 10_000 }).then(() => 'allow' as const, () => 'none' as const);
-  if ((await Promise.race([back, asked])) === 'allow') {
-    await tabTo(page, (el) => el.tag === 'BUTTON' && el.text === 'Allow');
-    await page.keyboard.press('Enter');
-  }
-  await back;
-}

@@ -1,16 +1,12 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { decodeJwt, type JWK } from 'jose';
-import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { UrlElicitationRequiredError, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
-import { APPROVAL_META_KEY, approvalDecideEndpoint, approvalGetEndpoint, approvalListEndpoint, gatewayCreateEndpoint, type MandateError, policyAttachEndpoint, policyCreateEndpoint, RECEIPT_META_KEY, targetAddEndpoint } from '@mandate/contracts';
+import { APPROVAL_META_KEY, approvalDecideEndpoint, approvalGetEndpoint, approvalListEndpoint, gatewayCreateEndpoint, type MandateError, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint } from '@mandate/contracts';
 import { MandateClient, waitForApproval } from '@mandate/sdk';
 import { freePort, natsServerMissing } from '@mandate/testing';
+import { startExpenseToolServer, type ExpenseToolServer } from '@mandate/testing/mcp-tool-servers';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
@@ -38,36 +34,6 @@ const CONSENT_PUBLIC_URL = 'https://consent.example';
 /** A finance manager as the gateway's IdP signs her in (group approvers must come from the IdP of the user's token). */
 const managerAt = (iss: string) => ({ iss, sub: 'maria', groups: ['finance-managers'], roles: [] });
 
-/** The finance tool (the official SDK's MCP server), recording each approved amount and the receipt it came with. */
-async function startFinanceServer(): Promise<{ url: string; approved: number[]; receipts: string[]; stop(): Promise<void> }> {
-  const approved: number[] = [];
-  const receipts: string[] = [];
-  const http = createServer((request, response) => {
-    void (async () => {
-      const server = new McpServer({ name: 'sample-finance', version: '1.0.0' });
-      server.registerTool('approve_expense', { description: 'Approves an expense', inputSchema: { amount: z.number().positive() } }, async ({ amount }, extra) => {
-        approved.push(amount);
-        receipts.push(String(extra._meta?.[RECEIPT_META_KEY]));
-        return { content: [{ type: 'text' as const, text: `approved ${amount}` }] };
-      });
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-      response.on('close', () => void server.close());
-      await server.connect(transport);
-      await transport.handleRequest(request, response);
-    })().catch(() => response.destroy());
-  });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
-    approved,
-    receipts,
-    stop: async () => {
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    },
-  };
-}
-
 interface Held {
   code: string;
   id: string;
@@ -78,7 +44,7 @@ interface Held {
 describe.skipIf(missing)('a call that needs a person: held, approved once, bound to its exact arguments (official MCP client)', () => {
   let h: TestSystem;
   let idp: TestIdp;
-  let finance: Awaited<ReturnType<typeof startFinanceServer>>;
+  let finance: ExpenseToolServer;
   let resource: string;
   let waitingResource: string;
   const clients: Client[] = [];
@@ -119,7 +85,7 @@ describe.skipIf(missing)('a call that needs a person: held, approved once, bound
     });
     // A second replica that waits for decisions: the same public URL (so the same resource), its own listener.
     await h.add('gateway', { env: { GATEWAY_HTTP_PORT: String(waitingPort), GATEWAY_APPROVAL_WAIT_SECONDS: '30' } });
-    [idp, finance] = await Promise.all([startTestIdp(), startFinanceServer()]);
+    [idp, finance] = await Promise.all([startTestIdp(), startExpenseToolServer()]);
     const key: JWK = await h.workload('finance-gateway');
     await h.setAuthorizer('acme', 'finance-gateway', { discoveryUrl: idp.discoveryUrl, allowedAudiences: [resource] });
     await h.bus.request(gatewayCreateEndpoint, { tenant: 'acme', name: 'finance-gw', workload: { name: 'finance-gateway', privateJwk: key as never }, authorizationServers: [idp.issuer] });

@@ -63,13 +63,13 @@ async function startRecordingToolServer(): Promise<{ url: string; calls: Receive
   return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`, calls, stop: () => close(http) };
 }
 
-/** An HTTP API with one operation, recording the headers and body of each request. */
-async function startRecordingApi(): Promise<{ baseUrl: string; requests: { headers: IncomingMessage['headers']; body: unknown }[]; stop(): Promise<void> }> {
-  const requests: { headers: IncomingMessage['headers']; body: unknown }[] = [];
+/** An HTTP API answering every operation alike, recording the headers and body of each request. */
+async function startRecordingApi(): Promise<{ baseUrl: string; requests: { url: string; headers: IncomingMessage['headers']; body: unknown }[]; stop(): Promise<void> }> {
+  const requests: { url: string; headers: IncomingMessage['headers']; body: unknown }[] = [];
   const http = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk)).on('end', () => {
-      requests.push({ headers: request.headers, body: chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined });
+      requests.push({ url: request.url ?? '', headers: request.headers, body: chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined });
       response.writeHead(200, { 'content-type': 'application/json' }).end('{"booked":true}');
     });
   });
@@ -86,6 +86,17 @@ const ledgerApi = {
         operationId: 'book_entry',
         requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { amount: { type: 'integer' } }, required: ['amount'] } } } },
         responses: { '200': { description: 'booked' } },
+      },
+    },
+    '/entries/{entryId}': {
+      get: {
+        operationId: 'read_entry',
+        parameters: [
+          { name: 'entryId', in: 'path', required: true, schema: { type: 'integer' } },
+          { name: 'includeVoided', in: 'query', schema: { type: 'boolean' } },
+          { name: 'fields', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: { '200': { description: 'the entry' } },
       },
     },
   },
@@ -253,6 +264,25 @@ describe.skipIf(missing)('signed receipts on permitted tool calls, through the g
     });
     expect(verified.tool).toBe('ledger___book_entry');
     expect(await refusal(verifyToolCallReceipt(receipt as string, { jwks: jwksUrl, issuer: resourceOf('plain'), audience: ledger.baseUrl, call: { arguments: { body: { amount: 71 } }, name: 'book_entry' } }))).toEqual({ code: 'access_denied', reason: 'arguments_changed' });
+  });
+
+  it('binds an OpenAPI call with typed parameters to the values the target rebuilds from its URL with its own parameter types', async () => {
+    const before = ledger.requests.length;
+    const result = await (await connect('plain', 'sarah', ['finance'])).callTool({ name: 'ledger___read_entry', arguments: { entryId: 42, includeVoided: true } });
+    expect(result.isError).toBeFalsy();
+    expect(ledger.requests).toHaveLength(before + 1);
+    const request = ledger.requests.at(-1)!;
+    const url = new URL(request.url, ledger.baseUrl);
+    expect(url.pathname).toBe('/entries/42');
+    expect(url.searchParams.get('includeVoided')).toBe('true');
+    // As the target's OpenAPI framework parses the request: the path's text as an integer, the query's as a boolean, the absent `fields` absent.
+    const rebuilt = { entryId: Number(/^\/entries\/(\d+)$/.exec(url.pathname)![1]), includeVoided: url.searchParams.get('includeVoided') === 'true' };
+    const options = (args: Record<string, unknown>): VerifyToolCallReceiptOptions => ({ jwks: jwksUrl, issuer: resourceOf('plain'), audience: ledger.baseUrl, call: { arguments: args, name: 'read_entry', user: { iss: idp.issuer, sub: 'sarah' } } });
+    const receipt = request.headers[RECEIPT_HEADER.toLowerCase()] as string;
+    expect((await verifyToolCallReceipt(receipt, options(rebuilt))).tool).toBe('ledger___read_entry');
+    // The URL's text is not what was bound: the strings "42" and "true", or an empty `fields`, fail.
+    expect(await refusal(verifyToolCallReceipt(receipt, options({ entryId: '42', includeVoided: 'true' })))).toEqual({ code: 'access_denied', reason: 'arguments_changed' });
+    expect(await refusal(verifyToolCallReceipt(receipt, options({ ...rebuilt, fields: '' })))).toEqual({ code: 'access_denied', reason: 'arguments_changed' });
   });
 
   it('sends nothing, and so no receipt, for a call policy denies', async () => {

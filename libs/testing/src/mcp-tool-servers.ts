@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
+import { RECEIPT_META_KEY } from '@mandate/contracts';
 import { freePort } from './nats-server.js';
 
 /*
@@ -171,14 +172,26 @@ export async function startChangingToolServer(): Promise<ChangingToolServer> {
   };
 }
 
-/** A finance tool for policy tests: `approve_expense(amount, reason?)`, stateless, no credential. */
-export async function startExpenseToolServer(): Promise<{ url: string; approved: number[]; stop(): Promise<void> }> {
+export interface ExpenseToolServer {
+  /** The MCP endpoint, `http://127.0.0.1:<port>/mcp`. */
+  readonly url: string;
+  /** Every amount the tool approved, in order. */
+  readonly approved: readonly number[];
+  /** The policy receipt (`_meta`) each approved call came with. */
+  readonly receipts: readonly string[];
+  stop(): Promise<void>;
+}
+
+/** The seed's finance tool for policy tests, `approve_expense(amount, reason?)` (the official SDK's MCP server), stateless, no credential; it records what it approved and each call's policy receipt. */
+export async function startExpenseToolServer(): Promise<ExpenseToolServer> {
   const approved: number[] = [];
+  const receipts: string[] = [];
   const http = createServer((request, response) => {
     void (async () => {
       const server = new McpServer({ name: 'sample-finance', version: '1.0.0' });
-      server.registerTool('approve_expense', { description: 'Approves an expense', inputSchema: { amount: z.number().positive(), reason: z.string().optional() } }, async ({ amount }) => {
+      server.registerTool('approve_expense', { description: 'Approves an expense', inputSchema: { amount: z.number().positive(), reason: z.string().optional() } }, async ({ amount }, extra) => {
         approved.push(amount);
+        receipts.push(String(extra._meta?.[RECEIPT_META_KEY]));
         return { content: [{ type: 'text' as const, text: `approved ${amount}` }] };
       });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -191,6 +204,7 @@ export async function startExpenseToolServer(): Promise<{ url: string; approved:
   return {
     url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
     approved,
+    receipts,
     stop: async () => {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
