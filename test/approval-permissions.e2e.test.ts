@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { approvalConsumeEndpoint, approvalDecideEndpoint, approvalGetEndpoint, approvalListEndpoint, approvalRequestEndpoint, authorizeEndpoint, gatewayGetEndpoint, tenantId } from '@mandate/contracts';
+import { approvalConsumeEndpoint, approvalDecideEndpoint, approvalGetEndpoint, approvalListEndpoint, approvalRequestEndpoint, approvalStatusEndpoint, authorizeEndpoint, gatewayGetEndpoint, tenantId } from '@mandate/contracts';
 import { JetStreamKvStore } from '@mandate/store';
 import { findNatsServer, freePort, natsServerMissing } from '@mandate/testing';
 import { ApprovalRecords } from '../apps/policy/src/store/approval-records.js';
@@ -95,8 +95,9 @@ describe.skipIf(missing)('approvals under deploy/nats per-service users', () => 
     for (const endpoint of [approvalGetEndpoint, approvalListEndpoint, approvalDecideEndpoint]) expect(await publishes('consent', endpoint.subject), endpoint.subject).toBeUndefined();
     for (const endpoint of [approvalRequestEndpoint, approvalConsumeEndpoint]) expect(await publishes('consent', endpoint.subject), endpoint.subject).toMatch(/permissions violation/i);
     for (const endpoint of [approvalRequestEndpoint, approvalConsumeEndpoint, approvalDecideEndpoint]) expect(await publishes('agent', endpoint.subject), endpoint.subject).toMatch(/permissions violation/i);
-    // waitForApproval: the agent re-checks by id and follows decisions.
-    expect(await publishes('agent', approvalGetEndpoint.subject)).toBeUndefined();
+    // waitForApproval: the agent re-checks the state by id and follows decisions; what an approval binds (arguments, user) it may not read.
+    expect(await publishes('agent', approvalStatusEndpoint.subject)).toBeUndefined();
+    for (const endpoint of [approvalGetEndpoint, approvalListEndpoint]) expect(await publishes('agent', endpoint.subject), endpoint.subject).toMatch(/permissions violation/i);
     const agent = await as('agent');
     expect(await permissionError(agent, () => void agent.subscribe('mandate.evt.policy.approval-decided.acme'))).toBeUndefined();
   });

@@ -23,7 +23,7 @@ ensureRole('mandateVault', ownCollections('providers', 'user-tokens', 'machine-t
 ensureRole('mandateScheduler', ownCollections('scheduler-jobs', 'scheduler-runs', 'scheduler-index'));
 ensureRole('mandateConsent', ownCollections('consent-flows', 'consent-login-trips', 'consent-signed-in'));
 ensureRole('mandateGateway', ownCollections('gateways', 'gateway-targets', 'receipt-signing-keys'));
-ensureRole('mandatePolicy', ownCollections('policies', 'policy-versions', 'policy-attachments', 'approvals', 'approval-digests'));
+ensureRole('mandatePolicy', ownCollections('policies', 'policy-versions', 'policy-attachments', 'approvals', 'approval-digests', 'approval-expiries'));
 
 // The audit service's user gets these two roles and nothing else (not a service role): its
 // entries and digests (audit-trail) can be inserted and read, never updated or deleted; only the

@@ -2,7 +2,7 @@ import { decodeJwt, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UrlElicitationRequiredError, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, McpError, UrlElicitationRequiredError, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { APPROVAL_META_KEY, approvalDecideEndpoint, approvalGetEndpoint, approvalListEndpoint, gatewayCreateEndpoint, type MandateError, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint } from '@mandate/contracts';
 import { MandateClient, waitForApproval } from '@mandate/sdk';
 import { freePort, natsServerMissing } from '@mandate/testing';
@@ -187,7 +187,10 @@ describe.skipIf(missing)('a call that needs a person: held, approved once, bound
     const waiting = waitForApproval(agent, { id: held.id, timeoutMs: 20_000, backoff: { initialMs: 10_000, maxMs: 10_000 } });
     await new Promise((resolve) => setTimeout(resolve, 100));
     await approve(held.id);
-    expect(await waiting).toMatchObject({ id: held.id, state: 'approved' });
+    const decided = await waiting;
+    expect(decided).toMatchObject({ id: held.id, state: 'approved', expiresAt: expect.any(String), decidedAt: expect.any(String) });
+    // Agent code learns the state, none of what the approval binds.
+    expect(Object.keys(decided).sort()).toEqual(['decidedAt', 'expiresAt', 'id', 'state', 'tenant']);
     expect((await expense(sarah, 600)).isError).toBeFalsy();
     const timedOut = await waitForApproval(agent, { id: heldOf(await expense(sarah, 601)).id, timeoutMs: 200 }).then(
       () => undefined,
@@ -230,5 +233,38 @@ describe.skipIf(missing)('a call that needs a person: held, approved once, bound
     const answer = await denied;
     expect(heldOf(answer)).toMatchObject({ id: deniedId, state: 'denied' });
     expect(finance.approved.slice(before)).toEqual([700]);
+  });
+
+  it('a waiting call the client gives up on stops waiting: the approval that comes later is left for the call made again, which proceeds once', async () => {
+    const sarah = await connect('sarah', ['finance'], { at: waitingResource });
+    const before = finance.approved.length;
+    // The client stops waiting after 1.5 s (the SDK cancels the request), long before the gateway's 30 s bound.
+    const gaveUp = await sarah.callTool({ name: 'finance___approve_expense', arguments: { amount: 900 } }, undefined, { timeout: 1_500 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(gaveUp).toBeInstanceOf(McpError);
+    expect((gaveUp as McpError).code).toBe(ErrorCode.RequestTimeout);
+    const opened = await requestedFor('900');
+    await approve(opened);
+    // Nothing was sent for the call nobody waits for any more, and the approval is still there to use.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(finance.approved.length).toBe(before);
+    expect((await h.bus.request(approvalGetEndpoint, { tenant: 'acme', id: opened })).state).toBe('approved');
+    const again = await expense(sarah, 900);
+    expect(again.isError).toBeFalsy();
+    expect(finance.approved.slice(before)).toEqual([900]);
+  });
+
+  it('on a waiting gateway, a user who approves their own call is sent to the page at once (-32042), not after the wait', async () => {
+    const traveller = await connect('tina', ['travel'], { elicitation: true, at: waitingResource });
+    const startedAt = Date.now();
+    const asked = await expense(traveller, 130).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(asked).toBeInstanceOf(UrlElicitationRequiredError);
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect((asked as UrlElicitationRequiredError).elicitations[0]!.url).toMatch(new RegExp(`^${CONSENT_PUBLIC_URL}/approvals/apr_`));
   });
 });

@@ -212,4 +212,35 @@ describe.skipIf(missing)('approvals in the policy service, over NATS', () => {
     const renewed = await request.request(tenant, asked);
     expect(renewed.id).not.toBe(waiting.id);
   });
+
+  it('the expiry sweep, with a frozen clock: an approval nobody reads again is expired at its time, audited and announced once; one used meanwhile is left as it is', async () => {
+    const clock = new FrozenClock(Date.now() + 3_600_000);
+    const approvals = await Approvals.assemble({ store: new JetStreamKvStore(h.nc), publisher: new JetStreamPublisher(h.nc), bus: h.bus, now: clock.now });
+    const [request, consume, , , decide] = approvals.useCases;
+    const tenant = 'acme' as TenantId;
+    const { tenant: _t, ...forgotten } = held('acme', { ttlSeconds: 30 });
+    const unread = await request.request(tenant, forgotten);
+    const { tenant: _u, ...used } = held('acme', { ttlSeconds: 30 });
+    const consumed = await request.request(tenant, used);
+    await decide.decide(tenant, { id: consumed.id, decision: 'approve', approver: manager, actor: undefined });
+    expect(await consume.consume(tenant, consumed.digest)).toMatchObject({ consumed: true });
+    const stateOf = async (id: string) => (await h.bus.request(approvalGetEndpoint, { tenant: 'acme', id })).state;
+
+    clock.advance(29_000);
+    await approvals.expirySweep.sweep();
+    expect(records('approval-expire', unread.id)).toHaveLength(0);
+    clock.advance(1_000);
+    expect(await approvals.expirySweep.sweep()).toBeGreaterThanOrEqual(2);
+    await eventually(() => expect(records('approval-expire', unread.id)).toHaveLength(1));
+    await eventually(() => expect(events.filter((e) => e.subject === 'mandate.evt.policy.approval-decided.acme' && e.data['id'] === unread.id)).toEqual([expect.objectContaining({ data: expect.objectContaining({ state: 'expired' }) })]));
+    // Read through the service's own replica afterwards: expired, never a second record; the used one stays consumed.
+    expect(await stateOf(unread.id)).toBe('expired');
+    expect(await stateOf(consumed.id)).toBe('consumed');
+    expect(records('approval-expire', consumed.id)).toHaveLength(0);
+    // Each due entry is handled once: the next sweep finds nothing of these two.
+    clock.advance(1_000);
+    await approvals.expirySweep.sweep();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(records('approval-expire', unread.id)).toHaveLength(1);
+  });
 });

@@ -12,10 +12,10 @@ import { DecisionExplanation } from './domain/decision-explanation.js';
 import { PolicyReplay } from './domain/policy-replay.js';
 import { ConsumeApproval } from './domain/approvals/consume-approval.js';
 import { DecideApproval } from './domain/approvals/decide-approval.js';
-import { GetApproval, ListApprovals } from './domain/approvals/read-approvals.js';
+import { GetApproval, GetApprovalStatus, ListApprovals } from './domain/approvals/read-approvals.js';
 import { RequestApproval } from './domain/approvals/request-approval.js';
 import { PolicyAdministration } from './domain/policy-administration.js';
-import { ConsumeApprovalEndpoint, DecideApprovalEndpoint, GetApprovalEndpoint, ListApprovalsEndpoint, RequestApprovalEndpoint } from './endpoints/approvals.endpoint.js';
+import { ConsumeApprovalEndpoint, DecideApprovalEndpoint, GetApprovalEndpoint, GetApprovalStatusEndpoint, ListApprovalsEndpoint, RequestApprovalEndpoint } from './endpoints/approvals.endpoint.js';
 import { DecisionExplanationEndpoint, PolicyReplayEndpoint } from './endpoints/decisions.endpoint.js';
 import { PoliciesEndpoint } from './endpoints/policies.endpoint.js';
 import { PolicyTestsEndpoint } from './endpoints/policy-tests.endpoint.js';
@@ -25,7 +25,7 @@ import { APPROVAL_COLLECTIONS } from './store/approval-records.js';
 import { POLICY_COLLECTIONS, PolicyRecords } from './store/repositories.js';
 
 @Module({
-  controllers: [PoliciesEndpoint, PolicyReplayEndpoint, DecisionExplanationEndpoint, RequestApprovalEndpoint, ConsumeApprovalEndpoint, GetApprovalEndpoint, ListApprovalsEndpoint, DecideApprovalEndpoint, PolicyTestsEndpoint],
+  controllers: [PoliciesEndpoint, PolicyReplayEndpoint, DecisionExplanationEndpoint, RequestApprovalEndpoint, ConsumeApprovalEndpoint, GetApprovalEndpoint, GetApprovalStatusEndpoint, ListApprovalsEndpoint, DecideApprovalEndpoint, PolicyTestsEndpoint],
   providers: [
     { provide: PolicyTests, inject: [DOCUMENT_STORE, BusClient], useFactory: (store: DocumentStore, bus: BusClient) => assemblePolicyTests(store, bus) },
     {
@@ -41,10 +41,11 @@ import { POLICY_COLLECTIONS, PolicyRecords } from './store/repositories.js';
     },
     {
       provide: Approvals,
-      inject: [DOCUMENT_STORE, JetStreamPublisher, BusClient],
-      useFactory: (store: DocumentStore, publisher: JetStreamPublisher, bus: BusClient) => Approvals.assemble({ store, publisher, bus }),
+      inject: [DOCUMENT_STORE, JetStreamPublisher, BusClient, SERVICE_ENV, SERVICE_LOGGER],
+      useFactory: (store: DocumentStore, publisher: JetStreamPublisher, bus: BusClient, env: PolicyEnv, logger: Logger) =>
+        Approvals.assemble({ store, publisher, bus, sweepEveryMs: env.POLICY_APPROVAL_SWEEP_SECONDS * 1000, logger }),
     },
-    ...useCaseProviders(Approvals, [RequestApproval, ConsumeApproval, GetApproval, ListApprovals, DecideApproval]),
+    ...useCaseProviders(Approvals, [RequestApproval, ConsumeApproval, GetApproval, ListApprovals, DecideApproval, GetApprovalStatus]),
     {
       provide: DecisionLogUseCases,
       inject: [SERVICE_ENV, NATS_CONNECTION, BusClient, DOCUMENT_STORE, JetStreamPublisher, SERVICE_LOGGER],

@@ -32,6 +32,26 @@ export const verifiedApproverSchema = userRefSchema.extend({
 });
 export type VerifiedApprover = z.output<typeof verifiedApproverSchema>;
 
+/**
+ * Whether `person` is one of `approvers` of a call made for `user`. Groups and roles are names an
+ * identity provider gives: only the one that signed the user's token (the gateway's) says who holds
+ * `finance`; the same name from another IdP of the tenant (a partner's) is someone else's group.
+ * The one rule both the policy service (which decides) and the approvals page (which shows) apply.
+ */
+export function isApproverOf(approvers: readonly Approver[], person: { iss: string; sub: string; groups: readonly string[]; roles: readonly string[] }, user: { iss: string; sub: string }): boolean {
+  if (person.iss !== user.iss) return false;
+  return approvers.some((approver) => {
+    switch (approver.kind) {
+      case 'user':
+        return person.sub === user.sub;
+      case 'group':
+        return person.groups.includes(approver.name);
+      case 'role':
+        return person.roles.includes(approver.name);
+    }
+  });
+}
+
 export const approvalStateSchema = z.enum(['requested', 'approved', 'denied', 'expired', 'consumed']);
 export type ApprovalState = z.output<typeof approvalStateSchema>;
 
@@ -89,6 +109,23 @@ export const approvalRequestEndpoint = endpoint(
   approvalViewSchema,
 );
 
+/** What agent code waiting on an approval learns of it: its state and times, none of what it binds (arguments, user, who decided and why). */
+export const approvalStatusSchema = z.object({
+  tenant: tenantIdSchema,
+  id: approvalIdSchema,
+  state: approvalStateSchema,
+  expiresAt: z.iso.datetime(),
+  decidedAt: z.iso.datetime().optional(),
+});
+export type ApprovalStatus = z.output<typeof approvalStatusSchema>;
+
+export const approvalStatusEndpoint = endpoint(
+  'approval-status',
+  "An approval's state and expiry, and nothing of what it binds (for agent code waiting on it, `waitForApproval`).",
+  z.strictObject({ tenant: tenantIdSchema, id: approvalIdSchema }),
+  approvalStatusSchema,
+);
+
 export const approvalConsumeEndpoint = endpoint(
   'approval-consume',
   'Uses the approved approval for this exact call once (for the gateway): `consumed` with its id, or why not (none, still requested, denied, expired).',
@@ -125,7 +162,7 @@ export const approvalDecideEndpoint = endpoint(
   approvalViewSchema,
 );
 
-export const approvalEndpoints = [approvalRequestEndpoint, approvalConsumeEndpoint, approvalGetEndpoint, approvalListEndpoint, approvalDecideEndpoint] as const;
+export const approvalEndpoints = [approvalRequestEndpoint, approvalConsumeEndpoint, approvalGetEndpoint, approvalStatusEndpoint, approvalListEndpoint, approvalDecideEndpoint] as const;
 
 /** A call is held for approval: a chat bot or pager can tell the approvers. Its message names the tool, user and agent, never the arguments (those are shown on the approvals page). */
 export const approvalRequestedEvent = defineEvent({

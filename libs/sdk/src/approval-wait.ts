@@ -1,5 +1,5 @@
 import { BusClient, onEvent } from '@mandate/bus/client';
-import { approvalDecidedEvent, approvalGetEndpoint, MandateError, type ApprovalView } from '@mandate/contracts';
+import { approvalDecidedEvent, approvalStatusEndpoint, MandateError, type ApprovalStatus } from '@mandate/contracts';
 import type { MandateClient } from './client.js';
 import { DEFAULT_RECHECK_BACKOFF, type ConsentRecheckBackoff } from './consent-wait.js';
 
@@ -18,13 +18,13 @@ export interface WaitForApprovalOptions {
   backoff?: ConsentRecheckBackoff;
 }
 
-/** What a wait ends on: the approval decided (approved, denied), expired, or already used. */
-export type DecidedApproval = ApprovalView & { state: 'approved' | 'denied' | 'expired' | 'consumed' };
+/** What a wait ends on: the approval decided (approved, denied), expired, or already used; its state and times only (`approval-status`). */
+export type DecidedApproval = ApprovalStatus & { state: 'approved' | 'denied' | 'expired' | 'consumed' };
 
 /**
  * Resolves with the approval once a person decided it (`approved` or `denied`), it expired, or
  * it was already used (`consumed`). Woken by `mandate.evt.policy.approval-decided.<tenant>` for
- * this id, each wake-up confirmed with `approval-get`; it also asks once at the start (it may be
+ * this id, each wake-up confirmed with `approval-status` (state and times, none of what the approval binds); it also asks once at the start (it may be
  * decided already), on a slow backoff in case an event is missed, and at the approval's expiry.
  * Never a tight poll. After the timeout it rejects with `MandateError('approval_required')`
  * (`details.id`, `details.state`). An approved call is then made again, with the same arguments.
@@ -55,7 +55,7 @@ export async function waitForApproval(client: MandateClient, options: WaitForApp
     for (;;) {
       options.signal?.throwIfAborted();
       woken = false;
-      const approval = await bus.request(approvalGetEndpoint, { tenant: client.tenant, id: options.id });
+      const approval = await bus.request(approvalStatusEndpoint, { tenant: client.tenant, id: options.id });
       if (approval.state !== 'requested') return approval as DecidedApproval;
       const now = Date.now();
       if (now >= deadline) break;

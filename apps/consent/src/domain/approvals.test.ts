@@ -52,6 +52,10 @@ describe('who may decide and who may see a request', () => {
     expect(maySee(person('mallory', ['sales']), expense)).toBe(false);
     // The same sub at another IdP is another person.
     expect(maySee({ user: { iss: 'https://other.example', sub: 'sarah' }, groups: [], roles: [] }, expense)).toBe(false);
+    // A group of the same name at another IdP of the tenant (a partner's) is someone else's group: not shown, not decided.
+    const partner = { user: { iss: 'https://partner.example', sub: 'bob' }, groups: ['finance'], roles: ['cfo'] };
+    expect([isApprover(partner, expense), maySee(partner, expense)]).toEqual([false, false]);
+    expect(isApprover(partner, approval({ approvers: [{ kind: 'role', name: 'cfo' }] }))).toBe(false);
   });
 
   it('roles and the user themself as approvers; whoever decided still sees it', () => {

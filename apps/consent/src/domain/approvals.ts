@@ -1,4 +1,4 @@
-import { MandateError, type ApprovalState, type ApprovalView, type TenantId, type UserRef, type VerifiedApprover } from '@mandate/contracts';
+import { isApproverOf, MandateError, type ApprovalState, type ApprovalView, type TenantId, type UserRef, type VerifiedApprover } from '@mandate/contracts';
 import type { MandateLedger } from '../clients/ledger.js';
 import type { PolicyApprovals } from '../clients/approvals.js';
 import type { SignedInPerson } from './signed-in-person.js';
@@ -22,18 +22,9 @@ export type ApprovalPageView = { person: SignedInPerson; approval: ApprovalView;
 
 const sameUser = (a: UserRef, b: UserRef) => a.iss === b.iss && a.sub === b.sub;
 
-/** Whether the approval names this person among its approvers: as the user it acts for, or by an IdP group or role they hold. */
+/** Whether the approval names this person among its approvers: as the user it acts for, or by a group or role they hold at the user's IdP. */
 export function isApprover(person: SignedInPerson, approval: ApprovalView): boolean {
-  return approval.approvers.some((approver) => {
-    switch (approver.kind) {
-      case 'user':
-        return sameUser(person.user, approval.user);
-      case 'group':
-        return person.groups.includes(approver.name);
-      case 'role':
-        return person.roles.includes(approver.name);
-    }
-  });
+  return isApproverOf(approval.approvers, { ...person.user, groups: person.groups, roles: person.roles }, approval.user);
 }
 
 /**

@@ -35,6 +35,10 @@ export interface HeldCall {
   determining: readonly string[];
   /** Tells the client the call is still waiting (MCP progress), when it asked for progress. */
   progress?: ((elapsedMs: number, totalMs: number, message: string) => Promise<void>) | undefined;
+  /** The client can be sent to a URL (`-32042`): a user who approves their own call is sent to the page at once rather than after a wait. */
+  urlElicitation?: boolean;
+  /** Aborted when the client gives up: a waiting call stops waiting, and uses no approval that comes later. */
+  signal?: AbortSignal | undefined;
 }
 
 export type Admission =
@@ -45,6 +49,8 @@ export type Admission =
 
 const PROGRESS_EVERY_MS = 5_000;
 const MAX_RENDERED_VALUE = 1024;
+/** As many arguments as an approval request carries (the contract's limit). */
+const MAX_RENDERED_ARGUMENTS = 256;
 
 /**
  * Holds calls that policy permits only with a person's approval. The approval is bound to the
@@ -77,7 +83,9 @@ export class HeldCalls {
       if (again.consumed) return { kind: 'approved', approval: again.approval };
       approval = await this.ports.request(this.#request(call, digest));
     }
-    if (this.options.waitMs > 0) return this.#wait(call, approval, digest);
+    // The user who approves is sent to the page now: waiting first would keep them from it until the wait ran out.
+    const sentToPage = call.urlElicitation === true && this.options.consentPublicUrl !== undefined && approval.approvers.some((approver) => approver.kind === 'user');
+    if (this.options.waitMs > 0 && !sentToPage) return this.#wait(call, approval, digest);
     // The last request for this call was denied or expired: this one asks again, and says so.
     const previous = !used.consumed && (used.state === 'denied' || used.state === 'expired') ? used.approval : undefined;
     return this.#held(call, approval, 'requested', previous);
@@ -88,7 +96,11 @@ export class HeldCalls {
     const started = this.#now();
     const deadline = started + this.options.waitMs;
     const every = this.options.progressEveryMs ?? PROGRESS_EVERY_MS;
+    const { signal } = call;
+    const givenUp = signal ? new Promise<false>((resolve) => (signal.aborted ? resolve(false) : signal.addEventListener('abort', () => resolve(false), { once: true }))) : undefined;
     for (;;) {
+      // Nobody would get the answer: stop, and leave an approval that comes later to the call made again.
+      if (signal?.aborted) return this.#held(call, approval, 'requested');
       // Registered before looking, so a decision in between wakes this wait.
       const next = this.ports.decisions.next(tenant, approval.id);
       let woken = false;
@@ -101,14 +113,15 @@ export class HeldCalls {
           approval = await this.ports.request(this.#request(call, digest));
           continue;
         }
-        while (!woken && this.#now() < deadline) {
+        while (!woken && this.#now() < deadline && !signal?.aborted) {
           await call.progress?.(this.#now() - started, this.options.waitMs, `Waiting for ${who(approval.approvers)} to approve (request ${approval.id})`);
-          woken = await next.decided(Math.min(every, deadline - this.#now()));
+          const decided = next.decided(Math.min(every, deadline - this.#now()));
+          woken = await (givenUp ? Promise.race([decided, givenUp]) : decided);
         }
       } finally {
         next.cancel();
       }
-      if (woken) continue;
+      if (woken || signal?.aborted) continue;
       // The bound is reached: one last look, then the call answers that it is held.
       const last = await this.ports.consume(tenant, digest);
       if (last.consumed) return { kind: 'approved', approval: last.approval };
@@ -152,14 +165,20 @@ function who(approvers: readonly Approver[]): string {
   return approvers.map((approver) => (approver.kind === 'user' ? 'the user' : approver.kind === 'group' ? `a member of group ${approver.name}` : `someone with role ${approver.name}`)).join(' or ');
 }
 
-/** The arguments as a person reads them: each with its schema title (or name) and its value as text. */
+/**
+ * The arguments as a person reads them: each with its schema title (or name) and its value as
+ * text. What does not fit the request (a value past 1,024 characters, arguments past 255) is said
+ * to be left out, so the approver knows the approval binds more than the page shows.
+ */
 function rendered(tool: CatalogTool, args: Record<string, unknown>): { name: string; title: string; value: string }[] {
   const properties = (tool.inputSchema['properties'] ?? {}) as Record<string, { title?: unknown } | undefined>;
-  return Object.entries(args)
-    .slice(0, 256)
-    .map(([name, value]) => {
-      const title = properties[name]?.title;
-      const text = typeof value === 'string' ? value : JSON.stringify(value);
-      return { name, title: typeof title === 'string' ? title : name, value: text.length > MAX_RENDERED_VALUE ? `${text.slice(0, MAX_RENDERED_VALUE - 1)}…` : text };
-    });
+  const entries = Object.entries(args);
+  const shown = entries.length > MAX_RENDERED_ARGUMENTS ? MAX_RENDERED_ARGUMENTS - 1 : entries.length;
+  const lines = entries.slice(0, shown).map(([name, value]) => {
+    const title = properties[name]?.title;
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    return { name, title: typeof title === 'string' ? title : name, value: text.length > MAX_RENDERED_VALUE ? `${text.slice(0, MAX_RENDERED_VALUE - 40)}… (${text.length} characters, shortened here)` : text };
+  });
+  if (shown < entries.length) lines.push({ name: '…', title: 'Not shown', value: `${entries.length - shown} more arguments, bound by this approval as well` });
+  return lines;
 }

@@ -22,6 +22,8 @@ export interface ToolCallRequest {
   urlElicitation: boolean;
   /** MCP progress for a call that waits for a person's approval (when the client gave a progress token). */
   progress?: HeldCall['progress'];
+  /** Aborted when the client gives up on the call (cancelled, timed out, disconnected): a call waiting for approval stops waiting. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -208,13 +210,18 @@ export class ToolCall {
         if (again) ctx.decided = again;
       }
     }
-    const approval = await this.#approval(request, tool, ctx.decided, verdict.arguments, started, policy);
-    if (approval.held) return approval.held;
     try {
       const callable = { ...target, ref: { tenant: request.gateway.tenant, gateway: request.gateway.name, target: target.name } };
+      const credential = () => this.credentials.headers(request.gateway, target.credential, request.principal);
+      // A call that needs approval gets its credential first, so an approval is used only by a call
+      // that can then be made: a consent the user has yet to give does not use it up.
+      const early = needsApproval(request.gateway, ctx.decided) ? { headers: await credential(), at: this.#now() } : undefined;
+      const approval = await this.#approval(request, tool, ctx.decided, verdict.arguments, started, policy);
+      if (approval.held) return approval.held;
       // Independent of each other: the credential (usually cached) and the receipt's signature are made at once.
       const [headers, receipt] = await Promise.all([
-        this.credentials.headers(request.gateway, target.credential, request.principal),
+        // Fetched again after a long wait for the decision, when a short-lived token may have lapsed.
+        early && this.#now() - early.at < FRESH_CREDENTIAL_MS ? early.headers : credential(),
         this.options.receipts.issue({ gateway: request.gateway, principal: request.principal, tool, target: callable, arguments: verdict.arguments, decided: ctx.decided }, approval.id ? { approval: approval.id } : {}),
       ]);
       const upstream = await this.upstream.call(callable, headers, tool.tool, verdict.arguments, { receipt });
@@ -248,11 +255,22 @@ export class ToolCall {
   async #approval(request: ToolCallRequest, tool: CatalogTool, decided: Decided | undefined, args: Record<string, unknown>, started: number, policy: Record<string, string | string[]>): Promise<{ id?: string; held?: ToolCallAnswer }> {
     const attached = request.gateway.policy;
     const requirement = decided?.enforced.approval;
-    if (!requirement || !attached || attached === 'unloadable' || attached.mode !== 'enforce') return {};
+    if (!requirement || !needsApproval(request.gateway, decided) || !attached || attached === 'unloadable') return {};
     let admission;
     try {
       if (!this.options.heldCalls) throw new MandateError('unavailable', 'this gateway cannot hold calls for approval');
-      admission = await this.options.heldCalls.admit({ gateway: request.gateway, principal: request.principal, tool, arguments: args, requirement, policy: attached, determining: decided.enforced.determining, progress: request.progress });
+      admission = await this.options.heldCalls.admit({
+        gateway: request.gateway,
+        principal: request.principal,
+        tool,
+        arguments: args,
+        requirement,
+        policy: attached,
+        determining: decided.enforced.determining,
+        progress: request.progress,
+        urlElicitation: request.urlElicitation,
+        signal: request.signal,
+      });
     } catch (error) {
       if (!(error instanceof MandateError)) throw error;
       await this.#record(request, tool, started, 'denied', 'approval_unavailable', policy);
@@ -295,6 +313,15 @@ export class ToolCall {
     });
     this.options.decisionLog?.audited(request, written);
   }
+}
+
+/** A credential fetched before a wait for approval is reused only this soon after. */
+const FRESH_CREDENTIAL_MS = 5_000;
+
+/** Whether the enforced policy set permits this call only with a person's approval. */
+function needsApproval(gateway: LoadedGateway, decided: Decided | undefined): boolean {
+  const attached = gateway.policy;
+  return decided?.enforced.approval !== undefined && attached !== undefined && attached !== 'unloadable' && attached.mode === 'enforce';
 }
 
 function policyRequestOf(request: ToolCallRequest, tool: CatalogTool, now: number): PolicyRequest {

@@ -153,6 +153,7 @@ export class McpHttpServer {
         arguments: request.params.arguments ?? {},
         urlElicitation: server.getClientCapabilities()?.elicitation?.url !== undefined,
         progress: progressOf(request.params._meta?.progressToken, extra.sendNotification),
+        signal: extra.signal,
       });
       switch (answer.kind) {
         case 'unknown_tool':

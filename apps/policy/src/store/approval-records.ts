@@ -1,12 +1,27 @@
-import type { TenantId } from '@mandate/contracts';
+import { SYSTEM_TENANT, type TenantId } from '@mandate/contracts';
 import type { DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
 import type { ApprovalDocument } from '../domain/approvals/approval.js';
 
-export const APPROVAL_COLLECTIONS = ['approvals', 'approval-digests'] as const;
+export const APPROVAL_COLLECTIONS = ['approvals', 'approval-digests', 'approval-expiries'] as const;
 
 /** Which approval a call digest last opened: how `consume` finds the approved one for an exact call. */
 export interface DigestIndexDocument {
   approval: string;
+}
+
+/** When an approval lapses, across tenants (in the `system` partition): what the expiry sweep reads in time order. */
+export interface ExpiryEntry {
+  /** The entry's id: the expiry as 15 digits of milliseconds, then tenant and approval, so ids sort by time. */
+  readonly key: string;
+  readonly tenant: TenantId;
+  readonly approval: string;
+  readonly expiresAt: number;
+}
+
+interface ExpiryDocument {
+  tenant: TenantId;
+  approval: string;
+  expiresAt: number;
 }
 
 /** How long an approval is kept after its expiry, for the approvals page and the audit's cross-references. */
@@ -20,11 +35,12 @@ export class ApprovalRecords {
   private constructor(
     private readonly approvals: DocumentCollection<ApprovalDocument>,
     private readonly digests: DocumentCollection<DigestIndexDocument>,
+    private readonly expiries: DocumentCollection<ExpiryDocument>,
   ) {}
 
   static async open(store: DocumentStore): Promise<ApprovalRecords> {
-    const [approvals, digests] = APPROVAL_COLLECTIONS;
-    return new ApprovalRecords(await store.collection(approvals), await store.collection(digests));
+    const [approvals, digests, expiries] = APPROVAL_COLLECTIONS;
+    return new ApprovalRecords(await store.collection(approvals), await store.collection(digests), await store.collection(expiries));
   }
 
   approval(tenant: TenantId, id: string): Promise<StoredDocument<ApprovalDocument> | undefined> {
@@ -60,6 +76,23 @@ export class ApprovalRecords {
   async page(tenant: TenantId, limit: number, cursor: string | undefined): Promise<{ items: StoredDocument<ApprovalDocument>[]; nextCursor?: string }> {
     const page = await this.approvals.list(tenant, { limit, ...(cursor ? { cursor } : {}) });
     return { items: [...page.items], ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+  }
+
+  /** Notes when an approval lapses, before it exists: an approval is never left out of the sweep (an entry without one is dropped by it). */
+  async scheduleExpiry(tenant: TenantId, document: ApprovalDocument, now: number): Promise<void> {
+    const expiresAt = Date.parse(document.expiresAt);
+    const key = `${String(expiresAt).padStart(15, '0')}.${tenant}.${document.id}`;
+    await this.expiries.create(SYSTEM_TENANT, key, { tenant, approval: document.id, expiresAt }, { ttlMs: this.#ttl(document, now) });
+  }
+
+  /** The entries due by `now`, earliest first, at most `limit`. */
+  async dueExpiries(now: number, limit: number): Promise<ExpiryEntry[]> {
+    const page = await this.expiries.list(SYSTEM_TENANT, { limit });
+    return page.items.filter((item) => item.value.expiresAt <= now).map((item) => ({ key: item.id, ...item.value }));
+  }
+
+  async forgetExpiry(entry: ExpiryEntry): Promise<void> {
+    await this.expiries.delete(SYSTEM_TENANT, entry.key);
   }
 
   #ttl(document: ApprovalDocument, now: number): number {

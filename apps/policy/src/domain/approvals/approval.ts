@@ -1,4 +1,4 @@
-import { MandateError, type Approver, type ApprovalState, type ApprovalView, type TenantId, type VerifiedApprover } from '@mandate/contracts';
+import { isApproverOf, MandateError, type ApprovalState, type ApprovalView, type TenantId, type VerifiedApprover } from '@mandate/contracts';
 
 /** An approval as stored: its view without the tenant (the store's partition says it). */
 export type ApprovalDocument = Omit<ApprovalView, 'tenant'>;
@@ -54,7 +54,7 @@ export class Approval {
 
   /** Whether this person may decide it: the user themself, or a holder of one of the named groups or roles. */
   decidableBy(person: VerifiedApprover): boolean {
-    return this.document.approvers.some((approver) => approverMatches(approver, person, this.document.user));
+    return isApproverOf(this.document.approvers, person, this.document.user);
   }
 
   approve(person: VerifiedApprover, now: number, comment: string | undefined): ApprovalDocument {
@@ -92,22 +92,6 @@ export class Approval {
       decidedBy: { iss: person.iss, sub: person.sub, ...(person.displayName ? { displayName: person.displayName } : {}) },
       ...(comment ? { comment } : {}),
     };
-  }
-}
-
-/**
- * Groups and roles are names an identity provider gives: only the one that signed the user's token
- * (the gateway's) says who holds `finance`. The same name from another IdP of the tenant (a
- * partner's, a test IdP) is someone else's group.
- */
-function approverMatches(approver: Approver, person: VerifiedApprover, user: { iss: string; sub: string }): boolean {
-  switch (approver.kind) {
-    case 'user':
-      return person.iss === user.iss && person.sub === user.sub;
-    case 'group':
-      return person.iss === user.iss && person.groups.includes(approver.name);
-    case 'role':
-      return person.iss === user.iss && person.roles.includes(approver.name);
   }
 }
 

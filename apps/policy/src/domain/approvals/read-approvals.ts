@@ -1,4 +1,4 @@
-import type { ApprovalView, ParsedRequestOf, ResponseOf, TenantId, approvalListEndpoint } from '@mandate/contracts';
+import type { ApprovalStatus, ApprovalView, ParsedRequestOf, ResponseOf, TenantId, approvalListEndpoint } from '@mandate/contracts';
 import type { ApprovalPorts, CurrentApprovals } from './current-approvals.js';
 
 /** One approval, as it stands now. */
@@ -7,6 +7,16 @@ export class GetApproval {
 
   async get(tenant: TenantId, id: string): Promise<ApprovalView> {
     return (await this.current.get(tenant, id)).view();
+  }
+}
+
+/** One approval's state and times only: what agent code waiting on it may know (its arguments are for the people who decide). */
+export class GetApprovalStatus {
+  constructor(private readonly current: CurrentApprovals) {}
+
+  async status(tenant: TenantId, id: string): Promise<ApprovalStatus> {
+    const { state, expiresAt, decidedAt } = (await this.current.get(tenant, id)).view();
+    return { tenant, id, state, expiresAt, ...(decidedAt ? { decidedAt } : {}) };
   }
 }
 

@@ -28,6 +28,7 @@ export class RequestApproval {
       const now = this.ports.now();
       if (existing?.open(now)) return existing.view();
       const document = opened(request, now);
+      await this.ports.records.scheduleExpiry(tenant, document, now);
       await this.ports.records.create(tenant, document, now);
       try {
         await this.ports.records.pointDigest(tenant, request.digest, document, index?.revision, now);
