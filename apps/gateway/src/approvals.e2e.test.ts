@@ -256,6 +256,38 @@ describe.skipIf(missing)('a call that needs a person: held, approved once, bound
     expect(finance.approved.slice(before)).toEqual([900]);
   });
 
+  it('a waiting call whose client drops the connection (no cancel sent) stops waiting too: the approval that comes later is left for the call made again', async () => {
+    // The client's connection for the call is cut, as a crash or a lost network would: the SDK sends no notifications/cancelled.
+    let cut: AbortController | undefined;
+    const token = await idp.userAccessToken({ sub: 'sarah', audience: resource, scope: 'finance.write', claims: { groups: ['finance'] } });
+    const dropping = new Client({ name: 'approval-test', version: '1.0.0' });
+    await dropping.connect(
+      new StreamableHTTPClientTransport(new URL(waitingResource), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+        fetch: async (url, init) => {
+          if (init?.method !== 'POST' || !String(init.body).includes('"tools/call"')) return fetch(url, init);
+          cut = new AbortController();
+          return fetch(url, { ...init, signal: cut.signal });
+        },
+      }),
+    );
+    clients.push(dropping);
+    const before = finance.approved.length;
+    void dropping.callTool({ name: 'finance___approve_expense', arguments: { amount: 950 } }, undefined, { timeout: 60_000 }).catch(() => undefined);
+    const opened = await requestedFor('950');
+    await expect.poll(() => cut).toBeDefined();
+    cut!.abort();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await approve(opened);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(finance.approved.length).toBe(before);
+    expect((await h.bus.request(approvalGetEndpoint, { tenant: 'acme', id: opened })).state).toBe('approved');
+    const sarah = await connect('sarah', ['finance']);
+    const again = await expense(sarah, 950);
+    expect(again.isError).toBeFalsy();
+    expect(finance.approved.slice(before)).toEqual([950]);
+  });
+
   it('on a waiting gateway, a user who approves their own call is sent to the page at once (-32042), not after the wait', async () => {
     const traveller = await connect('tina', ['travel'], { elicitation: true, at: waitingResource });
     const startedAt = Date.now();

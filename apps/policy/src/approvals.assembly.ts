@@ -34,7 +34,7 @@ export class Approvals implements UseCaseAssembly, OnModuleDestroy {
 
   static async assemble(deps: ApprovalsDependencies): Promise<Approvals> {
     const ports = { records: await ApprovalRecords.open(deps.store), journal: new ApprovalJournal(deps.publisher.auditSink(policyAudit), deps.publisher), now: deps.now ?? Date.now };
-    const current = new CurrentApprovals(ports);
+    const current = new CurrentApprovals(ports, deps.logger);
     const tokens = new ApproverTokens({
       gatewayOf: async (tenant, gateway) => {
         const { workload, resourceUrl } = await deps.bus.request(gatewayGetEndpoint, { tenant, name: gateway });

@@ -9,6 +9,8 @@ import {
   approvalRequestEndpoint,
   gatewayCreateEndpoint,
   MandateError,
+  type AuditCatalog,
+  type AuditSink,
   type RequestOf,
   type TenantId,
 } from '@mandate/contracts';
@@ -19,6 +21,7 @@ import { freePort, natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 import { Approvals } from './approvals.assembly.js';
+import { ApprovalRecords } from './store/approval-records.js';
 
 const missing = natsServerMissing('policy service approvals');
 
@@ -243,4 +246,51 @@ describe.skipIf(missing)('approvals in the policy service, over NATS', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(records('approval-expire', unread.id)).toHaveLength(1);
   });
+
+  it('an expiry whose audit record cannot be written at first is announced by a later sweep; its entry stays until then', async () => {
+    const clock = new FrozenClock(Date.now() + 7_200_000);
+    const publisher = new ExpiryAuditFails(h.nc);
+    const approvals = await Approvals.assemble({ store: new JetStreamKvStore(h.nc), publisher, bus: h.bus, now: clock.now });
+    const [request, , get] = approvals.useCases;
+    const tenant = 'acme' as TenantId;
+    const { tenant: _t, ...lapsing } = held('acme', { ttlSeconds: 30 });
+    const opened = await request.request(tenant, lapsing);
+    clock.advance(30_000);
+    // The bus refuses the audit record: the read still answers expired, and nothing is announced yet.
+    const index = await ApprovalRecords.open(new JetStreamKvStore(h.nc));
+    const entryKept = async () => (await index.dueExpiries(clock.now(), 500)).some((entry) => entry.approval === opened.id);
+    const decided = () => events.filter((e) => e.subject === 'mandate.evt.policy.approval-decided.acme' && e.data['id'] === opened.id);
+    publisher.failing = true;
+    expect((await get.get(tenant, opened.id)).state).toBe('expired');
+    await approvals.expirySweep.sweep();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(records('approval-expire', opened.id)).toHaveLength(0);
+    expect(decided()).toHaveLength(0);
+    expect(await entryKept()).toBe(true);
+    // The bus is back: the next sweep announces it, once, and drops the entry.
+    publisher.failing = false;
+    await approvals.expirySweep.sweep();
+    await eventually(() => expect(records('approval-expire', opened.id)).toHaveLength(1));
+    await eventually(() => expect(decided()).toEqual([expect.objectContaining({ data: expect.objectContaining({ state: 'expired' }) })]));
+    expect(await entryKept()).toBe(false);
+    expect((await get.get(tenant, opened.id)).state).toBe('expired');
+    await approvals.expirySweep.sweep();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(records('approval-expire', opened.id)).toHaveLength(1);
+  });
 });
+
+/** The real publisher, with the approval-expire audit record refused while `failing` (the bus away for that write). */
+class ExpiryAuditFails extends JetStreamPublisher {
+  failing = false;
+
+  override auditSink<A extends string>(catalog: AuditCatalog<A>): AuditSink<A> {
+    const sink = super.auditSink(catalog);
+    return {
+      audit: async (entry) => {
+        if (this.failing && entry.action === 'approval-expire') throw new MandateError('unavailable', 'the bus is away (test)');
+        return sink.audit(entry);
+      },
+    };
+  }
+}

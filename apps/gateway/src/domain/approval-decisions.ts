@@ -20,7 +20,11 @@ export class ApprovalDecisions {
   next(tenant: string, id: string): { decided: (timeoutMs: number) => Promise<boolean>; cancel: () => void } {
     const key = `${tenant}/${id}`;
     let wake!: () => void;
-    const woken = new Promise<true>((resolve) => (wake = () => resolve(true)));
+    let release!: () => void;
+    const woken = new Promise<boolean>((resolve) => {
+      wake = () => resolve(true);
+      release = () => resolve(false);
+    });
     const waiters = this.#waiters.get(key) ?? new Set();
     waiters.add(wake);
     this.#waiters.set(key, waiters);
@@ -28,6 +32,8 @@ export class ApprovalDecisions {
       const current = this.#waiters.get(key);
       current?.delete(wake);
       if (current?.size === 0) this.#waiters.delete(key);
+      // Settles a `decided` still running (a wait given up mid-way) as not woken, so its timer goes too.
+      release();
     };
     return {
       decided: async (timeoutMs) => {

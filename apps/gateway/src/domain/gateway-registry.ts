@@ -60,6 +60,13 @@ export function resourceUrlOf(mcpBaseUrl: string, tenant: string, gateway: strin
  * `gateway-changed` says otherwise (or `maxAgeMs` passes, in case an event was missed).
  */
 export class GatewayRegistry {
+  static #registries = 0;
+  /**
+   * Names this registry's policy slots in the engine, which is one per process: two replicas in one
+   * process (tests, an embedded system) would otherwise load the same slot, each load superseding
+   * the other's, and the replica loaded first would deny every call.
+   */
+  readonly #slotPrefix = `registry-${++GatewayRegistry.#registries}`;
   readonly #loaded = new Map<string, { gateway: LoadedGateway | undefined; loadedAt: number }>();
   readonly #loading = new SingleFlight<LoadedGateway | undefined>();
   /** Gateways seen with a policy set attached: while no policy service answers, they refuse calls rather than lose their policy. */
@@ -134,7 +141,7 @@ export class GatewayRegistry {
       // loading parses and validates the whole set (tens of ms for 100 policies, blocking every call).
       const fingerprint = createHash('sha256').update(JSON.stringify([attachment.version.hash, attachment.text, tools])).digest('base64url');
       const kept = this.#evaluators.get(key);
-      const evaluator = kept && kept.fingerprint === fingerprint && !kept.evaluator.superseded ? kept.evaluator : ToolPolicy.load(key, attachment.version.hash, parsePolicySet(attachment.text), tools);
+      const evaluator = kept && kept.fingerprint === fingerprint && !kept.evaluator.superseded ? kept.evaluator : ToolPolicy.load(`${this.#slotPrefix}:${key}`, attachment.version.hash, parsePolicySet(attachment.text), tools);
       this.#evaluators.set(key, { fingerprint, evaluator });
       return { name: attachment.policy, version: attachment.version.version, hash: attachment.version.hash, mode: attachment.mode, evaluator };
     } catch (err) {

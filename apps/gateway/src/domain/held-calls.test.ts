@@ -3,7 +3,7 @@ import type { ApprovalState, ApprovalView, ResponseOf, approvalConsumeEndpoint }
 import { FrozenClock } from '@mandate/store/testing';
 import { ApprovalDecisions } from './approval-decisions.js';
 import type { AttachedPolicy, LoadedGateway } from './gateway-registry.js';
-import { HeldCalls, type HeldCall } from './held-calls.js';
+import { CallAbandoned, HeldCalls, type HeldCall } from './held-calls.js';
 import type { Principal } from './inbound-authentication.js';
 import type { CatalogTool } from './tool-catalog.js';
 
@@ -139,6 +139,42 @@ describe('HeldCalls, with a frozen clock', () => {
     // Two looks (before and in the wait); none after the client went away, and no waiting past its first progress.
     expect(looks()).toBe(2);
     expect(decisions.waits).toBeLessThanOrEqual(1);
+  });
+
+  it('a client gone before the call is admitted uses no approval and opens no request', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const { held, call, looks, requested } = setUp({ waitMs: 30_000, answers: (c) => ({ consumed: true, approval: view('consumed', c) }) });
+    await expect(held.admit(call({ signal: controller.signal }))).rejects.toBeInstanceOf(CallAbandoned);
+    expect(looks()).toBe(0);
+    // Gone after the first look found nothing: no request is opened for it.
+    const later = new AbortController();
+    const second = setUp({ waitMs: 30_000, answers: (c) => (later.abort(), { consumed: false, state: 'none', approval: view('requested', c) }) as ConsumeAnswer });
+    await expect(second.held.admit(second.call({ signal: later.signal }))).rejects.toBeInstanceOf(CallAbandoned);
+    expect(second.requested).toHaveLength(0);
+    expect(requested).toHaveLength(0);
+  });
+
+  it('a wait that ends leaves no listener on the client signal', async () => {
+    const signal = new AbortController().signal;
+    const listeners = { added: 0, removed: 0 };
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    signal.addEventListener = ((...args: Parameters<typeof add>) => (listeners.added++, add(...args))) as typeof add;
+    signal.removeEventListener = ((...args: Parameters<typeof remove>) => (listeners.removed++, remove(...args))) as typeof remove;
+    const { held, call } = setUp({ waitMs: 30_000, decideAfterMs: 7_000, answers: (c, looks) => (looks < 3 ? { consumed: false, state: 'requested', approval: view('requested', c) } : { consumed: true, approval: view('consumed', c) }) });
+    expect(await held.admit(call({ signal }))).toMatchObject({ kind: 'approved' });
+    expect(listeners).toEqual({ added: 1, removed: 1 });
+  });
+
+  it('a wait given up mid-way settles its pending decision wait, timer and all', async () => {
+    const decisions = new ApprovalDecisions();
+    const next = decisions.next('acme', 'apr_1');
+    const started = performance.now();
+    const waiting = next.decided(60_000);
+    next.cancel();
+    await waiting;
+    expect(performance.now() - started).toBeLessThan(1_000);
   });
 
   it('a user who approves their own call, with a client that takes URL elicitation, is not kept waiting: the page at once', async () => {

@@ -47,6 +47,13 @@ export type Admission =
   /** Not (yet) approved: the request to decide, where to decide it, and what to tell the client. */
   | { kind: 'held'; approval: ApprovalView; state: 'requested' | 'denied' | 'expired'; message: string; url?: string; userApproves: boolean };
 
+/** The client gave up before the call was admitted: nothing was used or opened for it. */
+export class CallAbandoned extends Error {
+  constructor() {
+    super('the client gave up on the call before it was admitted');
+  }
+}
+
 const PROGRESS_EVERY_MS = 5_000;
 const MAX_RENDERED_VALUE = 1024;
 /** As many arguments as an approval request carries (the contract's limit). */
@@ -74,13 +81,21 @@ export class HeldCalls {
   async admit(call: HeldCall): Promise<Admission> {
     const tenant = call.gateway.tenant;
     const digest = approvalDigest(callDigest({ tenant, user: call.principal.user, agent: call.principal.clientId, gateway: call.gateway.name, tool: call.tool.name, arguments: call.arguments }), call.requirement.approvers);
+    // A client gone already (while the credential was fetched, say) uses no approval and opens no request.
+    const stillWanted = () => {
+      if (call.signal?.aborted) throw new CallAbandoned();
+    };
+    stillWanted();
     const used = await this.ports.consume(tenant, digest);
     if (used.consumed) return { kind: 'approved', approval: used.approval };
+    stillWanted();
     let approval = await this.ports.request(this.#request(call, digest));
     if (approval.state === 'approved') {
       // Approved between the look and the request: use it now.
+      stillWanted();
       const again = await this.ports.consume(tenant, digest);
       if (again.consumed) return { kind: 'approved', approval: again.approval };
+      stillWanted();
       approval = await this.ports.request(this.#request(call, digest));
     }
     // The user who approves is sent to the page now: waiting first would keep them from it until the wait ran out.
@@ -92,12 +107,29 @@ export class HeldCalls {
   }
 
   async #wait(call: HeldCall, approval: ApprovalView, digest: string): Promise<Admission> {
-    const tenant = call.gateway.tenant;
     const started = this.#now();
     const deadline = started + this.options.waitMs;
     const every = this.options.progressEveryMs ?? PROGRESS_EVERY_MS;
     const { signal } = call;
-    const givenUp = signal ? new Promise<false>((resolve) => (signal.aborted ? resolve(false) : signal.addEventListener('abort', () => resolve(false), { once: true }))) : undefined;
+    let onAbort: (() => void) | undefined;
+    const givenUp = signal
+      ? new Promise<false>((resolve) => {
+          onAbort = () => resolve(false);
+          if (signal.aborted) resolve(false);
+          else signal.addEventListener('abort', onAbort, { once: true });
+        })
+      : undefined;
+    try {
+      return await this.#waitFor(call, approval, digest, { started, deadline, every, givenUp });
+    } finally {
+      // A signal may outlive the wait (a caller's own): it keeps no listener of a wait that is over.
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async #waitFor(call: HeldCall, approval: ApprovalView, digest: string, { started, deadline, every, givenUp }: { started: number; deadline: number; every: number; givenUp: Promise<false> | undefined }): Promise<Admission> {
+    const tenant = call.gateway.tenant;
+    const { signal } = call;
     for (;;) {
       // Nobody would get the answer: stop, and leave an approval that comes later to the call made again.
       if (signal?.aborted) return this.#held(call, approval, 'requested');

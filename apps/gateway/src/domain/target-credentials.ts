@@ -54,25 +54,30 @@ export class TargetCredentials {
 
   /** Without a principal (discovering a target's tools), a target of users' tokens is asked without one. */
   async headers(gateway: LoadedGateway, credential: TargetCredential, principal: Principal | undefined): Promise<Record<string, string>> {
+    return (await this.credential(gateway, credential, principal)).headers;
+  }
+
+  /** The headers, and when what they carry expires where the vault said so (a user's token). */
+  async credential(gateway: LoadedGateway, credential: TargetCredential, principal: Principal | undefined): Promise<{ headers: Record<string, string>; expiresAt?: number }> {
     switch (credential.kind) {
       case 'none':
-        return {};
+        return { headers: {} };
       case 'api-key': {
         const key = await this.#sharedValue(['api-key', gateway.tenant, gateway.name, gateway.workload, gateway.revision, credential.provider], async (wat) => ({
           value: await this.ports.apiKey(gateway.tenant, wat, credential.provider),
           expiresAt: this.#now() + API_KEY_REUSE_MS,
         }), gateway);
-        return credential.header ? { [credential.header]: key } : { authorization: `Bearer ${key}` };
+        return { headers: credential.header ? { [credential.header]: key } : { authorization: `Bearer ${key}` } };
       }
       case 'oauth2-m2m': {
         const token = await this.#sharedValue(['m2m', gateway.tenant, gateway.name, gateway.workload, gateway.revision, credential.provider, ...credential.scopes], async (wat) => {
           const answer = await this.ports.oauth2Token(gateway.tenant, wat, { provider: credential.provider, scopes: credential.scopes, flow: 'M2M' });
           return { value: answer.accessToken, expiresAt: answer.expiresAt ? Date.parse(answer.expiresAt) : this.#now() + API_KEY_REUSE_MS };
         }, gateway);
-        return { authorization: `Bearer ${token}` };
+        return { headers: { authorization: `Bearer ${token}` } };
       }
       case 'oauth2-user': {
-        if (!principal) return {};
+        if (!principal) return { headers: {} };
         const wat = await this.ports.userWorkloadToken(gateway.tenant, gateway.workload, gateway.privateJwk, principal.userToken());
         try {
           const answer = await this.ports.oauth2Token(gateway.tenant, wat.token, {
@@ -81,7 +86,7 @@ export class TargetCredentials {
             flow: 'USER_FEDERATION',
             ...(credential.customParameters ? { customParameters: credential.customParameters } : {}),
           });
-          return { authorization: `Bearer ${answer.accessToken}` };
+          return { headers: { authorization: `Bearer ${answer.accessToken}` }, ...(answer.expiresAt ? { expiresAt: Date.parse(answer.expiresAt) } : {}) };
         } catch (error) {
           const url = error instanceof MandateError && error.code === 'consent_required' ? error.details?.['authorizationUrl'] : undefined;
           if (typeof url === 'string') throw new ConsentNeeded(url, credential.provider);

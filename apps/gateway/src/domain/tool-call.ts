@@ -4,7 +4,7 @@ import { APPROVAL_META_KEY, MandateError, type AuditActionOf, type AuditSink, ty
 import { lazyInstruments } from '@mandate/telemetry';
 import type { Decided, PolicyRequest } from '@mandate/tool-policy';
 import type { LoadedGateway } from './gateway-registry.js';
-import type { HeldCall, HeldCalls } from './held-calls.js';
+import { CallAbandoned, type HeldCall, type HeldCalls } from './held-calls.js';
 import type { Principal } from './inbound-authentication.js';
 import type { Interceptors } from './interceptors.js';
 import { ConsentNeeded, type TargetCredentials } from './target-credentials.js';
@@ -215,13 +215,12 @@ export class ToolCall {
       const credential = () => this.credentials.headers(request.gateway, target.credential, request.principal);
       // A call that needs approval gets its credential first, so an approval is used only by a call
       // that can then be made: a consent the user has yet to give does not use it up.
-      const early = needsApproval(request.gateway, ctx.decided) ? { headers: await credential(), at: this.#now() } : undefined;
+      const early = needsApproval(request.gateway, ctx.decided) ? { ...(await this.credentials.credential(request.gateway, target.credential, request.principal)), at: this.#now() } : undefined;
       const approval = await this.#approval(request, tool, ctx.decided, verdict.arguments, started, policy);
       if (approval.held) return approval.held;
       // Independent of each other: the credential (usually cached) and the receipt's signature are made at once.
       const [headers, receipt] = await Promise.all([
-        // Fetched again after a long wait for the decision, when a short-lived token may have lapsed.
-        early && this.#now() - early.at < FRESH_CREDENTIAL_MS ? early.headers : credential(),
+        early ? credentialAfterWait(early, credential, this.#now()) : credential(),
         this.options.receipts.issue({ gateway: request.gateway, principal: request.principal, tool, target: callable, arguments: verdict.arguments, decided: ctx.decided }, approval.id ? { approval: approval.id } : {}),
       ]);
       const upstream = await this.upstream.call(callable, headers, tool.tool, verdict.arguments, { receipt });
@@ -272,6 +271,10 @@ export class ToolCall {
         signal: request.signal,
       });
     } catch (error) {
+      if (error instanceof CallAbandoned) {
+        await this.#record(request, tool, started, 'denied', 'client_gone', policy);
+        return { held: toolError('The call was not made: the client gave up on it before it was admitted') };
+      }
       if (!(error instanceof MandateError)) throw error;
       await this.#record(request, tool, started, 'denied', 'approval_unavailable', policy);
       return { held: toolError(`The call needs a person's approval, and approvals cannot be reached now (${error.code}); try again later`) };
@@ -315,8 +318,35 @@ export class ToolCall {
   }
 }
 
-/** A credential fetched before a wait for approval is reused only this soon after. */
+/** A credential fetched before a wait for approval is reused without a second look this soon after. */
 const FRESH_CREDENTIAL_MS = 5_000;
+/** After a longer wait, one that expires within this is fetched again. */
+const EXPIRING_CREDENTIAL_MS = 30_000;
+
+export interface EarlyCredential {
+  headers: Record<string, string>;
+  /** When what the headers carry expires, where known (a user's token). */
+  expiresAt?: number;
+  /** When it was fetched. */
+  at: number;
+}
+
+/**
+ * The credential fetched before the approval, unless the wait for it was long and what it carries
+ * is about to expire: then a fresh one. The approval is used by now, so when fetching again fails
+ * (the user's inbound token lapsed during the wait, the vault is away) the early one goes if it
+ * has not expired yet.
+ */
+export async function credentialAfterWait(early: EarlyCredential, fetch: () => Promise<Record<string, string>>, now: number): Promise<Record<string, string>> {
+  if (now - early.at < FRESH_CREDENTIAL_MS) return early.headers;
+  if (early.expiresAt !== undefined && early.expiresAt - now > EXPIRING_CREDENTIAL_MS) return early.headers;
+  try {
+    return await fetch();
+  } catch (error) {
+    if (early.expiresAt === undefined || early.expiresAt > now) return early.headers;
+    throw error;
+  }
+}
 
 /** Whether the enforced policy set permits this call only with a person's approval. */
 function needsApproval(gateway: LoadedGateway, decided: Decided | undefined): boolean {

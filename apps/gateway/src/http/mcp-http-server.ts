@@ -38,6 +38,8 @@ export const POLICY_DENIED = -32003;
 interface CallerOf {
   gateway: LoadedGateway;
   principal: Principal;
+  /** Aborted when the client drops the HTTP request before its answer (kept only where calls wait for approval). */
+  gone?: AbortSignal;
 }
 
 /**
@@ -110,7 +112,9 @@ export class McpHttpServer {
       if (!(error instanceof InboundRefusal)) throw error;
       return void response.writeHead(error.status, { 'www-authenticate': this.#challenge(gateway, error), 'content-type': 'application/json' }).end(JSON.stringify({ error: error.error ?? 'unauthorized', error_description: error.message }));
     }
-    const auth: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], expiresAt: Math.floor(principal.expiresAt / 1000), extra: { caller: { gateway, principal } satisfies CallerOf } };
+    const gone = this.options.approvalWaits ? goneSignalOf(response) : undefined;
+    const caller: CallerOf = { gateway, principal, ...(gone ? { gone } : {}) };
+    const auth: AuthInfo = { token: '', clientId: principal.clientId ?? '', scopes: [...principal.scopes], expiresAt: Math.floor(principal.expiresAt / 1000), extra: { caller } };
     (request as IncomingMessage & { auth?: AuthInfo }).auth = auth;
     const sessionId = request.headers['mcp-session-id'];
     const key = `${gateway.tenant}/${gateway.name}`;
@@ -153,7 +157,7 @@ export class McpHttpServer {
         arguments: request.params.arguments ?? {},
         urlElicitation: server.getClientCapabilities()?.elicitation?.url !== undefined,
         progress: progressOf(request.params._meta?.progressToken, extra.sendNotification),
-        signal: extra.signal,
+        signal: caller.gone ? AbortSignal.any([extra.signal, caller.gone]) : extra.signal,
       });
       switch (answer.kind) {
         case 'unknown_tool':
@@ -215,6 +219,19 @@ class ProtocolError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The SDK aborts a request's signal on `notifications/cancelled` or when its session closes, not
+ * when the client's connection drops (a crash, a lost network): a call waiting for approval would
+ * wait its bound out and then run for nobody.
+ */
+function goneSignalOf(response: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  response.once('close', () => {
+    if (!response.writableFinished) controller.abort();
+  });
+  return controller.signal;
 }
 
 function callerOf(auth: AuthInfo | undefined): CallerOf {

@@ -26,6 +26,17 @@ interface ExpiryDocument {
 
 /** How long an approval is kept after its expiry, for the approvals page and the audit's cross-references. */
 const RETENTION_MS = 7 * 24 * 3600 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
+/** An expiry entry outlives its approval's expiry by this at most: the sweep drops it long before. */
+const EXPIRY_ENTRY_GRACE_MS = DAY_MS;
+/**
+ * The expiry index's max age: the longest approval (7 days, the contract's bound) and the grace.
+ * A dropped entry leaves a delete marker on JetStream KV; the max age takes those away too, so
+ * the index (which every sweep lists) holds about a week of approvals, not every one ever made.
+ */
+const EXPIRY_INDEX_MAX_AGE_MS = 7 * DAY_MS + EXPIRY_ENTRY_GRACE_MS;
+/** Due entries are read this many at a time: a sweep with nothing due reads one page. */
+const DUE_PAGE = 50;
 
 /**
  * The only code that touches approvals in the store. Ids sort newest first (they start with the
@@ -40,7 +51,7 @@ export class ApprovalRecords {
 
   static async open(store: DocumentStore): Promise<ApprovalRecords> {
     const [approvals, digests, expiries] = APPROVAL_COLLECTIONS;
-    return new ApprovalRecords(await store.collection(approvals), await store.collection(digests), await store.collection(expiries));
+    return new ApprovalRecords(await store.collection(approvals), await store.collection(digests), await store.collection(expiries, { maxAgeMs: EXPIRY_INDEX_MAX_AGE_MS }));
   }
 
   approval(tenant: TenantId, id: string): Promise<StoredDocument<ApprovalDocument> | undefined> {
@@ -82,13 +93,22 @@ export class ApprovalRecords {
   async scheduleExpiry(tenant: TenantId, document: ApprovalDocument, now: number): Promise<void> {
     const expiresAt = Date.parse(document.expiresAt);
     const key = `${String(expiresAt).padStart(15, '0')}.${tenant}.${document.id}`;
-    await this.expiries.create(SYSTEM_TENANT, key, { tenant, approval: document.id, expiresAt }, { ttlMs: this.#ttl(document, now) });
+    await this.expiries.create(SYSTEM_TENANT, key, { tenant, approval: document.id, expiresAt }, { ttlMs: Math.max(1, expiresAt - now) + EXPIRY_ENTRY_GRACE_MS });
   }
 
-  /** The entries due by `now`, earliest first, at most `limit`. */
+  /** The entries due by `now`, earliest first, at most `limit`; read a page at a time up to the first not due. */
   async dueExpiries(now: number, limit: number): Promise<ExpiryEntry[]> {
-    const page = await this.expiries.list(SYSTEM_TENANT, { limit });
-    return page.items.filter((item) => item.value.expiresAt <= now).map((item) => ({ key: item.id, ...item.value }));
+    const due: ExpiryEntry[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.expiries.list(SYSTEM_TENANT, { limit: Math.min(DUE_PAGE, limit - due.length), ...(cursor ? { cursor } : {}) });
+      for (const item of page.items) {
+        if (item.value.expiresAt > now) return due;
+        due.push({ key: item.id, ...item.value });
+      }
+      cursor = page.nextCursor;
+    } while (cursor && due.length < limit);
+    return due;
   }
 
   async forgetExpiry(entry: ExpiryEntry): Promise<void> {

@@ -10,7 +10,8 @@ const SWEEP_BATCH = 500;
  * its message, `waitForApproval` wakes) and counted. Reading is what expires an approval
  * (CurrentApprovals), so this only reads the due ones: a request or an unused approval past its
  * time becomes `expired` once, whichever replica's sweep or reader wrote first; one decided or
- * used meanwhile stays as it is. Each due entry is dropped once its approval has been read.
+ * used meanwhile stays as it is. Each due entry is dropped once its approval has been read and,
+ * if it expired, its expiry announced.
  */
 export class ApprovalExpirySweep {
   #running: Promise<number> | undefined;
@@ -37,7 +38,9 @@ export class ApprovalExpirySweep {
     let handled = 0;
     for (const entry of due) {
       try {
-        await this.current.find(entry.tenant, entry.approval);
+        const approval = await this.current.find(entry.tenant, entry.approval);
+        // An expiry not announced yet (here or by a reader) keeps its entry until the journal has it.
+        if (approval?.expiryUnannounced) await this.current.announceExpiry(approval);
         await this.ports.records.forgetExpiry(entry);
         handled += 1;
       } catch (err) {

@@ -1,7 +1,10 @@
 import { isApproverOf, MandateError, type ApprovalState, type ApprovalView, type TenantId, type VerifiedApprover } from '@mandate/contracts';
 
 /** An approval as stored: its view without the tenant (the store's partition says it). */
-export type ApprovalDocument = Omit<ApprovalView, 'tenant'>;
+export type ApprovalDocument = Omit<ApprovalView, 'tenant'> & {
+  /** Expired, and the expiry not yet audited and announced: written with the expiry, cleared once the journal has it (CurrentApprovals). */
+  expiryUnannounced?: true;
+};
 
 /**
  * One held tool call waiting for a person, with guarded transitions. Each transition returns the
@@ -18,8 +21,10 @@ export type ApprovalDocument = Omit<ApprovalView, 'tenant'>;
  *                                  │                                         │
  *                                  └──past expiresAt──▶ expired (final) ◀──past expiresAt (not consumed)
  *
- * Expiry is lazy: whoever reads an approval past `expiresAt` (get, list, consume, decide) moves it
- * to `expired` first, so nothing is ever approved or consumed late, whether or not a sweep ran.
+ * Expiry is lazy: whoever reads an approval past `expiresAt` (get, status, list, consume, decide)
+ * moves it to `expired` first, so nothing is ever approved or consumed late, whether or not a sweep
+ * ran. The expiry is written with a mark that it is not yet announced, cleared once its audit
+ * record and event are out, so a failure in between is made good by the expiry sweep.
  */
 export class Approval {
   static readonly FINAL: ReadonlySet<ApprovalState> = new Set(['denied', 'expired', 'consumed']);
@@ -72,13 +77,24 @@ export class Approval {
     return { ...this.document, state: 'consumed', consumedAt: iso(now) };
   }
 
+  /** Whether its expiry still waits to be audited and announced. */
+  get expiryUnannounced(): boolean {
+    return this.document.expiryUnannounced === true;
+  }
+
   expire(now: number): ApprovalDocument {
     if (!this.lapsed(now)) throw new TypeError(`approval ${this.id} is ${this.state} and not past its expiry`);
-    return { ...this.document, state: 'expired' };
+    return { ...this.document, state: 'expired', expiryUnannounced: true };
+  }
+
+  /** The document once its expiry is audited and announced. */
+  announced(): ApprovalDocument {
+    const { expiryUnannounced: _, ...document } = this.document;
+    return document;
   }
 
   view(): ApprovalView {
-    return { tenant: this.tenant, ...this.document };
+    return { tenant: this.tenant, ...this.announced() };
   }
 
   #decide(state: 'approved' | 'denied', person: VerifiedApprover, now: number, comment: string | undefined): ApprovalDocument {
