@@ -1,5 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { fetchWithRequestSignals } from '@mandate/http';
 
 /**
  * The sales brief through the tool gateway: the agent is an MCP client and holds no credential
@@ -9,7 +10,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
  */
 export async function salesBriefThroughGateway(options: { gatewayUrl: string; userToken: string; account: string }): Promise<string> {
   const client = new Client({ name: 'sales-brief-agent', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(options.gatewayUrl), { requestInit: { headers: { authorization: `Bearer ${options.userToken}` } } }));
+  // Each request with its own abort signal: a long-running agent's calls do not get slower one by one (docs/gateway.md).
+  await client.connect(new StreamableHTTPClientTransport(new URL(options.gatewayUrl), { requestInit: { headers: { authorization: `Bearer ${options.userToken}` } }, fetch: fetchWithRequestSignals() }));
   try {
     const available = new Set((await client.listTools()).tools.map((tool) => tool.name));
     const ask = async (tool: string): Promise<Record<string, unknown> | undefined> => {

@@ -4,6 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { authorizerSetEndpoint, gatewayCreateEndpoint, providerCreateEndpoint, targetAddEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
+import { fetchWithRequestSignals } from '@mandate/http';
 import { freePort } from '@mandate/testing';
 import { authorizerService } from '@mandate/authorizer/module';
 import { directoryService } from '@mandate/directory/module';
@@ -13,6 +14,9 @@ import { measureInRounds, type RequestFn } from './measure.js';
 import { startBenchUpstream, TOOLS_PER_ENDPOINT } from './mcp-upstream.js';
 import { startServices } from './services.js';
 import { percent, printTable } from './table.js';
+
+/** The load's MCP clients, as docs/gateway.md advises agents: each request with its own abort signal (the SDK shares its transport's, and Node's fetch leaves a listener on it per request). */
+const requestFetch = fetchWithRequestSignals();
 
 /** Calls in flight in the throughput rows: one on each of this many MCP sessions. */
 export const GATEWAY_CONCURRENCY = 64;
@@ -75,7 +79,7 @@ async function connectAll(count: number, url: string, token: string): Promise<Cl
       ...(await Promise.all(
         Array.from({ length: Math.min(8, count - i) }, async () => {
           const client = new Client({ name: 'mandate-bench', version: '1.0.0' });
-          await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+          await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } }, fetch: requestFetch }));
           return client;
         }),
       )),

@@ -5,6 +5,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { authorizerSetEndpoint, gatewayCreateEndpoint, policyAttachEndpoint, policyCreateEndpoint, providerCreateEndpoint, targetAddEndpoint, workloadCreateEndpoint } from '@mandate/contracts';
+import { fetchWithRequestSignals } from '@mandate/http';
 import { freePort } from '@mandate/testing';
 import { cedarSchemaFor, parsePolicySet, ToolPolicy, type ModelTool, type PolicyPrincipal } from '@mandate/tool-policy';
 import { authorizerService } from '@mandate/authorizer/module';
@@ -16,6 +17,9 @@ import { measureInRounds, percentile, type RequestFn } from './measure.js';
 import { startBenchUpstream, TOOLS_PER_ENDPOINT } from './mcp-upstream.js';
 import { startServices } from './services.js';
 import { percent, printTable } from './table.js';
+
+/** The load's MCP clients, as docs/gateway.md advises agents: each request with its own abort signal (the SDK shares its transport's, and Node's fetch leaves a listener on it per request). */
+const requestFetch = fetchWithRequestSignals();
 
 /** Issue 17's targets. */
 export const POLICY_EVALUATION_P50_TARGET_US = 200;
@@ -177,7 +181,7 @@ async function connect(count: number, url: string, token: string): Promise<Clien
       ...(await Promise.all(
         Array.from({ length: Math.min(8, count - i) }, async () => {
           const client = new Client({ name: 'mandate-bench', version: '1.0.0' });
-          await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+          await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } }, fetch: requestFetch }));
           return client;
         }),
       )),

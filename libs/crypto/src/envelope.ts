@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { KeyRing } from './key-ring.js';
 
 /*
@@ -36,18 +36,28 @@ interface Parsed {
   data: Buffer;
 }
 
+/**
+ * Keys reach the cipher as `KeyObject`s: on Node 24 a cipher made from a raw key buffer costs about
+ * ten times one made from a key object (tens of µs against a few), and a seal makes two.
+ */
 export class EnvelopeCipher {
+  /** The ring's master keys as key objects, made once each. */
+  readonly #masterKeys = new Map<string, KeyObject>();
+
   constructor(private readonly ring: KeyRing) {}
 
   /** Encrypts for the record `recordId` (e.g. `tenant/collection/id`) under the primary key. */
   seal(plaintext: Uint8Array | string, recordId: string): Buffer {
-    const dataKey = randomBytes(DATA_KEY_BYTES);
+    // One draw for the data key and both IVs.
+    const random = randomBytes(DATA_KEY_BYTES + 2 * IV_BYTES);
+    const dataKey = random.subarray(0, DATA_KEY_BYTES);
     try {
-      const dataIv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv(ALGORITHM, dataKey, dataIv).setAAD(dataAad(recordId));
+      const dataIv = random.subarray(DATA_KEY_BYTES, DATA_KEY_BYTES + IV_BYTES);
+      const wrapIv = random.subarray(DATA_KEY_BYTES + IV_BYTES);
+      const cipher = createCipheriv(ALGORITHM, createSecretKey(dataKey), dataIv).setAAD(dataAad(recordId));
       const input = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
       const data = Buffer.concat([dataIv, cipher.update(input), cipher.final(), cipher.getAuthTag()]);
-      return Buffer.concat([this.#wrap(dataKey, recordId), data]);
+      return Buffer.concat([this.#wrap(dataKey, recordId, wrapIv), data]);
     } finally {
       dataKey.fill(0);
     }
@@ -60,7 +70,7 @@ export class EnvelopeCipher {
       const iv = parsed.data.subarray(0, IV_BYTES);
       const tag = parsed.data.subarray(parsed.data.length - TAG_BYTES);
       const ciphertext = parsed.data.subarray(IV_BYTES, parsed.data.length - TAG_BYTES);
-      const decipher = createDecipheriv(ALGORITHM, dataKey, iv).setAAD(dataAad(recordId)).setAuthTag(tag);
+      const decipher = createDecipheriv(ALGORITHM, createSecretKey(dataKey), iv).setAAD(dataAad(recordId)).setAuthTag(tag);
       return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
     } catch {
       throw new DecryptionError('tampered');
@@ -74,7 +84,7 @@ export class EnvelopeCipher {
     const parsed = parse(sealed);
     const dataKey = this.#unwrap(parsed, recordId);
     try {
-      return Buffer.concat([this.#wrap(dataKey, recordId), parsed.data]);
+      return Buffer.concat([this.#wrap(dataKey, recordId, randomBytes(IV_BYTES)), parsed.data]);
     } finally {
       dataKey.fill(0);
     }
@@ -98,17 +108,26 @@ export class EnvelopeCipher {
     return this.rewrap(decodeStrict(sealed), recordId).toString('base64url');
   }
 
-  #wrap(dataKey: Buffer, recordId: string): Buffer {
+  #wrap(dataKey: Buffer, recordId: string, wrapIv: Buffer): Buffer {
     const kid = this.ring.primaryId;
-    const masterKey = this.ring.key(kid)!;
+    const masterKey = this.#masterKey(kid)!;
     const header = headerOf(kid);
-    const wrapIv = randomBytes(IV_BYTES);
     const cipher = createCipheriv(ALGORITHM, masterKey, wrapIv).setAAD(wrapAad(header, recordId));
     return Buffer.concat([header, wrapIv, cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
   }
 
+  #masterKey(kid: string): KeyObject | undefined {
+    let key = this.#masterKeys.get(kid);
+    if (key) return key;
+    const raw = this.ring.key(kid);
+    if (!raw) return undefined;
+    key = createSecretKey(raw);
+    this.#masterKeys.set(kid, key);
+    return key;
+  }
+
   #unwrap(parsed: Parsed, recordId: string): Buffer {
-    const masterKey = this.ring.key(parsed.kid);
+    const masterKey = this.#masterKey(parsed.kid);
     if (!masterKey) throw new DecryptionError('unknown_key');
     try {
       const decipher = createDecipheriv(ALGORITHM, masterKey, parsed.wrapIv).setAAD(wrapAad(parsed.header, recordId)).setAuthTag(parsed.wrapTag);

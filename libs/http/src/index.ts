@@ -1,1 +1,2 @@
 export * from './http-listener.js';
+export * from './request-signals.js';

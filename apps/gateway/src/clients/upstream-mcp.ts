@@ -3,6 +3,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { discoveredToolSchema, RECEIPT_META_KEY, type DiscoveredTool } from '@mandate/contracts';
+import { fetchWithRequestSignals } from '@mandate/http';
 import { traceparentOf } from '@mandate/telemetry';
 import { UpstreamFailure, type CallEvidence, type ToolResult } from '../domain/upstream.js';
 
@@ -102,7 +103,7 @@ export class UpstreamMcp {
         const traceparent = traceparentOf();
         const request = new Headers(init?.headers);
         if (traceparent) request.set('traceparent', traceparent);
-        const response = await fetch(input, { ...init, headers: request });
+        const response = await requestFetch(input, { ...init, headers: request });
         if (Number(response.headers.get('content-length') ?? 0) > limit) {
           await response.body?.cancel();
           throw new UpstreamFailure('too_large', `the target answered with more than ${limit} bytes`);
@@ -126,6 +127,9 @@ export class UpstreamMcp {
     }
   }
 }
+
+/** Each request with an abort signal of its own (the SDK passes its transport's to all of them). */
+const requestFetch = fetchWithRequestSignals();
 
 /** What went wrong at the target, in words that name no credential (the SDK's messages can quote a response body). */
 function failureOf(error: unknown, timeoutMs: number): UpstreamFailure {
