@@ -76,11 +76,17 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
   });
 
   /** The node that leads a stream now (its writes go there first). */
-  async function leaderOf(stream: string): Promise<ClusterNode> {
-    const jsm = await jetstreamManager(h.nc, { timeout: 5_000 });
-    const leader = (await jsm.streams.info(stream)).cluster?.leader;
-    if (!leader) throw new Error(`${stream} has no leader`);
-    return cluster.node(leader);
+  /** The stream's leader; asked again for a while, since after an earlier fault the cluster may still be electing one. */
+  async function leaderOf(stream: string, timeoutMs = 30_000): Promise<ClusterNode> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const leader = await jetstreamManager(h.nc, { timeout: 5_000 })
+        .then(async (jsm) => (await jsm.streams.info(stream)).cluster?.leader)
+        .catch(() => undefined);
+      if (leader) return cluster.node(leader);
+      if (Date.now() > deadline) throw new Error(`${stream} has no leader`);
+      await sleep(500);
+    }
   }
 
   /** Until every replica of the stream is current again (a restarted node caught up). */
@@ -98,10 +104,23 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
 
   /** Until every Mandate stream and KV bucket has a leader and current replicas: reads go to a bucket's leader. */
   async function allCaughtUp(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let names: string[] | undefined;
+    while (!names) {
+      names = await streamNames().catch((error: unknown) => {
+        if (Date.now() > deadline) throw error;
+        return undefined;
+      });
+      if (!names) await sleep(500);
+    }
+    for (const name of names) await caughtUp(name, timeoutMs);
+  }
+
+  async function streamNames(): Promise<string[]> {
     const jsm = await jetstreamManager(h.nc, { timeout: 5_000 });
     const names: string[] = [];
     for await (const info of jsm.streams.list()) if (/^(KV_mandate_|MANDATE_)/.test(info.config.name)) names.push(info.config.name);
-    for (const name of names) await caughtUp(name, timeoutMs);
+    return names;
   }
 
   /**
@@ -177,13 +196,20 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     let ids: string[];
     for (;;) {
       ids = [];
-      for (const tenant of TENANTS) {
-        let cursor: string | undefined;
-        do {
-          const page = await bus.request(auditQueryEndpoint, { tenant, service: 'directory', limit: 500, ...(cursor ? { cursor } : {}) });
-          ids.push(...page.entries.map((entry) => entry.record.id));
-          cursor = page.nextCursor;
-        } while (cursor);
+      try {
+        for (const tenant of TENANTS) {
+          let cursor: string | undefined;
+          do {
+            const page = await bus.request(auditQueryEndpoint, { tenant, service: 'directory', limit: 500, ...(cursor ? { cursor } : {}) });
+            ids.push(...page.entries.map((entry) => entry.record.id));
+            cursor = page.nextCursor;
+          } while (cursor);
+        }
+      } catch (error) {
+        // Just after the faults a bucket may still be electing its leader (reads go to the leader): ask again.
+        if (!(error instanceof MandateError && error.code === 'unavailable') || Date.now() > deadline) throw error;
+        await sleep(500);
+        continue;
       }
       const present = new Set(ids);
       if ([...acked].every((id) => present.has(id)) || Date.now() > deadline) break;
