@@ -107,7 +107,8 @@ function benchEvaluation(count: number, samples: number, loads: number): PolicyE
   const tool = tools.find((t) => t.name === 'tools-1___records_001')!;
   const request = { ...principal, tool, arguments: { accountId: 'acc-1', limit: 20, since: '2026-06-01' }, now: Date.now() };
   if (policy.decide(request).enforced.decision !== 'allow') throw new Error(`the ${count}-policy set does not permit the benchmark's call`);
-  const decide = () => void policy.decide(request);
+  let decided = 'allow';
+  const decide = () => void (decided = policy.decide(request).enforced.decision);
   // The engine over the whole set and the gateway's whole schema, pre-parsed: what splitting by action and a schema per tool save.
   cedar.preparseSchema(`bench-whole-${count}:schema`, cedarSchemaFor(tools));
   cedar.preparsePolicySet(`bench-whole-${count}`, { staticPolicies: { ...parsed.policies } });
@@ -128,12 +129,40 @@ function benchEvaluation(count: number, samples: number, loads: number): PolicyE
       ],
     });
   // What a reload costs (the gateway does it on policy-changed): parse, validate against the tools, split by action, pre-parse.
-  const load = () => void ToolPolicy.load(`bench-evaluation-${count}`, 'bench', parsePolicySet(benchPolicySet(count)), tools);
+  // In a slot of its own: a reload of the evaluated object's slot supersedes it, and a superseded
+  // object denies at once (which is what this row measured until 2026-12-03: about 5 µs of nothing).
+  const load = () => void ToolPolicy.load(`bench-evaluation-${count}-reload`, 'bench', parsePolicySet(benchPolicySet(count)), tools);
+  const evaluation = timed(decide, samples);
+  if (decided !== 'allow' || policy.superseded) throw new Error(`the ${count}-policy evaluation row did not measure a permitted decision`);
   return [
     { name: `loading the set (parse, validate, split, pre-parse; ${tools.length} tools, ${loads} loads), ${count} policies`, policies: count, ...timed(load, loads) },
-    { name: `evaluation (ToolPolicy.decide), ${count} policies`, policies: count, ...timed(decide, samples) },
+    { name: `evaluation (ToolPolicy.decide), ${count} policies`, policies: count, ...evaluation },
     { name: `Cedar engine alone, whole set and whole schema (${tools.length} tools), ${count} policies`, policies: count, ...timed(whole, samples) },
   ];
+}
+
+/**
+ * The engine's fixed cost: one call with a single permit-all policy and no schema, but the
+ * request, context and entities a gateway call passes (what crossing into the wasm module costs).
+ */
+function benchEngineFloor(samples: number): PolicyEvaluationRow {
+  cedar.preparsePolicySet('bench-floor', { staticPolicies: { all: 'permit (principal, action, resource);' } });
+  const user = { type: 'Mandate::User', id: 'https://idp.example#bench-user' };
+  const gateway = { type: 'Mandate::Gateway', id: 'bench' };
+  const call = () =>
+    void cedar.statefulIsAuthorized({
+      principal: user,
+      action: { type: 'Mandate::Action', id: 'tools-1___echo' },
+      resource: gateway,
+      context: { input: { message: MESSAGE }, scopes: [SCOPE], time: Math.floor(Date.now() / 1000) },
+      validateRequest: false,
+      preparsedPolicySetId: 'bench-floor',
+      entities: [
+        { uid: user, attrs: { iss: 'https://idp.example', sub: 'bench-user', groups: ['bench', 'team-2'] }, parents: [], tags: { department: 'sales' } },
+        { uid: gateway, attrs: {}, parents: [] },
+      ],
+    });
+  return { name: 'Cedar engine call alone: one permit-all policy, no schema, a call\'s request and entities (the fixed cost)', policies: 1, ...timed(call, samples) };
 }
 
 /** What tools/list costs a principal seen for the first time: every tool of the gateway asked of the set (no cached answers). */
@@ -204,7 +233,7 @@ const echoed = (result: Awaited<ReturnType<Client['callTool']>>) => {
  */
 export async function benchPolicy(nc: NatsConnection, natsUrl: string, dataDir: string, options: { rounds: number; total: number; latencyCount: number; listCount: number; evaluations: number; loads: number }): Promise<PolicyReport> {
   process.stderr.write('• policy evaluation\n');
-  const evaluation = [...POLICY_SET_SIZES.flatMap((count) => benchEvaluation(count, options.evaluations, options.loads)), benchFirstListing(Math.max(20, Math.floor(options.evaluations / 20)))];
+  const evaluation = [...POLICY_SET_SIZES.flatMap((count) => benchEvaluation(count, options.evaluations, options.loads)), benchEngineFloor(options.evaluations), benchFirstListing(Math.max(20, Math.floor(options.evaluations / 20)))];
   const upstream = await startBenchUpstream(TARGETS);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
