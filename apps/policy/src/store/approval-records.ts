@@ -1,4 +1,4 @@
-import { SYSTEM_TENANT, type TenantId } from '@mandate/contracts';
+import { MandateError, SYSTEM_TENANT, type TenantId } from '@mandate/contracts';
 import type { DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
 import type { ApprovalDocument } from '../domain/approvals/approval.js';
 
@@ -11,10 +11,11 @@ export interface DigestIndexDocument {
 
 /** When an approval lapses, across tenants (in the `system` partition): what the expiry sweep reads in time order. */
 export interface ExpiryEntry {
-  /** The entry's id: the expiry as 15 digits of milliseconds, then tenant and approval, so ids sort by time. */
+  /** The entry's id: when it is due (the approval's expiry, or later once postponed) as 15 digits of milliseconds, then tenant and approval, so ids sort by time. */
   readonly key: string;
   readonly tenant: TenantId;
   readonly approval: string;
+  /** When the entry is due: the approval's expiry, or the time the sweep postponed it to. */
   readonly expiresAt: number;
 }
 
@@ -112,6 +113,21 @@ export class ApprovalRecords {
   }
 
   async forgetExpiry(entry: ExpiryEntry): Promise<void> {
+    await this.expiries.delete(SYSTEM_TENANT, entry.key);
+  }
+
+  /**
+   * Moves an entry the sweep could not handle to `dueAt`, so it is not retried on every sweep nor
+   * kept in front of the entries behind it: the later entry is written before the earlier one goes.
+   */
+  async postponeExpiry(entry: ExpiryEntry, dueAt: number, now: number): Promise<void> {
+    const key = `${String(dueAt).padStart(15, '0')}.${entry.tenant}.${entry.approval}`;
+    try {
+      await this.expiries.create(SYSTEM_TENANT, key, { tenant: entry.tenant, approval: entry.approval, expiresAt: dueAt }, { ttlMs: Math.max(1, dueAt - now) + EXPIRY_ENTRY_GRACE_MS });
+    } catch (error) {
+      // Postponed to the same time already (another replica): that entry stands.
+      if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
+    }
     await this.expiries.delete(SYSTEM_TENANT, entry.key);
   }
 

@@ -3,6 +3,8 @@ import type { ApprovalPorts, CurrentApprovals } from './current-approvals.js';
 
 /** Entries looked at per sweep; more due wait for the next (a sweep runs every few seconds). */
 const SWEEP_BATCH = 500;
+/** An entry that could not be handled is looked at again this much later. */
+const RETRY_AFTER_MS = 60_000;
 
 /**
  * Moves approvals to `expired` when their time is up, whether or not anyone reads them again, so
@@ -44,8 +46,9 @@ export class ApprovalExpirySweep {
         await this.ports.records.forgetExpiry(entry);
         handled += 1;
       } catch (err) {
-        // Left for the next sweep.
-        this.logger?.warn({ err, tenant: entry.tenant, approval: entry.approval }, 'could not expire an approval; the next sweep tries again');
+        this.logger?.warn({ err, tenant: entry.tenant, approval: entry.approval }, `could not expire an approval; tried again in ${RETRY_AFTER_MS / 1000} s`);
+        // Retried later rather than on every sweep; if even that write fails, the entry stays where it is.
+        await this.ports.records.postponeExpiry(entry, this.ports.now() + RETRY_AFTER_MS, this.ports.now()).catch(() => undefined);
       }
     }
     return handled;
