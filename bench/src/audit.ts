@@ -54,10 +54,11 @@ function records(tenants: string[], count: number): AuditRecord[] {
 async function publisher(
   natsUrl: string,
   batch: AuditRecord[],
+  batched: boolean,
   subjectOf: (record: AuditRecord) => string = (record) => auditSubject(record.tenant, record.service, record.action),
 ): Promise<() => Promise<void>> {
   const messages = batch.map((record) => ({ subject: subjectOf(record), body: JSON.stringify(record), id: record.id }));
-  const worker = new Worker(new URL('./audit-publisher.js', import.meta.url), { workerData: { natsUrl, window: PUBLISH_WINDOW, messages } satisfies AuditPublisherInput });
+  const worker = new Worker(new URL('./audit-publisher.js', import.meta.url), { workerData: { natsUrl, window: PUBLISH_WINDOW, batched, messages } satisfies AuditPublisherInput });
   const next = () =>
     new Promise<void>((resolve, reject) => {
       worker.once('message', () => resolve());
@@ -89,7 +90,7 @@ const BASELINE_STREAM: StreamDefinition = Object.freeze({
 });
 
 async function baselineRate(natsUrl: string, batch: AuditRecord[]): Promise<number> {
-  return rate(batch.length, await publisher(natsUrl, batch, (record) => `bench.baseline.${record.tenant}.${record.service}.${record.action}`));
+  return rate(batch.length, await publisher(natsUrl, batch, false, (record) => `bench.baseline.${record.tenant}.${record.service}.${record.action}`));
 }
 
 /**
@@ -122,7 +123,9 @@ async function waitChained(repository: TrailRepository, expected: Map<string, nu
  * The audit row (issue 6): sustained records per second from publish (a JetStream publish,
  * acknowledged) to chained and stored (the tenant's chain head covers it), with nothing lost.
  * Two ways: records published while the audit service runs, and a backlog already in the stream
- * when it starts (the service alone, without the publishers' share of the CPU).
+ * when it starts (the service alone, without the publishers' share of the CPU). Published as
+ * services publish (records that queue up on a subject go in one message), and, to tell what that
+ * does, one record a message; the backlog is one record a message (the most messages to drain).
  */
 export async function benchAudit(nc: NatsConnection, natsUrl: string, options: { rounds: number; total: number }): Promise<AuditRow[]> {
   const dataDir = await mkdtemp(join(tmpdir(), 'mandate-bench-audit-'));
@@ -133,9 +136,10 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
   // How long each tenant's chain must be: what was published to it.
   const chained = new Map<string, number>();
   const shapes = [
-    { name: AUDIT_TARGET_ROW, tenants: ['bench-audit-1'] },
-    { name: 'audit: publish → chained, 8 tenants', tenants: Array.from({ length: 8 }, (_, i) => `bench-audit-m${i}`) },
-    { name: 'audit: backlog → chained, 1 tenant', tenants: ['bench-audit-b'], backlog: true },
+    { name: AUDIT_TARGET_ROW, tenants: ['bench-audit-1'], batched: true },
+    { name: 'audit: publish → chained, 1 tenant, one record a message', tenants: ['bench-audit-s'], batched: false },
+    { name: 'audit: publish → chained, 8 tenants', tenants: Array.from({ length: 8 }, (_, i) => `bench-audit-m${i}`), batched: true },
+    { name: 'audit: backlog → chained, 1 tenant, one record a message', tenants: ['bench-audit-b'], batched: false, backlog: true },
   ].map((shape) => ({ ...shape, rates: [] as number[], ratios: [] as number[] }));
   const baselines: number[] = [];
   await declareStreams(nc, [BASELINE_STREAM]);
@@ -153,11 +157,11 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
         if (shape.backlog) {
           await service?.stop();
           service = undefined;
-          await (await publisher(natsUrl, batch))();
+          await (await publisher(natsUrl, batch, shape.batched))();
           started = performance.now();
           service = await runService(auditService, env, { logger });
         } else {
-          const publish = await publisher(natsUrl, batch);
+          const publish = await publisher(natsUrl, batch, shape.batched);
           started = performance.now();
           await publish();
         }

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { baseEnvSchema } from '@mandate/config';
-import { AUDIT_STREAM } from '@mandate/contracts';
+import { AUDIT_INTAKE_BATCH_MAX_RECORDS, AUDIT_STREAM } from '@mandate/contracts';
 
 export const auditEnvSchema = baseEnvSchema.safeExtend({
   /** A signed digest per tenant this often, records or not (and one on shutdown). */
@@ -17,8 +17,12 @@ export const auditEnvSchema = baseEnvSchema.safeExtend({
   AUDIT_QUERY_SCAN_LIMIT: z.coerce.number().int().min(100).max(1_000_000).default(20_000),
   /** How long JetStream waits for an ack before redelivering a record. */
   AUDIT_ACK_WAIT_SECONDS: z.coerce.number().int().min(5).max(600).default(30),
-  /** Records delivered and not yet acknowledged, at most: the consumer's batching window. */
-  AUDIT_MAX_ACK_PENDING: z.coerce.number().int().min(10).max(100_000).default(10_000),
+  /**
+   * Records delivered and not yet acknowledged, at most: the consumer's batching window. The
+   * consumer's own limit is in messages, this over the records one intake batch holds, so at
+   * least one batch.
+   */
+  AUDIT_MAX_ACK_PENDING: z.coerce.number().int().min(AUDIT_INTAKE_BATCH_MAX_RECORDS).max(100_000).default(10_000),
   /**
    * How long a record's dedup claim is kept: while its record can still come again. JetStream
    * stores a republish of the same id once within the intake stream's duplicate window (2

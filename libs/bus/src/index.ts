@@ -12,3 +12,4 @@ export * from './nest/run-service.js';
 export * from './acked-publish.js';
 export * from './on-event.js';
 export * from './nest/endpoint-controller.js';
+export * from './audit-intake-batches.js';

@@ -19,6 +19,7 @@ import {
 } from '@mandate/contracts';
 import { contextWithValidSpan, injectTraceContext, traceIds } from '@mandate/telemetry/context';
 import { AckedPublisher } from './acked-publish.js';
+import { AuditIntakeBatches } from './audit-intake-batches.js';
 import { idempotentId } from './request-idempotency.js';
 
 /** JSON with object keys sorted, so the same content is the same text whatever order it was built in. */
@@ -34,13 +35,17 @@ const encoder = new TextEncoder();
  * Publishes audit records and domain events to JetStream. Each message gets a `Nats-Msg-Id`
  * (the record or event id), so a publish retried after a lost ack is stored once, and carries
  * `traceparent`. Inside a request that came with an idempotency key, ids are derived from it
- * (`request-idempotency.ts`), so the request retried writes the same ones.
+ * (`request-idempotency.ts`), so the request retried writes the same ones. Audit records that
+ * queue up on one subject while an earlier one awaits its acknowledgement go together in one
+ * message (audit-intake-batches.ts); each call still resolves only once its record is stored.
  */
 export class JetStreamPublisher {
   readonly #acked: AckedPublisher;
+  readonly #intake: AuditIntakeBatches;
 
   constructor(nc: NatsConnection) {
     this.#acked = new AckedPublisher(nc);
+    this.#intake = new AuditIntakeBatches(this.#acked);
   }
 
   /** Validates and publishes an audit record; returns it as stored (with id and time filled in). */
@@ -58,7 +63,12 @@ export class JetStreamPublisher {
       { id, occurredAt: new Date().toISOString(), ...ids, ...record },
       'audit record',
     );
-    await this.#publish(auditSubject(full.tenant, full.service, full.action), full.id, full, ctx);
+    const subject = auditSubject(full.tenant, full.service, full.action);
+    try {
+      await this.#intake.publish(subject, full.id, JSON.stringify(full), tracedHeaders(ctx));
+    } catch (cause) {
+      throw unpublished(subject, cause);
+    }
     return full;
   }
 
@@ -98,12 +108,21 @@ export class JetStreamPublisher {
   }
 
   async #publish(subject: string, msgID: string, body: unknown, ctx: ReturnType<typeof context.active>): Promise<void> {
-    const headers = natsHeaders();
-    injectTraceContext(ctx, headers);
     try {
-      await this.#acked.publish(subject, encoder.encode(JSON.stringify(body)), { msgID, headers });
+      await this.#acked.publish(subject, encoder.encode(JSON.stringify(body)), { msgID, headers: tracedHeaders(ctx) });
     } catch (cause) {
-      throw new MandateError('unavailable', `could not publish to ${subject.split('.').slice(0, 3).join('.')}`, { cause });
+      throw unpublished(subject, cause);
     }
   }
+}
+
+function tracedHeaders(ctx: ReturnType<typeof context.active>) {
+  const headers = natsHeaders();
+  injectTraceContext(ctx, headers);
+  return headers;
+}
+
+/** The publish failed (or was not acknowledged in time): `unavailable`, naming the subject down to its third token. */
+function unpublished(subject: string, cause: unknown): MandateError {
+  return new MandateError('unavailable', `could not publish to ${subject.split('.').slice(0, 3).join('.')}`, { cause });
 }

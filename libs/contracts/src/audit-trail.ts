@@ -30,11 +30,26 @@ export const AUDIT_CONSUMER = 'audit-trail';
 /** Subject prefix of the dead-letter stream: `mandate.dlq.audit.<reason>`. */
 export const AUDIT_DLQ_SUBJECT_PREFIX = `${SUBJECT_ROOT}.dlq.audit`;
 
+/**
+ * A message on `MANDATE_AUDIT` (subject `mandate.audit.<tenant>.<service>.<action>`) carries one
+ * audit record as a JSON object, or a batch: a JSON array of 1 to this many records, every one
+ * with the subject's tenant, service and action. A publisher sends a record at once, alone, when
+ * nothing of its is in flight on that subject, and otherwise with whatever else queued up while
+ * the message in flight waited for JetStream's acknowledgement (group commit): under load one
+ * publish, one acknowledgement, one delivery and one consumer acknowledgement carry many records,
+ * and no record waits longer than one acknowledgement for company.
+ */
+export const AUDIT_INTAKE_BATCH_MAX_RECORDS = 32;
+
+/** A batch's body stays under this many bytes (a record bigger on its own goes alone); nats-server's default `max_payload` is 1 MiB. */
+export const AUDIT_INTAKE_BATCH_MAX_BYTES = 256 * 1024;
+
 /** Why a message on `MANDATE_AUDIT` was refused for good. */
 export const AUDIT_POISON_REASONS = {
   'not-json': 'the message body is not JSON',
   'invalid-record': 'the body is not a valid audit record (libs/contracts audit-record schema)',
   'subject-mismatch': 'tenant, service or action in the subject differ from the record',
+  'invalid-batch': `the body is an array but not a batch of 1 to ${AUDIT_INTAKE_BATCH_MAX_RECORDS} records`,
   'failed-repeatedly': 'appending failed with an internal error on every one of many deliveries',
 } as const;
 

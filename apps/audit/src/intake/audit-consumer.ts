@@ -4,6 +4,7 @@ import {
   AUDIT_CONSUMER,
   AUDIT_DLQ_HEADERS,
   AUDIT_DLQ_STREAM,
+  AUDIT_INTAKE_BATCH_MAX_RECORDS,
   AUDIT_STREAM,
   auditDlqSubject,
   auditRecordSchema,
@@ -19,7 +20,7 @@ import { IntakeMigration, intakeState } from './intake-migration.js';
 const instruments = lazyInstruments('@mandate/audit', (meter) => ({
   processed: meter.createCounter('mandate.audit.records', { description: 'Audit messages by what became of them: appended, duplicate, poison, retried' }),
   appendDuration: meter.createHistogram('mandate.audit.append.duration', {
-    description: 'From delivery to acknowledgement of an audit record',
+    description: 'From delivery to acknowledgement of an audit record (of the message that carried it)',
     unit: 's',
     advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] },
   }),
@@ -35,6 +36,7 @@ const MIGRATION_POLL_MS = 100;
 
 export interface AuditConsumerOptions {
   ackWaitMs: number;
+  /** Records delivered and not acknowledged at most (the consumer's limit is in messages: this over the records a batch holds). */
   maxAckPending: number;
   replicas: number;
   /**
@@ -45,11 +47,21 @@ export interface AuditConsumerOptions {
   migrateIntake: boolean;
 }
 
-type Parsed = { record: AuditRecord } | { poison: AuditPoisonReason; detail: string };
+interface Poison {
+  reason: AuditPoisonReason;
+  detail: string;
+}
+
+/** What a message carries: its valid records, and why it is poison if it is (a batch can be both). */
+interface Parsed {
+  records: AuditRecord[];
+  poison?: Poison;
+}
 
 /**
  * Reads `MANDATE_AUDIT` through one durable pull consumer (shared by every replica) and hands each
- * record to the appender; a record is acknowledged only once it is in the chain.
+ * record to the appender; a message is acknowledged only once every record it carries (one, or a
+ * batch: libs/contracts `AUDIT_INTAKE_BATCH_MAX_RECORDS`) is in the chain.
  *
  * Consumer settings, and why:
  *   - explicit acks, `ack_wait` (AUDIT_ACK_WAIT_SECONDS): an unacknowledged record comes back, so a
@@ -57,11 +69,13 @@ type Parsed = { record: AuditRecord } | { poison: AuditPoisonReason; detail: str
  *   - `max_deliver` unlimited: a record that exceeded a delivery limit would be skipped for good,
  *     which is a hole in the trail. Failures that cannot heal are handled here instead: poison
  *     records (not JSON, not a record, a subject that disagrees with the record) are copied to
- *     `MANDATE_AUDIT_DLQ` with the reason and terminated at once; a record that fails with an
- *     internal error `FAILED_REPEATEDLY_AFTER` times goes the same way; `unavailable` (the store
- *     is down) is retried with backoff forever;
- *   - `max_ack_pending` (AUDIT_MAX_ACK_PENDING): how many records can be in flight, which is what
- *     lets the appender batch them.
+ *     `MANDATE_AUDIT_DLQ` with the reason and terminated at once (the valid records of a batch
+ *     with a poison one are chained first: the subject vouches for them as for any); a message
+ *     that fails with an internal error `FAILED_REPEATEDLY_AFTER` times goes the same way;
+ *     `unavailable` (the store is down) is retried with backoff forever;
+ *   - `max_ack_pending`: AUDIT_MAX_ACK_PENDING records in flight at most, so that many messages
+ *     over the most a batch holds (the appender reclaims that many records of a chain's tail when
+ *     it loads a head, see trail-appender.ts); in-flight records are what lets the appender batch.
  */
 export class AuditConsumer {
   #messages: ConsumerMessages | undefined;
@@ -138,19 +152,23 @@ export class AuditConsumer {
       deliver_policy: DeliverPolicy.All,
       ack_wait: nanos(this.options.ackWaitMs),
       max_deliver: -1,
-      max_ack_pending: this.options.maxAckPending,
+      max_ack_pending: this.#maxAckPendingMessages,
       num_replicas: this.options.replicas,
     });
     const consumer = await jetstream(this.nc).consumers.get(AUDIT_STREAM.name, AUDIT_CONSUMER);
     // A callback rather than the async iterator: one fewer promise per record on the hot path.
     this.#messages = await consumer.consume({
-      max_messages: Math.min(this.options.maxAckPending, 2_000),
+      max_messages: Math.min(this.#maxAckPendingMessages, 2_000),
       callback: (msg) => {
         const handling = this.#handle(msg).catch((err: unknown) => this.logger.error({ err }, 'audit message handling failed'));
         this.#inFlight.add(handling);
         void handling.finally(() => this.#inFlight.delete(handling));
       },
     });
+  }
+
+  get #maxAckPendingMessages(): number {
+    return Math.max(1, Math.floor(this.options.maxAckPending / AUDIT_INTAKE_BATCH_MAX_RECORDS));
   }
 
   async #stopConsuming(): Promise<void> {
@@ -170,26 +188,27 @@ export class AuditConsumer {
 
   async #handle(msg: JsMsg): Promise<void> {
     const started = performance.now();
-    const parsed = parse(msg);
-    if ('poison' in parsed) {
-      await this.#deadLetter(msg, parsed.poison, parsed.detail);
-      return;
-    }
+    const { records, poison } = parse(msg);
     try {
-      const outcome = await this.appender.append(parsed.record);
-      msg.ack();
-      instruments().processed.add(1, { outcome: outcome.status });
-      instruments().appendDuration.record((performance.now() - started) / 1000);
+      const outcomes = await Promise.all(records.map((record) => this.appender.append(record)));
+      if (poison) await this.#deadLetter(msg, poison.reason, poison.detail);
+      else msg.ack();
+      const took = (performance.now() - started) / 1000;
+      for (const outcome of outcomes) {
+        instruments().processed.add(1, { outcome: outcome.status });
+        instruments().appendDuration.record(took);
+      }
     } catch (error) {
       const transient = error instanceof MandateError && (error.code === 'unavailable' || error.code === 'conflict');
       if (!transient && msg.info.deliveryCount >= FAILED_REPEATEDLY_AFTER) {
         await this.#deadLetter(msg, 'failed-repeatedly', error instanceof MandateError ? error.code : 'internal');
         return;
       }
-      instruments().processed.add(1, { outcome: 'retried' });
-      if (!transient) this.logger.error({ err: error, recordId: parsed.record.id }, 'could not append an audit record; it will be redelivered');
+      instruments().processed.add(records.length, { outcome: 'retried' });
+      const which = { recordId: records[0]?.id, records: records.length };
+      if (!transient) this.logger.error({ err: error, ...which }, 'could not append an audit record; it will be redelivered');
       else if (msg.info.deliveryCount % FAILED_REPEATEDLY_AFTER === 0) {
-        this.logger.warn({ err: error, recordId: parsed.record.id, deliveries: msg.info.deliveryCount }, 'an audit record keeps failing to be appended; it is retried');
+        this.logger.warn({ err: error, ...which, deliveries: msg.info.deliveryCount }, 'an audit record keeps failing to be appended; it is retried');
       }
       // Backoff grows with the delivery count, up to half a minute.
       msg.nak(Math.min(30_000, 100 * 2 ** Math.min(msg.info.deliveryCount, 9)));
@@ -239,19 +258,38 @@ function parse(msg: JsMsg): Parsed {
   try {
     body = msg.json();
   } catch {
-    return { poison: 'not-json', detail: 'body does not parse' };
+    return { records: [], poison: { reason: 'not-json', detail: 'body does not parse' } };
   }
+  // The NATS user's publish permissions bind the subject, so the subject is what vouches for each
+  // record's tenant and service; a record that disagrees with it is refused.
+  const [, , tenant, service, action] = msg.subject.split('.');
+  const vouched = { tenant, service, action };
+  if (!Array.isArray(body)) {
+    const one = recordOf(body, vouched);
+    return 'poison' in one ? { records: [], poison: one.poison } : { records: [one.record] };
+  }
+  if (body.length === 0 || body.length > AUDIT_INTAKE_BATCH_MAX_RECORDS) {
+    return { records: [], poison: { reason: 'invalid-batch', detail: `an array of ${body.length} elements` } };
+  }
+  const records: AuditRecord[] = [];
+  let poison: Poison | undefined;
+  for (const [index, element] of body.entries()) {
+    const one = recordOf(element, vouched);
+    if ('record' in one) records.push(one.record);
+    else poison ??= { reason: one.poison.reason, detail: `batch element ${index}: ${one.poison.detail}` };
+  }
+  return poison ? { records, poison } : { records };
+}
+
+function recordOf(body: unknown, vouched: { tenant?: string | undefined; service?: string | undefined; action?: string | undefined }): { record: AuditRecord } | { poison: Poison } {
   const result = auditRecordSchema.safeParse(body);
   if (!result.success) {
     // Field paths only, never values: a poison record may be carrying something it should not.
-    return { poison: 'invalid-record', detail: result.error.issues.map((i) => i.path.join('.') || '(root)').slice(0, 8).join(', ') };
+    return { poison: { reason: 'invalid-record', detail: result.error.issues.map((i) => i.path.join('.') || '(root)').slice(0, 8).join(', ') } };
   }
   const record = result.data;
-  // The NATS user's publish permissions bind the subject, so the subject is what vouches for the
-  // record's tenant and service; a record that disagrees with it is refused.
-  const [, , tenant, service, action] = msg.subject.split('.');
-  if (tenant !== record.tenant || service !== record.service || action !== record.action) {
-    return { poison: 'subject-mismatch', detail: 'subject tokens differ from tenant/service/action' };
+  if (vouched.tenant !== record.tenant || vouched.service !== record.service || vouched.action !== record.action) {
+    return { poison: { reason: 'subject-mismatch', detail: 'subject tokens differ from tenant/service/action' } };
   }
   return { record };
 }
