@@ -42,8 +42,9 @@ describe.skipIf(missing)('npm run bench', () => {
     expect(report.audit.map((r) => r.name)).toEqual([
       'JetStream publish, unconsumed (baseline)',
       'audit: publish → chained, 1 tenant',
+      'audit: publish → chained, 1 tenant, one record a message',
       'audit: publish → chained, 8 tenants',
-      'audit: backlog → chained, 1 tenant',
+      'audit: backlog → chained, 1 tenant, one record a message',
     ]);
     for (const row of report.audit) {
       expect(row).toMatchObject({ lost: 0, verified: true });
