@@ -7,7 +7,7 @@ import { BusClient, connectToBus, runService, type RunningService } from '@manda
 import { workloadCreateEndpoint, workloadGetEndpoint, type Workload } from '@mandate/contracts';
 import { baseEnvSchema } from '@mandate/config';
 import { createLogger } from '@mandate/telemetry';
-import { freePort, natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
+import { auditRecordsOf, freePort, natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
 import { directoryService } from '@mandate/directory/module';
 import { assertBuilt, cliEntry } from './processes.js';
 import { runCli, type CliRun } from './cli-process.js';
@@ -40,7 +40,7 @@ describe.skipIf(missing)('mandate workload against the directory service over a 
     service = await runService(directoryService, env, { logger: createLogger('directory', { level: 'silent' }) });
     nc = await connectToBus({ servers: nats.url, name: 'cli-directory-test' });
     bus = new BusClient(nc, { defaultTimeoutMs: 5_000 });
-    audit = nc.subscribe('mandate.audit.>', { callback: (_e, m) => void auditRecords.push({ subject: m.subject, body: m.json() }) });
+    audit = nc.subscribe('mandate.audit.>', { callback: (_e, m) => void auditRecords.push(...auditRecordsOf(m).map((body) => ({ subject: m.subject, body }))) });
     dir = await mkdtemp(join(tmpdir(), 'mandate-cli-'));
   });
 

@@ -15,7 +15,7 @@ import {
 } from '@mandate/contracts';
 import { baseEnvSchema } from '@mandate/config';
 import { createLogger } from '@mandate/telemetry';
-import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
+import { auditRecordsOf, natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
 import { directoryService } from './directory.module.js';
 
 const missing = natsServerMissing('directory service over NATS');
@@ -45,7 +45,7 @@ describe.skipIf(missing)('directory service over a real nats-server', () => {
     service = await runService(directoryService, env, { logger: createLogger('directory', { level: 'silent' }) });
     nc = await connectToBus({ servers: nats.url, name: 'directory-test' });
     bus = new BusClient(nc, { defaultTimeoutMs: 5_000 });
-    audit = nc.subscribe('mandate.audit.>', { callback: (_e, m) => void seen.audit.push({ subject: m.subject, body: m.json() }) });
+    audit = nc.subscribe('mandate.audit.>', { callback: (_e, m) => void seen.audit.push(...auditRecordsOf(m).map((body) => ({ subject: m.subject, body }))) });
     events = nc.subscribe('mandate.evt.directory.>', { callback: (_e, m) => void seen.events.push({ subject: m.subject, body: m.json() }) });
   });
 

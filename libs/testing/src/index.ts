@@ -1,3 +1,4 @@
 export * from './nats-server.js';
 export * from './skip.js';
 export * from './nats-cluster.js';
+export * from './audit-intake.js';

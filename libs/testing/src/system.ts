@@ -30,6 +30,7 @@ import { policyService } from '@mandate/policy/module';
 import { schedulerService } from '@mandate/scheduler/module';
 import { vaultService } from '@mandate/vault/module';
 import { freePort, startNatsServer, type NatsServerHandle } from './nats-server.js';
+import { auditRecordsOf } from './audit-intake.js';
 
 /*
  * The services of Mandate, started in this process against a real nats-server, for end-to-end
@@ -136,7 +137,7 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
   const nc = await connectToBus({ servers: nats.url, name: 'system-test' });
   const bus = new BusClient(nc, { defaultTimeoutMs: 10_000 });
   const audit: AuditRecord[] = [];
-  const subscription = nc.subscribe('mandate.audit.>', { callback: (_e, msg) => void audit.push(msg.json<AuditRecord>()) });
+  const subscription = nc.subscribe('mandate.audit.>', { callback: (_e, msg) => void audit.push(...auditRecordsOf(msg)) });
   const createWorkload = (request: RequestOf<typeof workloadCreateEndpoint>) => bus.request(workloadCreateEndpoint, request);
   return {
     nats,
