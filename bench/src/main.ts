@@ -32,7 +32,7 @@ import { benchDeployed, printDeployed } from './deployed.js';
  */
 const quick = process.argv.includes('--quick');
 const json = process.argv.includes('--json');
-/** `--only=gateway|policy`: just that group of rows (while working on it); the full run is what docs/benchmark.md reports. */
+/** `--only=audit|gateway|policy|policy-replay|deployed`: just that group of rows (while working on it); the full run is what docs/benchmark.md reports. */
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 const ROUNDS = quick ? 1 : 3;
 const LATENCY_COUNT = quick ? 200 : 3_000;
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     await mandate.stop();
     const authorize = await benchAuthorize(client, nats.url, dataDir, { rounds: ROUNDS, total: quick ? 300 : 3_000 });
     const vault = await benchVault(client, nats.url, dataDir, results[0]!.requestsPerSecond, { rounds: ROUNDS, total: quick ? 1_000 : 10_000, pacedSeconds: quick ? 1 : 5 });
-    const audit = await benchAudit(client, nats.url, { rounds: ROUNDS, total: quick ? 2_000 : 30_000 });
+    const audit = await benchAudit(client, nats.url, auditOptions());
     // Last: its audit records then wait in the stream for nobody, rather than for the audit rows' consumer.
     const gateway = await benchGateway(client, nats.url, dataDir, { rounds: ROUNDS, total: quick ? 640 : 10_000, latencyCount: quick ? 100 : 2_000, listCount: quick ? 20 : 300 });
     const policy = await benchPolicy(client, nats.url, dataDir, policyOptions());
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
       authorizeCachedTarget: authorize[2]!.ceilingRatio > 1 ? 'met' : 'missed',
       vaultThroughputTarget: vault.every((r) => r.rawRatio >= 0.5) ? 'met' : 'missed',
       vaultP99Target: vault.every((r) => r.pacedP99Ms < 5) ? 'met' : 'missed',
-      auditTarget: (audit.find((r) => r.name === AUDIT_TARGET_ROW)?.recordsPerSecond ?? 0) >= AUDIT_TARGET_RECORDS_PER_SECOND && audit.every((r) => r.lost === 0 && r.verified) ? 'met' : 'missed',
+      ...auditVerdict(audit),
       ...gatewayVerdict(gateway),
       ...policyVerdict(policy),
       ...policyReplayVerdict(replay),
@@ -106,8 +106,7 @@ async function main(): Promise<void> {
       printVault(vault);
       process.stdout.write(`vault throughput target (>= 50% of raw @${VAULT_CONCURRENCY}): ${verdict.vaultThroughputTarget}\n`);
       process.stdout.write(`vault p99 target (< 5 ms at ${PACED_RATE} req/s): ${verdict.vaultP99Target}\n`);
-      printAudit(audit);
-      process.stdout.write(`audit target (>= ${AUDIT_TARGET_RECORDS_PER_SECOND} records/s publish → chained, 1 tenant, nothing lost): ${verdict.auditTarget}\n`);
+      printAuditVerdict(audit, verdict);
       printGateway(gateway);
       process.stdout.write(`gateway latency target (<= 1 ms added median over the direct call): ${verdict.gatewayLatencyTarget}\n`);
       process.stdout.write(`gateway throughput target (>= 50% of the direct call's @${GATEWAY_CONCURRENCY}): ${verdict.gatewayThroughputTarget}\n`);
@@ -134,6 +133,20 @@ function printPolicyVerdict(policy: Awaited<ReturnType<typeof benchPolicy>>, ver
   process.stdout.write(`policy tools/call target (<= ${POLICY_ADDED_CALL_MEDIAN_TARGET_US} µs added median, 100 policies): ${verdict.policyAddedCallTarget}\n`);
 }
 
+function auditOptions() {
+  return { rounds: ROUNDS, total: quick ? 2_000 : 30_000 };
+}
+
+function auditVerdict(audit: Awaited<ReturnType<typeof benchAudit>>) {
+  const target = audit.find((r) => r.name === AUDIT_TARGET_ROW)?.recordsPerSecond ?? 0;
+  return { auditTarget: target >= AUDIT_TARGET_RECORDS_PER_SECOND && audit.every((r) => r.lost === 0 && r.verified) ? 'met' : 'missed' };
+}
+
+function printAuditVerdict(audit: Awaited<ReturnType<typeof benchAudit>>, verdict: ReturnType<typeof auditVerdict>): void {
+  printAudit(audit);
+  process.stdout.write(`audit target (>= ${AUDIT_TARGET_RECORDS_PER_SECOND} records/s publish → chained, 1 tenant, nothing lost): ${verdict.auditTarget}\n`);
+}
+
 function printOnlyReplay(replay: Awaited<ReturnType<typeof benchPolicyReplay>>): void {
   if (json) process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, replay, verdict: policyReplayVerdict(replay) }, null, 2)}\n`);
   else printPolicyReplay(replay);
@@ -153,7 +166,14 @@ function printOnlyGateway(gateway: Awaited<ReturnType<typeof benchGateway>>): vo
 async function runOnly(group: string, client: NatsConnection, natsUrl: string, dataDir: string): Promise<void> {
   if (group === 'policy-replay') return printOnlyReplay(await benchPolicyReplay(client, natsUrl, dataDir, { rounds: ROUNDS }));
   if (group === 'gateway') return printOnlyGateway(await benchGateway(client, natsUrl, dataDir, { rounds: ROUNDS, total: quick ? 640 : 10_000, latencyCount: quick ? 100 : 2_000, listCount: quick ? 20 : 300 }));
-  if (group !== 'policy') throw new Error(`--only knows gateway, policy and policy-replay, not ${group}`);
+  if (group === 'audit') {
+    const audit = await benchAudit(client, natsUrl, auditOptions());
+    const verdict = auditVerdict(audit);
+    if (json) return void process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, audit, verdict }, null, 2)}\n`);
+    process.stdout.write(`\nMandate bench, audit rows (${process.version}, ${ROUNDS} interleaved rounds, medians across rounds)\n`);
+    return printAuditVerdict(audit, verdict);
+  }
+  if (group !== 'policy') throw new Error(`--only knows audit, gateway, policy, policy-replay and deployed, not ${group}`);
   const policy = await benchPolicy(client, natsUrl, dataDir, policyOptions());
   const verdict = policyVerdict(policy);
   if (json) process.stdout.write(`${JSON.stringify({ node: process.version, rounds: ROUNDS, policy, verdict }, null, 2)}\n`);
