@@ -72,6 +72,7 @@ export class Gateway {
     readonly httpUrl: string | undefined,
     private readonly upstream: UpstreamMcp,
     private readonly changes: readonly Subscription[],
+    private readonly decisionLog: DecisionLog | undefined,
   ) {
     this.useCases = [administration];
   }
@@ -180,7 +181,7 @@ export class Gateway {
     });
     const httpUrl = env.GATEWAY_HTTP_PORT > 0 ? await http.listen(env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST) : undefined;
     logger.info({ http: httpUrl, publicUrl, masterKeys: master.source }, 'gateway ready');
-    const gateway = new Gateway(administration, http, httpUrl, mcp, changes);
+    const gateway = new Gateway(administration, http, httpUrl, mcp, changes, decisionLog);
     gateway.#receiptKeyTimer = setInterval(
       () => void receiptKeyRotation.rotateIfDue().catch((err: unknown) => logger.warn({ err }, 'could not rotate or reload the receipt signing keys; will retry')),
       RECEIPT_KEY_HOUSEKEEPING_MS,
@@ -194,6 +195,8 @@ export class Gateway {
     for (const subscription of this.changes) subscription.unsubscribe();
     await this.http.close();
     await this.upstream.close();
+    // The entries of the last calls, while the bus is still there.
+    await this.decisionLog?.drain();
   }
 }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { decisionSealId, sealedDecisionRequestSchema, tenantId, type DecisionEntry } from '@mandate/contracts';
 import { EnvelopeCipher, KeyRing } from '@mandate/crypto';
 import { parsePolicySet, ToolPolicy, type Decided } from '@mandate/tool-policy';
-import { DecisionLog, type DecisionLogPorts } from './decision-log.js';
+import { DecisionLog, WRITE_INTERVAL_MS, type DecisionLogPorts } from './decision-log.js';
 import type { LoadedGateway } from './gateway-registry.js';
 import type { ToolCallRequest } from './tool-call.js';
 import type { CatalogTool } from './tool-catalog.js';
@@ -46,7 +46,7 @@ function harness(publish: (entry: DecisionEntry) => Promise<void> = async () => 
   return { log: new DecisionLog(ports), cipher, published, dropped };
 }
 
-const settled = () => new Promise((resolve) => setTimeout(resolve, 10));
+const settled = () => new Promise((resolve) => setTimeout(resolve, WRITE_INTERVAL_MS * 3));
 
 describe('DecisionLog', () => {
   it('writes one entry per decided call, after its audit record, keyed by the record id, the request sealed to that entry', async () => {
@@ -81,6 +81,26 @@ describe('DecisionLog', () => {
     log.audited(call, { id: randomUUID() });
     await settled();
     expect(published).toHaveLength(1);
+  });
+
+  it('writes the entries of the calls in an interval together, after it, and at once when drained', async () => {
+    const { log, published } = harness();
+    const calls = [request(), request(), request()];
+    for (const call of calls) {
+      log.decided(call, tool, decided, AT);
+      log.audited(call, { id: randomUUID() });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(published).toHaveLength(0);
+    await settled();
+    expect(published).toHaveLength(3);
+    const last = request();
+    log.decided(last, tool, decided, AT);
+    const id = randomUUID();
+    log.audited(last, { id });
+    await log.drain();
+    expect(published.map((entry) => entry.id)).toContain(id);
+    expect(published).toHaveLength(4);
   });
 
   it('writes nothing for a call policy did not decide, and drops (and says so) what it cannot write', async () => {

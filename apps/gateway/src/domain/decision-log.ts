@@ -18,8 +18,16 @@ interface Pending {
   at: number;
 }
 
-/** Publishes in flight at most; past it an entry is dropped rather than let a slow bus grow memory. */
+/** Entries queued or being published at most; past it an entry is dropped rather than let a slow bus grow memory. */
 const MAX_IN_FLIGHT = 1_000;
+/** How long an entry waits to be written with the others that came meanwhile. */
+export const WRITE_INTERVAL_MS = 10;
+
+interface Queued {
+  request: ToolCallRequest;
+  pending: Pending;
+  id: string;
+}
 
 /**
  * Writes the decision log (libs/contracts decision-log.ts): for each call a policy set decided,
@@ -27,15 +35,20 @@ const MAX_IN_FLIGHT = 1_000;
  * is known only once that record is written: `decided` remembers the decision of a request,
  * `audited` writes the entry for it.
  *
- * The call never waits for the log: the entry is sealed and published after the call's answer
- * (`setImmediate`), and a publish that fails is dropped and counted. That is safe because the
- * audit record, written before the answer, is the record of the call; the log only feeds replay
- * and explain, which say so when an entry is missing.
+ * The call never waits for the log: entries are sealed and published together every
+ * {@link WRITE_INTERVAL_MS} (so that work is never between a call and its answer, even in a process
+ * that also runs the caller), and a publish that fails is dropped and counted. That is safe because
+ * the audit record, written before the answer, is the record of the call; the log only feeds
+ * replay and explain, which say so when an entry is missing. `drain` writes what is queued at once
+ * (at shutdown).
  */
 export class DecisionLog {
   /** By request object: a request's pending decision goes when the request does. */
   readonly #pending = new WeakMap<ToolCallRequest, Pending>();
   #inFlight = 0;
+  #queue: Queued[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  readonly #writing = new Set<Promise<void>>();
 
   constructor(private readonly ports: DecisionLogPorts) {}
 
@@ -53,11 +66,33 @@ export class DecisionLog {
     if (!id) return this.ports.dropped('no_record_id');
     if (this.#inFlight >= MAX_IN_FLIGHT) return this.ports.dropped('backlog');
     this.#inFlight += 1;
-    setImmediate(() => {
-      void this.#write(request, pending, id)
+    this.#queue.push({ request, pending, id });
+    if (!this.#timer) {
+      this.#timer = setTimeout(() => this.#writeQueued(), WRITE_INTERVAL_MS);
+      this.#timer.unref();
+    }
+  }
+
+  /** Writes what is queued now and waits until every entry being written is published or dropped. */
+  async drain(): Promise<void> {
+    this.#writeQueued();
+    await Promise.all([...this.#writing]);
+  }
+
+  #writeQueued(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const { request, pending, id } of queued) {
+      const writing: Promise<void> = this.#write(request, pending, id)
         .catch((error: unknown) => this.ports.dropped('publish_failed', error))
-        .finally(() => (this.#inFlight -= 1));
-    });
+        .finally(() => {
+          this.#inFlight -= 1;
+          this.#writing.delete(writing);
+        });
+      this.#writing.add(writing);
+    }
   }
 
   async #write(request: ToolCallRequest, { tool, decided, at }: Pending, id: string): Promise<void> {
