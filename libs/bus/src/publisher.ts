@@ -56,7 +56,7 @@ export class JetStreamPublisher {
     // the first attempt failed writes a record of its own, and a retry that writes for another
     // target (the first attempt's crm, the retry's mail) never takes the id of the other's record.
     // Only what may differ between attempts (details, time, trace) is left out.
-    const kind = JSON.stringify(['audit', record.tenant, record.service, record.action, record.outcome, record.reason ?? null, stableJson(record.actor), stableJson(record.target ?? null)]);
+    const kind = () => JSON.stringify(['audit', record.tenant, record.service, record.action, record.outcome, record.reason ?? null, stableJson(record.actor), stableJson(record.target ?? null)]);
     const id = record.id ?? idempotentId(ctx, kind) ?? randomUUID();
     const full: AuditRecord = parseOrThrow(
       auditRecordSchema,
@@ -97,7 +97,7 @@ export class JetStreamPublisher {
   async event<T>(service: string, name: string, tenant: string, data: T, id?: string, subject = eventSubject(service, name)): Promise<DomainEvent<T>> {
     const ctx = contextWithValidSpan(context.active());
     const event: DomainEvent<T> = {
-      id: id ?? idempotentId(ctx, JSON.stringify(['event', subject, stableJson(data)])) ?? randomUUID(),
+      id: id ?? idempotentId(ctx, () => JSON.stringify(['event', subject, stableJson(data)])) ?? randomUUID(),
       tenant: parseOrThrow(recordTenantSchema, tenant, 'event tenant'),
       occurredAt: new Date().toISOString(),
       ...(traceIds(ctx) ? { traceId: traceIds(ctx)!.traceId } : {}),

@@ -30,10 +30,14 @@ export function finishRequestIdempotency(ctx: Context): void {
   if (state) state.finished = true;
 }
 
-/** The id of the next write of this kind in the request `ctx` belongs to; undefined outside an idempotent request. */
-export function idempotentId(ctx: Context, kind: string): string | undefined {
+/**
+ * The id of the next write of this kind in the request `ctx` belongs to; undefined outside an
+ * idempotent request. `kindOf` is asked only inside one (most writes are not: no key to derive from).
+ */
+export function idempotentId(ctx: Context, kindOf: () => string): string | undefined {
   const state = ctx.getValue(IDEMPOTENCY) as RequestIdempotency | undefined;
   if (!state || state.finished) return undefined;
+  const kind = kindOf();
   const n = state.taken.get(kind) ?? 0;
   state.taken.set(kind, n + 1);
   const bytes = createHash('sha256').update(state.root).update(kind).update('\0').update(String(n)).digest().subarray(0, 16);

@@ -11,9 +11,10 @@ export class ExpiringCache<V> {
   constructor(private readonly maxEntries: number) {}
 
   static keyOf(...parts: (string | number)[]): string {
-    const hash = createHash('sha256');
-    for (const part of parts) hash.update(`${part}\n`);
-    return hash.digest('base64url');
+    // One update of the whole text: each update is a call into the native hash, which costs more than the joining.
+    let text = '';
+    for (const part of parts) text += `${part}\n`;
+    return createHash('sha256').update(text).digest('base64url');
   }
 
   get enabled(): boolean {

@@ -296,8 +296,9 @@ export class ToolCall {
   async #record(request: ToolCallRequest, tool: CatalogTool | undefined, started: number, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string | string[]> = {}): Promise<void> {
     const latencyMs = this.#now() - started;
     const { gateway, principal } = request;
-    instruments().calls.add(1, { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome });
-    instruments().duration.record(latencyMs / 1000, { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome });
+    const attributes = { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome };
+    instruments().calls.add(1, attributes);
+    instruments().duration.record(latencyMs / 1000, attributes);
     const written = await this.audit.audit({
       tenant: gateway.tenant,
       action: 'tool-call',
