@@ -60,6 +60,14 @@ describe.skipIf(missing)('mandate policy against the policy service over a real 
     expect(ok(await mandate(['policy', 'rollback', 'expenses'])).stdout).toMatch(/active version\s+1/);
     expect(ok(await mandate(['policy', 'get', 'expenses', '--text'])).stdout.trim()).toBe(UNDER_100.trim());
     expect(ok(await mandate(['policy', 'list'])).stdout).toMatch(/expenses\s+1\s+2\s+finance:log-only/);
+    // The mode is changed on its own, not by attaching again (exit 4: conflict).
+    const reattach = await mandate(['policy', 'attach', 'finance', 'expenses', '--mode', 'enforce']);
+    expect(reattach.code).toBe(4);
+    expect(reattach.stderr).toContain('mandate policy mode');
+    expect(ok(await mandate(['policy', 'mode', 'finance', 'enforce'])).stderr).toContain('gateway finance now applies policy set expenses in enforce mode (was log-only)');
+    expect(JSON.parse(ok(await mandate(['policy', 'mode', 'finance', 'enforce', '--json'])).stdout)).toEqual({ gateway: 'finance', policy: 'expenses', mode: 'enforce', previousMode: 'enforce', changed: false });
+    expect((await mandate(['policy', 'mode', 'finance', 'shadow'])).code).toBe(2);
+    expect(ok(await mandate(['policy', 'list'])).stdout).toMatch(/finance:enforce/);
     const attachedDelete = await mandate(['policy', 'delete', 'expenses']);
     expect(attachedDelete.code).toBe(4);
     expect(attachedDelete.stderr).toContain('detach it first');

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { gatewayCreateEndpoint, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint, toolsForEndpoint } from '@mandate/contracts';
+import { gatewayCreateEndpoint, policyAttachEndpoint, policyCreateEndpoint, policySetModeEndpoint, targetAddEndpoint, toolsForEndpoint } from '@mandate/contracts';
 import { freePort, natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSampleToolServer, type SampleToolServer } from '@mandate/testing/mcp-tool-servers';
@@ -100,7 +100,7 @@ describe.skipIf(missing)('tools/list through the gateway shows each principal on
   });
 
   it('log-only hides nothing (nothing is enforced)', async () => {
-    await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'sales-gw', policy: 'sales-tools', mode: 'log-only', actor: 'security@acme' });
+    await h.bus.request(policySetModeEndpoint, { tenant: 'acme', gateway: 'sales-gw', mode: 'log-only', actor: 'security@acme' });
     const bob = await connect('bob', ['sales']);
     await expect.poll(() => listed(bob)).toEqual(['sales___crm_notes', 'sales___documents_list', 'sales___finance_spend', 'sales___whoami']);
     expect((await explained('bob', ['sales'])).byPolicy).toEqual([]);

@@ -12,6 +12,7 @@ import {
   policyDeleteEndpoint,
   policyDetachEndpoint,
   policyForGatewayEndpoint,
+  policySetModeEndpoint,
   policyUpdateEndpoint,
   policyValidateEndpoint,
   policyVersionsEndpoint,
@@ -137,15 +138,27 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
     expect(JSON.stringify(answer.content)).toContain('Invalid arguments');
   });
 
-  it('log-only records the decision and enforces none; switching modes is audited', async () => {
-    await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'finance-gw', policy: 'expenses', mode: 'log-only', actor: 'security@acme' });
+  it('log-only records the decision and enforces none; switching modes is its own operation, and audited', async () => {
+    // Attaching cannot change the mode of the set attached: that is its own operation (and permission).
+    const reattached = await failure(h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'finance-gw', policy: 'expenses', mode: 'log-only', actor: 'security@acme' }));
+    expect(reattached.code).toBe('conflict');
+    expect(reattached.message).toContain('policy-set-mode');
+    expect(await h.bus.request(policyForGatewayEndpoint, { tenant: 'acme', gateway: 'finance-gw' })).toMatchObject({ attached: true, mode: 'enforce' });
+    const switched = await h.bus.request(policySetModeEndpoint, { tenant: 'acme', gateway: 'finance-gw', mode: 'log-only', actor: 'security@acme' });
+    expect(switched).toEqual({ gateway: 'finance-gw', policy: 'expenses', mode: 'log-only', previousMode: 'enforce', changed: true });
     await expect.poll(async () => (await approve(sarah, 150)).allowed, { timeout: 10_000 }).toBe(true);
     await expect.poll(() => policyRecords().some((r) => r.details?.['policyMode'] === 'log-only' && r.details?.['policyDecision'] === 'deny' && r.outcome === 'succeeded')).toBe(true);
-    expect(h.audit.some((r) => r.service === 'policy' && r.action === 'policy-attach' && r.details?.['mode'] === 'log-only' && r.details?.['previousMode'] === 'enforce')).toBe(true);
+    const modeRecords = () => h.audit.filter((r) => r.service === 'policy' && r.action === 'policy-mode');
+    await expect.poll(() => modeRecords().length).toBe(1);
+    expect(modeRecords()[0]).toMatchObject({ actor: { admin: 'security@acme' }, target: { resource: 'expenses' }, details: { gateway: 'finance-gw', mode: 'log-only', previousMode: 'enforce' } });
+    // The same mode again changes nothing and writes no record; a gateway with no set is not_found.
+    expect((await h.bus.request(policySetModeEndpoint, { tenant: 'acme', gateway: 'finance-gw', mode: 'log-only' })).changed).toBe(false);
+    expect((await failure(h.bus.request(policySetModeEndpoint, { tenant: 'acme', gateway: 'no-such-gateway', mode: 'enforce' }))).code).toBe('not_found');
+    expect(modeRecords()).toHaveLength(1);
   });
 
   it('a new version is enforced at once; rolling back to the one before is too', async () => {
-    await h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'finance-gw', policy: 'expenses', mode: 'enforce' });
+    await h.bus.request(policySetModeEndpoint, { tenant: 'acme', gateway: 'finance-gw', mode: 'enforce' });
     const v2 = await h.bus.request(policyUpdateEndpoint, { tenant: 'acme', name: 'expenses', text: UNDER_1000, actor: 'security@acme' });
     expect(v2.active.version).toBe(2);
     await expect.poll(async () => (await approve(sarah, 500)).allowed, { timeout: 10_000 }).toBe(true);

@@ -87,9 +87,17 @@ export const policyDeleteEndpoint = endpoint(
 
 export const policyAttachEndpoint = endpoint(
   'policy-attach',
-  "Attaches a policy set to a gateway (or changes its mode); refused if the active version does not validate against the gateway's tools.",
+  "Attaches a policy set to a gateway in a mode (or another set in place of the one attached); refused if the active version does not validate against the gateway's tools, and refused (`conflict`) for the set already attached in another mode: that is `policy-set-mode`.",
   z.strictObject({ tenant: tenantIdSchema, gateway: gatewayNameSchema, policy: policyNameSchema, mode: policyModeSchema, actor: actorSchema }),
   z.object({ gateway: gatewayNameSchema, policy: policyNameSchema, mode: policyModeSchema, version: policyVersionSchema }),
+);
+
+/** Its own operation (and so its own NATS subject to grant), apart from attaching and editing sets: who may flip a set from log-only to enforce need not be who writes it. */
+export const policySetModeEndpoint = endpoint(
+  'policy-set-mode',
+  'Changes the mode of the policy set attached to a gateway (enforce or log-only); audited as policy-mode. The same mode again changes nothing.',
+  z.strictObject({ tenant: tenantIdSchema, gateway: gatewayNameSchema, mode: policyModeSchema, actor: actorSchema }),
+  z.object({ gateway: gatewayNameSchema, policy: policyNameSchema, mode: policyModeSchema, previousMode: policyModeSchema, changed: z.boolean() }),
 );
 
 export const policyDetachEndpoint = endpoint(
@@ -247,6 +255,7 @@ export const policyEndpoints = [
   policyActivateEndpoint,
   policyDeleteEndpoint,
   policyAttachEndpoint,
+  policySetModeEndpoint,
   policyDetachEndpoint,
   policyValidateEndpoint,
   policyForGatewayEndpoint,
@@ -263,4 +272,4 @@ export const policyChangedEvent = defineEvent({
   data: z.object({ gateway: gatewayNameSchema }),
 });
 
-export const policyAudit = defineAuditActions(POLICY_SERVICE, ['policy-create', 'policy-update', 'policy-activate', 'policy-delete', 'policy-attach', 'policy-detach', 'approval-request', 'approval-decide', 'approval-consume', 'approval-expire', 'approval-refuse', 'policy-replay', 'policy-explain']);
+export const policyAudit = defineAuditActions(POLICY_SERVICE, ['policy-create', 'policy-update', 'policy-activate', 'policy-delete', 'policy-attach', 'policy-mode', 'policy-detach', 'approval-request', 'approval-decide', 'approval-consume', 'approval-expire', 'approval-refuse', 'policy-replay', 'policy-explain']);

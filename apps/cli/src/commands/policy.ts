@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import {
   policyActivateEndpoint,
   policyAttachEndpoint,
+  policySetModeEndpoint,
   policyCreateEndpoint,
   policyDeleteEndpoint,
   policyDetachEndpoint,
@@ -34,7 +35,7 @@ Examples:
   mandate policy validate expenses.cedar --gateway finance      # against that gateway's tools
   mandate policy test expenses.tests.json --gateway finance --policies expenses.cedar   # exit 1 on a mismatch
   mandate policy attach finance expenses --mode log-only        # record decisions, enforce none
-  mandate policy attach finance expenses --mode enforce
+  mandate policy mode finance enforce                           # then enforce them (its own permission)
   mandate policy update expenses --file expenses.cedar          # a new version, active at once
   mandate policy rollback expenses                              # the version before becomes active
   mandate policy replay --gateway finance --since 7d --candidate next.cedar   # which decisions would change
@@ -59,7 +60,7 @@ function formatPolicy(p: PolicyView): string {
 
 function parseMode(value: string): PolicyMode {
   const parsed = policyModeSchema.safeParse(value);
-  if (!parsed.success) throw new CliError(`invalid_request: --mode must be enforce or log-only, not ${value}`, EXIT.invalid);
+  if (!parsed.success) throw new CliError(`invalid_request: the mode must be enforce or log-only, not ${value}`, EXIT.invalid);
   return parsed.data;
 }
 
@@ -130,12 +131,24 @@ export function addPolicyCommands(program: Command): void {
   addPolicyTestCommand(policy);
   addPolicyReplayCommands(policy);
 
-  withBusOptions(policy.command('attach').description('attach a set to a gateway, or change its mode (audited)').argument('<gateway>', 'gateway name').argument('<policy>', 'policy set name'), { actor: true })
+  withBusOptions(policy.command('attach').description('attach a set to a gateway in a mode, or another set in place of its own (audited); the mode of the set attached is changed with `mode`').argument('<gateway>', 'gateway name').argument('<policy>', 'policy set name'), { actor: true })
     .requiredOption('--mode <mode>', 'enforce, or log-only (decisions recorded, none enforced)', parseMode)
     .action(async (gateway: string, name: string, options: ActorOptions & { mode: PolicyMode }) => {
       const result = await sendRequest(options.natsUrl, policyAttachEndpoint, { tenant: options.tenant, gateway, policy: name, mode: options.mode, actor: options.actor });
       printDone(result, options.json, `gateway ${gateway} now applies policy set ${name} version ${result.version.version} (${result.mode})`);
     });
+
+  withBusOptions(
+    policy
+      .command('mode')
+      .description("change the mode of a gateway's policy set: enforce, or log-only (decisions recorded, none enforced); its own operation and permission, audited")
+      .argument('<gateway>', 'gateway name')
+      .argument('<mode>', 'enforce or log-only', parseMode),
+    { actor: true },
+  ).action(async (gateway: string, mode: PolicyMode, options: ActorOptions) => {
+    const result = await sendRequest(options.natsUrl, policySetModeEndpoint, { tenant: options.tenant, gateway, mode, actor: options.actor });
+    printDone(result, options.json, result.changed ? `gateway ${gateway} now applies policy set ${result.policy} in ${result.mode} mode (was ${result.previousMode})` : `gateway ${gateway} already applies policy set ${result.policy} in ${result.mode} mode`);
+  });
 
   withBusOptions(policy.command('detach').description("detach a gateway's policy set: its calls are no longer checked by policy").argument('<gateway>', 'gateway name'), { actor: true }).action(async (gateway: string, options: ActorOptions) =>
     printDone(await sendRequest(options.natsUrl, policyDetachEndpoint, { tenant: options.tenant, gateway, actor: options.actor }), options.json, `gateway ${gateway} has no policy set any more`),

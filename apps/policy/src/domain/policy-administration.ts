@@ -11,6 +11,7 @@ import {
   type policyAudit,
   type policyForGatewayEndpoint,
   type policyListEndpoint,
+  type policySetModeEndpoint,
   type policyValidateEndpoint,
   type policyVersionsEndpoint,
   type ResponseOf,
@@ -110,10 +111,25 @@ export class PolicyAdministration {
     const active = stored.value.versions.find((v) => v.version === stored.value.active)!;
     assertValidates(parsePolicySet(text), tools);
     const previous = await this.ports.records.attachment(tenant, gateway);
+    if (previous?.value.policy === name && previous.value.mode !== mode) {
+      throw new MandateError('conflict', `gateway ${gateway} already has policy set ${name} attached in ${previous.value.mode} mode; changing the mode is its own operation (policy-set-mode, \`mandate policy mode\`)`);
+    }
     await this.ports.records.putAttachment(tenant, { gateway, policy: name, mode });
     await this.#audit(tenant, 'policy-attach', name, actor, { gateway, mode, ...(previous ? { previousPolicy: previous.value.policy, previousMode: previous.value.mode } : {}) });
     await this.ports.events.publishEvent(policyChangedEvent, tenant, { gateway });
     return { gateway, policy: name, mode, version: active };
+  }
+
+  /** Its own operation and permission, apart from attaching: flipping a set from log-only to enforce is a decision of its own. */
+  async setMode(tenant: TenantId, gateway: string, mode: PolicyMode, actor: string | undefined): Promise<ResponseOf<typeof policySetModeEndpoint>> {
+    const attachment = await this.ports.records.attachment(tenant, gateway);
+    if (!attachment) throw new MandateError('not_found', `gateway ${gateway} has no policy set attached`);
+    const { policy, mode: previousMode } = attachment.value;
+    if (previousMode === mode) return { gateway, policy, mode, previousMode, changed: false };
+    await this.ports.records.updateAttachment(tenant, { gateway, policy, mode }, attachment.revision);
+    await this.#audit(tenant, 'policy-mode', policy, actor, { gateway, mode, previousMode });
+    await this.ports.events.publishEvent(policyChangedEvent, tenant, { gateway });
+    return { gateway, policy, mode, previousMode, changed: true };
   }
 
   async detach(tenant: TenantId, gateway: string, actor: string | undefined): Promise<{ detached: true }> {

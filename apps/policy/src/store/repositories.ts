@@ -81,6 +81,11 @@ export class PolicyRecords {
     else await this.attachments.create(tenant, document.gateway, document);
   }
 
+  /** Only if it is still the one read (`revision`): otherwise `conflict`, and nothing changes. */
+  async updateAttachment(tenant: TenantId, document: AttachmentDocument, revision: StoredDocument<AttachmentDocument>['revision']): Promise<void> {
+    await this.attachments.update(tenant, document.gateway, document, revision);
+  }
+
   deleteAttachment(tenant: TenantId, gateway: string): Promise<boolean> {
     return this.attachments.delete(tenant, gateway);
   }
