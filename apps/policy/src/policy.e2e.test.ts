@@ -186,6 +186,14 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
     expect((await failure(h.bus.request(policyAttachEndpoint, { tenant: 'acme', gateway: 'no-such-gateway', policy: 'expenses', mode: 'enforce' }))).code).toBe('not_found');
     expect((await failure(h.bus.request(policyDeleteEndpoint, { tenant: 'acme', name: 'expenses' }))).code).toBe('conflict');
     expect((await h.bus.request(policyForGatewayEndpoint, { tenant: 'acme', gateway: 'finance-gw' })).attached).toBe(true);
+    // 1,000 policies is a set the service takes (and validates against the gateway's tools); 1,001 is not, and changes nothing.
+    const policies = (count: number) => Array.from({ length: count }, (_, i) => `@id("p${i}") permit (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount.lessThan(decimal("${i}.5")) };`).join('\n');
+    expect((await h.bus.request(policyValidateEndpoint, { tenant: 'acme', gateway: 'finance-gw', text: policies(1_000) })).valid).toBe(true);
+    expect((await h.bus.request(policyCreateEndpoint, { tenant: 'acme', name: 'thousand', text: policies(1_000) })).active.version).toBe(1);
+    const tooMany = await failure(h.bus.request(policyUpdateEndpoint, { tenant: 'acme', name: 'thousand', text: policies(1_001) }));
+    expect(tooMany.code).toBe('invalid_request');
+    expect(tooMany.message).toContain('at most 1000 policies');
+    expect((await h.bus.request(policyVersionsEndpoint, { tenant: 'acme', name: 'thousand' })).items).toHaveLength(1);
   });
 
   it('refuses calls while no policy service answers for a gateway that had a set, instead of dropping its policy', async () => {

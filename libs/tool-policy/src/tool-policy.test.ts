@@ -90,6 +90,41 @@ describe('ToolPolicy', () => {
     expect(removedTool.message).toContain('finance___gone');
   });
 
+  it('types context.input as the tool says: booleans, sets, nested records, sets of records; context.scopes; a property of a union type left out', () => {
+    const order = {
+      name: 'shop___order',
+      inputSchema: {
+        type: 'object',
+        properties: {
+          urgent: { type: 'boolean' },
+          lines: { type: 'array', items: { type: 'integer' } },
+          payee: { type: 'object', properties: { country: { type: 'string' }, verified: { type: 'boolean' } }, required: ['country'] },
+          items: { type: 'array', items: { type: 'object', properties: { sku: { type: 'string' }, qty: { type: 'integer' } }, required: ['sku', 'qty'] } },
+          note: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+        },
+        required: ['urgent', 'lines', 'payee', 'items'],
+      },
+    };
+    const rich = ToolPolicy.load(
+      'test-typing',
+      'v1',
+      parsePolicySet(`@id("rich") permit (principal, action == Mandate::Action::"shop___order", resource)
+        when { !context.input.urgent && context.input.lines.contains(3) && context.input.payee.country == "DE" && context.input.payee has verified && context.input.payee.verified
+          && context.input.items.contains({ sku: "a-1", qty: 2 }) && context.scopes.contains("shop.order") };`),
+      [order],
+    );
+    const args = { urgent: false, lines: [1, 3], payee: { country: 'DE', verified: true }, items: [{ sku: 'a-1', qty: 2 }], note: null };
+    const decide = (change: Record<string, unknown>, scopes = ['shop.order']) => rich.decide(request({ tool: order, arguments: { ...args, ...change }, scopes })).enforced;
+    expect(decide({})).toEqual({ decision: 'allow', determining: ['rich'], errors: [] });
+    for (const change of [{ urgent: true }, { lines: [1, 2] }, { payee: { country: 'FR', verified: true } }, { payee: { country: 'DE', verified: false } }, { payee: { country: 'DE' } }, { items: [{ sku: 'a-1', qty: 3 }] }]) {
+      expect(decide(change).decision, JSON.stringify(change)).toBe('deny');
+    }
+    expect(decide({}, ['shop.read']).decision).toBe('deny');
+    const union = refusal(() => ToolPolicy.load('test-typing-union', 'v1', parsePolicySet('@id("on-note") permit (principal, action == Mandate::Action::"shop___order", resource) when { context.input.note == "hello" };'), [order]));
+    expect(union.code).toBe('invalid_request');
+    expect(union.message).toContain('on-note');
+  });
+
   it('refuses bad Cedar, unknown modes, duplicate ids and sets over the limits', () => {
     expect(refusal(() => parsePolicySet('permit (principal, action, resource) when {')).message).toMatch(/^the policies do not parse: line 1, column \d+/);
     expect(refusal(() => parsePolicySet('@mode("shadow") permit (principal, action, resource);')).message).toContain('@mode("shadow")');
