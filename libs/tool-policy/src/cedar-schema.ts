@@ -18,7 +18,9 @@ type CedarType = Record<string, unknown>;
  *   strings; the token's other string claims as tags, `principal.getTag("department")`);
  * - resource `Gateway`; one action per tool, named as clients call it;
  * - context: `input` typed from the tool's input schema, `scopes` (the principal's), `time`
- *   (seconds since the epoch) and `client` (the token's client, when it names one).
+ *   (seconds since the epoch), and when the token names its client, the agent calling: `agent`,
+ *   a `Workload` entity (`context.agent == Mandate::Workload::"expense-agent"`), and `client`,
+ *   its id as a string.
  *
  * JSON Schema types map as integer → Long, number → decimal (four fractional digits), string →
  * String (formats are not checked by Cedar), boolean → Boolean, array → Set, object → Record.
@@ -39,6 +41,7 @@ export function cedarSchemaFor(tools: readonly ModelTool[]): SchemaJson<string> 
             scopes: { type: 'Set', element: { type: 'String' } },
             time: { type: 'Long' },
             client: { type: 'String', required: false },
+            agent: { type: 'Entity', name: 'Workload', required: false },
           },
         },
       },
@@ -52,6 +55,7 @@ export function cedarSchemaFor(tools: readonly ModelTool[]): SchemaJson<string> 
           tags: { type: 'String' },
         },
         Gateway: {},
+        Workload: {},
       },
       actions,
     },

@@ -125,6 +125,23 @@ describe('ToolPolicy', () => {
     expect(union.message).toContain('on-note');
   });
 
+  it('sees the agent calling (the token\'s client) as a Workload entity, and its id as context.client', () => {
+    const agents = ToolPolicy.load(
+      'test-agent',
+      'v1',
+      parsePolicySet(`@id("expense-agent-only") permit (principal, action == Mandate::Action::"finance___approve_expense", resource)
+        when { context has agent && context.agent == Mandate::Workload::"expense-agent" && context has client && context.client == "expense-agent" };`),
+      tools,
+    );
+    expect(agents.decide(request({ client: 'expense-agent' })).enforced).toEqual({ decision: 'allow', determining: ['expense-agent-only'], errors: [] });
+    expect(agents.decide(request({ client: 'other-agent' })).enforced.decision).toBe('deny');
+    expect(agents.decide(request()).enforced).toEqual({ decision: 'deny', determining: [], errors: [] });
+    // The listing sees the agent too: another agent is not shown the tool.
+    const principal = { user: { iss: 'https://idp.example', sub: 'sarah' }, claims: {}, scopes: [], gateway: 'sales' };
+    expect(agents.mayPermit({ ...principal, client: 'expense-agent' })('finance___approve_expense')).toBe(true);
+    expect(agents.mayPermit({ ...principal, client: 'other-agent' })('finance___approve_expense')).toBe(false);
+  });
+
   it('refuses bad Cedar, unknown modes, duplicate ids and sets over the limits', () => {
     expect(refusal(() => parsePolicySet('permit (principal, action, resource) when {')).message).toMatch(/^the policies do not parse: line 1, column \d+/);
     expect(refusal(() => parsePolicySet('@mode("shadow") permit (principal, action, resource);')).message).toContain('@mode("shadow")');

@@ -228,11 +228,11 @@ function loadSet(prefix: string, policies: Readonly<Record<string, string>>, too
   return { partition, ids, order: new Map(Object.keys(policies).map((id, index) => [id, index])) };
 }
 
-/** What of a request depends on the principal only: the user entity with its groups and tags, the gateway, the scopes and client. */
+/** What of a request depends on the principal only: the user entity with its groups and tags, the gateway, the scopes, and the agent (client). */
 interface PrincipalPart {
   principal: cedar.TypeAndId;
   resource: cedar.TypeAndId;
-  context: { scopes: string[]; client?: string };
+  context: { scopes: string[]; client?: string; agent?: { __entity: cedar.TypeAndId } };
   entities: cedar.EntityJson[];
 }
 
@@ -246,13 +246,15 @@ function principalPart(principal: PolicyPrincipal): PrincipalPart {
     const value = principal.claims[name];
     if (typeof value === 'string' && !REGISTERED_CLAIMS.has(name)) tags[name] = value;
   }
+  const agent = principal.client ? { type: `${CEDAR_NAMESPACE}::Workload`, id: principal.client } : undefined;
   return {
     principal: user,
     resource,
-    context: { scopes: [...principal.scopes], ...(principal.client ? { client: principal.client } : {}) },
+    context: { scopes: [...principal.scopes], ...(principal.client && agent ? { client: principal.client, agent: { __entity: agent } } : {}) },
     entities: [
       { uid: user, attrs: { iss: principal.user.iss, sub: principal.user.sub, groups }, parents: [], tags },
       { uid: resource, attrs: {}, parents: [] },
+      ...(agent ? [{ uid: agent, attrs: {}, parents: [] }] : []),
     ],
   };
 }
@@ -272,7 +274,7 @@ function callOf(request: PolicyRequest): Omit<cedar.StatefulAuthorizationCall, '
       input: cedarInputFor(request.tool.inputSchema, request.arguments) as cedar.CedarValueJson,
       scopes: base.context.scopes,
       time: Math.floor(request.now / 1000),
-      ...(request.client ? { client: request.client } : {}),
+      ...(base.context.agent ? { client: base.context.client!, agent: base.context.agent } : {}),
     },
     validateRequest: true,
   };
