@@ -68,6 +68,11 @@ describe.skipIf(missing)('mandate policy against the policy service over a real 
     expect(JSON.parse(ok(await mandate(['policy', 'mode', 'finance', 'enforce', '--json'])).stdout)).toEqual({ gateway: 'finance', policy: 'expenses', mode: 'enforce', previousMode: 'enforce', changed: false });
     expect((await mandate(['policy', 'mode', 'finance', 'shadow'])).code).toBe(2);
     expect(ok(await mandate(['policy', 'list'])).stdout).toMatch(/finance:enforce/);
+    // Removing the target the set's policy is about stands, and says at once that the gateway now refuses every call, and why.
+    const removed = ok(await mandate(['gateway', 'target', 'remove', 'finance', 'finance']));
+    expect(removed.stderr).toContain('policy set expenses (version 1) attached to finance no longer validates against its tools');
+    expect(removed.stderr).toMatch(/finance-under-100: line \d+, column \d+/);
+    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'finance', target: { name: 'finance', source: { kind: 'mcp', url: finance.url } } });
     const attachedDelete = await mandate(['policy', 'delete', 'expenses']);
     expect(attachedDelete.code).toBe(4);
     expect(attachedDelete.stderr).toContain('detach it first');

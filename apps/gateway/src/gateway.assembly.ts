@@ -33,6 +33,7 @@ import { Upstreams } from './clients/upstreams.js';
 import type { GatewayEnv } from './config.js';
 import { ApprovalDecisions } from './domain/approval-decisions.js';
 import { DecisionLog } from './domain/decision-log.js';
+import { PolicyFit } from './domain/policy-fit.js';
 import { GatewayAdministration } from './domain/gateway-administration.js';
 import { GatewayRegistry, NoPolicyService } from './domain/gateway-registry.js';
 import { HeldCalls } from './domain/held-calls.js';
@@ -95,18 +96,19 @@ export class Gateway {
     await receiptKeys.start();
     const receiptKeyRotation = new ReceiptKeyRotation(receiptKeys, deps.publisher.auditSink(gatewayAudit), deps.publisher);
     const records = await GatewayRecords.open(deps.store);
+    const policyFor = async (tenant: TenantId, gateway: string) => {
+      try {
+        return await bus.request(policyForGatewayEndpoint, { tenant, gateway });
+      } catch (error) {
+        if (noResponders(error)) throw new NoPolicyService('no policy service answers', { cause: error });
+        throw error;
+      }
+    };
     const registry = new GatewayRegistry(records, {
       mcpBaseUrl: `${publicUrl}/mcp`,
       openKey: (tenant, gateway, sealed) => JSON.parse(cipher.openString(sealed, sealId(tenant, gateway)).toString('utf8')) as JWK,
       maxAgeMs: 30_000,
-      policyFor: async (tenant, gateway) => {
-        try {
-          return await bus.request(policyForGatewayEndpoint, { tenant, gateway });
-        } catch (error) {
-          if (noResponders(error)) throw new NoPolicyService('no policy service answers', { cause: error });
-          throw error;
-        }
-      },
+      policyFor,
       log: logger,
     });
     const workloadToken = async (tenant: TenantId, workload: string, privateJwk: JWK) => {
@@ -161,6 +163,7 @@ export class Gateway {
       mcpBaseUrl: `${publicUrl}/mcp`,
       sealKey: (tenant, gateway, privateJwk) => cipher.sealToString(JSON.stringify(privateJwk), sealId(tenant, gateway)),
       checkKey: (tenant, workload, privateJwk) => assertKeyAccepted(workload, () => workloadToken(tenant, workload, privateJwk)),
+      policyFit: new PolicyFit(policyFor, logger),
     });
     const changes = [
       onEvent(deps.nc, gatewayChangedEvent, 'all-tenants', (event) => registry.forget(event.tenant, event.data.gateway), logger),

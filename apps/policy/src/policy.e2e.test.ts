@@ -209,7 +209,8 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
   });
 
   it('fails closed when the attached set no longer loads (a tool it names was removed), and detaching lifts policy', async () => {
-    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: { name: 'petty', source: { kind: 'mcp', url: finance.url } } });
+    const added = await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: { name: 'petty', source: { kind: 'mcp', url: finance.url } } });
+    expect(added.policyMisfit).toBeUndefined();
     const call = async () => {
       const client = new Client({ name: 'policy-test', version: '1.0.0' });
       await client.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${await token('sarah', ['finance'])}` } } }));
@@ -218,7 +219,13 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
     };
     // No policy permits petty___approve_expense: denied by default.
     expect(await call()).toContain('Denied by policy set expenses');
-    await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: 'finance' });
+    // The removal stands, and its answer and audit record say which policies it broke.
+    const removed = await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: 'finance', actor: 'ops@acme' });
+    expect(removed).toMatchObject({ removed: true, policyMisfit: { set: 'expenses', version: 1 } });
+    expect(removed.policyMisfit!.issues.map((issue) => issue.path)).toContain('policies.finance-under-100');
+    expect(removed.policyMisfit!.issues[0]!.message).toMatch(/finance-under-100: line \d+, column \d+/);
+    await expect.poll(() => h.audit.find((r) => r.service === 'gateway' && r.action === 'target-remove' && r.details?.['target'] === 'finance')?.details).toMatchObject({ policyMisfit: 'expenses', policyMisfitVersion: 1 });
+    expect(h.audit.find((r) => r.action === 'target-remove' && r.details?.['target'] === 'finance')!.details!['policyIssues']).toContain('policies.finance-under-100');
     await expect.poll(call, { timeout: 10_000 }).toContain('cannot be loaded');
     await h.bus.request(policyDetachEndpoint, { tenant: 'acme', gateway: 'finance-gw', actor: 'security@acme' });
     await expect.poll(call, { timeout: 10_000 }).toBe('allowed');

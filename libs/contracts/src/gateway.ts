@@ -231,6 +231,21 @@ export const gatewayDeleteEndpoint = defineEndpoint({
 
 const targetRef = { tenant: tenantIdSchema, gateway: gatewayNameSchema };
 
+/**
+ * The policy set attached to a gateway no longer validates against its tools (a tool it names was
+ * removed or changed type): told to whoever changed the tools, and on the change's audit record.
+ * The gateway refuses every call until the set or the tools are fixed.
+ */
+export const policyMisfitSchema = z.object({
+  set: z.string(),
+  version: z.number().int(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })),
+});
+export type PolicyMisfit = z.infer<typeof policyMisfitSchema>;
+
+/** What a change of a gateway's tools answers: the target, and the attached set it broke, if any. */
+const targetChangeSchema = targetViewSchema.extend({ policyMisfit: policyMisfitSchema.optional() });
+
 export const targetAddEndpoint = defineEndpoint({
   service: GATEWAY_SERVICE,
   operation: 'target-add',
@@ -244,7 +259,7 @@ export const targetAddEndpoint = defineEndpoint({
       path: ['source', 'baseUrl'],
     }),
   }),
-  response: targetViewSchema,
+  response: targetChangeSchema,
 });
 
 export const targetListEndpoint = defineEndpoint({
@@ -260,7 +275,7 @@ export const targetRemoveEndpoint = defineEndpoint({
   operation: 'target-remove',
   description: 'Removes a target; its tools disappear from the gateway.',
   request: z.strictObject({ ...targetRef, ...actor, target: targetNameSchema }),
-  response: z.object({ removed: z.literal(true) }),
+  response: z.object({ removed: z.literal(true), policyMisfit: policyMisfitSchema.optional() }),
 });
 
 export const targetSyncEndpoint = defineEndpoint({
@@ -268,7 +283,7 @@ export const targetSyncEndpoint = defineEndpoint({
   operation: 'target-sync',
   description: 'Discovers the tools of a target again.',
   request: z.strictObject({ ...targetRef, ...actor, target: targetNameSchema }),
-  response: targetViewSchema,
+  response: targetChangeSchema,
 });
 
 /** Why a tool is not shown to a principal (the last two: the gateway's enforced policy set). */

@@ -13,6 +13,7 @@ import {
   toolsForEndpoint,
   type GatewayView,
   type Interceptor,
+  type PolicyMisfit,
   type RequestOf,
   type ResponseOf,
   type TargetCredential,
@@ -21,7 +22,7 @@ import {
 import { defined, EXIT, sendRequest, withBus, withBusOptions, type ActorOptions, type BusOptions } from '../bus.js';
 import { readOptionFile, readStdin } from '../input.js';
 import { readPrivateKeyFile } from '../jwk-files.js';
-import { block, CliError, dim, none, orNone, printDone, printJson, printResult, table } from '../output.js';
+import { block, CliError, dim, none, orNone, printDone, printJson, printResult, table, warn } from '../output.js';
 import { listPages, printPage, withPageOptions, type PageOptions } from '../pages.js';
 import {
   attributeOf,
@@ -260,6 +261,7 @@ async function addTarget(gateway: string, name: string | undefined, options: Tar
   const timeoutMs = parsed.success ? discoveryWaitMs(parsed.data.timeoutMs) : undefined;
   const view = await withBus(options.natsUrl, (bus) => bus.request(targetAddEndpoint, { tenant: options.tenant, gateway, target, actor: options.actor }, defined({ timeoutMs })));
   printResult(view, options.json, formatTarget);
+  warnOfPolicyMisfit(gateway, view.policyMisfit, options.json);
 }
 
 async function syncTarget(gateway: string, target: string, options: ActorOptions): Promise<void> {
@@ -269,11 +271,20 @@ async function syncTarget(gateway: string, target: string, options: ActorOptions
     return bus.request(targetSyncEndpoint, { tenant: options.tenant, gateway, target, actor: options.actor }, known ? { timeoutMs: discoveryWaitMs(known.timeoutMs) } : {});
   });
   printResult(view, options.json, formatTarget);
+  warnOfPolicyMisfit(gateway, view.policyMisfit, options.json);
 }
 
 async function removeTarget(gateway: string, target: string, options: ActorOptions): Promise<void> {
   const result = await sendRequest(options.natsUrl, targetRemoveEndpoint, { tenant: options.tenant, gateway, target, actor: options.actor });
   printDone(result, options.json, `removed target ${target} from gateway ${gateway}; its tools are gone from the gateway`);
+  warnOfPolicyMisfit(gateway, result.policyMisfit, options.json);
+}
+
+/** The change stands; the person who made it is told at once that the gateway now refuses every call, and why. */
+function warnOfPolicyMisfit(gateway: string, misfit: PolicyMisfit | undefined, json: boolean): void {
+  if (!misfit || json) return;
+  warn(`policy set ${misfit.set} (version ${misfit.version}) attached to ${gateway} no longer validates against its tools, so ${gateway} refuses every call until the set or the tools are fixed:`);
+  for (const issue of misfit.issues) warn(`  ${issue.message}`);
 }
 
 function describeSource(source: TargetSource): string {

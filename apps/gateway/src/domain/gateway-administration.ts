@@ -10,7 +10,9 @@ import {
   type gatewayCreateEndpoint,
   type gatewayListEndpoint,
   type ParsedRequestOf,
+  type PolicyMisfit,
   type ResponseOf,
+  type targetRemoveEndpoint,
   type TargetSpec,
   type TargetView,
   type TenantId,
@@ -21,6 +23,7 @@ import type { GatewayDocument, GatewayRecords, TargetDocument } from '../store/r
 import { resourceUrlOf, type GatewayRegistry, type LoadedGateway } from './gateway-registry.js';
 import type { InboundAuthentication } from './inbound-authentication.js';
 import type { TargetCredentials } from './target-credentials.js';
+import type { PolicyFit } from './policy-fit.js';
 import { policyHiding } from './tool-listing.js';
 import { UpstreamFailure, type Discovery, type UpstreamTools } from './upstream.js';
 
@@ -37,6 +40,8 @@ export interface GatewayAdministrationPorts {
   /** Refuses a key the authorizer does not accept for the workload (it mints a WAT with it). */
   checkKey(tenant: TenantId, workload: string, privateJwk: JWK): Promise<void>;
   sealKey(tenant: TenantId, gateway: string, privateJwk: JWK): string;
+  /** Tells whether the attached policy set still validates once the tools changed (absent: not asked). */
+  policyFit?: PolicyFit;
   mcpBaseUrl: string;
   now?: () => number;
 }
@@ -92,7 +97,7 @@ export class GatewayAdministration {
     return { deleted: true };
   }
 
-  async addTarget(tenant: TenantId, gatewayName: string, spec: TargetSpec, actor: string | undefined): Promise<TargetView> {
+  async addTarget(tenant: TenantId, gatewayName: string, spec: TargetSpec, actor: string | undefined): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
     const gateway = await this.#loaded(tenant, gatewayName);
     if (gateway.targets.has(spec.name) || (await this.ports.records.target(tenant, gatewayName, spec.name))) {
       throw new MandateError('conflict', `gateway ${gatewayName} already has a target ${spec.name}`);
@@ -100,8 +105,9 @@ export class GatewayAdministration {
     const discovery = await this.#discover(gateway, spec);
     const now = new Date(this.#now()).toISOString();
     const stored = await this.ports.records.createTarget(tenant, { ...spec, gateway: gatewayName, ...discovery, syncedAt: now });
-    await this.#changed(tenant, gatewayName, 'target-add', actor, spec.name);
-    return targetView(stored);
+    const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
+    await this.#changed(tenant, gatewayName, 'target-add', actor, spec.name, 'succeeded', policyMisfit);
+    return { ...targetView(stored), ...(policyMisfit ? { policyMisfit } : {}) };
   }
 
   async listTargets(tenant: TenantId, gatewayName: string): Promise<{ items: TargetView[] }> {
@@ -109,15 +115,16 @@ export class GatewayAdministration {
     return { items: (await this.ports.records.targetsOf(tenant, gatewayName)).map(targetView) };
   }
 
-  async removeTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<{ removed: true }> {
+  async removeTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<ResponseOf<typeof targetRemoveEndpoint>> {
     await this.#gateway(tenant, gatewayName);
     if (!(await this.ports.records.deleteTarget(tenant, gatewayName, target))) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
-    await this.#changed(tenant, gatewayName, 'target-remove', actor, target);
-    return { removed: true };
+    const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
+    await this.#changed(tenant, gatewayName, 'target-remove', actor, target, 'succeeded', policyMisfit);
+    return { removed: true, ...(policyMisfit ? { policyMisfit } : {}) };
   }
 
   /** Discovers the tools again; a target that cannot be reached keeps its tools but is left out of every list until a sync succeeds. */
-  async syncTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<TargetView> {
+  async syncTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
     const gateway = await this.#loaded(tenant, gatewayName);
     const stored = await this.ports.records.target(tenant, gatewayName, target);
     if (!stored) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
@@ -133,8 +140,9 @@ export class GatewayAdministration {
     }
     const { unreachableSince: _unreachable, openapi: _openapi, ...rest } = stored.value;
     const updated = await this.ports.records.updateTarget(tenant, { ...rest, ...discovery, syncedAt: new Date(this.#now()).toISOString() }, stored.revision);
-    await this.#changed(tenant, gatewayName, 'target-sync', actor, target);
-    return targetView(updated);
+    const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
+    await this.#changed(tenant, gatewayName, 'target-sync', actor, target, 'succeeded', policyMisfit);
+    return { ...targetView(updated), ...(policyMisfit ? { policyMisfit } : {}) };
   }
 
   /** What the principal of `token` would see at the gateway, and why it does not see the rest. */
@@ -193,7 +201,12 @@ export class GatewayAdministration {
     return gateway;
   }
 
-  async #changed(tenant: TenantId, gateway: string, action: GatewayAction, actor: string | undefined, target?: string, outcome: 'succeeded' | 'failed' = 'succeeded'): Promise<void> {
+  async #policyMisfit(tenant: TenantId, gateway: string): Promise<PolicyMisfit | undefined> {
+    if (!this.ports.policyFit) return undefined;
+    return this.ports.policyFit.misfit(tenant, gateway, (await this.ports.records.targetsOf(tenant, gateway)).map((target) => target.value));
+  }
+
+  async #changed(tenant: TenantId, gateway: string, action: GatewayAction, actor: string | undefined, target?: string, outcome: 'succeeded' | 'failed' = 'succeeded', policyMisfit?: PolicyMisfit): Promise<void> {
     this.ports.registry.forget(tenant, gateway);
     await this.ports.audit.audit({
       tenant,
@@ -201,7 +214,8 @@ export class GatewayAdministration {
       outcome,
       actor: actor ? { admin: actor } : {},
       target: { resource: target ? `${gateway}/${target}` : gateway },
-      details: { gateway, ...(target ? { target } : {}) },
+      // The set the change broke and its failing policies (ids only: the validator's text stays in the answer).
+      details: { gateway, ...(target ? { target } : {}), ...(policyMisfit ? { policyMisfit: policyMisfit.set, policyMisfitVersion: policyMisfit.version, policyIssues: policyMisfit.issues.map((issue) => issue.path).slice(0, 64) } : {}) },
     });
     await this.ports.events.publishEvent(gatewayChangedEvent, tenant, { gateway });
   }

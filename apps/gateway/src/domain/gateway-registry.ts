@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
 import { gatewayToolName, type PolicyMode } from '@mandate/contracts';
-import { parsePolicySet, ToolPolicy } from '@mandate/tool-policy';
+import { parsePolicySet, ToolPolicy, type ModelTool } from '@mandate/tool-policy';
 import { SingleFlight } from '@mandate/cache';
 import type { Interceptor, TenantId } from '@mandate/contracts';
 import type { GatewayRecords, TargetDocument } from '../store/repositories.js';
@@ -49,6 +49,11 @@ export interface GatewayRegistryOptions {
   /** How long a loaded gateway is used before it is read again, `gateway-changed` or not. */
   maxAgeMs: number;
   now?: () => number;
+}
+
+/** A gateway's tools as its policy sees them: every tool of every target (hidden ones too), by its gateway name. */
+export function policyToolsOf(targets: readonly TargetDocument[]): ModelTool[] {
+  return targets.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema })));
 }
 
 export function resourceUrlOf(mcpBaseUrl: string, tenant: string, gateway: string): string {
@@ -136,7 +141,7 @@ export class GatewayRegistry {
         return undefined;
       }
       this.#hadPolicy.add(key);
-      const tools = targets.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema })));
+      const tools = policyToolsOf(targets);
       // The periodic reload (maxAgeMs) of an unchanged set against unchanged tools keeps what was loaded:
       // loading parses and validates the whole set (tens of ms for 100 policies, blocking every call).
       const fingerprint = createHash('sha256').update(JSON.stringify([attachment.version.hash, attachment.text, tools])).digest('base64url');
