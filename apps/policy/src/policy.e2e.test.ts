@@ -96,6 +96,8 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
     expect(tooMuch.error?.code).toBe(-32003);
     expect(tooMuch.error?.message).toContain('Denied by policy set expenses (version 1)');
     expect(tooMuch.error?.message).not.toContain('lessThan');
+    // The error's data names the decision and the set, never the policy text.
+    expect(tooMuch.error?.data).toEqual({ decision: 'deny', policySet: 'expenses', version: 1, determiningPolicies: [] });
     expect((await approve(bob, 5)).allowed).toBe(false);
     expect(finance.approved.slice(before)).toEqual([99.5]);
     await expect.poll(() => policyRecords().length).toBeGreaterThanOrEqual(3);
@@ -206,6 +208,16 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
     await h.add('policy');
     await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: 'spare' });
     await expect.poll(async () => (await approve(sarah, 50)).allowed, { timeout: 10_000 }).toBe(true);
+  });
+
+  it('a log-only policy in an enforced set is decided beside the others: what it would do is on the call\'s record, and not done', async () => {
+    const shadow = `${UNDER_100}\n@id("shadow-over-50")\n@mode("log-only")\nforbid (principal, action == Mandate::Action::"finance___approve_expense", resource) when { context.input.amount.greaterThan(decimal("50.0")) };`;
+    const updated = await h.bus.request(policyUpdateEndpoint, { tenant: 'acme', name: 'expenses', text: shadow, actor: 'security@acme' });
+    const shadowed = () => policyRecords().find((r) => r.details?.['policyVersion'] === updated.active.hash && r.details?.['logOnlyDecision'] === 'deny');
+    await expect.poll(async () => (await approve(sarah, 60)).allowed && shadowed() !== undefined, { timeout: 10_000 }).toBe(true);
+    expect(shadowed()).toMatchObject({ outcome: 'succeeded', details: { policyMode: 'enforce', policyDecision: 'allow', determiningPolicies: ['finance-under-100'], logOnlyDecision: 'deny', logOnlyDetermining: ['shadow-over-50'] } });
+    await h.bus.request(policyActivateEndpoint, { tenant: 'acme', name: 'expenses', version: 1, actor: 'security@acme' });
+    await expect.poll(() => h.bus.request(policyForGatewayEndpoint, { tenant: 'acme', gateway: 'finance-gw' }).then((a) => a.attached && a.version.version)).toBe(1);
   });
 
   it('fails closed when the attached set no longer loads (a tool it names was removed), and detaching lifts policy', async () => {
