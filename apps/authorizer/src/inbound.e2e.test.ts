@@ -164,6 +164,14 @@ describe.skipIf(missing)('inbound authorization against a real oidc-provider', (
       expect((await decide('crm-agent', await forgeIdpToken(idp, { aud: ['https://other', AUDIENCE] }))).allowed).toBe(true);
     });
 
+    it('with a resource named, an audience the config allows that is not that resource', async () => {
+      const token = await forgeIdpToken(idp, { aud: AUDIENCE });
+      expect((await decide('crm-agent', token)).allowed).toBe(true);
+      // Allowed a moment ago (and remembered): not for a resource it does not name.
+      expect(await h.bus.request(authorizeEndpoint, { tenant: 'acme', workload: 'crm-agent', token, resource: 'https://finance.acme.example' })).toMatchObject({ allowed: false, reason: 'audience_not_allowed' });
+      expect((await h.bus.request(authorizeEndpoint, { tenant: 'acme', workload: 'crm-agent', token, resource: AUDIENCE })).allowed).toBe(true);
+    });
+
     it('a signature that does not verify', async () => {
       const token = await forgeIdpToken(idp, { aud: AUDIENCE });
       const [header, payload] = token.split('.');

@@ -122,7 +122,7 @@ export class Gateway {
       apiKey: async (tenant, workloadToken, provider) => (await bus.request(apiKeyEndpoint, { tenant, workloadToken, provider })).apiKey,
       oauth2Token: (tenant, workloadToken, request) => bus.request(oauth2TokenEndpoint, { tenant, workloadToken, ...request }),
     });
-    const inbound = new InboundAuthentication((tenant, workload, token) => bus.request(authorizeEndpoint, { tenant, workload, token }), {
+    const inbound = new InboundAuthentication((tenant, workload, token, resource) => bus.request(authorizeEndpoint, { tenant, workload, token, resource }), {
       cacheMs: env.GATEWAY_PRINCIPAL_CACHE_SECONDS * 1000,
     });
     const resyncs = new SingleFlight<unknown>();

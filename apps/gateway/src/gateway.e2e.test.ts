@@ -203,6 +203,17 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       }
     });
 
+    it('refuses a token for another gateway of the same workload (its config allows both audiences), and the authorizer records the refusal', async () => {
+      const forGuarded = await idp.userAccessToken({ sub: 'sarah', audience: `${gatewayUrl}/mcp/acme/guarded`, scope: 'crm.read' });
+      const response = await fetch(resource, { method: 'POST', headers: { authorization: `Bearer ${forGuarded}`, 'content-type': 'application/json' }, body: '{}' });
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+      await expect
+        .poll(() => h.audit.find((r) => r.service === 'authorizer' && r.action === 'authorize' && r.target?.resource === resource && r.outcome === 'denied'))
+        .toMatchObject({ reason: 'audience_not_allowed', actor: { workload: 'sales-gateway' } });
+      expect(h.audit.some((r) => r.service === 'authorizer' && r.action === 'authorize' && r.target?.resource === resource && r.outcome === 'allowed' && r.actor.user?.sub === 'sarah' && JSON.stringify(r).includes('guarded'))).toBe(false);
+    });
+
     it('answers a token with none of the scopes with 403 insufficient_scope naming every scope', async () => {
       const token = await idp.userAccessToken({ sub: 'sarah', audience: resource, scope: 'docs.read' });
       const response = await fetch(resource, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });

@@ -119,8 +119,8 @@ const workloadRef = { tenant: tenantIdSchema, workload: workloadNameSchema };
 
 export const authorizeEndpoint = endpoint(
   'authorize',
-  "Decides whether a user's bearer JWT may invoke the workload; on no, says why.",
-  z.strictObject({ ...workloadRef, token: inboundToken }),
+  "Decides whether a user's bearer JWT may invoke the workload; on no, says why. With `resource`, the token must also name that resource among its audiences (RFC 8707), whatever else the workload's config allows: a gateway passes its resource URL.",
+  z.strictObject({ ...workloadRef, token: inboundToken, resource: z.url().max(1024).optional() }),
   z.discriminatedUnion('allowed', [
     z.object({ allowed: z.literal(true), user: userRefSchema, clientId: z.string().optional(), scopes: z.array(z.string()), expiresAt: z.iso.datetime() }),
     z.object({ allowed: z.literal(false), reason: denialReasonSchema, message: z.string() }),

@@ -75,9 +75,9 @@ export class TokenService {
     this.#minted = new ExpiringCache(this.#options.watCacheSize);
   }
 
-  async authorize(tenant: TenantId, workloadName: string, token: string): Promise<AuthorizeResult> {
+  async authorize(tenant: TenantId, workloadName: string, token: string, resource?: string): Promise<AuthorizeResult> {
     const workload = await this.#options.workloads.get(tenant, workloadName);
-    const decision = workload ? await this.#options.inbound.authorize(workload, token) : ({ allowed: false, reason: 'workload_not_found' } as const);
+    const decision = workload ? await this.#options.inbound.authorize(workload, token, resource) : ({ allowed: false, reason: 'workload_not_found' } as const);
     instruments().decisions.add(1, { outcome: decision.allowed ? 'allowed' : 'denied', reason: decision.allowed ? 'none' : decision.reason });
     await this.#options.audit.audit({
       tenant,
@@ -85,6 +85,7 @@ export class TokenService {
       outcome: decision.allowed ? 'allowed' : 'denied',
       ...(decision.allowed ? {} : { reason: decision.reason }),
       actor: { workload: workloadName, ...(decision.allowed ? { user: decision.principal.user } : {}) },
+      ...(resource ? { target: { resource } } : {}),
       ...(decision.allowed && decision.principal.clientId ? { details: { clientId: decision.principal.clientId } } : {}),
     });
     if (!decision.allowed) return { allowed: false, reason: decision.reason, message: DENIAL_REASONS[decision.reason].message };

@@ -32,14 +32,16 @@ export class InboundRefusal extends Error {
   }
 }
 
-export type Authorize = (tenant: TenantId, workload: string, token: string) => Promise<ResponseOf<typeof authorizeEndpoint>>;
+/** `resource`: the gateway's resource URL, which the authorizer requires among the token's audiences (so a refusal is on its record too). */
+export type Authorize = (tenant: TenantId, workload: string, token: string, resource: string) => Promise<ResponseOf<typeof authorizeEndpoint>>;
 
 const UNAVAILABLE: readonly DenialReason[] = ['idp_discovery_failed', 'jwks_unavailable'];
 
 /**
  * Checks the bearer token of every MCP request with the authorizer's pipeline, against the
- * gateway workload's inbound config (issuer, audiences, clients, scopes, claims), and then that
- * it names this gateway's resource URL as audience (RFC 8707), whatever else that config allows.
+ * gateway workload's inbound config (issuer, audiences, clients, scopes, claims), and that it
+ * names this gateway's resource URL as audience (RFC 8707), whatever else that config allows: the
+ * authorizer checks that too (`resource`), so its audit record of a refused token says so.
  * An accepted token is remembered for a short while (never past its expiry), keyed by its hash.
  */
 export class InboundAuthentication {
@@ -59,7 +61,7 @@ export class InboundAuthentication {
     const key = ExpiringCache.keyOf(gateway.tenant, gateway.name, gateway.revision, token);
     const known = this.#accepted.get(key, now);
     if (known) return { ...known, userToken: () => token };
-    const answer = await this.authorize(gateway.tenant, gateway.workload, token);
+    const answer = await this.authorize(gateway.tenant, gateway.workload, token, gateway.resourceUrl);
     if (!answer.allowed) {
       if (answer.reason === 'scope_not_allowed') throw new InboundRefusal(403, 'insufficient_scope', answer.message, gateway.scopesSupported.join(' '));
       if (UNAVAILABLE.includes(answer.reason)) throw new InboundRefusal(503, 'temporarily_unavailable', answer.message);

@@ -19,6 +19,8 @@ export interface InboundContext {
   readonly now: number;
   readonly clockToleranceSeconds: number;
   readonly resolveIdp: (discoveryUrl: string) => Promise<IdentityProvider>;
+  /** The resource the token is presented to (RFC 8707), when the caller names one: it must be among the token's audiences. */
+  readonly resource?: string | undefined;
   header?: ProtectedHeaderParameters;
   /** Decoded before the signature is checked; trusted only after `signature`. */
   claims?: JWTPayload;
@@ -123,6 +125,7 @@ export const INBOUND_CHECKS: readonly InboundCheck[] = [
     return (nbf !== undefined && (typeof nbf !== 'number' || nbf > latest)) || iat! > latest;
   }),
   refuseIf('audience', 'audience_not_allowed', (ctx) => noneAllowed(ctx.config.allowedAudiences, audiences(claims(ctx)))),
+  refuseIf('resource', 'audience_not_allowed', (ctx) => ctx.resource !== undefined && !audiences(claims(ctx)).includes(ctx.resource)),
   refuseIf('client', 'client_not_allowed', (ctx) => {
     const allowed = ctx.config.allowedClients;
     const client = clientOf(claims(ctx));

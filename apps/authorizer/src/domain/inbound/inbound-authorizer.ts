@@ -37,10 +37,11 @@ export class InboundAuthorizer {
     this.#allowed = new ExpiringCache(options.cacheSize);
   }
 
-  async authorize(workload: Workload, token: string): Promise<InboundDecision> {
+  /** `resource`: the resource the token is presented to, which it must name as an audience (a token allowed without one is not allowed for it). */
+  async authorize(workload: Workload, token: string, resource?: string): Promise<InboundDecision> {
     if (!workload.authorizer) return { allowed: false, reason: 'no_authorizer_config' };
     const now = Math.floor(this.#options.now() / 1000);
-    const cacheKey = this.#allowed.enabled ? ExpiringCache.keyOf(workload.tenant, workload.name, workload.revision, token) : '';
+    const cacheKey = this.#allowed.enabled ? ExpiringCache.keyOf(workload.tenant, workload.name, workload.revision, resource ?? '', token) : '';
     const cached = this.#allowed.get(cacheKey, now);
     if (cached) return { allowed: true, principal: cached };
 
@@ -50,6 +51,7 @@ export class InboundAuthorizer {
       now,
       clockToleranceSeconds: this.#options.clockToleranceSeconds,
       resolveIdp: (url) => this.#options.idps.resolve(url),
+      resource,
     };
     const failure = await runChecks(INBOUND_CHECKS, ctx, denialReasonOf);
     if (failure) return { allowed: false, reason: failure.reason, cause: (failure.error as MandateError).cause };
