@@ -1,26 +1,31 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { SpanKind } from '@opentelemetry/api';
+import { metrics, SpanKind } from '@opentelemetry/api';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
 import { AlwaysOnSampler, InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
-import { gatewayCreateEndpoint, providerCreateEndpoint, targetAddEndpoint } from '@mandate/contracts';
+import { gatewayCreateEndpoint, MandateError, providerCreateEndpoint, targetAddEndpoint, targetSyncEndpoint } from '@mandate/contracts';
 import { freePort, natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSampleToolServer, type SampleToolServer } from '@mandate/testing/mcp-tool-servers';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 /*
- * One trace from the MCP request through the vault to the target: a client's `traceparent` is
+ * What the gateway tells an operator. One trace from the MCP request through the vault to the
+ * target: a client's `traceparent` is
  * continued by the gateway, the authorizer and the vault join it when the gateway gets its WAT and
  * the target's credential, and the target receives it on the outbound call. The call goes to a
  * replica that has just started, so the credential is not yet cached and the vault is asked
- * within the call.
+ * within the call. And the metrics, as a collector reads them: calls by gateway, target, tool and
+ * outcome with their latency histogram, and lists that left out a target that cannot be reached.
  */
-const missing = natsServerMissing('a tool call traced through the gateway, the authorizer and the vault');
+const missing = natsServerMissing("the gateway's traces and metrics");
 
-describe.skipIf(missing)('one trace from the MCP request through the vault to the target', () => {
+describe.skipIf(missing)("the gateway's traces and metrics", () => {
   const spans = new InMemorySpanExporter();
   const tracing = new NodeTracerProvider({ sampler: new AlwaysOnSampler(), spanProcessors: [new SimpleSpanProcessor(spans)] });
+  const exported = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const metricReader = new PeriodicExportingMetricReader({ exporter: exported, exportIntervalMillis: 3_600_000 });
   let h: TestSystem;
   let idp: TestIdp;
   let tools: SampleToolServer;
@@ -30,6 +35,7 @@ describe.skipIf(missing)('one trace from the MCP request through the vault to th
 
   beforeAll(async () => {
     tracing.register();
+    metrics.setGlobalMeterProvider(new MeterProvider({ readers: [metricReader] }));
     const [port, freshPort] = [await freePort(), await freePort()];
     publicUrl = `http://127.0.0.1:${port}`;
     freshReplicaUrl = `http://127.0.0.1:${freshPort}`;
@@ -49,7 +55,15 @@ describe.skipIf(missing)('one trace from the MCP request through the vault to th
     await h?.stop();
     await Promise.all([idp?.stop(), tools?.stop()]);
     await tracing.shutdown();
+    metrics.disable();
   });
+
+  /** The data points of one metric as the collector last read them. */
+  const dataPoints = async (name: string) => {
+    await metricReader.forceFlush();
+    const latest = exported.getMetrics().at(-1);
+    return latest?.scopeMetrics.flatMap((scope) => scope.metrics).find((metric) => metric.descriptor.name === name)?.dataPoints ?? [];
+  };
 
   it('continues the client trace in the gateway, the authorizer and the vault, and hands it to the target', async () => {
     const traceId = '0af7651916cd43dd8448eb211c80319c';
@@ -67,5 +81,26 @@ describe.skipIf(missing)('one trace from the MCP request through the vault to th
     await expect.poll(() => served('mandate.authorizer.v1.token-for-workload')).toBe(true);
     await expect.poll(() => served('mandate.vault.v1.api-key')).toBe(true);
     await expect.poll(() => h.audit.filter((r) => r.traceId === traceId).map((r) => `${r.service}/${r.action}`)).toEqual(expect.arrayContaining(['vault/api-key-release', 'gateway/tool-call']));
+  });
+
+  it('counts calls by gateway, target, tool and outcome with their latency, and lists that left out an unreachable target', async () => {
+    await client!.callTool({ name: 'sales-tools___whoami', arguments: {} });
+    expect((await client!.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 42 } })).isError).toBe(true);
+    const calls = await dataPoints('mandate.gateway.calls');
+    const of = (outcome: string) => calls.find((point) => point.attributes['outcome'] === outcome && point.attributes['tool'] === (outcome === 'succeeded' ? 'whoami' : 'crm_notes'));
+    expect(of('succeeded')).toMatchObject({ attributes: { gateway: 'sales', target: 'sales-tools', tool: 'whoami', outcome: 'succeeded' } });
+    expect(of('succeeded')!.value).toBeGreaterThanOrEqual(2);
+    expect(of('invalid_arguments')?.value).toBe(1);
+    const durations = (await dataPoints('mandate.gateway.call.duration')) as DataPoint<Histogram>[];
+    const whoamiLatency = durations.find((point) => point.attributes['tool'] === 'whoami' && point.attributes['outcome'] === 'succeeded');
+    expect(whoamiLatency?.value.count).toBeGreaterThanOrEqual(2);
+    expect(whoamiLatency!.value.sum).toBeGreaterThan(0);
+
+    // The target goes away: a sync that cannot reach it leaves its tools out of every list, counted.
+    await tools.stop();
+    const sync = await h.bus.request(targetSyncEndpoint, { tenant: 'acme', gateway: 'sales', target: 'sales-tools' }).then(() => undefined, (error: unknown) => error);
+    expect(sync).toBeInstanceOf(MandateError);
+    await expect.poll(async () => (await client!.listTools()).tools.map((tool) => tool.name), { timeout: 10_000 }).toEqual([]);
+    expect((await dataPoints('mandate.gateway.targets.unreachable')).reduce((sum, point) => sum + (point.value as number), 0)).toBeGreaterThanOrEqual(1);
   });
 });
