@@ -18,6 +18,7 @@ describe.skipIf(missing)('npm run bench', () => {
       authorize: { name: string; requestsPerSecond: number; ceilingRatio: number }[];
       audit: { name: string; recordsPerSecond: number; ofBaseline: number; lost: number; verified: boolean }[];
       vault: { name: string; requestsPerSecond: number; rawRatio: number; pacedP99Ms: number }[];
+      gateway: { rows: { name: string; medianUs: number; requestsPerSecond: number; throughputRatio: number; addedMedianUs?: number }[] };
       policy: { evaluation: { policies: number; p50Us: number }[]; gateway: { name: string; medianUs: number }[]; listed: { withoutPolicy: number; withPolicy: number } };
       verdict: Record<string, string>;
     };
@@ -51,6 +52,18 @@ describe.skipIf(missing)('npm run bench', () => {
       expect(row.ofBaseline).toBeGreaterThan(0);
     }
     expect(Object.keys(report.verdict)).toContain('auditTarget');
+    // The gateway rows: tools/call direct (the baseline) and through the gateway, tools/list direct and through it.
+    expect(report.gateway.rows.map((r) => r.name)).toEqual([
+      'tools/call directly at the upstream (SDK client)',
+      'tools/call through the gateway (cached M2M, scope check, audit)',
+      'tools/list directly at an SDK server with the same 500 tools',
+      'tools/list through the gateway (500 tools in 5 targets)',
+    ]);
+    expect(report.gateway.rows[0]?.throughputRatio).toBe(1);
+    for (const row of report.gateway.rows) expect(row.medianUs, row.name).toBeGreaterThan(0);
+    expect(report.gateway.rows[1]?.requestsPerSecond).toBeGreaterThan(0);
+    expect(report.gateway.rows[1]?.addedMedianUs).toBeTypeOf('number');
+    expect(Object.keys(report.verdict)).toEqual(expect.arrayContaining(['gatewayLatencyTarget', 'gatewayThroughputTarget', 'gatewayListTarget']));
     // The policy rows: evaluation at each set size, the gateway with and without a set, and the set hiding tools.
     // Each set size, and the engine's fixed cost with one policy.
     expect(new Set(report.policy.evaluation.map((r) => r.policies))).toEqual(new Set([10, 100, 1_000, 1]));

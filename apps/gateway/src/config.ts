@@ -31,6 +31,8 @@ export const gatewayEnvSchema = baseEnvSchema.safeExtend({
   GATEWAY_MAX_RESULT_BYTES: int(1_024, 256 * 1024 * 1024, 4 * 1024 * 1024),
   /** An MCP session unused this long is closed. */
   GATEWAY_SESSION_IDLE_SECONDS: int(10, 86_400, 1_800),
+  /** How often targets marked unreachable (by a failed sync or call) are synced again; 0: only by `target sync`. */
+  GATEWAY_UNREACHABLE_RETRY_SECONDS: int(0, 3_600, 30),
   /** At most this many MCP sessions per replica; the least recently used goes first. */
   GATEWAY_MAX_SESSIONS: int(1, 1_000_000, 10_000),
   /** How long a checked inbound token is trusted without asking the authorizer again (never past its expiry). */

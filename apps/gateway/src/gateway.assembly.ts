@@ -66,6 +66,7 @@ const RECEIPT_KEY_HOUSEKEEPING_MS = 60_000;
 export class Gateway {
   readonly useCases: readonly [GatewayAdministration];
   #receiptKeyTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     administration: GatewayAdministration,
@@ -126,6 +127,7 @@ export class Gateway {
       cacheMs: env.GATEWAY_PRINCIPAL_CACHE_SECONDS * 1000,
     });
     const resyncs = new SingleFlight<unknown>();
+    const markings = new SingleFlight<void>();
     const mcp = new UpstreamMcp({
       maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES,
       version: VERSION,
@@ -151,6 +153,11 @@ export class Gateway {
       auditSalt: env.GATEWAY_AUDIT_SALT ? Buffer.from(env.GATEWAY_AUDIT_SALT, 'base64url') : randomBytes(32),
       maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES,
       receipts: new ToolCallReceipts(receiptKeys, { lifetimeSeconds: env.GATEWAY_RECEIPT_TTL_SECONDS }),
+      // `administration` is made below; a call only reports once the gateway serves.
+      onUnreachable: (gateway, target) =>
+        void markings
+          .run(`${gateway.tenant}/${gateway.name}/${target}`, () => administration.markUnreachable(gateway.tenant, gateway.name, target))
+          .catch((err: unknown) => logger.warn({ err, gateway: gateway.name, target }, 'could not mark a target that a call could not reach')),
     });
     const administration = new GatewayAdministration({
       records,
@@ -190,11 +197,25 @@ export class Gateway {
       RECEIPT_KEY_HOUSEKEEPING_MS,
     );
     gateway.#receiptKeyTimer.unref();
+    if (env.GATEWAY_UNREACHABLE_RETRY_SECONDS > 0) {
+      let retrying = false;
+      gateway.#retryTimer = setInterval(() => {
+        if (retrying) return;
+        retrying = true;
+        void administration
+          .retryUnreachable(registry.loaded())
+          .then(({ recovered }) => recovered.length > 0 && logger.info({ targets: recovered }, 'targets that could not be reached answer again'))
+          .catch((err: unknown) => logger.warn({ err }, 'could not retry the targets that could not be reached'))
+          .finally(() => (retrying = false));
+      }, env.GATEWAY_UNREACHABLE_RETRY_SECONDS * 1000);
+      gateway.#retryTimer.unref();
+    }
     return gateway;
   }
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.#receiptKeyTimer);
+    clearInterval(this.#retryTimer);
     for (const subscription of this.changes) subscription.unsubscribe();
     await this.http.close();
     await this.upstream.close();

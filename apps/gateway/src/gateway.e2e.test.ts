@@ -71,7 +71,7 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
     });
     const sink = new PassThrough();
     sink.on('data', (chunk: Buffer) => logLines.push(chunk.toString()));
-    await h.add('gateway', { env: { GATEWAY_HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: gatewayUrl }, logger: createLogger('gateway', { level: 'trace', destination: sink }) });
+    await h.add('gateway', { env: { GATEWAY_HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: gatewayUrl, GATEWAY_UNREACHABLE_RETRY_SECONDS: '1' }, logger: createLogger('gateway', { level: 'trace', destination: sink }) });
     const consentClient = { client_id: 'mandate-consent', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: [`${consentUrl}/login/callback`] } as const;
     [idp, tools, everything] = await Promise.all([
       startTestIdp({ redirectUris: [`${consentUrl}/callback`], extraClients: [{ ...consentClient, grant_types: [...consentClient.grant_types], response_types: [...consentClient.response_types], redirect_uris: [...consentClient.redirect_uris] }] }),
@@ -530,21 +530,30 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
   });
 
   describe('targets change', () => {
-    it('answers a call to a target that is down with a tool error, and leaves its tools out once a sync cannot reach it', async () => {
+    it('answers a call to a target that is down with a tool error, leaves its tools out from then on (the call is enough), and lists them again once it answers', async () => {
       const doomed = await startSampleToolServer();
       await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales', target: { name: 'doomed', source: { kind: 'mcp', url: doomed.url }, timeoutMs: 1_000 } });
       const client = await connect(await sarahToken());
-      expect((await client.listTools()).tools.map((t) => t.name)).toContain('doomed___whoami');
+      const doomedTools = async () => (await client.listTools()).tools.map((t) => t.name).filter((name) => name.startsWith('doomed___'));
+      expect(await doomedTools()).toContain('doomed___whoami');
       await doomed.stop();
       const down = await client.callTool({ name: 'doomed___whoami', arguments: {} });
       expect(down.isError).toBe(true);
       expect(JSON.stringify(down.content)).toContain('could not be reached');
+      // No sync yet: the failed call marked it.
+      await expect.poll(doomedTools, { timeout: 5_000 }).toEqual([]);
+      await expect.poll(() => h.audit.some((r) => r.action === 'target-sync' && r.outcome === 'failed' && r.details?.['target'] === 'doomed')).toBe(true);
       expect((await failure(h.bus.request(targetSyncEndpoint, { tenant: 'acme', gateway: 'sales', target: 'doomed' }))).code).toBe('unavailable');
-      expect((await client.listTools()).tools.map((t) => t.name).filter((name) => name.startsWith('doomed___'))).toEqual([]);
+      expect(await doomedTools()).toEqual([]);
       const seen = await h.bus.request(toolsForEndpoint, { tenant: 'acme', gateway: 'sales', token: await sarahToken() });
       expect(seen.hidden.filter((t) => t.target === 'doomed').map((t) => t.reason)).toEqual(['target_unreachable', 'target_unreachable', 'target_unreachable', 'target_unreachable']);
       expect(logLines.join('')).toContain('tools/list leaves out a target that could not be reached');
+      // Back: the gateway's retry (GATEWAY_UNREACHABLE_RETRY_SECONDS, 1 s here) finds it and lists its tools again.
+      await doomed.restart();
+      await expect.poll(doomedTools, { timeout: 10_000 }).toContain('doomed___whoami');
+      expect(logLines.join('')).toContain('targets that could not be reached answer again');
       await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'sales', target: 'doomed' });
+      await doomed.stop();
     });
 
     it('discovers the tools of a target again when it announces tools/list_changed', async () => {

@@ -32,6 +32,8 @@ export interface SampleToolServer {
   setBehaviour(behaviour: ToolServerBehaviour): void;
   /** Stops answering: from then on connections are refused (a target that is down). */
   stop(): Promise<void>;
+  /** Answers again, at the same URL (a target that is back). */
+  restart(): Promise<void>;
 }
 
 const ACCOUNTS: Record<string, { name: string; notes: string[]; spend: number; documents: string[] }> = {
@@ -86,6 +88,9 @@ export async function startSampleToolServer(): Promise<SampleToolServer> {
       http?.closeAllConnections();
       await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
       http = undefined;
+    },
+    restart: async () => {
+      if (!http) await start();
     },
   };
 }

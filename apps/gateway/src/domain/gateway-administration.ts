@@ -145,6 +145,37 @@ export class GatewayAdministration {
     return { ...targetView(updated), ...(policyMisfit ? { policyMisfit } : {}) };
   }
 
+  /**
+   * A call could not reach the target: it is marked as a failed sync marks it (left out of every
+   * list, counted and logged there) until a sync reaches it again. Once: a target already marked
+   * stays as it is.
+   */
+  async markUnreachable(tenant: TenantId, gatewayName: string, target: string): Promise<void> {
+    const stored = await this.ports.records.target(tenant, gatewayName, target);
+    if (!stored || stored.value.unreachableSince) return;
+    await this.ports.records.updateTarget(tenant, { ...stored.value, unreachableSince: new Date(this.#now()).toISOString() }, stored.revision);
+    await this.#changed(tenant, gatewayName, 'target-sync', undefined, target, 'failed');
+  }
+
+  /** Syncs again every target of these gateways that is marked unreachable: one that answers is listed again. */
+  async retryUnreachable(gateways: readonly LoadedGateway[]): Promise<{ recovered: string[]; still: string[] }> {
+    const recovered: string[] = [];
+    const still: string[] = [];
+    for (const gateway of gateways) {
+      for (const target of gateway.targets.values()) {
+        if (!target.unreachableSince) continue;
+        const name = `${gateway.tenant}/${gateway.name}/${target.name}`;
+        try {
+          await this.syncTarget(gateway.tenant, gateway.name, target.name, undefined);
+          recovered.push(name);
+        } catch {
+          still.push(name);
+        }
+      }
+    }
+    return { recovered, still };
+  }
+
   /** What the principal of `token` would see at the gateway, and why it does not see the rest. */
   async toolsFor(tenant: TenantId, gatewayName: string, token: string): Promise<ResponseOf<typeof toolsForEndpoint>> {
     const gateway = await this.#loaded(tenant, gatewayName);

@@ -102,6 +102,11 @@ export class GatewayRegistry {
     });
   }
 
+  /** The gateways this replica has loaded (and still holds). */
+  loaded(): LoadedGateway[] {
+    return [...this.#loaded.values()].flatMap(({ gateway }) => (gateway ? [gateway] : []));
+  }
+
   forget(tenant: string, name: string): void {
     const key = `${tenant}/${name}`;
     this.#loaded.delete(key);
