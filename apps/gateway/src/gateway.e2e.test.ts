@@ -403,9 +403,15 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       expect(refused.code).toBe('invalid_request');
       expect(refused.message).not.toContain('root:');
       expect((await add('relative-ref', { ...fileRef, paths: { '/x': { get: { ...fileRef.paths['/x'].get, parameters: [{ name: 'p', in: 'query', schema: { $ref: '../../etc/passwd' } }] } } } })).code).toBe('invalid_request');
+      // Two arguments of one name: a path and a query parameter, or a parameter called body beside a body.
+      const twice = await add('twice', { ...crmApi(), paths: { '/x/{id}': { get: { operationId: 'x', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, { name: 'id', in: 'query', schema: { type: 'string' } }], responses: { '200': { description: 'ok' } } } } } });
+      expect(twice.code).toBe('invalid_request');
+      expect(twice.message).toContain('two arguments named id (path and query)');
+      const bodyTwice = { ...crmApi(), paths: { '/y': { post: { operationId: 'y', parameters: [{ name: 'body', in: 'query', schema: { type: 'string' } }], requestBody: { content: { 'application/json': { schema: { type: 'object' } } } }, responses: { '200': { description: 'ok' } } } } } };
+      expect((await add('body-twice', bodyTwice)).message).toContain('two arguments named body (requestBody and query)');
       const names = (await h.bus.request(targetListEndpoint, { tenant: 'acme', gateway: 'sales' })).items.map((t) => t.name);
       expect(names).not.toEqual(expect.arrayContaining(['broken']));
-      expect(names.filter((name) => ['broken', 'swagger', 'serverless', 'file-ref', 'relative-ref'].includes(name))).toEqual([]);
+      expect(names.filter((name) => ['broken', 'swagger', 'serverless', 'file-ref', 'relative-ref', 'twice', 'body-twice'].includes(name))).toEqual([]);
     });
   });
 

@@ -7,6 +7,24 @@ type OpenApiSource = Extract<TargetSource, { kind: 'openapi' }>;
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
 
+/**
+ * A tool's arguments are its parameters by name and its JSON body as `body`: two parameters of one
+ * name (in the path and the query, say), or one named `body` beside a body, would be one argument
+ * for two places. Such an operation is refused, naming it, rather than sent with one value twice.
+ */
+function assertArgumentNamesApart(operation: string, parameters: readonly { name: string; in: string }[], hasBody: boolean): void {
+  const seen = new Map<string, string>();
+  for (const parameter of parameters) {
+    const clash = seen.get(parameter.name) ?? (hasBody && parameter.name === 'body' ? 'requestBody' : undefined);
+    if (clash) {
+      throw new MandateError('invalid_request', `the OpenAPI operation ${operation} has two arguments named ${parameter.name} (${clash} and ${parameter.in}); a tool's arguments are its parameters by name and its body as "body"`, {
+        issues: [{ path: 'target.source', message: `operation ${operation}: argument names must be unique` }],
+      });
+    }
+    seen.set(parameter.name, parameter.in);
+  }
+}
+
 interface ParameterObject {
   name: string;
   in: string;
@@ -46,6 +64,7 @@ export class OpenApiTargets {
         if (operations[name]) throw new MandateError('invalid_request', `the OpenAPI document has two operations named ${name}`, { issues: [{ path: 'target.source', message: 'operationIds must be unique' }] });
         const parameters = [...new Map([...shared, ...(operation.parameters ?? [])].filter(isArgument).map((p) => [`${p.in}:${p.name}`, p])).values()];
         const body = operation.requestBody?.content?.['application/json'];
+        assertArgumentNamesApart(name, parameters, body !== undefined);
         const properties: Record<string, unknown> = Object.fromEntries(parameters.map((p) => [p.name, { ...(p.schema ?? {}), ...(p.description ? { description: p.description } : {}) }]));
         const required = parameters.filter((p) => p.required || p.in === 'path').map((p) => p.name);
         if (body) {
