@@ -96,6 +96,15 @@ describe.skipIf(missing)("the gateway's traces and metrics", () => {
     expect(whoamiLatency?.value.count).toBeGreaterThanOrEqual(2);
     expect(whoamiLatency!.value.sum).toBeGreaterThan(0);
 
+    // Requests refused before MCP are counted by why (the authorizer records a refused token).
+    for (const authorization of [undefined, 'Bearer not-a-token']) {
+      const response = await fetch(`${freshReplicaUrl}/mcp/acme/sales`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: '{}' });
+      expect(response.status).toBe(401);
+    }
+    const refused = await dataPoints('mandate.gateway.requests.refused');
+    expect(refused.find((point) => point.attributes['reason'] === 'no_token')?.value).toBe(1);
+    expect(refused.find((point) => point.attributes['reason'] === 'invalid_token')?.value).toBe(1);
+
     // The target goes away: a sync that cannot reach it leaves its tools out of every list, counted.
     await tools.stop();
     const sync = await h.bus.request(targetSyncEndpoint, { tenant: 'acme', gateway: 'sales', target: 'sales-tools' }).then(() => undefined, (error: unknown) => error);

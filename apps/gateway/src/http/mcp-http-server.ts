@@ -8,7 +8,7 @@ import { RECEIPT_JWKS_PATH, tenantIdSchema, gatewayNameSchema, type TenantId } f
 import type { JWK } from 'jose';
 import { HttpListener } from '@mandate/http';
 import { context, SpanKind, trace } from '@opentelemetry/api';
-import { contextFromTraceparent, contextWithValidSpan, type Logger } from '@mandate/telemetry';
+import { contextFromTraceparent, contextWithValidSpan, lazyInstruments, type Logger } from '@mandate/telemetry';
 import type { GatewayRegistry, LoadedGateway } from '../domain/gateway-registry.js';
 import { InboundRefusal, type InboundAuthentication, type Principal } from '../domain/inbound-authentication.js';
 import type { CatalogTool } from '../domain/tool-catalog.js';
@@ -34,6 +34,14 @@ export interface McpHttpOptions {
 const METADATA_PREFIX = '/.well-known/oauth-protected-resource';
 /** The JSON-RPC error of a call policy denied (in the range JSON-RPC leaves to servers; documented in docs/gateway.md). */
 export const POLICY_DENIED = -32003;
+
+/**
+ * MCP requests refused before MCP, by gateway and why. Not audit records: anyone can send them, and
+ * a token's refusal is on the authorizer's record already (the gateway passes its resource URL).
+ */
+const instruments = lazyInstruments('@mandate/gateway', (meter) => ({
+  refused: meter.createCounter('mandate.gateway.requests.refused', { description: 'MCP requests refused before MCP, by gateway and reason (no_token, invalid_token, insufficient_scope, unavailable, origin, no_session)' }),
+}));
 
 interface CallerOf {
   gateway: LoadedGateway;
@@ -104,12 +112,16 @@ export class McpHttpServer {
     if (!gateway) return void response.writeHead(404, { 'content-type': 'text/plain' }).end('no such gateway');
     if (metadata) return this.#metadata(gateway, request, response);
     const origin = request.headers.origin;
-    if (origin !== undefined && !this.#origins.has(origin)) return void response.writeHead(403, { 'content-type': 'text/plain' }).end('this origin may not call the gateway');
+    if (origin !== undefined && !this.#origins.has(origin)) {
+      instruments().refused.add(1, { gateway: gateway.name, reason: 'origin' });
+      return void response.writeHead(403, { 'content-type': 'text/plain' }).end('this origin may not call the gateway');
+    }
     let principal: Principal;
     try {
       principal = await this.inbound.principal(gateway, request.headers.authorization);
     } catch (error) {
       if (!(error instanceof InboundRefusal)) throw error;
+      instruments().refused.add(1, { gateway: gateway.name, reason: error.error === 'temporarily_unavailable' ? 'unavailable' : (error.error ?? 'no_token') });
       return void response.writeHead(error.status, { 'www-authenticate': this.#challenge(gateway, error), 'content-type': 'application/json' }).end(JSON.stringify({ error: error.error ?? 'unauthorized', error_description: error.message }));
     }
     const gone = this.options.approvalWaits ? goneSignalOf(response) : undefined;
@@ -120,7 +132,10 @@ export class McpHttpServer {
     const key = `${gateway.tenant}/${gateway.name}`;
     if (typeof sessionId === 'string') {
       const session = this.#sessions.find(sessionId, key, principal.user);
-      if (!session) return void response.writeHead(404, { 'content-type': 'text/plain' }).end('no such MCP session for this user at this gateway');
+      if (!session) {
+        instruments().refused.add(1, { gateway: gateway.name, reason: 'no_session' });
+        return void response.writeHead(404, { 'content-type': 'text/plain' }).end('no such MCP session for this user at this gateway');
+      }
       return session.transport.handleRequest(request, response);
     }
     if (request.method !== 'POST') return void response.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('start a session with an initialize POST');
