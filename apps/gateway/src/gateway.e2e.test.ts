@@ -295,7 +295,7 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       expect(String(error)).toMatch(/413|too large/i);
     });
 
-    it('answers upstream failures with a clear tool error: slow, malformed, oversized', async () => {
+    it('answers upstream failures with a clear tool error: slow, malformed, oversized, an HTTP error (which hides nothing)', async () => {
       const client = await connect(await sarahToken());
       try {
         tools.setBehaviour({ mode: 'slow', delayMs: 3_000 });
@@ -309,6 +309,13 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
         const oversized = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });
         expect(oversized.isError).toBe(true);
         expect(JSON.stringify(oversized.content)).toMatch(/more than \d+ bytes/);
+        // An HTTP error is that call's tool error: the target answered, so its tools stay listed.
+        tools.setBehaviour({ mode: 'http-error', status: 500 });
+        const failing = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });
+        expect(failing.isError).toBe(true);
+        expect(JSON.stringify(failing.content)).toContain('HTTP 500');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect((await client.listTools()).tools.map((t) => t.name)).toContain('sales-tools___crm_notes');
       } finally {
         tools.setBehaviour({ mode: 'normal' });
       }

@@ -16,7 +16,7 @@ import { freePort } from './nats-server.js';
  */
 
 /** How a sample server answers from now on: normally, after a delay, with a body that is not JSON-RPC, or with a result larger than `bytes`. */
-export type ToolServerBehaviour = { mode: 'normal' } | { mode: 'slow'; delayMs: number } | { mode: 'malformed' } | { mode: 'oversized'; bytes: number };
+export type ToolServerBehaviour = { mode: 'normal' } | { mode: 'slow'; delayMs: number } | { mode: 'malformed' } | { mode: 'oversized'; bytes: number } | { mode: 'http-error'; status: number };
 
 /** One request as the sample server saw it. */
 export interface SeenRequest {
@@ -66,6 +66,7 @@ export async function startSampleToolServer(): Promise<SampleToolServer> {
     requests.push({ authorization: request.headers.authorization, traceparent: header(request, 'traceparent'), method: parsed?.method });
     if (behaviour.mode === 'slow') await new Promise((resolve) => setTimeout(resolve, (behaviour as { delayMs: number }).delayMs));
     if (behaviour.mode === 'malformed' && parsed?.method === 'tools/call') return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"this is": "not JSON-RPC"');
+    if (behaviour.mode === 'http-error' && parsed?.method === 'tools/call') return void response.writeHead(behaviour.status, { 'content-type': 'text/plain' }).end('upstream trouble');
     // Stateless: a server and transport per request, as the SDK's stateless example does.
     const server = tools();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });

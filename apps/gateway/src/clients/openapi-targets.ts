@@ -108,7 +108,7 @@ export class OpenApiTargets {
       response = await fetch(url, { method: operation.method, headers, ...(operation.body && args['body'] !== undefined ? { body: JSON.stringify(args['body']) } : {}), signal: AbortSignal.timeout(target.timeoutMs), redirect: 'manual' });
     } catch (error) {
       if (error instanceof DOMException && error.name === 'TimeoutError') throw new UpstreamFailure('timeout', `the target did not answer within ${target.timeoutMs} ms`, { cause: error });
-      throw new UpstreamFailure('unreachable', 'the target could not be reached', { cause: error });
+      throw new UpstreamFailure('unreachable', 'the target could not be reached', { cause: error, noAnswer: true });
     }
     const text = await this.#body(response);
     const json = parseJson(text);

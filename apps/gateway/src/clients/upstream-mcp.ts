@@ -139,7 +139,7 @@ function failureOf(error: unknown, timeoutMs: number): UpstreamFailure {
   if (error instanceof StreamableHTTPError) return new UpstreamFailure('unreachable', `the target answered HTTP ${error.code ?? 'error'}`, { cause: error });
   if (error instanceof McpError) return new UpstreamFailure('malformed', `the target answered with an MCP error (${error.code})`, { cause: error });
   if (error instanceof TypeError && /fetch failed|ECONNREFUSED|ENOTFOUND|network/i.test(`${error.message} ${String(error.cause)}`)) {
-    return new UpstreamFailure('unreachable', 'the target could not be reached', { cause: error });
+    return new UpstreamFailure('unreachable', 'the target could not be reached', { cause: error, noAnswer: true });
   }
   return new UpstreamFailure('malformed', 'the target did not answer with valid MCP', { cause: error });
 }

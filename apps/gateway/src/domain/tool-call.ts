@@ -123,7 +123,7 @@ export interface ToolCallOptions {
   decisionLog?: DecisionLog;
   /** Calls policy permits only with a person's approval (absent: such calls are refused). */
   heldCalls?: HeldCalls;
-  /** A call found its target unreachable (the connection refused, the host unknown): it is then left out of lists until a sync reaches it. */
+  /** A call found nothing answering at its target (the connection refused, the host unknown): it is then left out of lists until a sync reaches it. */
   onUnreachable?: (gateway: LoadedGateway, target: string) => void;
   now?: () => number;
 }
@@ -241,7 +241,8 @@ export class ToolCall {
         return request.urlElicitation ? { kind: 'consent', url: error.url, message } : toolError(message);
       }
       const reason = error instanceof UpstreamFailure ? `upstream_${error.kind}` : error instanceof MandateError ? error.code : 'internal';
-      if (error instanceof UpstreamFailure && error.kind === 'unreachable') this.options.onUnreachable?.(request.gateway, tool.target);
+      // Only a target that did not answer at all: one HTTP error is no reason to hide all its tools.
+      if (error instanceof UpstreamFailure && error.noAnswer) this.options.onUnreachable?.(request.gateway, tool.target);
       await this.#record(request, tool, started, 'failed', reason, policy);
       if (error instanceof UpstreamFailure) return toolError(error.message);
       if (error instanceof MandateError) return toolError(`The gateway could not get a credential for ${tool.target}: ${error.message}`);

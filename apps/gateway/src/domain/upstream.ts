@@ -12,12 +12,16 @@ export type UpstreamFailureKind = 'unreachable' | 'timeout' | 'malformed' | 'too
 
 /** A target gave no usable answer; `message` is safe to show (it names no credential). */
 export class UpstreamFailure extends Error {
+  /** Nothing answered at all (the connection refused, the host unknown), as against an HTTP error status: the target is down. */
+  readonly noAnswer: boolean;
+
   constructor(
     readonly kind: UpstreamFailureKind,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; noAnswer?: boolean },
   ) {
     super(message, options);
+    this.noAnswer = options?.noAnswer ?? false;
   }
 }
 
