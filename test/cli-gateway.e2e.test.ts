@@ -157,6 +157,7 @@ describe.skipIf(missing)('mandate gateway against the gateway service over a rea
     expect(fromFile.stdout).toMatch(/^target\s+notes$/m);
     expect(fromFile.stdout).toContain(`mcp ${tools.url}`);
     expect(fromFile.stdout).toMatch(/^credential\s+none$/m);
+    expect(fromFile.stdout).toMatch(/^tool names\s+prefixed: notes___<tool>$/m);
     expect(fromFile.stdout).toMatch(/^tools\s+crm_notes\n\s+finance_spend\n\s+documents_list\n\s+whoami$/m);
     expect(fromFile.stdout).toMatch(/^state\s+reachable$/m);
 
@@ -261,6 +262,7 @@ describe.skipIf(missing)('mandate gateway against the gateway service over a rea
       [add('y', '--file', await file('x2.json', { name: 'x', source: { kind: 'mcp', url: tools.url } })), 2, 'the target is named y on the command line but differently in --file'],
       [add('x', '--openapi-file', await file('broken.yaml', 'openapi: 3.0.3\ninfo: {title: x}\n')), 2, 'is not JSON (a YAML document: serve it and give --openapi-url, or convert it to JSON). Nothing was sent.'],
       [add('x', '--mcp-url', tools.url, '--binding-file', await file('not-array.json', { tool: 'whoami' })), 2, 'must hold a JSON array of binding objects'],
+      [add('x', '--mcp-url', tools.url, '--tool-names', 'plain'), 2, "option '--tool-names <scheme>' argument 'plain' is invalid. Allowed choices are prefixed, as-given."],
       [mandate(['gateway', 'create', 'odd', '--workload', 'sales-gateway', '--key', keyFile, '--authorization-server', idp.issuer, '--interceptor', 'sideways:acme.x']), 2, 'the phase must be request or response'],
       // Refused by the contract (the bus client checks it before sending).
       [add('--file', await file('ftp.json', { name: 'ftp', source: { kind: 'ftp', url: tools.url } })), 2, 'invalid_request: invalid request', '  - target.source.kind'],
@@ -321,6 +323,20 @@ describe.skipIf(missing)('mandate gateway against the gateway service over a rea
     expect(hidden.hidden.filter((t) => t.target === 'spare').map((t) => t.reason)).toEqual(['target_unreachable', 'target_unreachable', 'target_unreachable', 'target_unreachable']);
     expect(after.revision).toBeGreaterThan(before.revision);
     expect((await targetsOf('ops')).find((t) => t.name === 'sales-tools')).toEqual(salesTools);
+  });
+
+  it("names a target's tools as it gives them with --tool-names as-given, and refuses another target whose names would clash", async () => {
+    const added = ok(await mandate(['gateway', 'target', 'add', 'ops', 'plain', '--mcp-url', tools.url, '--tool-names', 'as-given']));
+    expect(added.stdout).toMatch(/^tool names\s+as given: the target's own names$/m);
+    const listed = ok(await mandate(['gateway', 'target', 'list', 'ops', '--tools']));
+    expect(listed.stdout).toMatch(/^crm_notes\s+-\s+yes\s+An account's CRM notes$/m);
+    const before = await targetsOf('ops');
+    const clash = await mandate(['gateway', 'target', 'add', 'ops', 'plain-too', '--mcp-url', tools.url, '--tool-names', 'as-given']);
+    expect(clash.code).toBe(4);
+    expect(clash.stderr).toContain('conflict: target plain-too names its tools as given, and 4 cannot be named so: crm_notes (target plain already has a tool of this name at the gateway)');
+    expect(clash.stdout).toBe('');
+    expect(await targetsOf('ops')).toEqual(before);
+    ok(await mandate(['gateway', 'target', 'remove', 'ops', 'plain']));
   });
 
   it('never printed the private key or a token, in any command above', () => {

@@ -12,7 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { gatewayCreateEndpoint, targetAddEndpoint, TOOL_NAME_SEPARATOR } from '@mandate/contracts';
 import { freePort, natsServerMissing, skipReason } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
-import { startEverythingServer, type EverythingServer } from '@mandate/testing/mcp-tool-servers';
+import { CONFORMANCE_TOOL_NAMES, startConformanceToolServer, startEverythingServer, type ConformanceToolServer, type EverythingServer } from '@mandate/testing/mcp-tool-servers';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 /*
@@ -32,28 +32,29 @@ import { startSystem, type TestSystem } from '@mandate/testing/system';
 const APPLICABLE: Record<string, string> = {
   'server-initialize': 'initialize handshake and initialized notification over Streamable HTTP',
   ping: 'ping answers {}',
-  'tools-list': 'tools/list: every tool (server-everything, as everything___*) has a name, description and inputSchema',
+  'tools-list': 'tools/list: every tool (server-everything as everything___*, the suite tools as given) has a name, description and inputSchema',
   'server-sse-multiple-streams': 'three concurrent POSTs (tools/list) in one session each answered with a working stream (SEP-1699)',
+  'tools-call-simple-text': 'text content passed through',
+  'tools-call-image': 'image content passed through',
+  'tools-call-audio': 'audio content passed through',
+  'tools-call-embedded-resource': 'embedded resource content passed through',
+  'tools-call-mixed-content': 'text, image and resource content in one result passed through',
+  'tools-call-error': "a tool's isError result passed through as a result, not a protocol error",
+  'json-schema-2020-12': "a 2020-12 input schema ($schema, $defs, additionalProperties) listed as the target gives it (suite: pending)",
 };
 
-const exactTool = (tool: string) => `calls tool \`${tool}\` by that exact name: it exists only in the suite's own reference server (not server-everything), and the gateway names every tool <target>${TOOL_NAME_SEPARATOR}<tool>`;
+/** Scenarios whose tools are at the upstream but need more than a tool's result passed back. */
+const relayed = (tool: string, what: string) => `the suite's \`${tool}\` is served as given, but the scenario also expects ${what}, which the gateway does not do`;
 const NOT_APPLICABLE: Record<string, string> = {
   'logging-set-level': 'logging/setLevel: the gateway proxies tools only and declares no logging capability',
   'completion-complete': 'completion/complete of a prompt argument: the gateway has no prompts or resources and no completions capability',
-  'tools-call-simple-text': exactTool('test_simple_text'),
-  'tools-call-image': exactTool('test_image_content'),
-  'tools-call-audio': exactTool('test_audio_content'),
-  'tools-call-embedded-resource': exactTool('test_embedded_resource'),
-  'tools-call-mixed-content': exactTool('test_multiple_content_types'),
-  'tools-call-error': exactTool('test_error_handling'),
-  'tools-call-with-logging': `${exactTool('test_tool_with_logging')}; also expects the tool's notifications/message relayed, which the gateway does not do`,
-  'tools-call-with-progress': `${exactTool('test_tool_with_progress')}; also expects upstream progress notifications relayed, which the gateway does not do`,
-  'tools-call-sampling': `${exactTool('test_sampling')}; also expects the tool's sampling/createMessage relayed to the client (the gateway's upstream client declares no sampling)`,
-  'tools-call-elicitation': `${exactTool('test_elicitation')}; also expects the tool's form elicitation relayed to the client (the gateway elicits only its own URL-mode consent)`,
-  'json-schema-2020-12': `looks up tool \`json_schema_2020_12_tool\` by that exact name (suite: pending); the gateway names it <target>${TOOL_NAME_SEPARATOR}<tool>`,
-  'elicitation-sep1034-defaults': `${exactTool('test_elicitation_sep1034_defaults')}; also needs form elicitation relayed`,
-  'elicitation-sep1330-enums': `${exactTool('test_elicitation_sep1330_enums')}; also needs form elicitation relayed`,
-  'server-sse-polling': `${exactTool('test_reconnection')} (suite: pending); the tool must close the SSE stream mid-call and the server replay it by Last-Event-ID, and the gateway keeps no event store`,
+  'tools-call-with-logging': relayed('test_tool_with_logging', "the tool's notifications/message relayed (and logging/setLevel)"),
+  'tools-call-with-progress': relayed('test_tool_with_progress', "the upstream's progress notifications relayed"),
+  'tools-call-sampling': relayed('test_sampling', "the tool's sampling/createMessage relayed to the client (the gateway's upstream client declares no sampling)"),
+  'tools-call-elicitation': relayed('test_elicitation', "the tool's form elicitation relayed to the client (the gateway elicits only its own URL-mode consent)"),
+  'elicitation-sep1034-defaults': relayed('test_elicitation_sep1034_defaults', 'form elicitation relayed'),
+  'elicitation-sep1330-enums': relayed('test_elicitation_sep1330_enums', 'form elicitation relayed'),
+  'server-sse-polling': `the suite's \`test_reconnection\` (suite: pending) must close the SSE stream mid-call and the server replay it by Last-Event-ID, and the gateway keeps no event store`,
   'resources-list': 'resources: the gateway proxies tools only',
   'resources-read-text': 'resources: the gateway proxies tools only',
   'resources-read-binary': 'resources: the gateway proxies tools only',
@@ -67,9 +68,6 @@ const NOT_APPLICABLE: Record<string, string> = {
   'prompts-get-with-image': 'prompts: the gateway proxies tools only',
   'dns-rebinding-protection': 'scoped by the suite to localhost servers without authentication; the gateway authenticates every request by bearer token and serves public host names',
 };
-
-/** The tool names the not-applicable tool scenarios call, which the gateway must indeed not list. */
-const SUITE_TOOL_NAMES = ['test_simple_text', 'test_image_content', 'test_audio_content', 'test_embedded_resource', 'test_multiple_content_types', 'test_error_handling', 'test_tool_with_logging', 'test_tool_with_progress', 'test_sampling', 'test_elicitation', 'json_schema_2020_12_tool', 'test_elicitation_sep1034_defaults', 'test_elicitation_sep1330_enums', 'test_reconnection'];
 
 interface ConformanceCheck {
   id: string;
@@ -139,6 +137,7 @@ describe.skipIf(missing)('the MCP conformance suite (server scenarios that apply
   let h: TestSystem;
   let idp: TestIdp;
   let everything: EverythingServer;
+  let suiteTools: ConformanceToolServer;
   let proxy: { url: string; server: Server } | undefined;
   let endpoint: string;
   let gateway: string;
@@ -156,12 +155,14 @@ describe.skipIf(missing)('the MCP conformance suite (server scenarios that apply
     list.catch(() => undefined); // awaited below; not unhandled if the system fails to start first
     h = await startSystem({ services: ['directory', 'authorizer', 'vault'] });
     await h.add('gateway', { env: { GATEWAY_HTTP_PORT: String(port), GATEWAY_PUBLIC_URL: gatewayUrl } });
-    [idp, everything] = await Promise.all([startTestIdp(), startEverythingServer()]);
+    [idp, everything, suiteTools] = await Promise.all([startTestIdp(), startEverythingServer(), startConformanceToolServer()]);
     const key = await h.workload('conformance-gateway');
     await h.setAuthorizer('acme', 'conformance-gateway', { discoveryUrl: idp.discoveryUrl, allowedAudiences: [resource], allowedScopes: ['tools.read'] });
     await h.bus.request(gatewayCreateEndpoint, { tenant: 'acme', name: 'conformance', workload: { name: 'conformance-gateway', privateJwk: key as never }, authorizationServers: [idp.issuer], scopesSupported: ['tools.read'] });
     // get-env would show the test process's environment: hidden, as an operator would.
     await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'conformance', target: { name: 'everything', source: { kind: 'mcp', url: everything.url }, bindings: [{ tool: 'get-env', hidden: true }] } });
+    // The suite calls its tools by their own names: that target's tools are named as it gives them.
+    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'conformance', target: { name: 'suite', source: { kind: 'mcp', url: suiteTools.url }, toolNames: 'as-given' } });
     proxy = await bearerProxy(gatewayUrl, await idp.userAccessToken({ sub: 'conformance', audience: resource, scope: 'tools.read' }));
     endpoint = `${proxy.url}${path}`;
     const { exitCode, output } = await list;
@@ -178,7 +179,7 @@ describe.skipIf(missing)('the MCP conformance suite (server scenarios that apply
     );
     await new Promise((resolve) => (proxy ? proxy.server.close(resolve) : resolve(undefined)));
     await h?.stop();
-    await Promise.all([idp?.stop(), everything?.stop()]);
+    await Promise.all([idp?.stop(), everything?.stop(), suiteTools?.stop()]);
     if (resultsDir) await rm(resultsDir, { recursive: true, force: true });
   });
 
@@ -209,7 +210,7 @@ describe.skipIf(missing)('the MCP conformance suite (server scenarios that apply
     console.log(`conformance ${name}: ${line}`);
     expect(passed, `${name}: ${line}\n${run.output}`).toBe(true);
     // Not vacuous: the suite saw the upstream's tools, through the gateway.
-    if (name === 'tools-list') expect(run.checks[0]?.details?.['tools']).toContain(`everything${TOOL_NAME_SEPARATOR}echo`);
+    if (name === 'tools-list') expect(run.checks[0]?.details?.['tools']).toEqual(expect.arrayContaining([`everything${TOOL_NAME_SEPARATOR}echo`, 'test_simple_text']));
   });
 
   it('needs the proxy: the suite sends no token of its own, and straight at the gateway it is refused', async () => {
@@ -219,15 +220,14 @@ describe.skipIf(missing)('the MCP conformance suite (server scenarios that apply
   });
 
 
-  it('holds the reasons scenarios do not apply: tools only, every tool named <target>___<tool>', async () => {
+  it('holds the reasons scenarios do not apply: tools only; the suite tools as given, the rest <target>___<tool>', async () => {
     const client = new Client({ name: 'conformance-reasons', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(endpoint)));
     try {
       expect(Object.keys(client.getServerCapabilities() ?? {})).toEqual(['tools']);
       const names = (await client.listTools()).tools.map((t) => t.name);
       expect(names).toContain(`everything${TOOL_NAME_SEPARATOR}echo`);
-      expect(names.every((n) => n.startsWith(`everything${TOOL_NAME_SEPARATOR}`))).toBe(true);
-      expect(names.filter((n) => SUITE_TOOL_NAMES.includes(n))).toEqual([]);
+      expect(names.filter((n) => !n.startsWith(`everything${TOOL_NAME_SEPARATOR}`)).sort()).toEqual([...CONFORMANCE_TOOL_NAMES].sort());
     } finally {
       await client.close();
     }

@@ -109,7 +109,7 @@ export async function benchPolicyReplay(nc: NatsConnection, natsUrl: string, dat
     // The upstream wants a bearer token, any one: an API key from the vault.
     await bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: TENANT, name: 'tools-key', apiKey: 'bench-api-key', allowedWorkloads: [GATEWAY] });
     await bus.request(targetAddEndpoint, { tenant: TENANT, gateway: GATEWAY, target: { name: 'tools-1', source: { kind: 'mcp', url: upstream.url(1) }, credential: { kind: 'api-key', provider: 'tools-key' } } });
-    const tools = (await bus.request(targetListEndpoint, { tenant: TENANT, gateway: GATEWAY })).items.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema })));
+    const tools = (await bus.request(targetListEndpoint, { tenant: TENANT, gateway: GATEWAY })).items.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target, tool.name), inputSchema: tool.inputSchema })));
     const { ring } = await loadDecisionLogKeys({ mode: 'embedded', dataDir });
     process.stderr.write(`• recording ${entries} calls in the decision log\n`);
     await record(nc, new EnvelopeCipher(ring), tools, entries);

@@ -8,5 +8,5 @@ import type { ModelTool } from '@mandate/tool-policy';
  */
 export function gatewayToolsOver(bus: BusClient): (tenant: TenantId, gateway: string) => Promise<ModelTool[]> {
   return async (tenant, gateway) =>
-    (await bus.request(targetListEndpoint, { tenant, gateway })).items.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema })));
+    (await bus.request(targetListEndpoint, { tenant, gateway })).items.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target, tool.name), inputSchema: tool.inputSchema })));
 }

@@ -25,9 +25,26 @@ export const targetNameSchema = nameSchema;
 /** As upstream servers name tools (MCP: 1-128 of A-Z a-z 0-9 _ - . /). */
 export const upstreamToolNameSchema = z.string().regex(/^[A-Za-z0-9_./-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 _ - . /');
 
+/**
+ * How a target's tools are named at the gateway: `prefixed` (the default) as
+ * `<target>___<tool>`, which cannot collide; `as-given` by the target's own names, for clients
+ * that call tools by their well-known names. An as-given name may not contain the separator (so it
+ * is never a prefixed name) and may not be another as-given target's: either is refused when the
+ * target is added or synced, and the target keeps the tools it had.
+ */
+export const toolNamesSchema = z.enum(['prefixed', 'as-given']);
+export type ToolNames = z.output<typeof toolNamesSchema>;
+
 /** A tool's name as a gateway's client sees it. */
-export function gatewayToolName(target: string, tool: string): string {
-  return `${target}${TOOL_NAME_SEPARATOR}${tool}`;
+export function gatewayToolName(target: { readonly name: string; readonly toolNames?: ToolNames | undefined }, tool: string): string {
+  return target.toolNames === 'as-given' ? tool : `${target.name}${TOOL_NAME_SEPARATOR}${tool}`;
+}
+
+/** The target's name for a tool, from the name a gateway's client sees (see `gatewayToolName`). */
+export function upstreamToolName(gatewayName: string): string {
+  // A target's name has no separator, a tool's may: the first one splits a prefixed name.
+  const separator = gatewayName.indexOf(TOOL_NAME_SEPARATOR);
+  return separator < 0 ? gatewayName : gatewayName.slice(separator + TOOL_NAME_SEPARATOR.length);
 }
 
 /** How the gateway authenticates to a target: always through the vault, never with the caller's token. */
@@ -106,6 +123,8 @@ export const targetSpecSchema = z.strictObject({
   /** Scopes a principal needs for this target's tools unless a binding says otherwise; empty: every principal of the gateway. */
   defaultScopes: scopesSchema.default([]),
   bindings: z.array(toolBindingSchema).max(1000).default([]),
+  /** Absent: `prefixed`. */
+  toolNames: toolNamesSchema.optional(),
   /** Milliseconds one call may take at the target. */
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
 });

@@ -81,6 +81,17 @@ describe('verifyToolCallReceipt (real jose, frozen clock)', () => {
     });
   });
 
+  it("matches call.name to the tool the receipt names: after the first ___ of a prefixed name, or the whole of an as-given one", async () => {
+    const asGiven = { ...call, tool: 'approve_expense' };
+    const receipt = await sign({ tool: asGiven.tool, call_digest: callDigest(asGiven) });
+    await expect(verifyToolCallReceipt(receipt, { ...options, jwks })).resolves.toMatchObject({ tool: 'approve_expense' });
+    expect(await refusal(verifyToolCallReceipt(receipt, { ...options, jwks, call: { ...options.call, name: 'expense' } }))).toBe('wrong_call');
+    const nested = { ...call, tool: 'finance___approve___expense' };
+    const prefixed = await sign({ tool: nested.tool, call_digest: callDigest(nested) });
+    await expect(verifyToolCallReceipt(prefixed, { ...options, jwks, call: { ...options.call, name: 'approve___expense' } })).resolves.toMatchObject({ tool: nested.tool });
+    expect(await refusal(verifyToolCallReceipt(prefixed, { ...options, jwks, call: { ...options.call, name: 'expense' } }))).toBe('wrong_call');
+  });
+
   it('refuses what is not a receipt: another JWT type, claims outside the contract, a receipt of a denial, garbage', async () => {
     expect(await refusal(verifyToolCallReceipt(await sign({}, { typ: 'JWT' }), { ...options, jwks }))).toBe('malformed');
     expect(await refusal(verifyToolCallReceipt(await sign({ decision: 'deny' }), { ...options, jwks }))).toBe('malformed');

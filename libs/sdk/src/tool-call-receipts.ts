@@ -1,5 +1,5 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import { MandateError, RECEIPT_REJECTIONS, RECEIPT_TYPE, receiptClaimsSchema, TOOL_NAME_SEPARATOR, type ReceiptPolicy, type ReceiptRejection, type UserRef } from '@mandate/contracts';
+import { MandateError, RECEIPT_REJECTIONS, RECEIPT_TYPE, receiptClaimsSchema, upstreamToolName, type ReceiptPolicy, type ReceiptRejection, type UserRef } from '@mandate/contracts';
 import { callDigest } from '@mandate/tool-policy/call-digest';
 
 /**
@@ -10,13 +10,13 @@ import { callDigest } from '@mandate/tool-policy/call-digest';
 export type ReceivedToolCall = ReceivedCallCommon &
   (
     | {
-        /** The tool as the target was asked for it (MCP `params.name`, the OpenAPI `operationId`): the receipt's tool must be `<target>___<name>`. */
+        /** The tool as the target was asked for it (MCP `params.name`, the OpenAPI `operationId`): the receipt's tool must be `<target>___<name>`, or `<name>` for a target whose tools keep their own names. */
         name: string;
         tool?: string;
       }
     | {
         name?: string;
-        /** The tool's gateway name, `<target>___<tool>`. */
+        /** The tool's gateway name: `<target>___<tool>`, or the target's own name (`toolNames: as-given`). */
         tool: string;
       }
   );
@@ -122,9 +122,7 @@ export async function verifyToolCallReceipt(receipt: string, options: VerifyTool
   if ((call.tenant !== undefined && call.tenant !== claims.tenant) || (call.gateway !== undefined && call.gateway !== claims.gateway) || (call.tool !== undefined && call.tool !== claims.tool)) {
     throw rejected('wrong_call');
   }
-  // The target's name for the tool is what follows the first separator (a target's name has none; a tool's may).
-  const separator = claims.tool.indexOf(TOOL_NAME_SEPARATOR);
-  if (call.name !== undefined && (separator < 0 || claims.tool.slice(separator + TOOL_NAME_SEPARATOR.length) !== call.name)) throw rejected('wrong_call');
+  if (call.name !== undefined && upstreamToolName(claims.tool) !== call.name) throw rejected('wrong_call');
   if ((call.user && (call.user.iss !== user.iss || call.user.sub !== user.sub)) || (call.agent !== undefined && call.agent !== claims.client_id)) throw rejected('wrong_principal');
   const digest = callDigest({ tenant: claims.tenant, user, agent: claims.client_id, gateway: claims.gateway, tool: claims.tool, arguments: call.arguments });
   if (digest !== claims.call_digest) throw rejected('arguments_changed');

@@ -3,7 +3,9 @@ import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { Server as McpLowLevelServer } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { RECEIPT_META_KEY } from '@mandate/contracts';
 import { freePort } from './nats-server.js';
@@ -206,11 +208,94 @@ export async function startExpenseToolServer(): Promise<ExpenseToolServer> {
       await transport.handleRequest(request, response);
     })().catch(() => response.destroy());
   });
+  return { ...(await listenOnLoopback(http)), approved, receipts };
+}
+
+export interface ConformanceToolServer {
+  /** The MCP endpoint, `http://127.0.0.1:<port>/mcp`. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** The tool names the conformance suite's tool scenarios call, which this server implements. */
+export const CONFORMANCE_TOOL_NAMES = ['test_simple_text', 'test_image_content', 'test_audio_content', 'test_embedded_resource', 'test_multiple_content_types', 'test_error_handling', 'test_tool_with_progress', 'json_schema_2020_12_tool'] as const;
+
+// As the suite's reference server answers (examples/servers/typescript/everything-server.ts at
+// @modelcontextprotocol/conformance v0.1.16, the version package.json pins).
+const TEST_IMAGE_BASE64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
+const TEST_AUDIO_BASE64 = 'UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=';
+const NO_ARGUMENTS = { type: 'object' as const, properties: {} };
+const CONFORMANCE_TOOLS: Record<(typeof CONFORMANCE_TOOL_NAMES)[number], { description: string; inputSchema?: Record<string, unknown>; result: CallToolResult }> = {
+  test_simple_text: { description: 'Tests simple text content response', result: { content: [{ type: 'text', text: 'This is a simple text response for testing.' }] } },
+  test_image_content: { description: 'Tests image content response', result: { content: [{ type: 'image', data: TEST_IMAGE_BASE64, mimeType: 'image/png' }] } },
+  test_audio_content: { description: 'Tests audio content response', result: { content: [{ type: 'audio', data: TEST_AUDIO_BASE64, mimeType: 'audio/wav' }] } },
+  test_embedded_resource: {
+    description: 'Tests embedded resource content response',
+    result: { content: [{ type: 'resource', resource: { uri: 'test://embedded-resource', mimeType: 'text/plain', text: 'This is an embedded resource content.' } }] },
+  },
+  test_multiple_content_types: {
+    description: 'Tests response with multiple content types (text, image, resource)',
+    result: {
+      content: [
+        { type: 'text', text: 'Multiple content types test:' },
+        { type: 'image', data: TEST_IMAGE_BASE64, mimeType: 'image/png' },
+        { type: 'resource', resource: { uri: 'test://mixed-content-resource', mimeType: 'application/json', text: JSON.stringify({ test: 'data', value: 123 }) } },
+      ],
+    },
+  },
+  test_error_handling: { description: 'Tests error response handling', result: { isError: true, content: [{ type: 'text', text: 'This tool intentionally returns an error for testing' }] } },
+  test_tool_with_progress: { description: 'Tests tool that reports progress notifications', result: { content: [{ type: 'text', text: 'Progress tool completed' }] } },
+  json_schema_2020_12_tool: {
+    description: 'Tool with JSON Schema 2020-12 features',
+    inputSchema: {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      $defs: { address: { type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' } } } },
+      properties: { name: { type: 'string' }, address: { $ref: '#/$defs/address' } },
+      additionalProperties: false,
+    },
+    result: { content: [{ type: 'text', text: 'JSON Schema 2020-12 tool called' }] },
+  },
+};
+
+/**
+ * The tools the MCP conformance suite's tool scenarios call, answering as the suite's reference
+ * server does (the reference server itself is not published to npm). The official SDK's low-level
+ * server, so the 2020-12 schema is listed exactly as written. Stateless, no credential.
+ */
+export async function startConformanceToolServer(): Promise<ConformanceToolServer> {
+  const http = createServer((request, response) => {
+    void (async () => {
+      const server = new McpLowLevelServer({ name: 'conformance-tools', version: '1.0.0' }, { capabilities: { tools: {} } });
+      server.setRequestHandler(ListToolsRequestSchema, () => ({
+        tools: Object.entries(CONFORMANCE_TOOLS).map(([name, tool]) => ({ name, description: tool.description, inputSchema: tool.inputSchema ?? NO_ARGUMENTS })),
+      }));
+      server.setRequestHandler(CallToolRequestSchema, async (call, extra) => {
+        const tool = CONFORMANCE_TOOLS[call.params.name as keyof typeof CONFORMANCE_TOOLS];
+        if (!tool) throw new McpError(ErrorCode.InvalidParams, `no tool ${call.params.name}`);
+        const progressToken = call.params._meta?.progressToken;
+        if (call.params.name === 'test_tool_with_progress' && progressToken !== undefined) {
+          for (const progress of [0, 50, 100]) {
+            await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total: 100, message: `Completed step ${progress} of 100` } });
+            if (progress < 100) await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+        return tool.result;
+      });
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      response.on('close', () => void server.close());
+      await server.connect(transport);
+      await transport.handleRequest(request, response);
+    })().catch(() => response.destroy());
+  });
+  return listenOnLoopback(http);
+}
+
+/** Serves `http` on a free loopback port: its MCP endpoint, and a stop that cuts open connections. */
+async function listenOnLoopback(http: Server): Promise<{ url: string; stop(): Promise<void> }> {
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
-    approved,
-    receipts,
     stop: async () => {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));

@@ -10,6 +10,8 @@ import {
   targetRemoveEndpoint,
   targetSpecSchema,
   targetSyncEndpoint,
+  TOOL_NAME_SEPARATOR,
+  toolNamesSchema,
   toolsForEndpoint,
   type GatewayView,
   type Interceptor,
@@ -18,6 +20,7 @@ import {
   type ResponseOf,
   type TargetCredential,
   type TargetView,
+  type ToolNames,
 } from '@mandate/contracts';
 import { defined, EXIT, sendRequest, withBus, withBusOptions, type ActorOptions, type BusOptions } from '../bus.js';
 import { readOptionFile, readStdin } from '../input.js';
@@ -72,6 +75,7 @@ interface TargetOptions extends ActorOptions {
   credentialParam?: Record<string, string>;
   defaultScope?: string[];
   bindingFile?: string;
+  toolNames?: ToolNames;
   timeoutMs?: number;
 }
 
@@ -239,6 +243,7 @@ async function targetFrom(name: string | undefined, options: TargetOptions): Pro
       credential,
       defaultScopes: options.defaultScope,
       bindings: options.bindingFile === undefined ? undefined : await readBindings(options.bindingFile),
+      toolNames: options.toolNames,
       timeoutMs: options.timeoutMs,
     }),
   };
@@ -324,6 +329,7 @@ export function formatTarget(t: TargetView): string {
     ['credential', [describeCredential(t.credential)]],
     ['default scopes', t.defaultScopes.length > 0 ? t.defaultScopes : [dim('none: every principal of the gateway')]],
     ['timeout', [`${t.timeoutMs} ms`]],
+    ['tool names', [t.toolNames === 'as-given' ? "as given: the target's own names" : `prefixed: ${t.name}${TOOL_NAME_SEPARATOR}<tool>`]],
     ['bindings', orNone(t.bindings.map(describeBinding))],
     ['tools', orNone(t.tools.map((tool) => tool.name))],
     ['state', [stateOf(t)]],
@@ -344,7 +350,7 @@ function toolRows(targets: readonly TargetView[]): string[][] {
       const binding = t.bindings.find((b) => b.tool === tool.name);
       const scopes = binding?.requiredScopes ?? t.defaultScopes;
       const shown = binding?.hidden ? 'no: hidden by binding' : t.unreachableSince ? 'no: target unreachable' : 'yes';
-      return [gatewayToolName(t.name, tool.name), scopes.join(' ') || '-', shown, oneLine(binding?.description ?? tool.description ?? '', 60)];
+      return [gatewayToolName(t, tool.name), scopes.join(' ') || '-', shown, oneLine(binding?.description ?? tool.description ?? '', 60)];
     }),
   );
 }
@@ -502,6 +508,7 @@ export function addGatewayCommands(program: Command): void {
     .option('--credential-param <key=value>', 'oauth2-user: an extra authorization request parameter, e.g. resource=https://crm.example; repeatable', collectCredentialParam)
     .option('--default-scope <scope>', "a scope a principal needs for the target's tools unless a binding says otherwise; repeatable (none: every principal)", collect)
     .option('--binding-file <file>', 'JSON array of tool bindings: required scopes, display name, description, hidden (- for stdin)')
+    .addOption(new Option('--tool-names <scheme>', `prefixed: <target>${TOOL_NAME_SEPARATOR}<tool> (default, cannot collide); as-given: the target's own names, refused if one is another target's or contains ${TOOL_NAME_SEPARATOR}`).choices(toolNamesSchema.options))
     .option('--timeout-ms <ms>', 'how long one call may take at the target (100-600000, default 30000)', positiveInteger)
     .option('--file <file>', 'the whole target as JSON, as in the contract (- for stdin), instead of the options above')
     .addHelpText('after', TARGET_ADD_EXAMPLES)

@@ -20,6 +20,7 @@ import {
 } from '@mandate/contracts';
 import type { StoredDocument } from '@mandate/store';
 import type { GatewayDocument, GatewayRecords, TargetDocument } from '../store/repositories.js';
+import { toolNameClashes } from './tool-naming.js';
 import { resourceUrlOf, type GatewayRegistry, type LoadedGateway } from './gateway-registry.js';
 import type { InboundAuthentication } from './inbound-authentication.js';
 import type { TargetCredentials } from './target-credentials.js';
@@ -210,6 +211,12 @@ export class GatewayAdministration {
     if (unknown.length > 0) {
       throw new MandateError('invalid_request', `target ${spec.name} has no tool ${unknown.map((binding) => binding.tool).join(', ')}`, {
         issues: unknown.map((binding) => ({ path: `target.bindings.${spec.bindings.indexOf(binding)}.tool`, message: 'no such tool at the target' })),
+      });
+    }
+    const clashes = toolNameClashes(spec, discovery.tools, (await this.ports.records.targetsOf(gateway.tenant, gateway.name)).map((stored) => stored.value));
+    if (clashes.length > 0) {
+      throw new MandateError('conflict', `target ${spec.name} names its tools as given, and ${clashes.length === 1 ? 'one cannot be named so' : `${clashes.length} cannot be named so`}: ${clashes.map((clash) => `${clash.tool} (${clash.message})`).join('; ')}`, {
+        issues: clashes.map((clash) => ({ path: 'target.toolNames', message: `${clash.tool}: ${clash.message}` })),
       });
     }
     const bound = new Set<string>();

@@ -53,7 +53,7 @@ export interface GatewayRegistryOptions {
 
 /** A gateway's tools as its policy sees them: every tool of every target (hidden ones too), by its gateway name. */
 export function policyToolsOf(targets: readonly TargetDocument[]): ModelTool[] {
-  return targets.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target.name, tool.name), inputSchema: tool.inputSchema })));
+  return targets.flatMap((target) => target.tools.map((tool) => ({ name: gatewayToolName(target, tool.name), inputSchema: tool.inputSchema })));
 }
 
 export function resourceUrlOf(mcpBaseUrl: string, tenant: string, gateway: string): string {

@@ -3,7 +3,7 @@ import type { TargetDocument } from '../store/repositories.js';
 
 /** One tool as a gateway shows it: the upstream tool under its gateway name, with what a principal needs to see it. */
 export interface CatalogTool {
-  /** `<target>___<tool>`: what clients call. */
+  /** What clients call: `<target>___<tool>`, or the target's own name (see `gatewayToolName`). */
   readonly name: string;
   readonly target: string;
   /** The upstream tool's own name. */
@@ -38,7 +38,7 @@ export class ToolCatalog {
       const bindings = new Map(target.bindings.map((binding) => [binding.tool, binding]));
       for (const discovered of target.tools) {
         const binding = bindings.get(discovered.name);
-        const name = gatewayToolName(target.name, discovered.name);
+        const name = gatewayToolName(target, discovered.name);
         const title = binding?.displayName ?? discovered.title;
         const description = binding?.description ?? discovered.description;
         const tool: CatalogTool = {
