@@ -10,7 +10,7 @@ import { authorizerService } from '@mandate/authorizer/module';
 import { directoryService } from '@mandate/directory/module';
 import { gatewayService } from '@mandate/gateway/module';
 import { vaultService } from '@mandate/vault/module';
-import { measureInRounds, type RequestFn } from './measure.js';
+import { addedMedianUs, measureInRounds, type RequestFn } from './measure.js';
 import { startBenchUpstream, TOOLS_PER_ENDPOINT } from './mcp-upstream.js';
 import { startServices } from './services.js';
 import { percent, printTable } from './table.js';
@@ -175,13 +175,13 @@ export async function benchGateway(
     return {
       credential: GATEWAY_CREDENTIAL,
       concurrency,
-      rows: measured.map(({ name, medianUs, p99Us, requestsPerSecond, latencyOnly }) => ({
-        name,
-        medianUs,
-        p99Us,
-        requestsPerSecond,
-        throughputRatio: latencyOnly ? 0 : requestsPerSecond / measured[0]!.requestsPerSecond,
-        ...(name === GATEWAY_CALL_ROW || name === GATEWAY_LIST_ROW ? { addedMedianUs: medianUs - directOf(name).medianUs } : {}),
+      rows: measured.map((row) => ({
+        name: row.name,
+        medianUs: row.medianUs,
+        p99Us: row.p99Us,
+        requestsPerSecond: row.requestsPerSecond,
+        throughputRatio: row.latencyOnly ? 0 : row.requestsPerSecond / measured[0]!.requestsPerSecond,
+        ...(row.name === GATEWAY_CALL_ROW || row.name === GATEWAY_LIST_ROW ? { addedMedianUs: addedMedianUs(row, directOf(row.name)) } : {}),
       })),
     };
   } finally {

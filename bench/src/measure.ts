@@ -53,12 +53,16 @@ export function median(values: number[]): number {
  * across rounds. First an untimed warm-up per row (JIT, connections). `label` names a round on stderr.
  * A row with `latencyOnly` is measured for latency alone (its own `latencyCount` if it has one,
  * warmed up one request at a time); its `requestsPerSecond` is 0.
+ *
+ * Within a round every row's latency is measured before any throughput, and the order of the rows
+ * is reversed every other round: a latency sample taken right after a burst at concurrency pays
+ * for that burst's garbage, and it would otherwise always be the same row's sample.
  */
 export async function measureInRounds<Row extends { request: RequestFn; latencyOnly?: boolean; latencyCount?: number }>(
   label: string,
   rows: Row[],
   options: { rounds: number; warmup: { total: number; concurrency: number }; latencyCount: number; total: number; concurrency: number },
-): Promise<(Row & Measurement)[]> {
+): Promise<(Row & Measurement & { roundMediansUs: number[] })[]> {
   const samples = rows.map(() => ({ latencies: [] as { medianUs: number; p99Us: number }[], rates: [] as number[] }));
   const latencyCount = (row: Row) => row.latencyCount ?? options.latencyCount;
   for (const row of rows) {
@@ -67,15 +71,21 @@ export async function measureInRounds<Row extends { request: RequestFn; latencyO
   }
   for (let round = 1; round <= options.rounds; round += 1) {
     process.stderr.write(`• ${label} ${round}/${options.rounds}\n`);
-    for (const [i, row] of rows.entries()) {
-      samples[i]!.latencies.push(await latency(row.request, latencyCount(row)));
-      if (!row.latencyOnly) samples[i]!.rates.push(await throughput(row.request, options.total, options.concurrency));
-    }
+    const order = [...rows.entries()];
+    if (round % 2 === 0) order.reverse();
+    for (const [i, row] of order) samples[i]!.latencies.push(await latency(row.request, latencyCount(row)));
+    for (const [i, row] of order) if (!row.latencyOnly) samples[i]!.rates.push(await throughput(row.request, options.total, options.concurrency));
   }
   return rows.map((row, i) => ({
     ...row,
     medianUs: median(samples[i]!.latencies.map((l) => l.medianUs)),
     p99Us: median(samples[i]!.latencies.map((l) => l.p99Us)),
     requestsPerSecond: row.latencyOnly ? 0 : median(samples[i]!.rates),
+    roundMediansUs: samples[i]!.latencies.map((l) => l.medianUs),
   }));
+}
+
+/** What `row` adds to `baseline`'s median latency: the median of the rounds' differences, each taken within one round. */
+export function addedMedianUs(row: { roundMediansUs: number[] }, baseline: { roundMediansUs: number[] }): number {
+  return median(row.roundMediansUs.map((us, round) => us - baseline.roundMediansUs[round]!));
 }

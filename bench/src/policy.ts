@@ -13,7 +13,7 @@ import { directoryService } from '@mandate/directory/module';
 import { gatewayService } from '@mandate/gateway/module';
 import { policyService } from '@mandate/policy/module';
 import { vaultService } from '@mandate/vault/module';
-import { measureInRounds, percentile, type RequestFn } from './measure.js';
+import { addedMedianUs, measureInRounds, percentile, type RequestFn } from './measure.js';
 import { startBenchUpstream, TOOLS_PER_ENDPOINT } from './mcp-upstream.js';
 import { startServices } from './services.js';
 import { percent, printTable } from './table.js';
@@ -292,7 +292,8 @@ export async function benchPolicy(nc: NatsConnection, natsUrl: string, dataDir: 
     ];
     const measured = await measureInRounds('policy gateway round', rows, { ...options, warmup: { total: Math.max(200, options.total / 10), concurrency: CONCURRENCY }, concurrency: CONCURRENCY });
     const [plainCall] = measured;
-    const gateway = measured.map(({ name, medianUs, p99Us, requestsPerSecond }) => {
+    const gateway = measured.map((row) => {
+      const { name, medianUs, p99Us, requestsPerSecond } = row;
       // Only the call is the same request with and without policy: the lists differ in what they show.
       const against = name === POLICY_CALL_ROW ? plainCall : undefined;
       return {
@@ -300,7 +301,7 @@ export async function benchPolicy(nc: NatsConnection, natsUrl: string, dataDir: 
         medianUs,
         p99Us,
         requestsPerSecond,
-        ...(against ? { addedMedianUs: medianUs - against.medianUs } : {}),
+        ...(against ? { addedMedianUs: addedMedianUs(row, against) } : {}),
         ...(name === POLICY_CALL_ROW ? { throughputRatio: requestsPerSecond / plainCall!.requestsPerSecond } : {}),
       };
     });
