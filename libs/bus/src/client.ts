@@ -78,7 +78,7 @@ export class BusClient {
     try {
       return await this.#nc.request(endpoint.subject, data, { timeout, headers });
     } catch (error) {
-      throw toUnavailable(endpoint, error);
+      throw transportError(endpoint, error);
     }
   }
 
@@ -97,7 +97,12 @@ export class BusClient {
   }
 }
 
-function toUnavailable(endpoint: EndpointContract, error: unknown): MandateError {
+/**
+ * What a failed request says, in the caller's words: nobody serves the endpoint, nobody answered in
+ * time, or the bus itself failed (all `unavailable`: try again later); or this connection's NATS
+ * user may not send it (`access_denied`: no retry helps, the deployment's permissions decide).
+ */
+function transportError(endpoint: EndpointContract, error: unknown): MandateError {
   if (error instanceof errors.RequestError && error.isNoResponders()) {
     return new MandateError('unavailable', `no ${endpoint.service} service is running for ${endpoint.operation}`, { cause: error });
   }
@@ -106,6 +111,9 @@ function toUnavailable(endpoint: EndpointContract, error: unknown): MandateError
   }
   if (error instanceof errors.TimeoutError || (error instanceof errors.RequestError && error.cause instanceof errors.TimeoutError)) {
     return new MandateError('unavailable', `${endpoint.service} did not answer ${endpoint.operation} in time`, { cause: error });
+  }
+  if (error instanceof errors.PermissionViolationError || (error instanceof errors.RequestError && error.cause instanceof errors.PermissionViolationError)) {
+    return new MandateError('access_denied', `this connection's NATS user may not call ${endpoint.service} ${endpoint.operation} (the bus refused to carry it: a permissions violation for ${endpoint.subject})`, { cause: error });
   }
   return new MandateError('unavailable', `could not reach ${endpoint.service}: the bus connection failed`, { cause: error });
 }
