@@ -1,7 +1,7 @@
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@mandate/config';
 import { defaultKeyFile, loadMasterKeys, rotateKeyFile } from './master-keys.js';
@@ -28,6 +28,15 @@ describe('loadMasterKeys', () => {
     const second = await loadMasterKeys({ mode: 'embedded', dataDir });
     expect(second.generated).toBe(false);
     expect(second.ring.toJSON()).toEqual(first.ring.toJSON());
+  });
+
+  it('gives many loads at once on a new data dir the one ring that was written (generated once), and leaves no draft file behind', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mandate-keys-'));
+    const loaded = await Promise.all(Array.from({ length: 24 }, () => loadMasterKeys({ mode: 'embedded', dataDir })));
+    expect(loaded.filter((l) => l.generated)).toHaveLength(1);
+    const written = JSON.parse(await readFile(defaultKeyFile(dataDir), 'utf8')) as unknown;
+    for (const one of loaded) expect(one.ring.toJSON()).toEqual(written);
+    expect((await readdir(dirname(defaultKeyFile(dataDir)))).filter((name) => name !== basename(defaultKeyFile(dataDir)))).toEqual([]);
   });
 
   it('refuses to start in production without a configured key, naming the variables', async () => {

@@ -1,4 +1,5 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConfigError } from '@mandate/config';
 import { KeyRing, WeakKeyError } from './key-ring.js';
@@ -52,14 +53,20 @@ export async function loadMasterKeys(options: MasterKeyOptions): Promise<LoadedK
   }
   const ring = KeyRing.generate();
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  // Written whole under a name of its own, then linked into place: a process starting at the same
+  // moment finds no file or the whole file, never a half-written one, and a link fails if another
+  // process's file got there first (then theirs is used, not overwritten).
+  const draft = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    // `wx`: if another process generated it first, use theirs rather than overwrite it.
-    await writeFile(file, `${JSON.stringify(ring.toJSON(), null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    await writeFile(draft, `${JSON.stringify(ring.toJSON(), null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    await chmod(draft, 0o600);
+    await link(draft, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return loadMasterKeys(options);
     throw error;
+  } finally {
+    await unlink(draft).catch(() => undefined);
   }
-  await chmod(file, 0o600);
   return { ring, source: file, generated: true };
 }
 
