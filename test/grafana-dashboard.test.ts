@@ -74,7 +74,7 @@ describe('deploy/grafana/mandate-dashboard.json', () => {
     expect(labels.filter(({ label }) => !recorded.has(label))).toEqual([]);
   });
 
-  it('has a panel for each family of metrics issue 6 asks for', () => {
+  it('has a panel for each family of metrics issues 6 and 16 ask for', () => {
     const exprs = targets()
       .map(({ expr }) => expr)
       .join('\n');
@@ -88,6 +88,11 @@ describe('deploy/grafana/mandate-dashboard.json', () => {
       'mandate_consent_prompts_total',
       'mandate_consent_grants_total',
       'mandate_audit_consumer_lag',
+      // Issue 16: the gateway's calls by outcome, their latency, targets left out, requests refused.
+      'mandate_gateway_calls_total',
+      'mandate_gateway_call_duration_bucket',
+      'mandate_gateway_targets_unreachable_total',
+      'mandate_gateway_requests_refused_total',
     ]) {
       expect(exprs, family).toContain(family);
     }

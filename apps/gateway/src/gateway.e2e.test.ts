@@ -81,7 +81,7 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
     gatewayKey = await h.workload('sales-gateway');
     await h.setAuthorizer('acme', 'sales-gateway', {
       discoveryUrl: idp.discoveryUrl,
-      allowedAudiences: [resource, `${gatewayUrl}/mcp/acme/guarded`, `${gatewayUrl}/mcp/acme/strict`],
+      allowedAudiences: [resource, `${gatewayUrl}/mcp/acme/guarded`, `${gatewayUrl}/mcp/acme/strict`, `${gatewayUrl}/mcp/acme/withheld`],
       allowedScopes: ['crm.read', 'finance.read'],
     });
     await h.bus.request(providerCreateEndpoint, { kind: 'api-key', tenant: 'acme', name: 'sales-tools', apiKey: CANARY_KEY, allowedWorkloads: ['sales-gateway'] });
@@ -225,6 +225,26 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
     it("refuses a browser origin that is not the gateway's (DNS rebinding)", async () => {
       const response = await fetch(resource, { method: 'POST', headers: { authorization: `Bearer ${await sarahToken()}`, origin: 'http://evil.example', 'content-type': 'application/json' }, body: '{}' });
       expect(response.status).toBe(403);
+    });
+
+    it("answers another user's token on a session with 404, as for a session that does not exist; the session's own user goes on using it", async () => {
+      const transport = new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${await sarahToken()}` } } });
+      const client = new Client({ name: 'gateway-test', version: '1.0.0' });
+      await client.connect(transport);
+      clients.push(client);
+      const sessionId = transport.sessionId!;
+      expect(sessionId).toMatch(/.+/);
+      const list = (token: string, session: string) =>
+        fetch(resource, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'mcp-session-id': session, 'mcp-protocol-version': transport.protocolVersion ?? '2025-06-18', 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
+        });
+      const asBob = await list(await bobToken(), sessionId);
+      expect(asBob.status).toBe(404);
+      const unknown = await list(await bobToken(), 'no-such-session');
+      expect([unknown.status, await unknown.text()]).toEqual([404, await asBob.text()]);
+      expect((await client.listTools()).tools.map((t) => t.name)).toContain('sales-tools___finance_spend');
     });
 
     it('answers 404 for a gateway that does not exist', async () => {
@@ -459,6 +479,7 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
         { phase: 'response', subject: 'mandate.interceptor.acme.redact' },
       ]);
       await create('strict', [{ phase: 'request', subject: 'mandate.interceptor.acme.silent', timeoutMs: 100 }]);
+      await create('withheld', [{ phase: 'response', subject: 'mandate.interceptor.acme.silent', timeoutMs: 100 }]);
     });
 
     it('lets a call go, denies one with the reason the client sees, rewrites one, and redacts a result', async () => {
@@ -490,6 +511,17 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       expect(JSON.stringify(refused.content)).toContain('did not answer');
       expect(tools.requests.filter((r) => r.method === 'tools/call').length).toBe(calls);
       await expect.poll(() => h.audit.some((r) => r.action === 'tool-call' && r.reason === 'interceptor_denied' && r.details?.['gateway'] === 'strict')).toBe(true);
+    });
+    it('withholds the result when a response interceptor that fails closed does not answer in time (the call itself was made)', async () => {
+      const token = await idp.userAccessToken({ sub: 'sarah', audience: `${gatewayUrl}/mcp/acme/withheld`, scope: 'crm.read' });
+      const calls = tools.requests.filter((r) => r.method === 'tools/call').length;
+      const withheld = await (await connectTo('withheld', token)).callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });
+      expect(withheld.isError).toBe(true);
+      expect(withheld.content).toEqual([{ type: 'text', text: 'The result was withheld: a required check of this gateway did not answer' }]);
+      expect(withheld.structuredContent).toBeUndefined();
+      expect(JSON.stringify(withheld)).not.toContain('Renewal');
+      expect(tools.requests.filter((r) => r.method === 'tools/call').length).toBe(calls + 1);
+      await expect.poll(() => h.audit.some((r) => r.action === 'tool-call' && r.outcome === 'failed' && r.reason === 'interceptor_failed' && r.details?.['gateway'] === 'withheld')).toBe(true);
     });
   });
 
