@@ -1,4 +1,7 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
+import { stringify as stringifyYaml } from 'yaml';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -412,6 +415,38 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       expect(traversal.isError).toBe(true);
       expect(JSON.stringify(traversal.content)).toContain('may not be');
       expect(resources.requests.at(-1)?.path).toBe('/accounts/..%2Fadmin/notes');
+    });
+
+    it('fetches a document from its URL, JSON or YAML; a redirect, a server that is down or an internal address is unavailable and adds nothing', async () => {
+      const documents = createServer((request, response) => {
+        if (request.url === '/openapi.json') return void response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(crmApi()));
+        if (request.url === '/openapi.yaml') return void response.writeHead(200, { 'content-type': 'application/yaml' }).end(stringifyYaml(crmApi()));
+        if (request.url === '/moved') return void response.writeHead(302, { location: '/openapi.json' }).end();
+        response.writeHead(404).end();
+      });
+      await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
+      const at = (path: string) => `http://127.0.0.1:${(documents.address() as AddressInfo).port}${path}`;
+      const add = (name: string, documentUrl: string) => h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales', target: { name, source: { kind: 'openapi', documentUrl }, timeoutMs: 2_000 } });
+      try {
+        for (const [name, path] of [['crm-json', '/openapi.json'], ['crm-yaml', '/openapi.yaml']] as const) {
+          const target = await add(name, at(path));
+          expect(target.tools.map((tool) => tool.name)).toEqual(['listNotes']);
+          expect(target.source).toEqual({ kind: 'openapi', documentUrl: at(path) });
+        }
+        const moved = await failure(add('crm-moved', at('/moved')));
+        expect([moved.code, moved.message]).toEqual(['unavailable', 'target crm-moved: the OpenAPI document could not be fetched']);
+        const down = await failure(add('crm-down', `http://127.0.0.1:${await freePort()}/openapi.json`));
+        expect(down.code).toBe('unavailable');
+        // Anywhere but this machine, the parser's guard against internal addresses stays on.
+        const internal = await failure(add('crm-internal', 'https://10.255.255.1/openapi.json'));
+        expect([internal.code, internal.message]).toEqual(['unavailable', 'target crm-internal: the OpenAPI document could not be fetched: its URL is an internal address, which the gateway does not fetch']);
+        const names = (await h.bus.request(targetListEndpoint, { tenant: 'acme', gateway: 'sales' })).items.map((t) => t.name);
+        expect(names.filter((name) => ['crm-moved', 'crm-down', 'crm-internal'].includes(name))).toEqual([]);
+      } finally {
+        for (const name of ['crm-json', 'crm-yaml']) await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'sales', target: name }).catch(() => undefined);
+        documents.closeAllConnections();
+        await new Promise<void>((resolve) => documents.close(() => resolve()));
+      }
     });
 
     it('refuses a document that does not parse, or is not OpenAPI 3, and changes nothing', async () => {

@@ -122,9 +122,15 @@ export class OpenApiTargets {
       const input = source.document ? structuredClone(source.document) : source.documentUrl!;
       // Only the document itself is read (from its URL, never from a file) and only its own $refs are
       // followed: an external or file $ref would put whatever it points at into a tool's schema.
-      const resolve = { file: false, external: false, http: { timeout: timeoutMs, redirects: 0 } } as const;
+      // The root document is read through the http resolver, which refuses internal addresses (its
+      // `safeUrlResolver`): kept for every URL but this machine's, which the contract allows for development.
+      const resolve = { file: false, external: false, http: { timeout: timeoutMs, redirects: 0, safeUrlResolver: !isLoopbackUrl(source.documentUrl) } } as const;
       parsed = (await SwaggerParser.validate(input as never, { resolve, dereference: { circular: 'ignore' } } as never)) as unknown as Record<string, unknown>;
     } catch (error) {
+      // No resolver reads the document's own URL only when the http resolver's guard refuses it.
+      if (error instanceof Error && source.documentUrl && error.message === `Unable to resolve $ref pointer "${source.documentUrl}"`) {
+        throw new UpstreamFailure('unreachable', 'the OpenAPI document could not be fetched: its URL is an internal address, which the gateway does not fetch', { cause: error });
+      }
       if (error instanceof Error && error.name === 'ResolverError') throw new UpstreamFailure('unreachable', 'the OpenAPI document could not be fetched', { cause: error });
       throw new MandateError('invalid_request', `the OpenAPI document does not parse: ${error instanceof Error ? error.message.slice(0, 500) : 'invalid'}`, { issues: [{ path: 'target.source', message: 'not a valid OpenAPI document' }] });
     }
@@ -178,6 +184,12 @@ function isArgument(parameter: ParameterObject): boolean {
 function toolNameOf(id: string): string {
   const name = id.replace(/[^A-Za-z0-9_./-]/g, '_').replace(/^_+/, '').slice(0, 128);
   return upstreamToolNameSchema.safeParse(name).success ? name : 'operation';
+}
+
+function isLoopbackUrl(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const { hostname } = new URL(value);
+  return hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]';
 }
 
 function serverUrl(document: Record<string, unknown>, documentUrl: string | undefined): string {
