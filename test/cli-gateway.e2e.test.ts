@@ -259,6 +259,7 @@ describe.skipIf(missing)('mandate gateway against the gateway service over a rea
       [add('x', '--mcp-url', tools.url, '--openapi-url', 'https://api.example/openapi.json'), 2, 'give one source, not --mcp-url and --openapi-url'],
       [add('x', '--mcp-url', tools.url, '--openapi-base-url', 'https://api.example'), 2, '--openapi-base-url goes with --openapi-url or --openapi-file'],
       [add('x', '--file', await file('x.json', { name: 'x', source: { kind: 'mcp', url: tools.url } }), '--mcp-url', tools.url), 2, '--file holds the whole target; --mcp-url cannot be given with it'],
+      [add('x', '--file', await file('x3.json', { name: 'x', source: { kind: 'mcp', url: tools.url } }), '--tool-names', 'as-given'), 2, '--file holds the whole target; --tool-names cannot be given with it'],
       [add('y', '--file', await file('x2.json', { name: 'x', source: { kind: 'mcp', url: tools.url } })), 2, 'the target is named y on the command line but differently in --file'],
       [add('x', '--openapi-file', await file('broken.yaml', 'openapi: 3.0.3\ninfo: {title: x}\n')), 2, 'is not JSON (a YAML document: serve it and give --openapi-url, or convert it to JSON). Nothing was sent.'],
       [add('x', '--mcp-url', tools.url, '--binding-file', await file('not-array.json', { tool: 'whoami' })), 2, 'must hold a JSON array of binding objects'],
@@ -333,7 +334,7 @@ describe.skipIf(missing)('mandate gateway against the gateway service over a rea
     const before = await targetsOf('ops');
     const clash = await mandate(['gateway', 'target', 'add', 'ops', 'plain-too', '--mcp-url', tools.url, '--tool-names', 'as-given']);
     expect(clash.code).toBe(4);
-    expect(clash.stderr).toContain('conflict: target plain-too names its tools as given, and 4 cannot be named so: crm_notes (target plain already has a tool of this name at the gateway)');
+    expect(clash.stderr).toContain('conflict: target plain-too: 4 of its tools cannot be named at the gateway: crm_notes (target plain already has a tool of this name at the gateway)');
     expect(clash.stdout).toBe('');
     expect(await targetsOf('ops')).toEqual(before);
     ok(await mandate(['gateway', 'target', 'remove', 'ops', 'plain']));

@@ -85,7 +85,7 @@ describe.skipIf(missing)("a target's tools named as it gives them (toolNames: as
     const error = await failure(h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'named', target: { name: 'finance-copy', source: { kind: 'mcp', url: finance.url }, toolNames: 'as-given' } }));
     expect(error.code).toBe('conflict');
     expect(error.message).toContain('approve_expense (target finance already has a tool of this name at the gateway)');
-    expect(error.issues).toEqual([{ path: 'target.toolNames', message: expect.stringContaining('approve_expense') }]);
+    expect(error.issues).toEqual([{ path: 'target.tools', message: expect.stringContaining('approve_expense') }]);
     expect(await targets()).toEqual(before);
     // The same tools prefixed do not collide.
     await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'named', target: { name: 'finance-copy', source: { kind: 'mcp', url: finance.url } } });

@@ -306,7 +306,7 @@ export const targetSyncEndpoint = defineEndpoint({
 });
 
 /** Why a tool is not shown to a principal (the last two: the gateway's enforced policy set). */
-export const hiddenReasonSchema = z.enum(['hidden_by_binding', 'missing_scopes', 'target_unreachable', 'denied_by_policy', 'policy_unloadable']);
+export const hiddenReasonSchema = z.enum(['hidden_by_binding', 'missing_scopes', 'target_unreachable', 'name_clash', 'denied_by_policy', 'policy_unloadable']);
 
 export const toolsForEndpoint = defineEndpoint({
   service: GATEWAY_SERVICE,

@@ -108,7 +108,7 @@ async function readOpenApiFile(file: string): Promise<Record<string, unknown>> {
 const flagOf = (option: string) => option.split(' ')[0]!;
 
 /** The options `--file` replaces; given with it, they are a usage error. */
-const SPEC_OPTIONS = [...SOURCE_OPTIONS.map(([option]) => flagOf(option)), '--openapi-base-url', '--credential', '--credential-scope', '--credential-header', '--credential-param', '--default-scope', '--binding-file', '--timeout-ms'];
+const SPEC_OPTIONS = [...SOURCE_OPTIONS.map(([option]) => flagOf(option)), '--openapi-base-url', '--credential', '--credential-scope', '--credential-header', '--credential-param', '--default-scope', '--binding-file', '--tool-names', '--timeout-ms'];
 
 /** The value commander parsed for `flag`, if the command line gave it. */
 function valueOf(options: object, flag: string): unknown {
@@ -381,6 +381,7 @@ const REASONS: Readonly<Record<ToolsFor['hidden'][number]['reason'], string>> = 
   denied_by_policy: "the gateway's policy set permits no call of it by this principal",
   policy_unloadable: "the gateway's policy set cannot be loaded, so every call is refused",
   target_unreachable: 'the last sync could not reach the target',
+  name_clash: 'another target shows a tool under the same name (remove or rename one of them)',
 };
 
 export function formatToolsFor(seen: ToolsFor): string {

@@ -215,8 +215,10 @@ export class GatewayAdministration {
     }
     const clashes = toolNameClashes(spec, discovery.tools, (await this.ports.records.targetsOf(gateway.tenant, gateway.name)).map((stored) => stored.value));
     if (clashes.length > 0) {
-      throw new MandateError('conflict', `target ${spec.name} names its tools as given, and ${clashes.length === 1 ? 'one cannot be named so' : `${clashes.length} cannot be named so`}: ${clashes.map((clash) => `${clash.tool} (${clash.message})`).join('; ')}`, {
-        issues: clashes.map((clash) => ({ path: 'target.toolNames', message: `${clash.tool}: ${clash.message}` })),
+      const shown = clashes.slice(0, 20);
+      const more = clashes.length > shown.length ? `; and ${clashes.length - shown.length} more` : '';
+      throw new MandateError('conflict', `target ${spec.name}: ${clashes.length === 1 ? 'one of its tools cannot be named' : `${clashes.length} of its tools cannot be named`} at the gateway: ${shown.map((clash) => `${clash.tool} (${clash.message})`).join('; ')}${more}`, {
+        issues: shown.map((clash) => ({ path: 'target.tools', message: `${clash.tool}: ${clash.message}` })),
       });
     }
     const bound = new Set<string>();

@@ -119,6 +119,8 @@ export class GatewayRegistry {
     const targets = (await this.records.targetsOf(tenant, name)).map((target) => target.value);
     const { value } = stored;
     const policy = await this.#policy(tenant, name, targets);
+    const catalog = new ToolCatalog(targets);
+    if (catalog.clashes.length > 0) this.options.log.warn({ gateway: name, tools: catalog.clashes.slice(0, 20) }, 'two targets of this gateway show a tool under one name: every tool of such a name is hidden until one of the targets is removed or renamed');
     return {
       tenant,
       name,
@@ -130,7 +132,7 @@ export class GatewayRegistry {
       interceptors: value.interceptors,
       privateJwk: this.options.openKey(tenant, name, value.sealedKey),
       targets: new Map(targets.map((target) => [target.name, target])),
-      catalog: new ToolCatalog(targets),
+      catalog,
       ...(policy ? { policy } : {}),
     };
   }

@@ -53,3 +53,25 @@ describe('ToolCatalog', () => {
     for (const name of ['crm___spend', 'admin___notes', 'flaky___notes', 'crm___nothing', 'nothing']) expect(catalog.find(name, scopes)).toBeUndefined();
   });
 });
+
+describe('ToolCatalog with tools named as their targets give them', () => {
+  it('names an as-given tool by its own name, beside prefixed ones', () => {
+    const catalog = new ToolCatalog([target('crm'), target('plain', { toolNames: 'as-given', tools: [{ name: 'lookup', inputSchema: schema }] })]);
+    expect(catalog.visibleTo(new Set(['crm.read'])).map((tool) => tool.name)).toEqual(['crm___notes', 'crm___spend', 'lookup']);
+    expect(catalog.find('lookup', new Set(['crm.read']))).toMatchObject({ target: 'plain', tool: 'lookup' });
+    expect(catalog.clashes).toEqual([]);
+  });
+
+  it('hides every tool of a name two targets show (two changes at once can both pass the check at add), rather than pick one', () => {
+    const catalog = new ToolCatalog([target('one', { toolNames: 'as-given' }), target('two', { toolNames: 'as-given', tools: [{ name: 'notes', inputSchema: schema }] })]);
+    const scopes = new Set(['crm.read']);
+    expect(catalog.find('notes', scopes)).toBeUndefined();
+    expect(catalog.find('spend', scopes)).toMatchObject({ target: 'one' });
+    expect(catalog.clashes).toEqual(['notes']);
+    const { hidden } = catalog.explain(scopes);
+    expect(hidden.map(({ tool, reason }) => [tool.target, tool.name, reason])).toEqual([
+      ['one', 'notes', 'name_clash'],
+      ['two', 'notes', 'name_clash'],
+    ]);
+  });
+});

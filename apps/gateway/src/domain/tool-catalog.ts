@@ -16,7 +16,7 @@ export interface CatalogTool {
   readonly requiredScopes: readonly string[];
 }
 
-export type HiddenReason = 'hidden_by_binding' | 'missing_scopes' | 'target_unreachable';
+export type HiddenReason = 'hidden_by_binding' | 'missing_scopes' | 'target_unreachable' | 'name_clash';
 
 export interface HiddenTool {
   readonly tool: CatalogTool;
@@ -31,7 +31,12 @@ export interface HiddenTool {
  * a tool that does not exist.
  */
 export class ToolCatalog {
+  /** By name; a name that two tools have maps to the first of them, hidden as `name_clash`. */
   readonly #tools = new Map<string, { tool: CatalogTool; hidden?: HiddenReason }>();
+  /** Every tool, clashing ones included, for `explain`. */
+  readonly #all: { tool: CatalogTool; hidden?: HiddenReason }[] = [];
+  /** Names two tools have: add and sync refuse them, but two changes at once can both pass that check. */
+  readonly clashes: string[] = [];
 
   constructor(targets: readonly TargetDocument[]) {
     for (const target of [...targets].sort((a, b) => a.name.localeCompare(b.name))) {
@@ -53,13 +58,21 @@ export class ToolCatalog {
           requiredScopes: binding?.requiredScopes ?? target.defaultScopes,
         };
         const hidden = binding?.hidden ? 'hidden_by_binding' : target.unreachableSince ? 'target_unreachable' : undefined;
-        this.#tools.set(name, { tool, ...(hidden ? { hidden } : {}) });
+        const entry: { tool: CatalogTool; hidden?: HiddenReason } = { tool, ...(hidden ? { hidden } : {}) };
+        this.#all.push(entry);
+        const taken = this.#tools.get(name);
+        // Fail closed: which of two tools a name would reach (and with whose credential) is not for the catalog to pick.
+        if (taken) {
+          if (taken.hidden !== 'name_clash') this.clashes.push(name);
+          taken.hidden = 'name_clash';
+          entry.hidden = 'name_clash';
+        } else this.#tools.set(name, entry);
       }
     }
   }
 
   get size(): number {
-    return this.#tools.size;
+    return this.#all.length;
   }
 
   /** The tool if this principal may see it; otherwise, as for a name that exists nowhere, nothing. */
@@ -73,7 +86,7 @@ export class ToolCatalog {
   explain(scopes: ReadonlySet<string>): { visible: CatalogTool[]; hidden: HiddenTool[] } {
     const visible: CatalogTool[] = [];
     const hidden: HiddenTool[] = [];
-    for (const { tool, hidden: reason } of this.#tools.values()) {
+    for (const { tool, hidden: reason } of this.#all) {
       const missingScopes = tool.requiredScopes.filter((scope) => !scopes.has(scope));
       if (reason) hidden.push({ tool, reason });
       else if (missingScopes.length > 0) hidden.push({ tool, reason: 'missing_scopes', missingScopes });

@@ -7,12 +7,15 @@ export interface ToolNameClash {
 }
 
 /**
- * Why some of a target's tools could not be named at its gateway: an as-given name with the
+ * Why some of a target's tools could not be named at its gateway: a name the target lists twice
+ * (under either scheme), an as-given name with the
  * separator in it (it could be mistaken for, or become, a prefixed one) or one that another
  * target's tool already has. Prefixed names cannot clash: a target's name has no separator.
  */
 export function toolNameClashes(target: Pick<TargetSpec, 'name' | 'toolNames'>, tools: readonly DiscoveredTool[], others: readonly TargetDocument[]): ToolNameClash[] {
-  if (target.toolNames !== 'as-given') return [];
+  const seen = new Set<string>();
+  const twice = tools.filter((tool) => seen.size === seen.add(tool.name).size).map((tool): ToolNameClash => ({ tool: tool.name, message: 'the target lists two tools of this name' }));
+  if (twice.length > 0 || target.toolNames !== 'as-given') return twice;
   const taken = new Map<string, string>();
   for (const other of others) {
     if (other.name === target.name) continue;
