@@ -58,6 +58,11 @@ describe.skipIf(missing)('mandate policy against the policy service over a real 
     expect(ok(await mandate(['policy', 'get', 'expenses'])).stdout).toMatch(/active version\s+2/);
     expect(ok(await mandate(['policy', 'versions', 'expenses'])).stdout).toMatch(/^version\s+active\s+hash/);
     expect(ok(await mandate(['policy', 'rollback', 'expenses'])).stdout).toMatch(/active version\s+1/);
+    expect(ok(await mandate(['policy', 'activate', 'expenses', '2'])).stdout).toMatch(/active version\s+2/);
+    expect(ok(await mandate(['policy', 'activate', 'expenses', '1'])).stdout).toMatch(/active version\s+1/);
+    const noSuchVersion = await mandate(['policy', 'activate', 'expenses', '9']);
+    expect([noSuchVersion.code, noSuchVersion.stdout]).toEqual([3, '']);
+    expect(noSuchVersion.stderr).toContain('not_found: policy set expenses has no version 9');
     expect(ok(await mandate(['policy', 'get', 'expenses', '--text'])).stdout.trim()).toBe(UNDER_100.trim());
     expect(ok(await mandate(['policy', 'list'])).stdout).toMatch(/expenses\s+1\s+2\s+finance:log-only/);
     // The mode is changed on its own, not by attaching again (exit 4: conflict).
