@@ -27,13 +27,12 @@ ensureRole('mandatePolicy', ownCollections('policies', 'policy-versions', 'polic
 
 // The audit service's user gets these two roles and nothing else (not a service role): its
 // entries and digests (audit-trail) can be inserted and read, never updated or deleted; only the
-// chain heads (audit-heads: last sequence and hash, writer lease, last digest) and the dedup
-// claims (audit-claims: which sequence a record got, dropped by the TTL index after a few
-// minutes; an expired one is replaced) can change, and a verifier trusts them for nothing.
+// chain heads (audit-heads: last sequence and hash, writer lease, last digest) can change, and a
+// verifier trusts them for nothing. (Its dedup index is in its memory, learnt from the trail; the
+// audit-claims collection earlier versions wrote empties itself by its TTL index and can be dropped.)
 ensureRole('mandateAuditAppendOnly', [
   { resource: { db: 'mandate', collection: 'audit-trail' }, actions: ['find', 'insert', 'createIndex', 'createCollection'] },
 ]);
 ensureRole('mandateAuditHeads', [
   { resource: { db: 'mandate', collection: 'audit-heads' }, actions: ['find', 'insert', 'update', 'createIndex', 'createCollection'] },
-  { resource: { db: 'mandate', collection: 'audit-claims' }, actions: ['find', 'insert', 'update', 'createIndex', 'createCollection'] },
 ]);

@@ -3,7 +3,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { AuditVerifyReport, ParsedRequestOf, ResponseOf, TenantId, TrailDigest, auditQueryEndpoint, auditKeysEndpoint } from '@mandate/contracts';
 import type { Clock, DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
-import { signingKeyFile, type AuditEnv } from './config.js';
+import { dedupWindowSeconds, signingKeyFile, type AuditEnv } from './config.js';
 import { Digester } from './domain/digester.js';
 import { loadDigestKeys, type DigestKeyRing } from './domain/signing-keys.js';
 import { TrailAppender } from './domain/trail-appender.js';
@@ -46,11 +46,11 @@ export class AuditTrail {
     const clock = deps.clock ?? Date.now;
     const { ring, source, generated } = await loadDigestKeys({ mode: env.MANDATE_MODE, keyJson: env.AUDIT_SIGNING_KEY, keyFile: signingKeyFile(env) });
     // An intake deployed before it was bounded keeps every record for ever: a consumer made again
-    // would deliver all of it, so its claims must not expire until it has been migrated.
+    // would deliver all of it, so until it has been migrated no chained record is forgotten.
     const intake = await intakeState(await jetstreamManager(deps.nc));
-    const claimRetentionMs = intake === 'legacy' || intake === 'retired' ? 0 : env.AUDIT_CLAIM_RETENTION_SECONDS * 1000;
-    const repository = await TrailRepository.open(deps.store, { claimRetentionMs });
-    const appender = new TrailAppender({ repository, writerId: env.AUDIT_WRITER_ID, clock, logger, reclaimTail: env.AUDIT_MAX_ACK_PENDING });
+    const dedupWindowMs = intake === 'legacy' || intake === 'retired' ? Infinity : dedupWindowSeconds(env) * 1000;
+    const repository = await TrailRepository.open(deps.store);
+    const appender = new TrailAppender({ repository, writerId: env.AUDIT_WRITER_ID, clock, logger, dedupWindowMs, loadTail: env.AUDIT_MAX_ACK_PENDING });
     const digester = new Digester(repository, ring, clock, logger);
     const verifier = new TrailVerifier(repository, ring, env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000, clock);
     const consumer = new AuditConsumer(deps.nc, appender, logger, {
@@ -58,6 +58,8 @@ export class AuditTrail {
       maxAckPending: env.AUDIT_MAX_ACK_PENDING,
       replicas: env.MANDATE_MODE === 'production' ? 3 : 1,
       migrateIntake: env.MANDATE_MODE !== 'production',
+      // No consumer can deliver the whole history again now: the records of one window are enough.
+      onIntakeMigrated: () => appender.limitDedupWindow(dedupWindowSeconds(env) * 1000),
     });
     const trail = new AuditTrail(ring, appender, digester, verifier, new TrailQuery(repository, env.AUDIT_QUERY_SCAN_LIMIT), consumer, logger);
     await consumer.start();

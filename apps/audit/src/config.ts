@@ -24,16 +24,21 @@ export const auditEnvSchema = baseEnvSchema.safeExtend({
    */
   AUDIT_MAX_ACK_PENDING: z.coerce.number().int().min(AUDIT_INTAKE_BATCH_MAX_RECORDS).max(100_000).default(10_000),
   /**
-   * How long a record's dedup claim is kept: while its record can still come again. JetStream
-   * stores a republish of the same id once within the intake stream's duplicate window (2
-   * minutes), redeliveries come within a few ack waits, and what a crash brings back later is
-   * claimed again from the chain's tail; default that window. Claims cost disk and nats-server
-   * memory for the records of one retention period (at 5,000 records/s, 600,000 claims for 120 s).
+   * How long a chained record is remembered for deduplication: while it can still come again.
+   * JetStream stores a republish of the same id once within the intake stream's duplicate window
+   * (2 minutes), redeliveries come within a few ack waits, and what a crash brings back later is
+   * found in the chain's end, read at every start; default that window. The index is in the audit
+   * service's memory, about 100 bytes a record: at 5,000 records/s, 600,000 records and 60 MB for
+   * 120 s.
    */
-  AUDIT_CLAIM_RETENTION_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).default(AUDIT_STREAM.duplicateWindowMs / 1000),
+  AUDIT_DEDUP_WINDOW_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).optional(),
+  /** The name AUDIT_DEDUP_WINDOW_SECONDS had while the index was a claim per record in the store; still read. */
+  AUDIT_CLAIM_RETENTION_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).optional(),
 }).superRefine((env, ctx) => {
-  if (env.AUDIT_CLAIM_RETENTION_SECONDS < 2 * env.AUDIT_ACK_WAIT_SECONDS) {
-    ctx.addIssue({ code: 'custom', path: ['AUDIT_CLAIM_RETENTION_SECONDS'], message: 'must be at least twice AUDIT_ACK_WAIT_SECONDS, or a redelivered record could outlive its claim' });
+  const window = dedupWindowSeconds(env);
+  const path = [env.AUDIT_DEDUP_WINDOW_SECONDS === undefined && env.AUDIT_CLAIM_RETENTION_SECONDS !== undefined ? 'AUDIT_CLAIM_RETENTION_SECONDS' : 'AUDIT_DEDUP_WINDOW_SECONDS'];
+  if (window < 2 * env.AUDIT_ACK_WAIT_SECONDS) {
+    ctx.addIssue({ code: 'custom', path, message: 'must be at least twice AUDIT_ACK_WAIT_SECONDS, or a redelivered record could come after it is forgotten' });
   }
 });
 
@@ -41,4 +46,9 @@ export type AuditEnv = z.output<typeof auditEnvSchema>;
 
 export function signingKeyFile(env: AuditEnv): string {
   return env.AUDIT_SIGNING_KEY_FILE ?? join(env.MANDATE_DATA_DIR, 'keys', 'audit-signing-key.json');
+}
+
+/** The dedup window in seconds: AUDIT_DEDUP_WINDOW_SECONDS, else its former name, else the intake's duplicate window. */
+export function dedupWindowSeconds(env: Pick<AuditEnv, 'AUDIT_DEDUP_WINDOW_SECONDS' | 'AUDIT_CLAIM_RETENTION_SECONDS'>): number {
+  return env.AUDIT_DEDUP_WINDOW_SECONDS ?? env.AUDIT_CLAIM_RETENTION_SECONDS ?? AUDIT_STREAM.duplicateWindowMs / 1000;
 }

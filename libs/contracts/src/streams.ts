@@ -46,8 +46,8 @@ export const AUDIT_STREAM: StreamDefinition = Object.freeze({
   denyPurge: true,
   // A retried publish (same record id) within this window is stored once. Publishers give up on
   // an acknowledgement after 5 s and a retry follows within seconds; the window is a set of ids in
-  // nats-server's memory, so it is kept as short as that allows (the audit service's dedup claims
-  // cover the same span, see AUDIT_CLAIM_RETENTION_SECONDS).
+  // nats-server's memory, so it is kept as short as that allows (the audit service's own dedup
+  // index covers the same span, see AUDIT_DEDUP_WINDOW_SECONDS).
   duplicateWindowMs: 2 * 60_000,
   maxAgeMs: 0,
   retention: 'workqueue',

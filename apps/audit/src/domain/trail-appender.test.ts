@@ -100,7 +100,7 @@ describe.skipIf(missing)('TrailAppender: batches prepared while the one before c
     const first = record(tenant);
     const firstAppend = appender.append(first);
     await gate.held;
-    // The first batch's claim exists, its entry does not yet: the redelivery must not read it as stale.
+    // The first batch is in the dedup index, its entry not written yet: the redelivery is its duplicate once it commits.
     const again = appender.append(first);
     const other = record(tenant);
     const otherAppend = appender.append(other);
@@ -238,9 +238,8 @@ describe.skipIf(missing)('TrailAppender: batches prepared while the one before c
       const a = record(tenant);
       await first.append(a);
       await first.close();
-      // A crashed writer's fragment: record x claimed and written at 3, entry 2 lost.
+      // A crashed writer's fragment: record x written at 3, entry 2 lost.
       const x = record(tenant);
-      await repository.createClaim(tenant, x.id, 0, 3);
       await repository.createEntries(tenant, [chainEntry({ sequence: 2, hash: 'f'.repeat(64) }, x, '2026-01-01T00:00:01.000Z')]);
       const next = new TrailAppender({ repository, writerId: 'w2' });
       expect(await next.append(x)).toEqual<AppendOutcome>({ status: 'appended', sequence: 2 });
@@ -255,7 +254,6 @@ describe.skipIf(missing)('TrailAppender: batches prepared while the one before c
       await first.append(a);
       await first.close();
       const forged = record(tenant);
-      await repository.createClaim(tenant, forged.id, 0, 2);
       await repository.createEntries(tenant, [chainEntry({ sequence: 1, hash: 'e'.repeat(64) }, forged, '2026-01-01T00:00:01.000Z')]);
       const next = new TrailAppender({ repository, writerId: 'w2' });
       await expect(next.append(record(tenant))).rejects.toBeDefined();

@@ -3,7 +3,8 @@ import { auditServiceAudit, GENESIS_HASH, MandateError, type AuditActionOf, type
 import { Lease, type Clock, type StoredDocument } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { chainEntry, chainLink } from './chain.js';
-import { MAX_SEQUENCE, type ChainHead, type NewClaim, type TrailRepository } from '../store/trail-repository.js';
+import { RecentRecords } from './recent-records.js';
+import { MAX_SEQUENCE, type ChainHead, type TrailRepository } from '../store/trail-repository.js';
 
 export interface AppendOutcome {
   status: 'appended' | 'duplicate';
@@ -20,11 +21,17 @@ export interface TrailAppenderOptions {
   /** Most records one batch appends (one round of parallel writes, one head move). */
   maxBatch?: number;
   /**
-   * Entries at the end of a chain that are claimed again whenever its head is loaded (see
-   * `#repair`): at least the records that can be delivered and not acknowledged at once
-   * (AUDIT_MAX_ACK_PENDING), because those are the ones a crash can bring back.
+   * How long a chained record is remembered for deduplication (AUDIT_DEDUP_WINDOW_SECONDS): while
+   * it can still come again. `Infinity` remembers every record of the chain (an intake that keeps
+   * every record for ever, whose consumer made again would deliver them all).
    */
-  reclaimTail?: number;
+  dedupWindowMs?: number;
+  /**
+   * Entries at the end of a chain remembered whenever its head is loaded, however old: at least the
+   * records that can be delivered and not acknowledged at once (AUDIT_MAX_ACK_PENDING), because
+   * those are the ones a crash brings back, after any downtime.
+   */
+  loadTail?: number;
   logger?: Logger;
 }
 
@@ -47,7 +54,7 @@ export class TrailAppender {
   #closed = false;
 
   constructor(options: TrailAppenderOptions) {
-    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, reclaimTail: 10_000, ...options };
+    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, dedupWindowMs: 120_000, loadTail: 10_000, ...options };
   }
 
   /** Resolves once the record is in the chain (or was already): only then may it be acknowledged. */
@@ -60,7 +67,22 @@ export class TrailAppender {
     return writer.enqueue(record);
   }
 
-  /** Forgets every loaded chain head: the next batch of each tenant reads, repairs and re-indexes first. */
+  /** How long a chained record is remembered for deduplication now. */
+  get dedupWindowMs(): number {
+    return this.#options.dedupWindowMs;
+  }
+
+  /**
+   * From now on a chained record is remembered for `windowMs` at most (those remembered for ever,
+   * while a legacy intake could deliver everything again, are forgotten a window from now).
+   */
+  limitDedupWindow(windowMs: number): void {
+    this.#options.dedupWindowMs = windowMs;
+    const now = this.#options.clock();
+    for (const writer of this.#writers.values()) writer.limitDedupWindow(windowMs, now);
+  }
+
+  /** Forgets every loaded chain head: the next batch of each tenant reads, repairs and re-checks its index first. */
   resync(): void {
     for (const writer of this.#writers.values()) writer.forgetHead();
   }
@@ -75,7 +97,7 @@ export class TrailAppender {
 /** Where the chain ends once every prepared batch is committed. */
 type ChainTip = Pick<ChainHead, 'sequence' | 'hash' | 'appendedAt'>;
 
-/** A batch whose records are claimed and whose entries are computed, waiting for its turn to be written. */
+/** A batch whose duplicates are found and whose entries are computed, waiting for its turn to be written. */
 interface PreparedBatch {
   epoch: number;
   batch: Pending[];
@@ -94,24 +116,31 @@ interface PreparedBatch {
  *      ▲                    │ (lease held by another live writer: `unavailable`, retried later)
  *      └─── any failure ────┘ (forget the head; the next batch reads it again and repairs)
  *
- * Crash safety, in the order of writes of one batch:
- *   1. each record claims its sequence (`r.<id>`, in the trail collection; see #prepare);
- *   2. entries n+1..n+k are created (create fails if a sequence is taken, so nothing is overwritten);
- *   3. the head moves to n+k by compare-and-swap; only then are the records acknowledged.
- * Claims and entries share one collection (one stream), so a crash of the process or of the store
- * keeps a prefix of those writes: never an entry without its claim. A crash after 2 leaves entries
- * beyond the head: `ready()` adopts them before anything else is appended, and their redelivered
- * records find their claims. A claim whose entry was lost is stale and is claimed past. A head
- * that a store crash left ahead of its entries is moved back to the last entry that exists.
+ * Deduplication: the writer remembers which sequence each recently chained record has
+ * (`RecentRecords`, in memory: nothing is written per record). The index describes the chain up to
+ * the committed head (`#indexed`) plus the batches prepared since; it is learnt from the chain
+ * whenever a head is loaded: read again in full when the chain is not what the index knew (a
+ * first load, another writer appended, the bus lost writes), extended by what another writer
+ * appended after a point it still agrees with, or kept as it is when the head did not move.
+ * A full read covers the dedup window by `appendedAt` and at least the last `loadTail` entries
+ * however old: the records a crash leaves unacknowledged, the only ones that come back after
+ * the window, are among the last chained.
  *
- * Batches are pipelined: while batch N commits (steps 2 and 3), batch N+1 prepares (step 1, and
- * its entries are computed from the tip N leads to). Commits stay strictly one after another.
- * The rules that keep this as safe as one batch at a time:
- *   - a claim of batch N+1 that finds an earlier claim waits for N's commit before it looks the
- *     earlier one up: the record may be in N, whose entry does not exist yet, and would otherwise
- *     read as stale and be chained twice;
- *   - a failed commit (or a resync) bumps the epoch: what was prepared in an older epoch is never
- *     committed (its claims are merely stale), and the head is read and repaired again;
+ * Crash safety, in the order of writes of one batch:
+ *   1. entries n+1..n+k are created (create fails if a sequence is taken, so nothing is overwritten);
+ *   2. the head moves to n+k by compare-and-swap; only then are the records acknowledged.
+ * A crash after 1 leaves entries beyond the head: `ready()` adopts them (and learns them) before
+ * anything else is appended, so their redelivered records are found. A head that a store crash
+ * left ahead of its entries is moved back to the last entry that exists.
+ *
+ * Batches are pipelined: while batch N commits, batch N+1 is prepared (its duplicates found in the
+ * index, which already holds N's records, and its entries computed from the tip N leads to).
+ * Commits stay strictly one after another. The rules that keep this as safe as one batch at a time:
+ *   - a record of N+1 found among N's is a duplicate only if N commits: a failed commit (or a
+ *     resync) bumps the epoch, what was prepared in an older epoch is never committed nor settled
+ *     as appended or duplicate, and the index forgets every batch after the committed head;
+ *   - preparing is synchronous from the epoch check on, so a batch of an old epoch never reaches
+ *     the index;
  *   - the lease is renewed by every head move, and otherwise only when nothing is committing (a
  *     move of its own would race the commit's compare-and-swap); a pipelined batch never passes
  *     through ready(), so its commit refuses to write entries once the lease has run low;
@@ -126,6 +155,10 @@ class TenantWriter {
   #tip: ChainTip | undefined;
   /** The commit under way, if any; it settles (never rejects) once its records are resolved or rejected. */
   #committing: Promise<void> | undefined;
+  /** Recently chained records, by id: the committed chain up to `#indexed`, and prepared batches after it. */
+  readonly #recent: RecentRecords;
+  /** The committed head the index agrees with; `undefined` until it has been learnt from the chain. */
+  #indexed: Pick<ChainHead, 'sequence' | 'hash'> | undefined;
   /** Bumped whenever prepared work must not be committed any more. */
   #epoch = 0;
   #closed = false;
@@ -133,12 +166,20 @@ class TenantWriter {
   constructor(
     private readonly tenant: TenantId,
     private readonly options: Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined },
-  ) {}
+  ) {
+    this.#recent = new RecentRecords(options.dedupWindowMs);
+  }
+
+  limitDedupWindow(windowMs: number, nowMs: number): void {
+    this.#recent.limitWindow(windowMs, nowMs);
+  }
 
   forgetHead(): void {
     this.#head = undefined;
     this.#tip = undefined;
     this.#epoch += 1;
+    // What was prepared and not committed will never be: its records are not in the chain.
+    this.#recent.unlearnAfter(this.#indexed?.sequence ?? 0);
   }
 
   enqueue(record: AuditRecord): Promise<AppendOutcome> {
@@ -210,7 +251,10 @@ class TenantWriter {
         }
         await repository.createEntries(this.tenant, entries, sizes);
         const moved = await repository.moveChainHead(this.tenant, { ...head, leaseUntil: now + leaseMs }, current.revision);
-        if (epoch === this.#epoch) this.#head = moved;
+        if (epoch === this.#epoch) {
+          this.#head = moved;
+          this.#indexed = { sequence: head.sequence, hash: head.hash };
+        }
       }
     } catch (error) {
       if (epoch === this.#epoch) this.forgetHead();
@@ -220,10 +264,10 @@ class TenantWriter {
     batch.forEach((pending, i) => pending.resolve(outcomes[i]!));
   }
 
-  /** Step 1 for a batch, and its entries computed from the tip. */
+  /** A batch's duplicates found and its entries computed from the tip. */
   async #prepare(batch: Pending[]): Promise<PreparedBatch> {
     const records = batch.map((p) => p.record);
-    const { repository, clock, writerId, leaseMs } = this.options;
+    const { clock, writerId, leaseMs } = this.options;
     let epoch = this.#epoch;
     if (!this.#committing || !this.#head) {
       await this.#committing;
@@ -233,60 +277,41 @@ class TenantWriter {
     const tip = this.#tip;
     // A resync between #ready() and here: what it read may be stale.
     if (epoch !== this.#epoch || !tip) throw new MandateError('conflict', 'the chain was resynchronised meanwhile; the records are retried');
-    const outcomes = new Array<AppendOutcome | undefined>(records.length);
-
-    // The same record twice in one batch (a redelivery racing its first delivery): chain it once.
-    const firstOf = new Map<string, number>();
-    for (const [i, record] of records.entries()) if (!firstOf.has(record.id)) firstOf.set(record.id, i);
-    const unique = [...firstOf.values()];
-
-    // Step 1, optimistically: every record claims the sequence it gets if none was seen before.
-    // A claim that already exists means the record was seen: it is chained (a duplicate) or its
-    // claim is stale and it is claimed again. Only then do sequences shift, and every record whose
-    // sequence moved claims its final one under the next suffix, still before any entry exists.
-    const base = tip.sequence;
-    if (base + unique.length > MAX_SEQUENCE) throw new MandateError('internal', 'the chain is full');
-    const optimistic = await repository.createClaims(
-      this.tenant,
-      unique.map((i, k) => ({ recordId: records[i]!.id, attempt: 0, sequence: base + 1 + k })),
-    );
-    if (optimistic.includes('conflict')) {
-      // The earlier claim may be from the batch now committing: look it up once its entries exist.
-      await this.#committing;
-      if (epoch !== this.#epoch) throw new MandateError('conflict', 'an earlier batch of this chain failed; the records are retried');
-    }
-    const fresh: { index: number; claimedAt?: number; nextAttempt: number }[] = [];
-    for (const [k, i] of unique.entries()) {
-      if (optimistic[k] === 'created') {
-        fresh.push({ index: i, claimedAt: base + 1 + k, nextAttempt: 1 });
-        continue;
-      }
-      const lookup = await repository.lookupClaim(this.tenant, records[i]!.id, base);
-      if (lookup.chained) outcomes[i] = { status: 'duplicate', sequence: lookup.sequence };
-      else fresh.push({ index: i, nextAttempt: lookup.attempt });
-    }
-
+    // From here on nothing awaits: no resync can come between this check and the index learning the batch.
     const now = clock();
+    this.#recent.expire(now);
+    const outcomes = new Array<AppendOutcome | undefined>(records.length);
+    // A record the index holds is chained (or is in the batch now committing, and then is a
+    // duplicate only if that commit succeeds: otherwise this batch is voided with it). The same
+    // record twice in one batch (a redelivery racing its first delivery) is chained once.
+    const fresh: AuditRecord[] = [];
+    const inBatch = new Map<string, number>();
+    for (const [i, record] of records.entries()) {
+      const sequence = this.#recent.sequenceOf(record.id);
+      if (sequence !== undefined) outcomes[i] = { status: 'duplicate', sequence };
+      else if (!inBatch.has(record.id)) {
+        inBatch.set(record.id, i);
+        fresh.push(record);
+      }
+    }
+    if (tip.sequence + fresh.length > MAX_SEQUENCE) throw new MandateError('internal', 'the chain is full');
+
     const appendedAt = new Date(Math.max(now, Date.parse(tip.appendedAt))).toISOString();
     let previous = { sequence: tip.sequence, hash: tip.hash };
     const entries: TrailEntry[] = [];
     const sizes: number[] = [];
-    const reclaims: NewClaim[] = [];
-    for (const { index, claimedAt, nextAttempt } of fresh) {
-      const { entry, bytes } = chainLink(previous, records[index]!, appendedAt);
+    for (const record of fresh) {
+      const { entry, bytes } = chainLink(previous, record, appendedAt);
       entries.push(entry);
       sizes.push(bytes);
-      if (claimedAt !== entry.sequence) reclaims.push({ recordId: entry.record.id, attempt: nextAttempt, sequence: entry.sequence });
-      outcomes[index] = { status: 'appended', sequence: entry.sequence };
+      outcomes[inBatch.get(record.id)!] = { status: 'appended', sequence: entry.sequence };
       previous = entry;
     }
-    // Step 1 finishes before step 2 starts: an entry must never exist without its claim.
-    if ((await repository.createClaims(this.tenant, reclaims)).includes('conflict')) {
-      throw new MandateError('conflict', 'a record was claimed by someone else meanwhile');
+    for (const [i, record] of records.entries()) outcomes[i] ??= { status: 'duplicate', sequence: outcomes[inBatch.get(record.id)!]!.sequence };
+    if (entries.length > 0) {
+      this.#recent.learn(entries[0]!.sequence, fresh.map((record) => record.id), now);
+      this.#tip = { sequence: previous.sequence, hash: previous.hash, appendedAt };
     }
-    for (const [i, record] of records.entries()) outcomes[i] ??= { status: 'duplicate', sequence: outcomes[firstOf.get(record.id)!]!.sequence };
-    if (epoch !== this.#epoch) throw new MandateError('conflict', 'an earlier batch of this chain failed; the records are retried');
-    if (entries.length > 0) this.#tip = { sequence: previous.sequence, hash: previous.hash, appendedAt };
     return {
       epoch,
       batch,
@@ -315,7 +340,10 @@ class TenantWriter {
       head = await repository.moveChainHead(this.tenant, { ...head.value, writer: terms.holder, leaseUntil: terms.until }, head.revision);
     }
     // Only once we hold the lease is nobody else writing, so only then is the repair safe.
-    if (loaded) head = await this.#repair(head);
+    if (loaded) {
+      head = await this.#repair(head);
+      await this.#learnChain(head.value, epoch);
+    }
     if (epoch !== this.#epoch) throw new MandateError('conflict', 'the chain was resynchronised meanwhile; the records are retried');
     this.#head = head;
     this.#tip = { sequence: head.value.sequence, hash: head.value.hash, appendedAt: head.value.appendedAt };
@@ -358,35 +386,73 @@ class TenantWriter {
       }
       value = { ...value, sequence: next.sequence, hash: next.hash, appendedAt: next.appendedAt > value.appendedAt ? next.appendedAt : value.appendedAt };
     }
-    await this.#reclaimTail(value.sequence);
     if (value === head.value) return head;
     this.options.logger?.info({ tenant: this.tenant, from: head.value.sequence, to: value.sequence }, 'adopted entries written before a crash');
     return repository.moveChainHead(this.tenant, value, head.revision);
   }
 
   /**
-   * Claims live in a collection of their own, with a max age, so an entry can outlast its claim:
-   * a bus crash keeps a prefix of each stream, not of both together, and claims age out while the
-   * service is down. The records a crash leaves unacknowledged (and so brings back) are the last
-   * ones chained: the tail is claimed again before anything else is appended, so they are found.
-   *
-   * Newest first, a batch's length at a time, stopping at a stretch whose claims were all there:
-   * claims are written batch after batch (a batch's own before the next batch's) and what the bus
-   * keeps, or the max age leaves, is a contiguous run of those writes, so when the newest batch's
-   * claims survived, so did every earlier one still within its retention. A restart without loss
-   * costs one stretch; only lost claims make it walk the whole tail.
+   * Brings the index to the loaded head (see the class comment): kept when the head did not move,
+   * extended when the chain still holds the head it knew, otherwise read again from the chain's end.
+   * What it read is learnt only if no resync came meanwhile.
    */
-  async #reclaimTail(last: number): Promise<void> {
-    const { repository, reclaimTail, maxBatch } = this.options;
-    const oldest = Math.max(1, last - reclaimTail + 1);
-    let written = 0;
-    for (let end = last; end >= oldest; end -= maxBatch) {
-      const stretch = (await repository.entries(this.tenant, Math.max(oldest, end - maxBatch + 1), end)).filter((entry) => entry !== undefined);
-      const made = await repository.reclaim(this.tenant, stretch);
-      written += made;
-      if (made === 0) break;
+  async #learnChain(head: ChainHead, epoch: number): Promise<void> {
+    const { repository, loadTail } = this.options;
+    const known = this.#indexed;
+    if (known && known.sequence === head.sequence && known.hash === head.hash) return;
+    if (known && head.sequence > known.sequence && head.sequence - known.sequence <= loadTail) {
+      // From the entry the index ends at (it must still be there, the same), to the head.
+      const read = await repository.entries(this.tenant, Math.max(1, known.sequence), head.sequence);
+      const agrees = known.sequence === 0 || read[0]?.hash === known.hash;
+      const appended = known.sequence === 0 ? read : read.slice(1);
+      if (agrees && appended.every((entry) => entry !== undefined)) {
+        if (epoch !== this.#epoch) return;
+        this.#recent.unlearnAfter(known.sequence);
+        this.#recent.learn(known.sequence + 1, appended.map((entry) => entry!.record.id), this.options.clock());
+        this.#indexed = { sequence: head.sequence, hash: head.hash };
+        return;
+      }
     }
-    if (written > 0) this.options.logger?.info({ tenant: this.tenant, claims: written }, 'claimed the end of the chain again: its claims were gone');
+    await this.#relearnChain(head, epoch);
+  }
+
+  /**
+   * Reads the chain's end, newest first, a batch's length at a time, until it has covered the dedup
+   * window (by `appendedAt`) and at least `loadTail` entries. Everything read is remembered for a
+   * whole window from now: a record chained before a crash comes back up to a few ack waits after
+   * the restart, however long the service was down.
+   */
+  async #relearnChain(head: ChainHead, epoch: number): Promise<void> {
+    const { repository, loadTail, maxBatch, dedupWindowMs, clock } = this.options;
+    const started = performance.now();
+    const since = clock() - dedupWindowMs;
+    const stretches: TrailEntry[][] = [];
+    let read = 0;
+    for (let end = head.sequence; end >= 1; end -= maxBatch) {
+      const stretch = (await repository.entries(this.tenant, Math.max(1, end - maxBatch + 1), end)).filter((entry) => entry !== undefined);
+      stretches.push(stretch);
+      read += stretch.length;
+      if (read >= loadTail && (stretch.length === 0 || Date.parse(stretch[0]!.appendedAt) < since)) break;
+    }
+    if (epoch !== this.#epoch) return;
+    this.#recent.clear();
+    const now = clock();
+    // Learnt in runs of consecutive sequences: a gap (an entry removed from the store) splits them.
+    let run: TrailEntry[] = [];
+    const flush = () => {
+      if (run.length > 0) this.#recent.learn(run[0]!.sequence, run.map((entry) => entry.record.id), now);
+      run = [];
+    };
+    for (const stretch of stretches.reverse()) {
+      for (const entry of stretch) {
+        if (run.length > 0 && entry.sequence !== run.at(-1)!.sequence + 1) flush();
+        run.push(entry);
+      }
+    }
+    flush();
+    this.#indexed = { sequence: head.sequence, hash: head.hash };
+    const tookMs = Math.round(performance.now() - started);
+    if (read > loadTail || tookMs > 1_000) this.options.logger?.info({ tenant: this.tenant, entries: read, tookMs }, 'read the end of the chain to deduplicate what can come again');
   }
 
   /**
@@ -411,7 +477,6 @@ class TenantWriter {
       details: { lastEntry: value.sequence, headWas: lostFrom },
     };
     const entry = chainEntry(value, record, new Date(Math.max(now, Date.parse(value.appendedAt))).toISOString());
-    await repository.createClaim(this.tenant, record.id, 0, entry.sequence);
     await repository.createEntries(this.tenant, [entry]);
     return { ...value, sequence: entry.sequence, hash: entry.hash, appendedAt: entry.appendedAt };
   }

@@ -45,6 +45,8 @@ export interface AuditConsumerOptions {
    * is not chained yet): there an operator migrates it (docs/audit.md, "Upgrading the intake").
    */
   migrateIntake: boolean;
+  /** Called once a legacy intake has been replaced by the work queue: what kept every record for ever is gone. */
+  onIntakeMigrated?: () => void;
 }
 
 interface Poison {
@@ -65,7 +67,7 @@ interface Parsed {
  *
  * Consumer settings, and why:
  *   - explicit acks, `ack_wait` (AUDIT_ACK_WAIT_SECONDS): an unacknowledged record comes back, so a
- *     crash loses nothing; the record's claim in the trail makes the second delivery harmless;
+ *     crash loses nothing; the appender's dedup index makes the second delivery harmless;
  *   - `max_deliver` unlimited: a record that exceeded a delivery limit would be skipped for good,
  *     which is a hole in the trail. Failures that cannot heal are handled here instead: poison
  *     records (not JSON, not a record, a subject that disagrees with the record) are copied to
@@ -74,8 +76,9 @@ interface Parsed {
  *     that fails with an internal error `FAILED_REPEATEDLY_AFTER` times goes the same way;
  *     `unavailable` (the store is down) is retried with backoff forever;
  *   - `max_ack_pending`: AUDIT_MAX_ACK_PENDING records in flight at most, so that many messages
- *     over the most a batch holds (the appender reclaims that many records of a chain's tail when
- *     it loads a head, see trail-appender.ts); in-flight records are what lets the appender batch.
+ *     over the most a batch holds (the appender remembers at least that many records of a chain's
+ *     end when it loads a head, see trail-appender.ts); in-flight records are what lets the
+ *     appender batch.
  */
 export class AuditConsumer {
   #messages: ConsumerMessages | undefined;
@@ -139,6 +142,7 @@ export class AuditConsumer {
       await declareStreams(this.nc, [AUDIT_STREAM], { replicas: this.options.replicas });
       await this.#consume();
       this.logger.info({ stream: AUDIT_STREAM.name }, 'the audit intake is a work queue now: a record leaves it once it is chained');
+      this.options.onIntakeMigrated?.();
     } catch (err) {
       if (!this.#stopping) this.logger.error({ err }, 'the audit intake migration stopped; it resumes at the next start');
     }
@@ -249,7 +253,7 @@ export class AuditConsumer {
 }
 
 /*
- * Every record goes through the appender's claim, even on a first delivery: after a nats-server
+ * Every record goes through the appender's dedup index, even on a first delivery: after a nats-server
  * crash the consumer's delivery counts can roll back (no fsync on 2.9), so "first delivery" does
  * not prove a record was never appended.
  */

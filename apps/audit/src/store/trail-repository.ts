@@ -1,24 +1,18 @@
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRaw } from 'node:zlib';
-import { AUDIT_STREAM, MandateError, SYSTEM_TENANT, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
-import { createUnlessTaken, type CreateOutcome, type DocumentCollection, type DocumentStore, type StoredDocument } from '@mandate/store';
+import { MandateError, SYSTEM_TENANT, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
+import { createUnlessTaken, type DocumentCollection, type DocumentStore, type StoredDocument } from '@mandate/store';
 
 /*
- * Where the trail lives, in three collections:
+ * Where the trail lives, in two collections:
  *
  *   audit-trail  entry fragments `e.<first sequence>` (a run of consecutive entries, never across a
  *                page of PAGE sequences, so every page begins with a fragment; their JSON
  *                deflated, a quarter of its size) and digests
  *                `d.<number>`, numbers zero-padded to 12 digits so id order is chain order. Only
  *                ever created, never updated or deleted: in MongoDB the audit service's role
- *                grants insert and find only on it. (Claims `r.<record id>[.<n>]` written before
- *                claims had a collection of their own stay here, inert.)
- *   audit-claims claims `r.<record id>[.<n>]`: which sequence a record was given, the
- *                deduplication index. A claim matters only while its record can still arrive
- *                again (a redelivery, a republish inside the duplicate window), so the collection
- *                has a max age (AUDIT_CLAIM_RETENTION_SECONDS) and the store drops old claims by
- *                itself: what grew by one key per record for ever is bounded by the records of
- *                one retention period.
+ *                grants insert and find only on it. (Dedup claims `r.<record id>[.<n>]` written
+ *                by earlier versions stay here, inert.)
  *   audit-heads  per tenant: `chain` (last sequence, last hash, writer lease) and `digests` (last
  *                digest number and hash), both moved by compare-and-swap; under the `system`
  *                tenant, `t.<tenant>` registers every tenant that has a chain.
@@ -28,14 +22,10 @@ import { createUnlessTaken, type CreateOutcome, type DocumentCollection, type Do
  * walking its fragments from its first sequence; a gap (a fragment removed by someone with store
  * access) is probed past, so the entries after it are still found and the gap reads as missing.
  *
- * A claim is written before its entry, so a crash of the process never leaves an entry without
- * its claim, and a redelivered record is never chained twice. Claims and entries are two streams
- * on JetStream, so a crash of the bus (which keeps a prefix of each stream's writes, not of both
- * together) or claims aged out while the service was down could leave the newest entries without
- * claims: the appender claims the chain's tail again (`reclaimTail`) whenever it loads a head,
- * before it appends, which covers every record that can still be redelivered. A claim whose entry
- * was lost is stale (the entry at its sequence is missing or another record's); the record is
- * then claimed again under the next suffix.
+ * Which record has which sequence, for deduplication, is not stored apart: the appender keeps an
+ * index of the recent records in memory and learns it from the entries (trail-appender.ts).
+ * Earlier versions wrote a claim per record, in a collection `audit-claims` with a max age: a
+ * bucket they left empties itself and can be deleted.
  *
  * The heads are the only mutable documents and are trusted for nothing a verifier cannot
  * re-derive: they say where to start, the entries and the signed digests say what is true.
@@ -44,20 +34,8 @@ const deflate = promisify(deflateRaw);
 const inflate = promisify(inflateRaw);
 
 export const TRAIL_COLLECTION = 'audit-trail';
-export const CLAIMS_COLLECTION = 'audit-claims';
 export const HEADS_COLLECTION = 'audit-heads';
-export const AUDIT_COLLECTIONS = [TRAIL_COLLECTION, CLAIMS_COLLECTION, HEADS_COLLECTION] as const;
-
-export interface TrailRepositoryOptions {
-  /** How long a claim is kept (the claims collection's max age); default the intake stream's duplicate window; 0 keeps claims for ever. */
-  claimRetentionMs?: number;
-}
-
-/**
- * Claims of one record tried before giving up. A stale one needs a store crash, or a batch voided
- * after claiming (a failed commit, a resync on reconnect), so a record can collect a few.
- */
-const MAX_CLAIMS = 64;
+export const AUDIT_COLLECTIONS = [TRAIL_COLLECTION, HEADS_COLLECTION] as const;
 
 const PAD = 12;
 export const MAX_SEQUENCE = 10 ** PAD - 1;
@@ -70,8 +48,6 @@ const MAX_FRAGMENT_BYTES = 256 * 1024;
 const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 /** Pages read at once by `entries`. */
 const PAGES_IN_PARALLEL = 16;
-/** Records whose claims `reclaim` walks at once. */
-const RECLAIMS_IN_PARALLEL = 64;
 
 /** Consecutive entries stored as one document, the first at the sequence in its id. */
 export interface TrailFragment {
@@ -102,21 +78,6 @@ export interface DigestHead {
   toSequence: number;
   hash: string;
 }
-
-/** Which sequence a record was given (the record id is the claim's own id; claims made before had it as `claim` too). */
-export interface ClaimDocument {
-  sequence: number;
-}
-
-export interface NewClaim {
-  recordId: string;
-  /** 0 for a record's first claim, n for its claim after n stale ones. */
-  attempt: number;
-  sequence: number;
-}
-
-/** Where a record stands: already chained at `sequence`, or not, with the suffix its claim takes. */
-export type ClaimLookup = { chained: true; sequence: number } | { chained: false; attempt: number };
 
 interface TenantRegistration {
   tenant: string;
@@ -170,10 +131,6 @@ function fragmentsOf(entries: readonly TrailEntry[], sizes: readonly number[] | 
   return fragments;
 }
 
-function claimId(recordId: string, attempt: number): string {
-  return attempt === 0 ? `r.${recordId}` : `r.${recordId}.${attempt}`;
-}
-
 function padded(kind: 'e' | 'd', n: number): string {
   if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SEQUENCE) throw new TypeError(`sequence out of range: ${n}`);
   return `${kind}.${String(n).padStart(PAD, '0')}`;
@@ -182,14 +139,12 @@ function padded(kind: 'e' | 'd', n: number): string {
 export class TrailRepository {
   private constructor(
     private readonly trail: DocumentCollection<TrailDocument>,
-    private readonly claims: DocumentCollection<ClaimDocument>,
     private readonly heads: DocumentCollection<ChainHead | DigestHead | TenantRegistration>,
   ) {}
 
-  static async open(store: DocumentStore, options: TrailRepositoryOptions = {}): Promise<TrailRepository> {
+  static async open(store: DocumentStore): Promise<TrailRepository> {
     return new TrailRepository(
       await store.collection<TrailDocument>(TRAIL_COLLECTION),
-      await store.collection<ClaimDocument>(CLAIMS_COLLECTION, options.claimRetentionMs === 0 ? {} : { maxAgeMs: options.claimRetentionMs ?? AUDIT_STREAM.duplicateWindowMs }),
       await store.collection<ChainHead | DigestHead | TenantRegistration>(HEADS_COLLECTION),
     );
   }
@@ -264,66 +219,6 @@ export class TrailRepository {
       next = candidates[at]!;
     }
     return found;
-  }
-
-  /**
-   * Whether a record is chained: a claim of it names an entry of it at or below `head` (the chain
-   * as the appender holds it). An entry beyond the head, stranded past a gap, does not count.
-   */
-  async lookupClaim(tenant: TenantId, recordId: string, head: number): Promise<ClaimLookup> {
-    for (let attempt = 0; attempt < MAX_CLAIMS; attempt++) {
-      const claim = (await this.claims.get(tenant, claimId(recordId, attempt)))?.value;
-      if (!claim) return { chained: false, attempt };
-      if (claim.sequence <= head && (await this.entry(tenant, claim.sequence))?.record.id === recordId) return { chained: true, sequence: claim.sequence };
-    }
-    // Transient on purpose: retried with backoff (and loud in the logs) rather than dead-lettered, which would leave it out of the trail.
-    throw new MandateError('unavailable', `record ${recordId} has ${MAX_CLAIMS} stale claims; the trail store keeps losing writes`);
-  }
-
-  /** Claims `sequence` for a record, before its entry is written; `conflict` if that claim exists. */
-  async createClaim(tenant: TenantId, recordId: string, attempt: number, sequence: number): Promise<void> {
-    await this.claims.create(tenant, claimId(recordId, attempt), { sequence });
-  }
-
-  /**
-   * Makes sure each of these chained entries can be found by its record id: a record whose claims
-   * (all of them) do not name its entry gets a claim that does. For entries that may have lost
-   * their claims (a bus crash, claims aged out while the service was down); returns how many
-   * claims it wrote.
-   */
-  async reclaim(tenant: TenantId, entries: readonly TrailEntry[]): Promise<number> {
-    const outcomes = await this.createClaims(
-      tenant,
-      entries.map((entry) => ({ recordId: entry.record.id, attempt: 0, sequence: entry.sequence })),
-    );
-    let written = outcomes.filter((o) => o === 'created').length;
-    const taken = entries.filter((_, i) => outcomes[i] === 'conflict');
-    for (let i = 0; i < taken.length; i += RECLAIMS_IN_PARALLEL) {
-      const found = await Promise.all(taken.slice(i, i + RECLAIMS_IN_PARALLEL).map((entry) => this.#reclaimOne(tenant, entry)));
-      written += found.filter(Boolean).length;
-    }
-    return written;
-  }
-
-  /** Walks a record's claims as `lookupClaim` does: one naming this entry is enough, else the first free suffix gets one. */
-  async #reclaimOne(tenant: TenantId, entry: TrailEntry): Promise<boolean> {
-    for (let attempt = 0; attempt < MAX_CLAIMS; attempt++) {
-      const claim = (await this.claims.get(tenant, claimId(entry.record.id, attempt)))?.value;
-      if (claim?.sequence === entry.sequence) return false;
-      if (!claim) {
-        await this.createClaim(tenant, entry.record.id, attempt, entry.sequence);
-        return true;
-      }
-    }
-    throw new MandateError('unavailable', `record ${entry.record.id} has ${MAX_CLAIMS} stale claims; the trail store keeps losing writes`);
-  }
-
-  /** Claims together: for each, whether it was made (`created`) or existed already (`conflict`). */
-  createClaims(tenant: TenantId, claims: readonly NewClaim[]): Promise<CreateOutcome[]> {
-    return this.claims.createMany(
-      tenant,
-      claims.map(({ recordId, attempt, sequence }) => ({ id: claimId(recordId, attempt), value: { sequence } })),
-    );
   }
 
   async digest(tenant: TenantId, number: number): Promise<TrailDigest | undefined> {
