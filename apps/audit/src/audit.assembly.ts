@@ -1,5 +1,4 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import type { AuditVerifyReport, ParsedRequestOf, ResponseOf, TenantId, TrailDigest, auditQueryEndpoint, auditKeysEndpoint } from '@mandate/contracts';
 import type { Clock, DocumentStore } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
@@ -10,8 +9,10 @@ import { TrailAppender } from './domain/trail-appender.js';
 import { TrailQuery } from './domain/trail-query.js';
 import { TrailVerifier, type VerifyRange } from './domain/trail-verifier.js';
 import { AuditConsumer } from './intake/audit-consumer.js';
-import { intakeState } from './intake/intake-migration.js';
 import { TrailRepository } from './store/trail-repository.js';
+
+/** How often every chain's dedup index forgets what its window is over for. */
+const DEDUP_SWEEP_MS = 10_000;
 
 export interface AuditDependencies {
   env: AuditEnv;
@@ -29,6 +30,7 @@ export interface AuditDependencies {
  */
 export class AuditTrail {
   #timer: NodeJS.Timeout | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
   #digesting: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -45,12 +47,8 @@ export class AuditTrail {
     const { env, logger } = deps;
     const clock = deps.clock ?? Date.now;
     const { ring, source, generated } = await loadDigestKeys({ mode: env.MANDATE_MODE, keyJson: env.AUDIT_SIGNING_KEY, keyFile: signingKeyFile(env) });
-    // An intake deployed before it was bounded keeps every record for ever: a consumer made again
-    // would deliver all of it, so until it has been migrated no chained record is forgotten.
-    const intake = await intakeState(await jetstreamManager(deps.nc));
-    const dedupWindowMs = intake === 'legacy' || intake === 'retired' ? Infinity : dedupWindowSeconds(env) * 1000;
     const repository = await TrailRepository.open(deps.store);
-    const appender = new TrailAppender({ repository, writerId: env.AUDIT_WRITER_ID, clock, logger, dedupWindowMs, loadTail: env.AUDIT_MAX_ACK_PENDING });
+    const appender = new TrailAppender({ repository, writerId: env.AUDIT_WRITER_ID, clock, logger, dedupWindowMs: dedupWindowSeconds(env) * 1000, loadTail: env.AUDIT_MAX_ACK_PENDING });
     const digester = new Digester(repository, ring, clock, logger);
     const verifier = new TrailVerifier(repository, ring, env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000, clock);
     const consumer = new AuditConsumer(deps.nc, appender, logger, {
@@ -58,13 +56,14 @@ export class AuditTrail {
       maxAckPending: env.AUDIT_MAX_ACK_PENDING,
       replicas: env.MANDATE_MODE === 'production' ? 3 : 1,
       migrateIntake: env.MANDATE_MODE !== 'production',
-      // No consumer can deliver the whole history again now: the records of one window are enough.
-      onIntakeMigrated: () => appender.limitDedupWindow(dedupWindowSeconds(env) * 1000),
     });
     const trail = new AuditTrail(ring, appender, digester, verifier, new TrailQuery(repository, env.AUDIT_QUERY_SCAN_LIMIT), consumer, logger);
     await consumer.start();
     trail.#timer = setInterval(() => void trail.#digestAll('trail digest round failed; will retry at the next interval'), env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000);
     trail.#timer.unref();
+    // A quiet tenant appends nothing that would make its writer forget: the index is swept too.
+    trail.#sweepTimer = setInterval(() => appender.forgetExpired(), DEDUP_SWEEP_MS);
+    trail.#sweepTimer.unref();
     logger.info({ signingKey: source, generated, kid: ring.currentKid, digestIntervalSeconds: env.AUDIT_DIGEST_INTERVAL_SECONDS }, 'audit trail ready');
     return trail;
   }
@@ -90,6 +89,7 @@ export class AuditTrail {
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.#timer);
+    clearInterval(this.#sweepTimer);
     await this.consumer.stop();
     await this.appender.close();
     await this.#digestAll('could not sign the shutdown digest');

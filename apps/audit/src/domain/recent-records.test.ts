@@ -47,18 +47,27 @@ describe('RecentRecords', () => {
     expect(recent.sequenceOf('a')).toBe(2);
   });
 
-  it('with an endless window forgets nothing, until the window is limited', () => {
-    const recent = new RecentRecords(Infinity);
+  it('renews the newest runs from a sequence on: they are remembered a window from then, the older ones forgotten first', () => {
+    const recent = new RecentRecords(1_000);
     recent.learn(1, ['a'], 0);
-    recent.expire(Number.MAX_SAFE_INTEGER);
-    expect(recent.sequenceOf('a')).toBe(1);
-    recent.limitWindow(1_000, 5_000);
-    recent.learn(2, ['b'], 5_500);
-    recent.expire(6_000);
-    expect([recent.sequenceOf('a'), recent.sequenceOf('b')]).toEqual([1, 2]);
+    recent.learn(2, ['b', 'c'], 100);
+    recent.learn(4, ['d'], 200);
+    recent.renew(3, 5_000);
+    recent.expire(5_999);
+    expect([recent.sequenceOf('a'), recent.sequenceOf('b'), recent.sequenceOf('c'), recent.sequenceOf('d')]).toEqual([undefined, 2, 3, 4]);
+    expect(recent.first).toBe(2);
     recent.expire(6_001);
+    expect(recent.size).toBe(0);
+    expect(recent.first).toBe(0);
+  });
+
+  it('never forgets past `through`: what a batch still committing holds stays found, however long the commit takes', () => {
+    const recent = new RecentRecords(1_000);
+    recent.learn(1, ['a'], 0);
+    recent.learn(2, ['b'], 0);
+    recent.expire(10_000, 1);
     expect([recent.sequenceOf('a'), recent.sequenceOf('b')]).toEqual([undefined, 2]);
-    recent.expire(6_501);
+    recent.expire(10_000, 2);
     expect(recent.size).toBe(0);
   });
 

@@ -12,11 +12,12 @@ interface Run {
  *
  * A record can come again only for a while (a redelivery within a few ack waits, a retried publish
  * within the intake's duplicate window), so each run of entries is remembered for `windowMs` from
- * when it was learnt and then forgotten: memory holds the records of one window, as the per-record
- * claims in the store did before (and nats-server held them then, at about twice the bytes).
+ * when it was learnt (or last renewed) and then forgotten: memory holds about one window's
+ * records, as the per-record claims in the store did before.
  *
- * Runs are learnt in chain order and forgotten from the oldest; the newest can be unlearnt (a
- * prepared batch that will never be committed).
+ * Runs are kept in chain order, and their `until` never decreases along it (a renewal moves the
+ * newest runs only, to the latest time), so forgetting is always from the oldest; the newest can
+ * be unlearnt (a prepared batch that will never be committed).
  */
 export class RecentRecords {
   readonly #sequenceOf = new Map<string, number>();
@@ -24,14 +25,19 @@ export class RecentRecords {
   /** Index of the oldest run still held (runs before it are forgotten; compacted now and then). */
   #oldest = 0;
 
-  /** `windowMs`: how long a learnt record is remembered; `Infinity` remembers every record. */
-  constructor(private windowMs: number) {}
+  /** `windowMs`: how long a learnt record is remembered. */
+  constructor(private readonly windowMs: number) {}
 
   get size(): number {
     return this.#sequenceOf.size;
   }
 
-  /** The last sequence held, or 0. */
+  /** The first sequence held, or 0 when nothing is. */
+  get first(): number {
+    return this.#runs.length > this.#oldest ? this.#runs[this.#oldest]!.first : 0;
+  }
+
+  /** The last sequence held, or 0 when nothing is. */
   get last(): number {
     const run = this.#runs.at(-1);
     return run && this.#runs.length > this.#oldest ? run.first + run.ids.length - 1 : 0;
@@ -50,24 +56,29 @@ export class RecentRecords {
     ids.forEach((id, i) => this.#sequenceOf.set(id, first + i));
   }
 
-  /** Remembers what is learnt from now on for `windowMs`, and what was learnt before for that long from now at most. */
-  limitWindow(windowMs: number, nowMs: number): void {
-    this.windowMs = windowMs;
-    for (let i = this.#oldest; i < this.#runs.length; i += 1) {
+  /** Remembers the runs that hold `from` or anything after it for a whole window from `nowMs`. */
+  renew(from: number, nowMs: number): void {
+    const until = nowMs + this.windowMs;
+    for (let i = this.#runs.length - 1; i >= this.#oldest; i -= 1) {
       const run = this.#runs[i]!;
-      run.until = Math.min(run.until, nowMs + windowMs);
+      if (run.first + run.ids.length - 1 < from) return;
+      run.until = Math.max(run.until, until);
     }
   }
 
-  /** Forgets the runs whose time is up. */
-  expire(nowMs: number): void {
-    while (this.#oldest < this.#runs.length && this.#runs[this.#oldest]!.until < nowMs) {
+  /** Forgets the runs whose time is up, none of them past `through` (what is not committed yet stays). */
+  expire(nowMs: number, through: number = Number.MAX_SAFE_INTEGER): void {
+    while (this.#oldest < this.#runs.length) {
       const run = this.#runs[this.#oldest]!;
+      if (run.until >= nowMs || run.first + run.ids.length - 1 > through) break;
       this.#forget(run, 0);
       this.#runs[this.#oldest] = undefined as unknown as Run;
       this.#oldest += 1;
     }
-    if (this.#oldest > 1024 && this.#oldest * 2 > this.#runs.length) {
+    if (this.#oldest === this.#runs.length) {
+      this.#runs.length = 0;
+      this.#oldest = 0;
+    } else if (this.#oldest > 1024 && this.#oldest * 2 > this.#runs.length) {
       this.#runs.splice(0, this.#oldest);
       this.#oldest = 0;
     }

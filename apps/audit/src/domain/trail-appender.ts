@@ -20,11 +20,7 @@ export interface TrailAppenderOptions {
   leaseMs?: number;
   /** Most records one batch appends (one round of parallel writes, one head move). */
   maxBatch?: number;
-  /**
-   * How long a chained record is remembered for deduplication (AUDIT_DEDUP_WINDOW_SECONDS): while
-   * it can still come again. `Infinity` remembers every record of the chain (an intake that keeps
-   * every record for ever, whose consumer made again would deliver them all).
-   */
+  /** How long a chained record is remembered for deduplication (AUDIT_DEDUP_WINDOW_SECONDS): while it can still come again. */
   dedupWindowMs?: number;
   /**
    * Entries at the end of a chain remembered whenever its head is loaded, however old: at least the
@@ -32,11 +28,28 @@ export interface TrailAppenderOptions {
    * those are the ones a crash brings back, after any downtime.
    */
   loadTail?: number;
+  /**
+   * The most entries a head load reads back, whatever the window says: a clock that once ran far
+   * ahead stamps every later entry with its time (`appendedAt` never goes back), which would make
+   * the whole chain since then look recent.
+   */
+  maxLoad?: number;
+  /**
+   * How long a record may wait for others to join its batch, when fewer than `lingerRecords` are
+   * queued (0: never waits). Chaining is not on any caller's path (a release waits for JetStream's
+   * acknowledgement of the intake, not for the chain), and fewer, larger batches cost less per
+   * record and store fewer, larger fragments: each fragment is a key, and keys cost nats-server
+   * memory for as long as they exist.
+   */
+  lingerMs?: number;
+  lingerRecords?: number;
   logger?: Logger;
 }
 
 interface Pending {
   record: AuditRecord;
+  /** `performance.now()` when it was queued. */
+  queuedAt: number;
   resolve(outcome: AppendOutcome): void;
   reject(error: unknown): void;
 }
@@ -54,7 +67,7 @@ export class TrailAppender {
   #closed = false;
 
   constructor(options: TrailAppenderOptions) {
-    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, dedupWindowMs: 120_000, loadTail: 10_000, ...options };
+    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, dedupWindowMs: 120_000, loadTail: 10_000, maxLoad: 2_000_000, lingerMs: 5, lingerRecords: 128, ...options };
   }
 
   /** Resolves once the record is in the chain (or was already): only then may it be acknowledged. */
@@ -67,19 +80,9 @@ export class TrailAppender {
     return writer.enqueue(record);
   }
 
-  /** How long a chained record is remembered for deduplication now. */
-  get dedupWindowMs(): number {
-    return this.#options.dedupWindowMs;
-  }
-
-  /**
-   * From now on a chained record is remembered for `windowMs` at most (those remembered for ever,
-   * while a legacy intake could deliver everything again, are forgotten a window from now).
-   */
-  limitDedupWindow(windowMs: number): void {
-    this.#options.dedupWindowMs = windowMs;
-    const now = this.#options.clock();
-    for (const writer of this.#writers.values()) writer.limitDedupWindow(windowMs, now);
+  /** Forgets the records whose window is over, in every chain, appending or not (a quiet tenant's too). */
+  forgetExpired(): void {
+    for (const writer of this.#writers.values()) writer.forgetExpired();
   }
 
   /** Forgets every loaded chain head: the next batch of each tenant reads, repairs and re-checks its index first. */
@@ -161,6 +164,8 @@ class TenantWriter {
   #indexed: Pick<ChainHead, 'sequence' | 'hash'> | undefined;
   /** Bumped whenever prepared work must not be committed any more. */
   #epoch = 0;
+  /** Ends the wait for a batch to fill, if one is under way. */
+  #stopLingering: (() => void) | undefined;
   #closed = false;
 
   constructor(
@@ -170,8 +175,8 @@ class TenantWriter {
     this.#recent = new RecentRecords(options.dedupWindowMs);
   }
 
-  limitDedupWindow(windowMs: number, nowMs: number): void {
-    this.#recent.limitWindow(windowMs, nowMs);
+  forgetExpired(): void {
+    this.#recent.expire(this.options.clock(), this.#indexed?.sequence ?? 0);
   }
 
   forgetHead(): void {
@@ -185,7 +190,8 @@ class TenantWriter {
   enqueue(record: AuditRecord): Promise<AppendOutcome> {
     if (this.#closed) return Promise.reject(new MandateError('unavailable', 'the audit service is shutting down'));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ record, resolve, reject });
+      this.#queue.push({ record, queuedAt: performance.now(), resolve, reject });
+      if (this.#queue.length >= this.options.lingerRecords) this.#stopLingering?.();
       this.#drainSoon();
     });
   }
@@ -201,6 +207,7 @@ class TenantWriter {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stopLingering?.();
     while (this.#draining || this.#committing) {
       await this.#draining;
       await this.#committing;
@@ -218,6 +225,7 @@ class TenantWriter {
   /** Prepares batch after batch; each commit starts once the one before it is done. */
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
+      await this.#linger();
       const batch = this.#queue.splice(0, this.options.maxBatch);
       let prepared: PreparedBatch;
       try {
@@ -237,7 +245,22 @@ class TenantWriter {
     }
   }
 
-  /** Steps 2 and 3 for a prepared batch, then settles its records. */
+  /** Waits, if few records are queued, until more are or the oldest has waited `lingerMs`. */
+  async #linger(): Promise<void> {
+    const { lingerMs, lingerRecords } = this.options;
+    const waited = performance.now() - this.#queue[0]!.queuedAt;
+    if (lingerMs <= 0 || this.#closed || this.#queue.length >= lingerRecords || waited >= lingerMs) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.#stopLingering?.(), lingerMs - waited);
+      this.#stopLingering = () => {
+        clearTimeout(timer);
+        this.#stopLingering = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** Writes a prepared batch (its entries, then the head) and settles its records. */
   async #commit({ epoch, batch, outcomes, entries, sizes, head }: PreparedBatch): Promise<void> {
     const { repository, clock, leaseMs } = this.options;
     try {
@@ -279,7 +302,8 @@ class TenantWriter {
     if (epoch !== this.#epoch || !tip) throw new MandateError('conflict', 'the chain was resynchronised meanwhile; the records are retried');
     // From here on nothing awaits: no resync can come between this check and the index learning the batch.
     const now = clock();
-    this.#recent.expire(now);
+    // Only what is committed is forgotten: a record of the batch committing must still be found.
+    this.#recent.expire(now, this.#indexed?.sequence ?? 0);
     const outcomes = new Array<AppendOutcome | undefined>(records.length);
     // A record the index holds is chained (or is in the batch now committing, and then is a
     // duplicate only if that commit succeeds: otherwise this batch is voided with it). The same
@@ -393,54 +417,69 @@ class TenantWriter {
 
   /**
    * Brings the index to the loaded head (see the class comment): kept when the head did not move,
-   * extended when the chain still holds the head it knew, otherwise read again from the chain's end.
-   * What it read is learnt only if no resync came meanwhile.
+   * extended when the chain still holds the head it knew, otherwise read again from the chain's
+   * end. Either way the end of the chain (`loadTail` entries) is then remembered a whole window
+   * from now: a load follows a restart, a reconnect or a failure, after which what was in flight
+   * comes back a few ack waits later, however long ago it was chained. What it read is learnt
+   * only if no resync came meanwhile.
    */
   async #learnChain(head: ChainHead, epoch: number): Promise<void> {
-    const { repository, loadTail } = this.options;
+    const { repository, loadTail, clock } = this.options;
     const known = this.#indexed;
-    if (known && known.sequence === head.sequence && known.hash === head.hash) return;
-    if (known && head.sequence > known.sequence && head.sequence - known.sequence <= loadTail) {
+    let current = known !== undefined && known.sequence === head.sequence && known.hash === head.hash;
+    if (!current && known && head.sequence > known.sequence && head.sequence - known.sequence <= loadTail) {
       // From the entry the index ends at (it must still be there, the same), to the head.
       const read = await repository.entries(this.tenant, Math.max(1, known.sequence), head.sequence);
-      const agrees = known.sequence === 0 || read[0]?.hash === known.hash;
+      const agrees = (known.sequence === 0 || read[0]?.hash === known.hash) && read.at(-1)?.hash === head.hash;
       const appended = known.sequence === 0 ? read : read.slice(1);
       if (agrees && appended.every((entry) => entry !== undefined)) {
         if (epoch !== this.#epoch) return;
         this.#recent.unlearnAfter(known.sequence);
-        this.#recent.learn(known.sequence + 1, appended.map((entry) => entry!.record.id), this.options.clock());
+        this.#recent.learn(known.sequence + 1, appended.map((entry) => entry!.record.id), clock());
         this.#indexed = { sequence: head.sequence, hash: head.hash };
-        return;
+        current = true;
       }
     }
-    await this.#relearnChain(head, epoch);
+    const tail = Math.max(1, head.sequence - loadTail + 1);
+    // The index may have forgotten part of the tail (its window ran out): read it again then.
+    if (current && head.sequence > 0 && (this.#recent.first === 0 || this.#recent.first > tail)) current = false;
+    if (!current) await this.#relearnChain(head, epoch);
+    if (epoch === this.#epoch) this.#recent.renew(tail, clock());
   }
 
   /**
    * Reads the chain's end, newest first, a batch's length at a time, until it has covered the dedup
-   * window (by `appendedAt`) and at least `loadTail` entries. Everything read is remembered for a
-   * whole window from now: a record chained before a crash comes back up to a few ack waits after
-   * the restart, however long the service was down.
+   * window (by `appendedAt`) and at least `loadTail` entries (at most `maxLoad`). Everything read is
+   * remembered for a whole window from now.
    */
   async #relearnChain(head: ChainHead, epoch: number): Promise<void> {
-    const { repository, loadTail, maxBatch, dedupWindowMs, clock } = this.options;
+    const { repository, loadTail, maxLoad, maxBatch, dedupWindowMs, clock } = this.options;
     const started = performance.now();
     const since = clock() - dedupWindowMs;
-    const stretches: TrailEntry[][] = [];
+    // Only what the index needs of each entry: its position in the chain and its record's id.
+    const stretches: { sequence: number; id: string }[][] = [];
     let read = 0;
+    let capped = false;
     for (let end = head.sequence; end >= 1; end -= maxBatch) {
-      const stretch = (await repository.entries(this.tenant, Math.max(1, end - maxBatch + 1), end)).filter((entry) => entry !== undefined);
+      const from = Math.max(1, end - maxBatch + 1);
+      const entries = await repository.entries(this.tenant, from, end);
+      const stretch = entries.flatMap((entry, i) => (entry ? [{ sequence: from + i, id: entry.record.id }] : []));
       stretches.push(stretch);
       read += stretch.length;
-      if (read >= loadTail && (stretch.length === 0 || Date.parse(stretch[0]!.appendedAt) < since)) break;
+      const oldest = entries.find((entry) => entry !== undefined);
+      if (read >= loadTail && (!oldest || Date.parse(oldest.appendedAt) < since)) break;
+      if (read >= maxLoad) {
+        capped = true;
+        break;
+      }
     }
     if (epoch !== this.#epoch) return;
     this.#recent.clear();
     const now = clock();
     // Learnt in runs of consecutive sequences: a gap (an entry removed from the store) splits them.
-    let run: TrailEntry[] = [];
+    let run: { sequence: number; id: string }[] = [];
     const flush = () => {
-      if (run.length > 0) this.#recent.learn(run[0]!.sequence, run.map((entry) => entry.record.id), now);
+      if (run.length > 0) this.#recent.learn(run[0]!.sequence, run.map((entry) => entry.id), now);
       run = [];
     };
     for (const stretch of stretches.reverse()) {
@@ -452,7 +491,8 @@ class TenantWriter {
     flush();
     this.#indexed = { sequence: head.sequence, hash: head.hash };
     const tookMs = Math.round(performance.now() - started);
-    if (read > loadTail || tookMs > 1_000) this.options.logger?.info({ tenant: this.tenant, entries: read, tookMs }, 'read the end of the chain to deduplicate what can come again');
+    if (capped) this.options.logger?.warn({ tenant: this.tenant, entries: read, tookMs }, 'read the most entries a load may to deduplicate what can come again; the chain looks recent further back (entries stamped by a clock that ran ahead?)');
+    else if (read > loadTail || tookMs > 1_000) this.options.logger?.info({ tenant: this.tenant, entries: read, tookMs }, 'read the end of the chain to deduplicate what can come again');
   }
 
   /**

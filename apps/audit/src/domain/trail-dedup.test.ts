@@ -130,6 +130,37 @@ describe.skipIf(missing)('audit deduplication: an index of recent records, learn
     await restarted.close();
   });
 
+  it('a reconnect after an outage longer than the window still finds the records chained just before it (their acknowledgements may be lost), swept or not', async () => {
+    for (const swept of [false, true]) {
+      const tenant = fresh();
+      const writer = appender();
+      const inFlight = record(tenant);
+      await writer.append(record(tenant));
+      await writer.append(inFlight);
+      nowMs += 3 * WINDOW_MS;
+      if (swept) writer.forgetExpired();
+      writer.resync();
+      expect(await writer.append(record(tenant))).toMatchObject({ status: 'appended', sequence: 3 });
+      // Redelivered an ack wait after the reconnect.
+      nowMs += WINDOW_MS / 2;
+      writer.forgetExpired();
+      expect(await writer.append(inFlight), swept ? 'swept' : 'not swept').toEqual<AppendOutcome>({ status: 'duplicate', sequence: 2 });
+      await writer.close();
+    }
+  });
+
+  it('a quiet tenant forgets too (the sweep), and a record of the batch committing is never forgotten', async () => {
+    const tenant = fresh();
+    const writer = appender({ loadTail: 1 });
+    const records = Array.from({ length: 3 }, () => record(tenant));
+    for (const r of records) await writer.append(r);
+    nowMs += WINDOW_MS + 1;
+    writer.forgetExpired();
+    // Nothing is remembered now: a record that comes again this late is chained again.
+    expect(await writer.append(records[0]!)).toEqual<AppendOutcome>({ status: 'appended', sequence: 4 });
+    await writer.close();
+  });
+
   it('a resync with the head unmoved reads nothing again; another writer’s appends are read from where the index ends', async () => {
     const tenant = fresh();
     const reading = counting(repository);

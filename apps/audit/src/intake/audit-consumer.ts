@@ -45,8 +45,6 @@ export interface AuditConsumerOptions {
    * is not chained yet): there an operator migrates it (docs/audit.md, "Upgrading the intake").
    */
   migrateIntake: boolean;
-  /** Called once a legacy intake has been replaced by the work queue: what kept every record for ever is gone. */
-  onIntakeMigrated?: () => void;
 }
 
 interface Poison {
@@ -142,7 +140,6 @@ export class AuditConsumer {
       await declareStreams(this.nc, [AUDIT_STREAM], { replicas: this.options.replicas });
       await this.#consume();
       this.logger.info({ stream: AUDIT_STREAM.name }, 'the audit intake is a work queue now: a record leaves it once it is chained');
-      this.options.onIntakeMigrated?.();
     } catch (err) {
       if (!this.#stopping) this.logger.error({ err }, 'the audit intake migration stopped; it resumes at the next start');
     }
