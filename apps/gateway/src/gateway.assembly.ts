@@ -204,7 +204,11 @@ export class Gateway {
         retrying = true;
         void administration
           .retryUnreachable(registry.loaded())
-          .then(({ recovered }) => recovered.length > 0 && logger.info({ targets: recovered }, 'targets that could not be reached answer again'))
+          .then(({ recovered, refused }) => {
+            if (recovered.length > 0) logger.info({ targets: recovered }, 'targets that could not be reached answer again');
+            // Reachable again but not taken: left out of every list until an administrator changes something.
+            for (const { target, code, message } of refused) logger.warn({ target, code, reason: message }, 'a target that could not be reached answers again, but its tools were refused; it stays out of every list');
+          })
           .catch((err: unknown) => logger.warn({ err }, 'could not retry the targets that could not be reached'))
           .finally(() => (retrying = false));
       }, env.GATEWAY_UNREACHABLE_RETRY_SECONDS * 1000);

@@ -636,6 +636,40 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
       await doomed.stop();
     });
 
+    it('a target that could not be reached and comes back with a name another target shows stays out of every list: the refused sync is audited and the retry says why', async () => {
+      const [owner, comer] = [await startChangingToolServer(['beta']), await startChangingToolServer(['alpha'])];
+      try {
+        await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales', target: { name: 'owner', source: { kind: 'mcp', url: owner.url }, toolNames: 'as-given' } });
+        await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales', target: { name: 'comer', source: { kind: 'mcp', url: comer.url }, toolNames: 'as-given', timeoutMs: 1_000 } });
+        const client = await connect(await sarahToken());
+        const listed = async () => (await client.listTools()).tools.map((t) => t.name).filter((name) => name === 'alpha' || name === 'beta').sort();
+        expect(await listed()).toEqual(['alpha', 'beta']);
+        await comer.stop();
+        expect((await client.callTool({ name: 'alpha', arguments: {} })).isError).toBe(true);
+        await expect.poll(listed, { timeout: 5_000 }).toEqual(['beta']);
+        // Back, with a tool of a name the owner shows: the retry (every second here) is refused each time.
+        comer.addTool('beta');
+        await comer.restart();
+        // The retry covers the gateways in use: the client's listing keeps this one loaded.
+        const logged = async () => {
+          await listed();
+          return logLines.join('');
+        };
+        await expect.poll(logged, { timeout: 10_000 }).toContain('a target that could not be reached answers again, but its tools were refused');
+        const lines = logLines.join('').split('\n').filter((line) => line.startsWith('{'));
+        const warning = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line['msg'] === 'a target that could not be reached answers again, but its tools were refused; it stays out of every list');
+        expect(warning).toMatchObject({ target: 'acme/sales/comer', code: 'conflict' });
+        expect(String(warning?.['reason'])).toContain('beta (target owner already has a tool of this name at the gateway)');
+        expect(h.audit.some((r) => r.action === 'target-sync' && r.outcome === 'failed' && r.reason === 'conflict' && r.details?.['target'] === 'comer')).toBe(true);
+        expect(await listed()).toEqual(['beta']);
+        const seen = await h.bus.request(toolsForEndpoint, { tenant: 'acme', gateway: 'sales', token: await sarahToken() });
+        expect(seen.hidden.filter((t) => t.target === 'comer').map((t) => t.reason)).toEqual(['target_unreachable']);
+      } finally {
+        for (const target of ['owner', 'comer']) await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'sales', target }).catch(() => undefined);
+        await Promise.all([owner.stop(), comer.stop()]);
+      }
+    });
+
     it('discovers the tools of a target again when it announces tools/list_changed', async () => {
       const changing = await startChangingToolServer();
       try {

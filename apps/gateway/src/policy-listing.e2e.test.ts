@@ -14,7 +14,8 @@ const missing = natsServerMissing('gateway tools/list filtered by policy');
 /**
  * CRM notes for sales; spend for finance (but never for the secret account: a forbid on the
  * arguments, which hides nothing); documents for everyone but bob (a forbid on the principal
- * alone, which hides the tool from him); whoami permitted to nobody.
+ * alone, which hides the tool from him); whoami permitted to no user, only to the reporting
+ * agent calling on its own (a client-credentials token: its `sub` and `context.agent` name it).
  */
 const POLICIES = `
 @id("notes-for-sales")
@@ -31,6 +32,9 @@ permit (principal, action == Mandate::Action::"sales___documents_list", resource
 
 @id("no-documents-for-bob")
 forbid (principal, action == Mandate::Action::"sales___documents_list", resource) when { principal.sub == "bob" };
+
+@id("whoami-for-the-reporting-agent")
+permit (principal, action == Mandate::Action::"sales___whoami", resource) when { principal.sub == "m2m-client" && context has agent && context.agent == Mandate::Workload::"m2m-client" };
 `;
 
 describe.skipIf(missing)('tools/list through the gateway shows each principal only what policy could permit', () => {
@@ -97,6 +101,21 @@ describe.skipIf(missing)('tools/list through the gateway shows each principal on
     // A tool policy hides is still refused by policy when called by name.
     const hidden = await bob.callTool({ name: 'sales___documents_list', arguments: { accountId: 'acc-1' } }).then(() => undefined, (e: unknown) => e as McpError);
     expect(hidden?.code).toBe(-32003);
+  });
+
+  it('a client-credentials token (no user behind it) is its client: it sees and calls only what policy grants that client', async () => {
+    const token = await idp.clientCredentialsToken({ audience: resource, scope: 'tools', clientId: 'm2m-client' });
+    const agent = new Client({ name: 'policy-listing-test', version: '1.0.0' });
+    await agent.connect(new StreamableHTTPClientTransport(new URL(resource), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    clients.push(agent);
+    expect(await listed(agent)).toEqual(['sales___documents_list', 'sales___whoami']);
+    expect((await agent.callTool({ name: 'sales___whoami', arguments: {} })).isError).toBeFalsy();
+    const notes = await agent.callTool({ name: 'sales___crm_notes', arguments: { accountId: 'acc-1' } }).then(() => undefined, (e: unknown) => e as McpError);
+    expect(notes?.code).toBe(-32003);
+    const seen = await h.bus.request(toolsForEndpoint, { tenant: 'acme', gateway: 'sales-gw', token });
+    expect(seen.principal.sub).toBe('m2m-client');
+    // The decision's audit record names the client as the principal.
+    await expect.poll(() => h.audit.some((r) => r.action === 'tool-call' && r.outcome === 'succeeded' && r.details?.['tool'] === 'whoami' && r.actor.user?.sub === 'm2m-client' && r.actor.user.iss === idp.issuer)).toBe(true);
   });
 
   it('log-only hides nothing (nothing is enforced)', async () => {

@@ -140,14 +140,16 @@ export async function startEverythingServer(): Promise<EverythingServer> {
 export interface ChangingToolServer {
   /** The MCP endpoint, `http://127.0.0.1:<port>/mcp`. */
   readonly url: string;
-  /** Adds a tool to every session; each announces it with `notifications/tools/list_changed`. */
+  /** Adds a tool to every session; each announces it with `notifications/tools/list_changed`. Added while stopped, it is there after `restart()`. */
   addTool(name: string): void;
   stop(): Promise<void>;
+  /** Listens again on the same port, with every tool added so far (new sessions only: the old ones ended with `stop()`). */
+  restart(): Promise<void>;
 }
 
-/** A stateful MCP server (sessions, a standing SSE stream) whose tools change while clients are connected. */
-export async function startChangingToolServer(): Promise<ChangingToolServer> {
-  const names = ['first'];
+/** A stateful MCP server (sessions, a standing SSE stream) whose tools change while clients are connected; `tools` are its first ones. */
+export async function startChangingToolServer(tools: readonly string[] = ['first']): Promise<ChangingToolServer> {
+  const names = [...tools];
   const servers = new Set<McpServer>();
   const sessions = new Map<string, StreamableHTTPServerTransport>();
   const register = (server: McpServer, name: string) => server.registerTool(name, { description: `the ${name} tool`, inputSchema: {} }, async () => ({ content: [{ type: 'text' as const, text: name }] }));
@@ -166,16 +168,22 @@ export async function startChangingToolServer(): Promise<ChangingToolServer> {
     })().catch(() => response.destroy());
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const port = (http.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    url: `http://127.0.0.1:${port}/mcp`,
     addTool: (name) => {
       names.push(name);
       for (const server of servers) register(server, name);
     },
     stop: async () => {
       await Promise.all([...servers].map((server) => server.close().catch(() => undefined)));
+      servers.clear();
+      sessions.clear();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+    restart: async () => {
+      if (!http.listening) await new Promise<void>((resolve) => http.listen(port, '127.0.0.1', resolve));
     },
   };
 }

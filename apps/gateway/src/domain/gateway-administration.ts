@@ -136,6 +136,9 @@ export class GatewayAdministration {
       if (error instanceof MandateError && error.code === 'unavailable' && !stored.value.unreachableSince) {
         await this.ports.records.updateTarget(tenant, { ...stored.value, unreachableSince: new Date(this.#now()).toISOString() }, stored.revision);
         await this.#changed(tenant, gatewayName, 'target-sync', actor, target, 'failed');
+      } else if (error instanceof MandateError && error.code !== 'unavailable') {
+        // Refused, not failed: the target answered with tools the gateway cannot take, and keeps its old ones.
+        await this.#syncRefused(tenant, gatewayName, target, actor, error);
       }
       throw error;
     }
@@ -158,10 +161,15 @@ export class GatewayAdministration {
     await this.#changed(tenant, gatewayName, 'target-sync', undefined, target, 'failed');
   }
 
-  /** Syncs again every target of these gateways that is marked unreachable: one that answers is listed again. */
-  async retryUnreachable(gateways: readonly LoadedGateway[]): Promise<{ recovered: string[]; still: string[] }> {
+  /**
+   * Syncs again every target of these gateways that is marked unreachable: one that answers is
+   * listed again. One that answers but whose sync is refused (a tool name another target shows, a
+   * bound tool gone) stays out of every list, and is named in `refused` with why.
+   */
+  async retryUnreachable(gateways: readonly LoadedGateway[]): Promise<{ recovered: string[]; still: string[]; refused: { target: string; code: string; message: string }[] }> {
     const recovered: string[] = [];
     const still: string[] = [];
+    const refused: { target: string; code: string; message: string }[] = [];
     for (const gateway of gateways) {
       for (const target of gateway.targets.values()) {
         if (!target.unreachableSince) continue;
@@ -169,12 +177,13 @@ export class GatewayAdministration {
         try {
           await this.syncTarget(gateway.tenant, gateway.name, target.name, undefined);
           recovered.push(name);
-        } catch {
-          still.push(name);
+        } catch (error) {
+          if (error instanceof MandateError && error.code !== 'unavailable') refused.push({ target: name, code: error.code, message: error.message });
+          else still.push(name);
         }
       }
     }
-    return { recovered, still };
+    return { recovered, still, refused };
   }
 
   /** What the principal of `token` would see at the gateway, and why it does not see the rest. */
@@ -244,6 +253,19 @@ export class GatewayAdministration {
   async #policyMisfit(tenant: TenantId, gateway: string): Promise<PolicyMisfit | undefined> {
     if (!this.ports.policyFit) return undefined;
     return this.ports.policyFit.misfit(tenant, gateway, (await this.ports.records.targetsOf(tenant, gateway)).map((target) => target.value));
+  }
+
+  /** A sync the gateway refused is audited as failed, with the refusal's code: nothing changed, so no event. */
+  async #syncRefused(tenant: TenantId, gateway: string, target: string, actor: string | undefined, error: MandateError): Promise<void> {
+    await this.ports.audit.audit({
+      tenant,
+      action: 'target-sync',
+      outcome: 'failed',
+      reason: error.code,
+      actor: actor ? { admin: actor } : {},
+      target: { resource: `${gateway}/${target}` },
+      details: { gateway, target },
+    });
   }
 
   async #changed(tenant: TenantId, gateway: string, action: GatewayAction, actor: string | undefined, target?: string, outcome: 'succeeded' | 'failed' = 'succeeded', policyMisfit?: PolicyMisfit): Promise<void> {
