@@ -13,6 +13,7 @@ import {
   MandateError,
   policyAttachEndpoint,
   policyCreateEndpoint,
+  policyExplainEndpoint,
   RECEIPT_HEADER,
   RECEIPT_META_KEY,
   RECEIPT_TYPE,
@@ -207,8 +208,13 @@ describe.skipIf(missing)('signed receipts on permitted tool calls, through the g
       decision: 'allow',
       policy: { set: 'expenses', version: 1, hash: expect.stringMatching(/.+/), mode: 'enforce', decision: 'allow', determining: ['finance-under-100'] },
     });
-    // The policy version named is the one the audit record of the call carries.
-    await expect.poll(() => h.audit.some((r) => r.action === 'tool-call' && r.details?.['policyVersion'] === verified.policy?.hash)).toBe(true);
+    // The receipt's jti is the id of the call's audit record, which names the same policy version.
+    await expect.poll(() => h.audit.find((r) => r.id === claims.jti)).toMatchObject({ action: 'tool-call', outcome: 'succeeded', details: { policyVersion: verified.policy?.hash, tool: 'approve_expense' } });
+    // And so `mandate policy explain <jti>` explains exactly this call.
+    // (The decision log's entries are written a few at a time, just after the call.)
+    const explain = () => h.bus.request(policyExplainEndpoint, { tenant: 'acme', id: claims.jti!, actor: 'auditor@acme' }).catch((error: unknown) => error);
+    await expect.poll(explain, { timeout: 10_000 }).toMatchObject({ id: claims.jti });
+    expect(await explain()).toMatchObject({ id: claims.jti, gateway: 'guarded', decision: 'allow', arguments: { amount: 42.5, memo: 'team lunch' }, determining: [{ id: 'finance-under-100' }] });
     // Nothing of the inbound token reaches the target with it.
     expect(JSON.stringify(claims)).not.toContain('finance.write');
   });

@@ -23,6 +23,8 @@ export interface PermittedCall {
 /** What other parts of a call add to its receipt: the approval a person gave to a held call. */
 export interface ReceiptExtensions {
   approval?: string;
+  /** The id of the call's audit record: the receipt's `jti`, so that a receipt leads to its record. */
+  auditRecord?: string;
 }
 
 export interface ToolCallReceiptsOptions {
@@ -69,7 +71,7 @@ export class ToolCallReceipts {
       .setSubject(principal.user.sub)
       .setIssuedAt(iat)
       .setExpirationTime(iat + this.options.lifetimeSeconds)
-      .setJti(randomUUID())
+      .setJti(extensions.auditRecord ?? randomUUID())
       .sign(key.key);
   }
 }

@@ -1,4 +1,4 @@
-import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { runChecks, type Check } from '@mandate/checks';
 import { APPROVAL_META_KEY, MandateError, type AuditActionOf, type AuditSink, type gatewayAudit } from '@mandate/contracts';
 import { lazyInstruments } from '@mandate/telemetry';
@@ -49,6 +49,12 @@ class CallRefused extends Error {
   ) {
     super(message);
   }
+}
+
+/** When a call began, and the id its audit record will have. */
+interface CallStart {
+  readonly started: number;
+  readonly recordId: string;
 }
 
 interface CallContext {
@@ -170,12 +176,15 @@ export class ToolCall {
 
   async call(request: ToolCallRequest): Promise<ToolCallAnswer> {
     const started = this.#now();
+    // The call's audit record id, chosen now so that the receipt can name it (its `jti`): a target
+    // holding a receipt finds the record, and `mandate policy explain <jti>` explains the decision.
+    const begun: CallStart = { started, recordId: randomUUID() };
     const ctx: CallContext = { request, now: started };
     const refused = await runChecks(this.#checks, ctx, (error) => (error instanceof CallRefused ? error.reason : undefined));
     const policy = policyDetails(request.gateway, ctx.decided);
     if (ctx.decided && ctx.tool) this.options.decisionLog?.decided(request, ctx.tool, ctx.decided, started);
     if (refused) {
-      await this.#record(request, ctx.tool, started, 'denied', refused.reason, policy);
+      await this.#record(request, ctx.tool, begun, 'denied', refused.reason, policy);
       if (refused.reason === 'unknown_tool') return { kind: 'unknown_tool' };
       if (refused.reason === 'policy_denied' || refused.reason === 'policy_unavailable') {
         const attached = request.gateway.policy;
@@ -191,21 +200,21 @@ export class ToolCall {
     const target = request.gateway.targets.get(tool.target)!;
     const verdict = await this.interceptors.onRequest(request.gateway, request.principal, tool, request.arguments);
     if (verdict.kind === 'deny') {
-      await this.#record(request, tool, started, 'denied', 'interceptor_denied', { ...policy, interceptor: verdict.interceptor });
+      await this.#record(request, tool, begun, 'denied', 'interceptor_denied', { ...policy, interceptor: verdict.interceptor });
       return toolError(`The call was refused: ${verdict.reason}`);
     }
     // A rewrite must still be a valid call of the tool, and one the policy set permits: what is sent is what was decided.
     if (verdict.arguments !== request.arguments) {
       policy['rewrittenDigest'] = this.#digest(verdict.arguments);
       if (!this.#validatorFor(tool)(verdict.arguments).valid) {
-        await this.#record(request, tool, started, 'denied', 'invalid_rewrite', policy);
+        await this.#record(request, tool, begun, 'denied', 'invalid_rewrite', policy);
         return toolError('The call was refused: an interceptor changed its arguments into ones the tool does not accept');
       }
       const attached = request.gateway.policy;
       if (attached && attached !== 'unloadable') {
         const again = ctx.decided && attached.evaluator.decide({ ...policyRequestOf(request, tool, started), arguments: verdict.arguments });
         if (again && attached.mode === 'enforce' && again.enforced.decision === 'deny') {
-          await this.#record(request, tool, started, 'denied', 'policy_denied', { ...policy, rewritten: 'denied', determiningPolicies: again.enforced.determining.slice(0, 64) });
+          await this.#record(request, tool, begun, 'denied', 'policy_denied', { ...policy, rewritten: 'denied', determiningPolicies: again.enforced.determining.slice(0, 64) });
           return { kind: 'policy_denied', message: `Denied by policy set ${attached.name} (version ${attached.version}) for the arguments an interceptor gave`, policy: { name: attached.name, version: attached.version, determining: again.enforced.determining } };
         }
         // The receipt names what decided the arguments that are sent.
@@ -218,32 +227,32 @@ export class ToolCall {
       // A call that needs approval gets its credential first, so an approval is used only by a call
       // that can then be made: a consent the user has yet to give does not use it up.
       const early = needsApproval(request.gateway, ctx.decided) ? { ...(await this.credentials.credential(request.gateway, target.credential, request.principal)), at: this.#now() } : undefined;
-      const approval = await this.#approval(request, tool, ctx.decided, verdict.arguments, started, policy);
+      const approval = await this.#approval(request, tool, ctx.decided, verdict.arguments, begun, policy);
       if (approval.held) return approval.held;
       // Independent of each other: the credential (usually cached) and the receipt's signature are made at once.
       const [headers, receipt] = await Promise.all([
         early ? credentialAfterWait(early, credential, this.#now()) : credential(),
-        this.options.receipts.issue({ gateway: request.gateway, principal: request.principal, tool, target: callable, arguments: verdict.arguments, decided: ctx.decided }, approval.id ? { approval: approval.id } : {}),
+        this.options.receipts.issue({ gateway: request.gateway, principal: request.principal, tool, target: callable, arguments: verdict.arguments, decided: ctx.decided }, { auditRecord: begun.recordId, ...(approval.id ? { approval: approval.id } : {}) }),
       ]);
       const upstream = await this.upstream.call(callable, headers, tool.tool, verdict.arguments, { receipt });
       if (Buffer.byteLength(JSON.stringify(upstream)) > this.options.maxResultBytes) throw new UpstreamFailure('too_large', `the target ${tool.target} answered with more than ${this.options.maxResultBytes} bytes`);
       const result = await this.interceptors.onResponse(request.gateway, request.principal, tool, verdict.arguments, upstream);
       if (!result) {
-        await this.#record(request, tool, started, 'failed', 'interceptor_failed', policy);
+        await this.#record(request, tool, begun, 'failed', 'interceptor_failed', policy);
         return toolError('The result was withheld: a required check of this gateway did not answer');
       }
-      await this.#record(request, tool, started, result.isError ? 'failed' : 'succeeded', result.isError ? 'tool_error' : undefined, policy);
+      await this.#record(request, tool, begun, result.isError ? 'failed' : 'succeeded', result.isError ? 'tool_error' : undefined, policy);
       return { kind: 'result', result };
     } catch (error) {
       if (error instanceof ConsentNeeded) {
-        await this.#record(request, tool, started, 'denied', 'consent_required', policy);
+        await this.#record(request, tool, begun, 'denied', 'consent_required', policy);
         const message = `To use ${tool.name}, the user must first allow access to ${error.provider}: open ${error.url} and then call the tool again.`;
         return request.urlElicitation ? { kind: 'consent', url: error.url, message } : toolError(message);
       }
       const reason = error instanceof UpstreamFailure ? `upstream_${error.kind}` : error instanceof MandateError ? error.code : 'internal';
       // Only a target that did not answer at all: one HTTP error is no reason to hide all its tools.
       if (error instanceof UpstreamFailure && error.noAnswer) this.options.onUnreachable?.(request.gateway, tool.target);
-      await this.#record(request, tool, started, 'failed', reason, policy);
+      await this.#record(request, tool, begun, 'failed', reason, policy);
       if (error instanceof UpstreamFailure) return toolError(error.message);
       if (error instanceof MandateError) return toolError(`The gateway could not get a credential for ${tool.target}: ${error.message}`);
       throw error;
@@ -255,7 +264,7 @@ export class ToolCall {
    * exactly these arguments is used (its id goes into the audit record and the receipt); otherwise
    * it is held (held-calls.ts), and without a policy service to ask it is refused (fail closed).
    */
-  async #approval(request: ToolCallRequest, tool: CatalogTool, decided: Decided | undefined, args: Record<string, unknown>, started: number, policy: Record<string, string | string[]>): Promise<{ id?: string; held?: ToolCallAnswer }> {
+  async #approval(request: ToolCallRequest, tool: CatalogTool, decided: Decided | undefined, args: Record<string, unknown>, begun: CallStart, policy: Record<string, string | string[]>): Promise<{ id?: string; held?: ToolCallAnswer }> {
     const attached = request.gateway.policy;
     const requirement = decided?.enforced.approval;
     if (!requirement || !needsApproval(request.gateway, decided) || !attached || attached === 'unloadable') return {};
@@ -276,16 +285,16 @@ export class ToolCall {
       });
     } catch (error) {
       if (error instanceof CallAbandoned) {
-        await this.#record(request, tool, started, 'denied', 'client_gone', policy);
+        await this.#record(request, tool, begun, 'denied', 'client_gone', policy);
         return { held: toolError('The call was not made: the client gave up on it before it was admitted') };
       }
       if (!(error instanceof MandateError)) throw error;
-      await this.#record(request, tool, started, 'denied', 'approval_unavailable', policy);
+      await this.#record(request, tool, begun, 'denied', 'approval_unavailable', policy);
       return { held: toolError(`The call needs a person's approval, and approvals cannot be reached now (${error.code}); try again later`) };
     }
     policy['approval'] = admission.approval.id;
     if (admission.kind === 'approved') return { id: admission.approval.id };
-    await this.#record(request, tool, started, 'denied', admission.state === 'requested' ? 'approval_required' : `approval_${admission.state}`, policy);
+    await this.#record(request, tool, begun, 'denied', admission.state === 'requested' ? 'approval_required' : `approval_${admission.state}`, policy);
     if (admission.state === 'requested' && admission.userApproves && admission.url && request.urlElicitation) return { held: { kind: 'consent', url: admission.url, message: admission.message } };
     const { id, state, expiresAt } = admission.approval;
     const result = toolError(admission.message);
@@ -297,13 +306,14 @@ export class ToolCall {
     return createHmac('sha256', this.#auditKey).update(stableJson(args)).digest('base64url');
   }
 
-  async #record(request: ToolCallRequest, tool: CatalogTool | undefined, started: number, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string | string[]> = {}): Promise<void> {
+  async #record(request: ToolCallRequest, tool: CatalogTool | undefined, { started, recordId }: CallStart, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string | string[]> = {}): Promise<void> {
     const latencyMs = this.#now() - started;
     const { gateway, principal } = request;
     const attributes = { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome };
     instruments().calls.add(1, attributes);
     instruments().duration.record(latencyMs / 1000, attributes);
     const written = await this.audit.audit({
+      id: recordId,
       tenant: gateway.tenant,
       action: 'tool-call',
       outcome,
