@@ -217,6 +217,20 @@ describe.skipIf(missing)('TrailAppender: batches prepared while the one before c
     await expect(appender.append(record(fresh()))).rejects.toMatchObject({ code: 'unavailable' });
   });
 
+  it('lets a batch wait for records coming one by one, up to its linger: they are written as one fragment', async () => {
+    const tenant = fresh();
+    const appender = new TrailAppender({ repository, writerId: 'w1', lingerMs: 500 });
+    const records = Array.from({ length: 10 }, () => record(tenant));
+    const appended: Promise<AppendOutcome>[] = [];
+    for (const r of records) {
+      appended.push(appender.append(r));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect((await Promise.all(appended)).map((o) => o.sequence)).toEqual(records.map((_, i) => i + 1));
+    expect((await repository.fragmentHolding(tenant, 10))?.first).toBe(1);
+    await appender.close();
+  });
+
   it('gives up its lease on close, so another writer can take over at once', async () => {
     const tenant = fresh();
     const one = new TrailAppender({ repository, writerId: 'w1' });

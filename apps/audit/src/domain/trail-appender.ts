@@ -4,7 +4,7 @@ import { Lease, type Clock, type StoredDocument } from '@mandate/store';
 import type { Logger } from '@mandate/telemetry';
 import { chainEntry, chainLink } from './chain.js';
 import { RecentRecords } from './recent-records.js';
-import { MAX_SEQUENCE, type ChainHead, type TrailRepository } from '../store/trail-repository.js';
+import { MAX_SEQUENCE, PAGE, type ChainHead, type TrailRepository } from '../store/trail-repository.js';
 
 export interface AppendOutcome {
   status: 'appended' | 'duplicate';
@@ -35,14 +35,13 @@ export interface TrailAppenderOptions {
    */
   maxLoad?: number;
   /**
-   * How long a record may wait for others to join its batch, when fewer than `lingerRecords` are
-   * queued (0: never waits). Chaining is not on any caller's path (a release waits for JetStream's
-   * acknowledgement of the intake, not for the chain), and fewer, larger batches cost less per
-   * record and store fewer, larger fragments: each fragment is a key, and keys cost nats-server
-   * memory for as long as they exist.
+   * How long a record may wait for others to join its batch, while fewer are queued than fill the
+   * chain's current page of fragments (0: never waits). Chaining is not on any caller's path (a
+   * release waits for JetStream's acknowledgement of the intake, not for the chain), and fewer,
+   * larger batches cost less per record and store fewer, larger fragments: a fragment never
+   * crosses a page, each one is a key, and keys cost nats-server memory for as long as they exist.
    */
   lingerMs?: number;
-  lingerRecords?: number;
   logger?: Logger;
 }
 
@@ -67,7 +66,7 @@ export class TrailAppender {
   #closed = false;
 
   constructor(options: TrailAppenderOptions) {
-    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, dedupWindowMs: 120_000, loadTail: 10_000, maxLoad: 2_000_000, lingerMs: 5, lingerRecords: 128, ...options };
+    this.#options = { clock: Date.now, leaseMs: 30_000, maxBatch: 2_000, dedupWindowMs: 120_000, loadTail: 10_000, maxLoad: 2_000_000, lingerMs: 10, ...options };
   }
 
   /** Resolves once the record is in the chain (or was already): only then may it be acknowledged. */
@@ -191,7 +190,7 @@ class TenantWriter {
     if (this.#closed) return Promise.reject(new MandateError('unavailable', 'the audit service is shutting down'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ record, queuedAt: performance.now(), resolve, reject });
-      if (this.#queue.length >= this.options.lingerRecords) this.#stopLingering?.();
+      if (this.#queue.length >= this.#pageRoom()) this.#stopLingering?.();
       this.#drainSoon();
     });
   }
@@ -245,11 +244,16 @@ class TenantWriter {
     }
   }
 
-  /** Waits, if few records are queued, until more are or the oldest has waited `lingerMs`. */
+  /** Records that would fill the chain's current page from its tip (a whole page before the tip is known). */
+  #pageRoom(): number {
+    return this.#tip ? PAGE - (this.#tip.sequence % PAGE) : PAGE;
+  }
+
+  /** Waits, while fewer records are queued than fill the current page, until more are or the oldest has waited `lingerMs`. */
   async #linger(): Promise<void> {
-    const { lingerMs, lingerRecords } = this.options;
+    const { lingerMs } = this.options;
     const waited = performance.now() - this.#queue[0]!.queuedAt;
-    if (lingerMs <= 0 || this.#closed || this.#queue.length >= lingerRecords || waited >= lingerMs) return;
+    if (lingerMs <= 0 || this.#closed || this.#queue.length >= this.#pageRoom() || waited >= lingerMs) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => this.#stopLingering?.(), lingerMs - waited);
       this.#stopLingering = () => {
