@@ -328,10 +328,18 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
         tools.setBehaviour({ mode: 'malformed' });
         const malformed = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });
         expect(malformed.isError).toBe(true);
+        expect(JSON.stringify(malformed.content)).toContain('did not answer with valid MCP');
+        await expect.poll(() => h.audit.some((r) => r.action === 'tool-call' && r.outcome === 'failed' && r.reason === 'upstream_malformed')).toBe(true);
         tools.setBehaviour({ mode: 'oversized', bytes: 5 * 1024 * 1024 });
         const oversized = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });
         expect(oversized.isError).toBe(true);
         expect(JSON.stringify(oversized.content)).toMatch(/more than \d+ bytes/);
+        // Chunked, with no length to refuse it by: cut off at the limit as it is read, not read whole.
+        tools.setBehaviour({ mode: 'oversized', bytes: 256 * 1024 * 1024, streamed: true });
+        const streamed = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });
+        expect(streamed.isError).toBe(true);
+        expect(JSON.stringify(streamed.content)).toMatch(/more than \d+ bytes/);
+        expect(tools.streamedBytes).toBeLessThan(64 * 1024 * 1024);
         // An HTTP error is that call's tool error: the target answered, so its tools stay listed.
         tools.setBehaviour({ mode: 'http-error', status: 500 });
         const failing = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });

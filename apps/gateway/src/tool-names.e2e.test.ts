@@ -100,6 +100,8 @@ describe.skipIf(missing)("a target's tools named as it gives them (toolNames: as
       const clash = await failure(h.bus.request(targetSyncEndpoint, { tenant: 'acme', gateway: 'named', target: 'plain' }));
       expect(clash.code).toBe('conflict');
       expect(clash.message).toContain('approve_expense (target finance already has a tool of this name at the gateway)');
+      // The sync the target's own tools/list_changed started was refused the same way, and audited so.
+      await expect.poll(() => h.audit.some((r) => r.action === 'target-sync' && r.outcome === 'failed' && r.reason === 'conflict' && r.details?.['target'] === 'plain' && r.actor.admin === 'tools/list_changed')).toBe(true);
       other.addTool('looks___prefixed');
       const separator = await failure(h.bus.request(targetSyncEndpoint, { tenant: 'acme', gateway: 'named', target: 'plain' }));
       expect(separator.message).toContain('looks___prefixed (contains ___, which only a prefixed name may)');

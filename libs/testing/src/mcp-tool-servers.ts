@@ -17,8 +17,17 @@ import { freePort } from './nats-server.js';
  * (Only tests import this file: it is not part of the library's build.)
  */
 
-/** How a sample server answers from now on: normally, after a delay, with a body that is not JSON-RPC, or with a result larger than `bytes`. */
-export type ToolServerBehaviour = { mode: 'normal' } | { mode: 'slow'; delayMs: number } | { mode: 'malformed' } | { mode: 'oversized'; bytes: number } | { mode: 'http-error'; status: number };
+/**
+ * How a sample server answers from now on: normally, after a delay, with a body that is not
+ * JSON-RPC, with a result larger than `bytes` (its length given, or `streamed`: chunked, without a
+ * length, written until the reader stops reading), or with an HTTP error.
+ */
+export type ToolServerBehaviour =
+  | { mode: 'normal' }
+  | { mode: 'slow'; delayMs: number }
+  | { mode: 'malformed' }
+  | { mode: 'oversized'; bytes: number; streamed?: boolean }
+  | { mode: 'http-error'; status: number };
 
 /** One request as the sample server saw it. */
 export interface SeenRequest {
@@ -31,6 +40,8 @@ export interface SampleToolServer {
   /** The MCP endpoint, `http://127.0.0.1:<port>/mcp`. */
   readonly url: string;
   readonly requests: readonly SeenRequest[];
+  /** Bytes of the last streamed oversized answer written before the reader hung up (or all of them). */
+  readonly streamedBytes: number;
   setBehaviour(behaviour: ToolServerBehaviour): void;
   /** Stops answering: from then on connections are refused (a target that is down). */
   stop(): Promise<void>;
@@ -69,12 +80,28 @@ export async function startSampleToolServer(): Promise<SampleToolServer> {
     if (behaviour.mode === 'slow') await new Promise((resolve) => setTimeout(resolve, (behaviour as { delayMs: number }).delayMs));
     if (behaviour.mode === 'malformed' && parsed?.method === 'tools/call') return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"this is": "not JSON-RPC"');
     if (behaviour.mode === 'http-error' && parsed?.method === 'tools/call') return void response.writeHead(behaviour.status, { 'content-type': 'text/plain' }).end('upstream trouble');
+    if (behaviour.mode === 'oversized' && behaviour.streamed && parsed?.method === 'tools/call') return streamOversized(response, (parsed as { id?: unknown }).id, behaviour.bytes);
     // Stateless: a server and transport per request, as the SDK's stateless example does.
     const server = tools();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     response.on('close', () => void server.close());
     await server.connect(transport);
     await transport.handleRequest(request, response, parsed);
+  };
+  let streamedBytes = 0;
+  /** A JSON-RPC result of `bytes` characters of text, written in chunks with no length, until the reader hangs up. */
+  const streamOversized = async (response: ServerResponse, id: unknown, bytes: number) => {
+    streamedBytes = 0;
+    let gone = false;
+    response.on('close', () => (gone = true));
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id ?? null)},"result":{"content":[{"type":"text","text":"`);
+    const chunk = 'x'.repeat(64 * 1024);
+    while (!gone && streamedBytes < bytes) {
+      streamedBytes += chunk.length;
+      if (!response.write(chunk)) await new Promise((resolve) => response.once('drain', resolve).once('close', resolve));
+    }
+    if (!gone) response.end('"}]}}');
   };
   let http: Server | undefined;
   const port = await freePort();
@@ -86,6 +113,9 @@ export async function startSampleToolServer(): Promise<SampleToolServer> {
   return {
     url: `http://127.0.0.1:${(http!.address() as AddressInfo).port}/mcp`,
     requests,
+    get streamedBytes() {
+      return streamedBytes;
+    },
     setBehaviour: (next) => (behaviour = next),
     stop: async () => {
       http?.closeAllConnections();

@@ -108,7 +108,10 @@ export class UpstreamMcp {
           await response.body?.cancel();
           throw new UpstreamFailure('too_large', `the target answered with more than ${limit} bytes`);
         }
-        return response;
+        // An answer without a length (chunked, or an SSE stream) is counted as it is read and cut
+        // off at the limit, not read whole first. Not the standing GET stream of notifications,
+        // which lives as long as the connection.
+        return (init?.method ?? 'GET') === 'POST' ? limitedBody(response, limit) : response;
       },
     });
     const client = new Client({ name: 'mandate-gateway', version: this.options.version });
@@ -126,6 +129,22 @@ export class UpstreamMcp {
       void client.then((c) => c.close()).catch(() => undefined);
     }
   }
+}
+
+/** The response, its body failing with `too_large` once more than `limit` bytes have come. */
+function limitedBody(response: Response, limit: number): Response {
+  if (!response.body) return response;
+  let seen = 0;
+  const counted = response.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen += chunk.byteLength;
+        if (seen > limit) controller.error(new UpstreamFailure('too_large', `the target answered with more than ${limit} bytes`));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
 }
 
 /** Each request with an abort signal of its own (the SDK passes its transport's to all of them). */
