@@ -135,6 +135,8 @@ export const targetViewSchema = targetSpecSchema.extend({
   syncedAt: z.iso.datetime(),
   /** The last sync could not reach the target: its tools are left out until one succeeds. */
   unreachableSince: z.iso.datetime().optional(),
+  /** When it was added: a target removed and added again (or another of the same name) is another target (absent on targets added before it was kept). */
+  addedAt: z.iso.datetime().optional(),
   revision: z.number().int(),
 });
 export type TargetView = z.output<typeof targetViewSchema>;

@@ -38,4 +38,16 @@ describe('approvalDigest', () => {
     expect(approvalDigest(digest, [{ kind: 'user' }])).not.toBe(managers);
     expect(approvalDigest(callDigest({ ...call, arguments: { amount: 51, note: 'taxi' } }), [{ kind: 'group', name: 'finance-managers' }, { kind: 'user' }])).not.toBe(managers);
   });
+
+  it('binds the target: another target of the name, or the same one removed and added again, gives another digest', () => {
+    const digest = callDigest(call);
+    const approvers = [{ kind: 'user' }] as const;
+    const first = approvalDigest(digest, approvers, { name: 'finance', addedAt: '2026-12-01T10:00:00.000Z' });
+    expect(approvalDigest(digest, approvers, { name: 'finance', addedAt: '2026-12-01T10:00:00.000Z' })).toBe(first);
+    expect(approvalDigest(digest, approvers, { name: 'finance', addedAt: '2026-12-07T09:00:00.000Z' })).not.toBe(first);
+    expect(approvalDigest(digest, approvers, { name: 'payments', addedAt: '2026-12-01T10:00:00.000Z' })).not.toBe(first);
+    // A target added before its time was kept is bound by its name alone, and still apart from the others.
+    expect(approvalDigest(digest, approvers, { name: 'finance' })).not.toBe(first);
+    expect(approvalDigest(digest, approvers, { name: 'finance', addedAt: undefined })).toBe(approvalDigest(digest, approvers, { name: 'finance' }));
+  });
 });

@@ -36,13 +36,21 @@ export function callDigest(call: BoundCall): string {
 /** Who may approve, as an approval names them (libs/contracts `approverSchema`). */
 export type BoundApprover = { kind: 'user' } | { kind: 'group' | 'role'; name: string };
 
+/** The target a call goes to, as the gateway knows it: its name, and when it was added (when known). */
+export interface BoundTarget {
+  name: string;
+  addedAt?: string | undefined;
+}
+
 /**
- * What an approval is bound to: the call (its `callDigest`) and who may approve it, in RFC 8785
- * canonical JSON, SHA-256, base64url. A policy changed to name other approvers asks for a new
- * approval instead of honouring one given by people it no longer names.
+ * What an approval is bound to: the call (its `callDigest`), who may approve it and the target it
+ * goes to, in RFC 8785 canonical JSON, SHA-256, base64url. A policy changed to name other
+ * approvers asks for a new approval instead of honouring one given by people it no longer names;
+ * a target removed and added again, or another target that now shows a tool of the same name,
+ * asks again too: an approval was given for the target the person saw.
  */
-export function approvalDigest(call: string, approvers: readonly BoundApprover[]): string {
+export function approvalDigest(call: string, approvers: readonly BoundApprover[], target?: BoundTarget): string {
   const names = [...new Set(approvers.map((approver) => (approver.kind === 'user' ? 'user' : `${approver.kind}:${approver.name}`)))].sort();
-  const canonical = canonicalize({ call, approvers: names });
+  const canonical = canonicalize({ call, approvers: names, ...(target ? { target: { name: target.name, ...(target.addedAt ? { addedAt: target.addedAt } : {}) } } : {}) });
   return createHash('sha256').update(canonical!).digest('base64url');
 }

@@ -105,7 +105,7 @@ export class GatewayAdministration {
     }
     const discovery = await this.#discover(gateway, spec);
     const now = new Date(this.#now()).toISOString();
-    const stored = await this.ports.records.createTarget(tenant, { ...spec, gateway: gatewayName, ...discovery, syncedAt: now });
+    const stored = await this.ports.records.createTarget(tenant, { ...spec, gateway: gatewayName, ...discovery, syncedAt: now, addedAt: now });
     const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
     await this.#changed(tenant, gatewayName, 'target-add', actor, spec.name, 'succeeded', policyMisfit);
     return { ...targetView(stored), ...(policyMisfit ? { policyMisfit } : {}) };

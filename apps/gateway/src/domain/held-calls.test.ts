@@ -70,9 +70,13 @@ function setUp(options: { waitMs: number; answers: (clock: FrozenClock, looks: n
   const decisions = new ClockedDecisions(clock, options.decideAfterMs);
   let looks = 0;
   const requested: Parameters<HeldCalls['admit']>[0]['arguments'][] = [];
+  const digests: string[] = [];
   const held = new HeldCalls(
     {
-      consume: async () => options.answers(clock, ++looks),
+      consume: async (_tenant, digest) => {
+        digests.push(digest);
+        return options.answers(clock, ++looks);
+      },
       request: async (request) => {
         requested.push(request.arguments as never);
         return view('requested', clock, options.approvers);
@@ -83,7 +87,7 @@ function setUp(options: { waitMs: number; answers: (clock: FrozenClock, looks: n
   );
   const progress: { elapsedMs: number; message: string }[] = [];
   const call = (extra: Partial<HeldCall> = {}): HeldCall => ({
-    gateway: { tenant: 'acme', name: 'finance-gw' } as LoadedGateway,
+    gateway: { tenant: 'acme', name: 'finance-gw', targets: new Map([['finance', { name: 'finance', addedAt: '2026-12-01T10:00:00.000Z' }]]) } as unknown as LoadedGateway,
     principal: { user: { iss: 'https://idp.example', sub: 'sarah' }, clientId: 'expense-agent' } as Principal,
     tool: { name: 'finance___approve_expense', tool: 'approve_expense', target: 'finance', inputSchema: { type: 'object' } } as unknown as CatalogTool,
     arguments: { amount: 250 },
@@ -93,10 +97,21 @@ function setUp(options: { waitMs: number; answers: (clock: FrozenClock, looks: n
     progress: async (elapsedMs, _total, message) => void progress.push({ elapsedMs, message }),
     ...extra,
   });
-  return { clock, decisions, held, call, progress, requested, looks: () => looks };
+  return { clock, decisions, held, call, progress, requested, digests, looks: () => looks };
 }
 
 describe('HeldCalls, with a frozen clock', () => {
+  it("binds the approval to the target the call goes to: the same call to a target added again (or another of the tool's name) looks for another approval", async () => {
+    const { held, call, digests } = setUp({ waitMs: 0, answers: (c) => ({ consumed: false, state: 'requested', approval: view('requested', c) }) });
+    const again = (addedAt: string, name = 'finance') => ({ tenant: 'acme', name: 'finance-gw', targets: new Map([[name, { name, addedAt }]]) }) as unknown as LoadedGateway;
+    await held.admit(call());
+    await held.admit(call());
+    await held.admit(call({ gateway: again('2026-12-07T09:00:00.000Z') }));
+    expect(digests[1]).toBe(digests[0]);
+    expect(digests.at(-1)).not.toBe(digests[0]);
+  });
+
+
   it('waits to its bound and no longer, telling the client every 5 s, then looks once more and answers that the call is held', async () => {
     const { held, call, progress, looks, clock } = setUp({ waitMs: 30_000, answers: (c) => ({ consumed: false, state: 'requested', approval: view('requested', c) }) });
     const started = clock.now();

@@ -80,7 +80,8 @@ export class HeldCalls {
 
   async admit(call: HeldCall): Promise<Admission> {
     const tenant = call.gateway.tenant;
-    const digest = approvalDigest(callDigest({ tenant, user: call.principal.user, agent: call.principal.clientId, gateway: call.gateway.name, tool: call.tool.name, arguments: call.arguments }), call.requirement.approvers);
+    const target = { name: call.tool.target, addedAt: call.gateway.targets.get(call.tool.target)?.addedAt };
+    const digest = approvalDigest(callDigest({ tenant, user: call.principal.user, agent: call.principal.clientId, gateway: call.gateway.name, tool: call.tool.name, arguments: call.arguments }), call.requirement.approvers, target);
     // A client gone already (while the credential was fetched, say) uses no approval and opens no request.
     const stillWanted = () => {
       if (call.signal?.aborted) throw new CallAbandoned();

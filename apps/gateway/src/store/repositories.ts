@@ -21,6 +21,8 @@ export interface TargetDocument extends TargetSpec {
   gateway: string;
   tools: DiscoveredTool[];
   syncedAt: string;
+  /** When the target was added (targets added before this was kept have none). */
+  addedAt?: string;
   /** Set when the last sync could not reach the target: its tools are left out until a sync succeeds. */
   unreachableSince?: string;
   /** For an OpenAPI target: where each tool's operation is. */
