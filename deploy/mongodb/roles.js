@@ -22,7 +22,7 @@ ensureRole('mandateAuthorizer', ownCollections('signing-keys', 'assertion-ids'))
 ensureRole('mandateVault', ownCollections('providers', 'user-tokens', 'machine-tokens', 'refresh-leases', 'grants', 'consent-sessions'));
 ensureRole('mandateScheduler', ownCollections('scheduler-jobs', 'scheduler-runs', 'scheduler-index'));
 ensureRole('mandateConsent', ownCollections('consent-flows', 'consent-login-trips', 'consent-signed-in'));
-ensureRole('mandateGateway', ownCollections('gateways', 'gateway-targets', 'receipt-signing-keys'));
+ensureRole('mandateGateway', ownCollections('gateways', 'gateway-targets', 'gateway-tool-names', 'receipt-signing-keys'));
 ensureRole('mandatePolicy', ownCollections('policies', 'policy-versions', 'policy-attachments', 'approvals', 'approval-digests', 'approval-expiries'));
 
 // The audit service's user gets these two roles and nothing else (not a service role): its

@@ -2,7 +2,7 @@ import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { gatewayCreateEndpoint, MandateError, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint, targetListEndpoint, targetSyncEndpoint } from '@mandate/contracts';
+import { gatewayCreateEndpoint, MandateError, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint, targetListEndpoint, targetRemoveEndpoint, targetSyncEndpoint } from '@mandate/contracts';
 import { verifyToolCallReceipt } from '@mandate/sdk';
 import { freePort, natsServerMissing } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
@@ -109,6 +109,28 @@ describe.skipIf(missing)("a target's tools named as it gives them (toolNames: as
       expect((await (await connect()).listTools()).tools.map((t) => t.name)).toContain('first');
     } finally {
       await other.stop();
+    }
+  });
+
+  it('of two as-given targets added at the same moment with a tool name in common, one is added and the other refused; once the first goes, the second can be added', async () => {
+    const [left, right] = [await startChangingToolServer(['shared_tool']), await startChangingToolServer(['shared_tool'])];
+    try {
+      const add = (name: string, url: string) => h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'named', target: { name, source: { kind: 'mcp', url }, toolNames: 'as-given' } });
+      const outcomes = await Promise.allSettled([add('left', left.url), add('right', right.url)]);
+      expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const winner = outcomes[0]!.status === 'fulfilled' ? 'left' : 'right';
+      const loser = winner === 'left' ? 'right' : 'left';
+      const refused = (outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult).reason as MandateError;
+      expect(refused.code).toBe('conflict');
+      expect(refused.message).toContain(`shared_tool (target ${winner} already has a tool of this name at the gateway)`);
+      expect((await targets()).map((t) => t.name)).not.toContain(loser);
+      expect((await (await connect()).listTools()).tools.filter((t) => t.name === 'shared_tool')).toHaveLength(1);
+      await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'named', target: winner });
+      await add(loser, (loser === 'left' ? left : right).url);
+      expect((await targets()).find((t) => t.name === loser)?.tools.map((t) => t.name)).toEqual(['shared_tool']);
+      await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'named', target: loser });
+    } finally {
+      await Promise.all([left.stop(), right.stop()]);
     }
   });
 

@@ -21,6 +21,7 @@ import {
 import type { StoredDocument } from '@mandate/store';
 import type { GatewayDocument, GatewayRecords, TargetDocument } from '../store/repositories.js';
 import { toolNameClashes } from './tool-naming.js';
+import { reservedNamesOf, ToolNameReservations } from './tool-name-reservations.js';
 import { resourceUrlOf, type GatewayRegistry, type LoadedGateway } from './gateway-registry.js';
 import type { InboundAuthentication } from './inbound-authentication.js';
 import type { TargetCredentials } from './target-credentials.js';
@@ -54,9 +55,11 @@ export interface GatewayAdministrationPorts {
  */
 export class GatewayAdministration {
   readonly #now: () => number;
+  readonly #names: ToolNameReservations;
 
   constructor(private readonly ports: GatewayAdministrationPorts) {
     this.#now = ports.now ?? Date.now;
+    this.#names = new ToolNameReservations(ports.records, this.#now);
   }
 
   async create(request: ParsedRequestOf<typeof gatewayCreateEndpoint>): Promise<GatewayView> {
@@ -92,7 +95,10 @@ export class GatewayAdministration {
   /** Its targets first, so a delete that stops half-way leaves a gateway with fewer targets, never orphans. */
   async delete(tenant: TenantId, name: string, actor: string | undefined): Promise<{ deleted: true }> {
     await this.#gateway(tenant, name);
-    for (const target of await this.ports.records.targetsOf(tenant, name)) await this.ports.records.deleteTarget(tenant, name, target.value.name);
+    for (const target of await this.ports.records.targetsOf(tenant, name)) {
+      await this.ports.records.deleteTarget(tenant, name, target.value.name);
+      await this.#names.release(tenant, name, target.value.name, reservedNamesOf(target.value, target.value.tools));
+    }
     await this.ports.records.deleteGateway(tenant, name);
     await this.#changed(tenant, name, 'gateway-delete', actor);
     return { deleted: true };
@@ -104,8 +110,18 @@ export class GatewayAdministration {
       throw new MandateError('conflict', `gateway ${gatewayName} already has a target ${spec.name}`);
     }
     const discovery = await this.#discover(gateway, spec);
+    // Held before the target is written: of two targets added at once with a name in common, one gets it.
+    const names = reservedNamesOf(spec, discovery.tools);
+    await this.#names.reserve(tenant, gatewayName, spec.name, names);
     const now = new Date(this.#now()).toISOString();
-    const stored = await this.ports.records.createTarget(tenant, { ...spec, gateway: gatewayName, ...discovery, syncedAt: now, addedAt: now });
+    let stored: StoredDocument<TargetDocument>;
+    try {
+      stored = await this.ports.records.createTarget(tenant, { ...spec, gateway: gatewayName, ...discovery, syncedAt: now, addedAt: now });
+    } catch (error) {
+      // A target of this name added at the same moment holds these names now; anything else leaves them to nobody.
+      if (!(error instanceof MandateError && error.code === 'conflict')) await this.#names.release(tenant, gatewayName, spec.name, names);
+      throw error;
+    }
     const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
     await this.#changed(tenant, gatewayName, 'target-add', actor, spec.name, 'succeeded', policyMisfit);
     return { ...targetView(stored), ...(policyMisfit ? { policyMisfit } : {}) };
@@ -118,7 +134,9 @@ export class GatewayAdministration {
 
   async removeTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<ResponseOf<typeof targetRemoveEndpoint>> {
     await this.#gateway(tenant, gatewayName);
-    if (!(await this.ports.records.deleteTarget(tenant, gatewayName, target))) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
+    const stored = await this.ports.records.target(tenant, gatewayName, target);
+    if (!stored || !(await this.ports.records.deleteTarget(tenant, gatewayName, target))) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
+    await this.#names.release(tenant, gatewayName, target, reservedNamesOf(stored.value, stored.value.tools));
     const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
     await this.#changed(tenant, gatewayName, 'target-remove', actor, target, 'succeeded', policyMisfit);
     return { removed: true, ...(policyMisfit ? { policyMisfit } : {}) };
@@ -130,8 +148,12 @@ export class GatewayAdministration {
     const stored = await this.ports.records.target(tenant, gatewayName, target);
     if (!stored) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
     let discovery: Discovery;
+    const held = reservedNamesOf(stored.value, stored.value.tools);
+    let names: string[];
     try {
       discovery = await this.#discover(gateway, stored.value);
+      names = reservedNamesOf(stored.value, discovery.tools);
+      await this.#names.reserve(tenant, gatewayName, target, names);
     } catch (error) {
       if (error instanceof MandateError && error.code === 'unavailable' && !stored.value.unreachableSince) {
         await this.ports.records.updateTarget(tenant, { ...stored.value, unreachableSince: new Date(this.#now()).toISOString() }, stored.revision);
@@ -143,7 +165,15 @@ export class GatewayAdministration {
       throw error;
     }
     const { unreachableSince: _unreachable, openapi: _openapi, ...rest } = stored.value;
-    const updated = await this.ports.records.updateTarget(tenant, { ...rest, ...discovery, syncedAt: new Date(this.#now()).toISOString() }, stored.revision);
+    let updated: StoredDocument<TargetDocument>;
+    try {
+      updated = await this.ports.records.updateTarget(tenant, { ...rest, ...discovery, syncedAt: new Date(this.#now()).toISOString() }, stored.revision);
+    } catch (error) {
+      // A sync of this target at the same moment won (and holds what it reserved); anything else leaves the new names to nobody.
+      if (!(error instanceof MandateError && error.code === 'conflict')) await this.#names.release(tenant, gatewayName, target, names.filter((name) => !held.includes(name)));
+      throw error;
+    }
+    await this.#names.release(tenant, gatewayName, target, held.filter((name) => !names.includes(name)));
     const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
     await this.#changed(tenant, gatewayName, 'target-sync', actor, target, 'succeeded', policyMisfit);
     return { ...targetView(updated), ...(policyMisfit ? { policyMisfit } : {}) };

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { DiscoveredTool, Interceptor, TargetSpec, TenantId } from '@mandate/contracts';
-import type { DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
+import type { CreateOutcome, DocumentCollection, DocumentStore, StoredDocument } from '@mandate/store';
 import type { OpenApiBinding } from '../domain/upstream.js';
 
-export const GATEWAY_COLLECTIONS = ['gateways', 'gateway-targets'] as const;
+export const GATEWAY_COLLECTIONS = ['gateways', 'gateway-targets', 'gateway-tool-names'] as const;
 
 /** A gateway as stored; its workload key only sealed (bound to tenant and gateway). */
 export interface GatewayDocument {
@@ -29,19 +30,54 @@ export interface TargetDocument extends TargetSpec {
   openapi?: OpenApiBinding;
 }
 
+/**
+ * A tool name a target of a gateway holds there (an `as-given` one: prefixed names cannot clash).
+ * Created before the target shows the name, so of two changes at once only one gets it.
+ */
+export interface ToolNameReservation {
+  name: string;
+  target: string;
+  reservedAt: string;
+}
+
 /** A gateway's targets are stored under `<gateway>.`, so one prefix lists them and no two gateways share an id. */
 const targetId = (gateway: string, target: string) => `${gateway}.${target}`;
+/** A tool name may hold characters no document id may: its hash names its reservation. */
+const reservationId = (gateway: string, name: string) => `${gateway}.${createHash('sha256').update(name).digest('base64url')}`;
 
 /** The only code that touches the gateway's persistence. */
 export class GatewayRecords {
   private constructor(
     private readonly gateways: DocumentCollection<GatewayDocument>,
     private readonly targets: DocumentCollection<TargetDocument>,
+    private readonly names: DocumentCollection<ToolNameReservation>,
   ) {}
 
   static async open(store: DocumentStore): Promise<GatewayRecords> {
-    const [gateways, targets] = GATEWAY_COLLECTIONS;
-    return new GatewayRecords(await store.collection(gateways), await store.collection(targets));
+    const [gateways, targets, names] = GATEWAY_COLLECTIONS;
+    return new GatewayRecords(await store.collection(gateways), await store.collection(targets), await store.collection(names));
+  }
+
+  /** Creates each reservation that does not exist: for each, `created` or `conflict`. */
+  createReservations(tenant: TenantId, gateway: string, reservations: readonly ToolNameReservation[]): Promise<CreateOutcome[]> {
+    return this.names.createMany(
+      tenant,
+      reservations.map((reservation) => ({ id: reservationId(gateway, reservation.name), value: reservation })),
+    );
+  }
+
+  reservation(tenant: TenantId, gateway: string, name: string): Promise<StoredDocument<ToolNameReservation> | undefined> {
+    return this.names.get(tenant, reservationId(gateway, name));
+  }
+
+  /** Compare-and-swap; `conflict` when it changed meanwhile. */
+  replaceReservation(tenant: TenantId, gateway: string, reservation: ToolNameReservation, expectedRevision: number): Promise<StoredDocument<ToolNameReservation>> {
+    return this.names.update(tenant, reservationId(gateway, reservation.name), reservation, expectedRevision);
+  }
+
+  /** Deletes it if it is still at that revision. */
+  deleteReservation(tenant: TenantId, gateway: string, name: string, expectedRevision: number): Promise<boolean> {
+    return this.names.delete(tenant, reservationId(gateway, name), { expectedRevision });
   }
 
   gateway(tenant: TenantId, name: string): Promise<StoredDocument<GatewayDocument> | undefined> {
