@@ -56,6 +56,8 @@ export interface GatewayAdministrationPorts {
 export class GatewayAdministration {
   readonly #now: () => number;
   readonly #names: ToolNameReservations;
+  /** The last refusal the retry met, by target: a refusal is audited and reported once, not every retry. */
+  readonly #refusedAtRetry = new Map<string, string>();
 
   constructor(private readonly ports: GatewayAdministrationPorts) {
     this.#now = ports.now ?? Date.now;
@@ -143,7 +145,12 @@ export class GatewayAdministration {
   }
 
   /** Discovers the tools again; a target that cannot be reached keeps its tools but is left out of every list until a sync succeeds. */
-  async syncTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
+  syncTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
+    return this.#sync(tenant, gatewayName, target, actor, true);
+  }
+
+  /** `auditRefusal`: whether a refused sync is audited here (the retry audits a refusal once, not at every retry). */
+  async #sync(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined, auditRefusal: boolean): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
     const gateway = await this.#loaded(tenant, gatewayName);
     const stored = await this.ports.records.target(tenant, gatewayName, target);
     if (!stored) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
@@ -158,7 +165,7 @@ export class GatewayAdministration {
       if (error instanceof MandateError && error.code === 'unavailable' && !stored.value.unreachableSince) {
         await this.ports.records.updateTarget(tenant, { ...stored.value, unreachableSince: new Date(this.#now()).toISOString() }, stored.revision);
         await this.#changed(tenant, gatewayName, 'target-sync', actor, target, 'failed');
-      } else if (error instanceof MandateError && error.code !== 'unavailable') {
+      } else if (auditRefusal && error instanceof MandateError && error.code !== 'unavailable') {
         // Refused, not failed: the target answered with tools the gateway cannot take, and keeps its old ones.
         await this.#syncRefused(tenant, gatewayName, target, actor, error);
       }
@@ -194,7 +201,8 @@ export class GatewayAdministration {
   /**
    * Syncs again every target of these gateways that is marked unreachable: one that answers is
    * listed again. One that answers but whose sync is refused (a tool name another target shows, a
-   * bound tool gone) stays out of every list, and is named in `refused` with why.
+   * bound tool gone) stays out of every list; it is audited and named in `refused`, with why, the
+   * first time it is refused so (not at every retry).
    */
   async retryUnreachable(gateways: readonly LoadedGateway[]): Promise<{ recovered: string[]; still: string[]; refused: { target: string; code: string; message: string }[] }> {
     const recovered: string[] = [];
@@ -205,11 +213,18 @@ export class GatewayAdministration {
         if (!target.unreachableSince) continue;
         const name = `${gateway.tenant}/${gateway.name}/${target.name}`;
         try {
-          await this.syncTarget(gateway.tenant, gateway.name, target.name, undefined);
+          await this.#sync(gateway.tenant, gateway.name, target.name, undefined, false);
+          this.#refusedAtRetry.delete(name);
           recovered.push(name);
         } catch (error) {
-          if (error instanceof MandateError && error.code !== 'unavailable') refused.push({ target: name, code: error.code, message: error.message });
-          else still.push(name);
+          if (!(error instanceof MandateError) || error.code === 'unavailable') {
+            still.push(name);
+            continue;
+          }
+          if (this.#refusedAtRetry.get(name) === error.message) continue;
+          this.#refusedAtRetry.set(name, error.message);
+          await this.#syncRefused(gateway.tenant, gateway.name, target.name, undefined, error);
+          refused.push({ target: name, code: error.code, message: error.message });
         }
       }
     }
