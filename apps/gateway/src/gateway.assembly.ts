@@ -134,7 +134,7 @@ export class Gateway {
       // A target that announces new tools is discovered again (once, however often it announces meanwhile).
       onToolsChanged: ({ tenant, gateway, target }) =>
         void resyncs
-          .run(`${tenant}/${gateway}/${target}`, () => administration.syncTarget(tenant as TenantId, gateway, target, 'tools/list_changed'))
+          .run(`${tenant}/${gateway}/${target}`, () => administration.syncAnnounced(tenant as TenantId, gateway, target, 'tools/list_changed'))
           .catch((err: unknown) => logger.warn({ err, gateway, target }, 'could not discover the tools of a target that announced a change')),
     });
     const upstream = new Upstreams(mcp, new OpenApiTargets({ maxResultBytes: env.GATEWAY_MAX_RESULT_BYTES }));

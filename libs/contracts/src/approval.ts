@@ -75,7 +75,7 @@ export const approvalViewSchema = z.object({
   approvers: z.array(approverSchema).min(1),
   /** A short text that says what is being approved, shown on the page and sent in the event. */
   bindingMessage: z.string(),
-  /** `approvalDigest` (libs/tool-policy): the `callDigest` of (tenant, user, agent, gateway, tool, arguments) bound to who may approve. */
+  /** `approvalDigest` (libs/tool-policy): the `callDigest` of (tenant, user, agent, gateway, tool, arguments) bound to who may approve and to the target (its name and when it was added). */
   digest: z.string(),
   policy: z.object({ name: policyNameSchema, version: z.string(), determining: z.array(z.string()) }),
   requestedAt: z.iso.datetime(),

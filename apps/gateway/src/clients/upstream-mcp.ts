@@ -109,9 +109,13 @@ export class UpstreamMcp {
           throw new UpstreamFailure('too_large', `the target answered with more than ${limit} bytes`);
         }
         // An answer without a length (chunked, or an SSE stream) is counted as it is read and cut
-        // off at the limit, not read whole first. Not the standing GET stream of notifications,
-        // which lives as long as the connection.
-        return (init?.method ?? 'GET') === 'POST' ? limitedBody(response, limit) : response;
+        // off at the limit, not read whole first: a request's answer, and the resumption of one
+        // (a GET with Last-Event-ID); not the standing GET stream of notifications, which lives as
+        // long as the connection. (A JSON answer cut off fails its call as too large at once; an
+        // SSE one ends the stream, which the SDK reports to no request, so that call fails at its
+        // timeout.)
+        const answersRequest = (init?.method ?? 'GET') === 'POST' || request.has('last-event-id');
+        return answersRequest ? limitedBody(response, limit) : response;
       },
     });
     const client = new Client({ name: 'mandate-gateway', version: this.options.version });

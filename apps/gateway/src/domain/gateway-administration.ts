@@ -31,6 +31,14 @@ import { UpstreamFailure, type Discovery, type UpstreamTools } from './upstream.
 
 type GatewayAction = AuditActionOf<typeof gatewayAudit>;
 
+/** Automatic syncs' refusals remembered at most (one per target refused at the moment). */
+const MAX_REMEMBERED_REFUSALS = 10_000;
+
+/** A sync the gateway refused (the target answered with tools it cannot take), as opposed to one that failed. */
+function isRefusal(error: unknown): error is MandateError {
+  return error instanceof MandateError && (error.code === 'conflict' || error.code === 'invalid_request');
+}
+
 export interface GatewayAdministrationPorts {
   records: GatewayRecords;
   registry: GatewayRegistry;
@@ -56,8 +64,8 @@ export interface GatewayAdministrationPorts {
 export class GatewayAdministration {
   readonly #now: () => number;
   readonly #names: ToolNameReservations;
-  /** The last refusal the retry met, by target: a refusal is audited and reported once, not every retry. */
-  readonly #refusedAtRetry = new Map<string, string>();
+  /** The last refusal an automatic sync (the retry, a `tools/list_changed`) met, by target: audited once, not every time. */
+  readonly #lastRefusal = new Map<string, string>();
 
   constructor(private readonly ports: GatewayAdministrationPorts) {
     this.#now = ports.now ?? Date.now;
@@ -98,8 +106,9 @@ export class GatewayAdministration {
   async delete(tenant: TenantId, name: string, actor: string | undefined): Promise<{ deleted: true }> {
     await this.#gateway(tenant, name);
     for (const target of await this.ports.records.targetsOf(tenant, name)) {
+      const holdings = await this.#names.holdings(tenant, name, target.value.name, reservedNamesOf(target.value, target.value.tools));
       await this.ports.records.deleteTarget(tenant, name, target.value.name);
-      await this.#names.release(tenant, name, target.value.name, reservedNamesOf(target.value, target.value.tools));
+      await this.#names.release(tenant, name, holdings);
     }
     await this.ports.records.deleteGateway(tenant, name);
     await this.#changed(tenant, name, 'gateway-delete', actor);
@@ -113,15 +122,14 @@ export class GatewayAdministration {
     }
     const discovery = await this.#discover(gateway, spec);
     // Held before the target is written: of two targets added at once with a name in common, one gets it.
-    const names = reservedNamesOf(spec, discovery.tools);
-    await this.#names.reserve(tenant, gatewayName, spec.name, names);
+    const holdings = await this.#names.reserve(tenant, gatewayName, spec.name, reservedNamesOf(spec, discovery.tools));
     const now = new Date(this.#now()).toISOString();
     let stored: StoredDocument<TargetDocument>;
     try {
       stored = await this.ports.records.createTarget(tenant, { ...spec, gateway: gatewayName, ...discovery, syncedAt: now, addedAt: now });
     } catch (error) {
       // A target of this name added at the same moment holds these names now; anything else leaves them to nobody.
-      if (!(error instanceof MandateError && error.code === 'conflict')) await this.#names.release(tenant, gatewayName, spec.name, names);
+      if (!(error instanceof MandateError && error.code === 'conflict')) await this.#names.release(tenant, gatewayName, holdings);
       throw error;
     }
     const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
@@ -137,50 +145,70 @@ export class GatewayAdministration {
   async removeTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<ResponseOf<typeof targetRemoveEndpoint>> {
     await this.#gateway(tenant, gatewayName);
     const stored = await this.ports.records.target(tenant, gatewayName, target);
+    // Read before the delete, released after it at what was read: a target of this name added again meanwhile keeps what it renewed.
+    const holdings = stored ? await this.#names.holdings(tenant, gatewayName, target, reservedNamesOf(stored.value, stored.value.tools)) : [];
     if (!stored || !(await this.ports.records.deleteTarget(tenant, gatewayName, target))) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
-    await this.#names.release(tenant, gatewayName, target, reservedNamesOf(stored.value, stored.value.tools));
+    await this.#names.release(tenant, gatewayName, holdings);
     const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
     await this.#changed(tenant, gatewayName, 'target-remove', actor, target, 'succeeded', policyMisfit);
     return { removed: true, ...(policyMisfit ? { policyMisfit } : {}) };
   }
 
-  /** Discovers the tools again; a target that cannot be reached keeps its tools but is left out of every list until a sync succeeds. */
-  syncTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
-    return this.#sync(tenant, gatewayName, target, actor, true);
+  /** Discovers the tools again (an administrator's sync: a refusal is audited every time); a target that cannot be reached keeps its tools but is left out of every list until a sync succeeds. */
+  async syncTarget(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
+    try {
+      return await this.#sync(tenant, gatewayName, target, actor);
+    } catch (error) {
+      if (isRefusal(error)) await this.#syncRefused(tenant, gatewayName, target, actor, error);
+      throw error;
+    }
   }
 
-  /** `auditRefusal`: whether a refused sync is audited here (the retry audits a refusal once, not at every retry). */
-  async #sync(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined, auditRefusal: boolean): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
+  /**
+   * The sync a target's `tools/list_changed` starts: a refusal is audited once (until it changes
+   * or a sync succeeds), not at every announcement.
+   */
+  async syncAnnounced(tenant: TenantId, gatewayName: string, target: string, actor: string): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
+    const key = `${tenant}/${gatewayName}/${target}`;
+    try {
+      const synced = await this.#sync(tenant, gatewayName, target, actor);
+      this.#lastRefusal.delete(key);
+      return synced;
+    } catch (error) {
+      if (isRefusal(error)) await this.#refusedOnce(key, tenant, gatewayName, target, actor, error);
+      throw error;
+    }
+  }
+
+  async #sync(tenant: TenantId, gatewayName: string, target: string, actor: string | undefined): Promise<TargetView & { policyMisfit?: PolicyMisfit }> {
     const gateway = await this.#loaded(tenant, gatewayName);
     const stored = await this.ports.records.target(tenant, gatewayName, target);
     if (!stored) throw new MandateError('not_found', `gateway ${gatewayName} has no target ${target}`);
     let discovery: Discovery;
-    const held = reservedNamesOf(stored.value, stored.value.tools);
-    let names: string[];
     try {
       discovery = await this.#discover(gateway, stored.value);
-      names = reservedNamesOf(stored.value, discovery.tools);
-      await this.#names.reserve(tenant, gatewayName, target, names);
     } catch (error) {
       if (error instanceof MandateError && error.code === 'unavailable' && !stored.value.unreachableSince) {
         await this.ports.records.updateTarget(tenant, { ...stored.value, unreachableSince: new Date(this.#now()).toISOString() }, stored.revision);
         await this.#changed(tenant, gatewayName, 'target-sync', actor, target, 'failed');
-      } else if (auditRefusal && error instanceof MandateError && error.code !== 'unavailable') {
-        // Refused, not failed: the target answered with tools the gateway cannot take, and keeps its old ones.
-        await this.#syncRefused(tenant, gatewayName, target, actor, error);
       }
       throw error;
     }
+    // Names it shows from now on are reserved before it is written; those it stops showing are released after, at the revisions read before.
+    const held = reservedNamesOf(stored.value, stored.value.tools);
+    const names = reservedNamesOf(stored.value, discovery.tools);
+    const holdings = await this.#names.reserve(tenant, gatewayName, target, names.filter((name) => !held.includes(name)));
+    const dropping = await this.#names.holdings(tenant, gatewayName, target, held.filter((name) => !names.includes(name)));
     const { unreachableSince: _unreachable, openapi: _openapi, ...rest } = stored.value;
     let updated: StoredDocument<TargetDocument>;
     try {
       updated = await this.ports.records.updateTarget(tenant, { ...rest, ...discovery, syncedAt: new Date(this.#now()).toISOString() }, stored.revision);
     } catch (error) {
       // A sync of this target at the same moment won (and holds what it reserved); anything else leaves the new names to nobody.
-      if (!(error instanceof MandateError && error.code === 'conflict')) await this.#names.release(tenant, gatewayName, target, names.filter((name) => !held.includes(name)));
+      if (!(error instanceof MandateError && error.code === 'conflict')) await this.#names.release(tenant, gatewayName, holdings);
       throw error;
     }
-    await this.#names.release(tenant, gatewayName, target, held.filter((name) => !names.includes(name)));
+    await this.#names.release(tenant, gatewayName, dropping);
     const policyMisfit = await this.#policyMisfit(tenant, gatewayName);
     await this.#changed(tenant, gatewayName, 'target-sync', actor, target, 'succeeded', policyMisfit);
     return { ...targetView(updated), ...(policyMisfit ? { policyMisfit } : {}) };
@@ -213,18 +241,12 @@ export class GatewayAdministration {
         if (!target.unreachableSince) continue;
         const name = `${gateway.tenant}/${gateway.name}/${target.name}`;
         try {
-          await this.#sync(gateway.tenant, gateway.name, target.name, undefined, false);
-          this.#refusedAtRetry.delete(name);
+          await this.#sync(gateway.tenant, gateway.name, target.name, undefined);
+          this.#lastRefusal.delete(name);
           recovered.push(name);
         } catch (error) {
-          if (!(error instanceof MandateError) || error.code === 'unavailable') {
-            still.push(name);
-            continue;
-          }
-          if (this.#refusedAtRetry.get(name) === error.message) continue;
-          this.#refusedAtRetry.set(name, error.message);
-          await this.#syncRefused(gateway.tenant, gateway.name, target.name, undefined, error);
-          refused.push({ target: name, code: error.code, message: error.message });
+          if (!isRefusal(error)) still.push(name);
+          else if (await this.#refusedOnce(name, gateway.tenant, gateway.name, target.name, undefined, error)) refused.push({ target: name, code: error.code, message: error.message });
         }
       }
     }
@@ -298,6 +320,16 @@ export class GatewayAdministration {
   async #policyMisfit(tenant: TenantId, gateway: string): Promise<PolicyMisfit | undefined> {
     if (!this.ports.policyFit) return undefined;
     return this.ports.policyFit.misfit(tenant, gateway, (await this.ports.records.targetsOf(tenant, gateway)).map((target) => target.value));
+  }
+
+  /** Audits a refusal unless it is the one last audited for this target; whether it did. */
+  async #refusedOnce(key: string, tenant: TenantId, gateway: string, target: string, actor: string | undefined, error: MandateError): Promise<boolean> {
+    if (this.#lastRefusal.get(key) === error.message) return false;
+    // Bounded by the targets that are refused at once; a target removed while refused leaves its entry until the map is full.
+    if (this.#lastRefusal.size >= MAX_REMEMBERED_REFUSALS) this.#lastRefusal.delete(this.#lastRefusal.keys().next().value!);
+    this.#lastRefusal.set(key, error.message);
+    await this.#syncRefused(tenant, gateway, target, actor, error);
+    return true;
   }
 
   /** A sync the gateway refused is audited as failed, with the refusal's code: nothing changed, so no event. */

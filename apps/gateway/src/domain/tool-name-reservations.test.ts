@@ -47,13 +47,31 @@ describe.skipIf(missing)('ToolNameReservations: one target per as-given name at 
     expect(lost.message).toContain(`pay (target ${winner} already has a tool of this name at the gateway)`);
     expect((await records.reservation(TENANT, 'gw', 'pay'))?.value.target).toBe(winner);
     expect(await records.reservation(TENANT, 'gw', `${loser}_only`)).toBeUndefined();
-    // Reserving again what one holds changes nothing; releasing gives it up, and then another may have it.
+    // Reserving again what one holds renews it; the loser holds nothing to release; the winner's release gives it up, and then another may have it.
     await names.reserve(TENANT, 'gw', winner, ['pay']);
-    await names.release(TENANT, 'gw', loser, ['pay']);
-    expect((await records.reservation(TENANT, 'gw', 'pay'))?.value.target).toBe(winner);
-    await names.release(TENANT, 'gw', winner, ['pay', `${winner}_only`]);
+    expect(await names.holdings(TENANT, 'gw', loser, ['pay'])).toEqual([]);
+    await names.release(TENANT, 'gw', await names.holdings(TENANT, 'gw', winner, ['pay', `${winner}_only`]));
+    expect(await records.reservation(TENANT, 'gw', 'pay')).toBeUndefined();
     await names.reserve(TENANT, 'gw', loser, ['pay']);
     expect((await records.reservation(TENANT, 'gw', 'pay'))?.value.target).toBe(loser);
+  });
+
+  it('a release deletes only what its change saw: a reservation the same target renewed meanwhile (a sync right after, the target added again) stays', async () => {
+    const names = reservations();
+    await names.reserve(TENANT, 'gw', 'busy', ['renewed']);
+    const seen = await names.holdings(TENANT, 'gw', 'busy', ['renewed']);
+    await names.reserve(TENANT, 'gw', 'busy', ['renewed']);
+    await names.release(TENANT, 'gw', seen);
+    expect((await records.reservation(TENANT, 'gw', 'renewed'))?.value.target).toBe('busy');
+  });
+
+  it("renews a target's own old reservation, so a newcomer cannot take it over as stale while the target is being written", async () => {
+    const names = reservations();
+    await names.reserve(TENANT, 'gw', 'slow', ['own']);
+    nowMs += 5 * RESERVATION_GRACE_MS;
+    // The target reserves its names again before writing itself (it does not show them yet).
+    await names.reserve(TENANT, 'gw', 'slow', ['own']);
+    expect((await refusal(names.reserve(TENANT, 'gw', 'newcomer', ['own']))).message).toContain('own (target slow already has a tool of this name at the gateway)');
   });
 
   it('a reservation left behind is taken over once past its grace, if its target does not show the name; never before, never from a target that does', async () => {

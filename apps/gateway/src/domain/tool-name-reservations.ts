@@ -1,13 +1,17 @@
 import { MandateError, type DiscoveredTool, type TargetSpec, type TenantId } from '@mandate/contracts';
-import type { StoredDocument } from '@mandate/store';
-import type { GatewayRecords, ToolNameReservation } from '../store/repositories.js';
+import type { GatewayRecords } from '../store/repositories.js';
 
 /**
  * A reservation younger than this holds even if its target does not show the name yet: it is
- * made before the target is written, and an add or a sync discovers the tools first (up to a
- * target's timeout, 30 s at most) only then to reserve and write.
+ * made (or renewed) just before the target is written, after the tools were discovered.
  */
 export const RESERVATION_GRACE_MS = 60_000;
+
+/** A reservation a change holds, at the revision it saw: released only if nobody renewed it since. */
+export interface Holding {
+  name: string;
+  revision: number;
+}
 
 /** Who holds a name that was reserved and released again while this change looked: another change at the same moment. */
 const SOMEONE = 'being added at the same moment';
@@ -24,9 +28,12 @@ export function reservedNamesOf(target: Pick<TargetSpec, 'toolNames'>, tools: re
  * (tool-naming.ts) says why a name is taken; this makes it hold when two changes race, on one
  * replica or on two.
  *
- * A reservation left behind (a crash between reserving and writing, a gateway deleted with its
- * targets) is stale once it is past its grace and its target no longer shows the name: it is then
- * taken over, by compare-and-swap.
+ * Every reservation a change makes or keeps is renewed (a compare-and-swap that moves its time
+ * and revision), and a release deletes only at the revision its change saw: a reservation another
+ * change of the same target renewed meanwhile stays. One left behind (a crash between reserving
+ * and writing, a release that failed) is stale once it is past its grace and its target does not
+ * show the name: it is then taken over. Releasing is best effort for that reason: it never fails
+ * the change it follows.
  */
 export class ToolNameReservations {
   constructor(
@@ -34,19 +41,23 @@ export class ToolNameReservations {
     private readonly now: () => number,
   ) {}
 
-  /** Reserves `names` for `target`; `conflict`, reserving nothing new, when another target holds one. */
-  async reserve(tenant: TenantId, gateway: string, target: string, names: readonly string[]): Promise<void> {
-    if (names.length === 0) return;
+  /**
+   * Reserves `names` for `target` (renewing those it holds); `conflict`, keeping nothing new,
+   * when another target holds one. What it holds afterwards is for `release` if the change fails.
+   */
+  async reserve(tenant: TenantId, gateway: string, target: string, names: readonly string[]): Promise<Holding[]> {
+    if (names.length === 0) return [];
     const reservedAt = new Date(this.now()).toISOString();
     const outcomes = await this.records.createReservations(tenant, gateway, names.map((name) => ({ name, target, reservedAt })));
-    const made = names.filter((_, i) => outcomes[i] === 'created');
+    const holdings: Holding[] = [];
     const held: { name: string; owner: string }[] = [];
-    for (const name of names.filter((_, i) => outcomes[i] === 'conflict')) {
-      const owner = await this.#ownerOtherThan(tenant, gateway, name, target, reservedAt);
-      if (owner) held.push({ name, owner });
+    for (const [i, name] of names.entries()) {
+      const taken = outcomes[i] === 'created' ? await this.#created(tenant, gateway, name) : await this.#claim(tenant, gateway, name, target, reservedAt);
+      if ('owner' in taken) held.push({ name, owner: taken.owner });
+      else holdings.push(taken);
     }
-    if (held.length === 0) return;
-    await this.release(tenant, gateway, target, made);
+    if (held.length === 0) return holdings;
+    await this.release(tenant, gateway, holdings);
     const shown = held.slice(0, 20);
     const more = held.length > shown.length ? `; and ${held.length - shown.length} more` : '';
     throw new MandateError('conflict', `target ${target}: ${held.length === 1 ? 'one of its tools cannot be named' : `${held.length} of its tools cannot be named`} at the gateway: ${shown.map(({ name, owner }) => `${name} (target ${owner} already has a tool of this name at the gateway)`).join('; ')}${more}`, {
@@ -54,44 +65,53 @@ export class ToolNameReservations {
     });
   }
 
-  /** Gives up those of `names` that `target` holds (one another target took over stays its). */
-  async release(tenant: TenantId, gateway: string, target: string, names: readonly string[]): Promise<void> {
+  /** What `target` holds of `names` now, at the revisions seen: read before a change that stops showing them. */
+  async holdings(tenant: TenantId, gateway: string, target: string, names: readonly string[]): Promise<Holding[]> {
+    const found: Holding[] = [];
     for (const name of names) {
       const held = await this.records.reservation(tenant, gateway, name);
-      if (held?.value.target !== target) continue;
-      await this.records.deleteReservation(tenant, gateway, name, held.revision).catch((error: unknown) => {
-        // Changed or gone meanwhile: no longer ours to release.
-        if (!(error instanceof MandateError && (error.code === 'conflict' || error.code === 'not_found'))) throw error;
-      });
+      if (held?.value.target === target) found.push({ name, revision: held.revision });
+    }
+    return found;
+  }
+
+  /** Gives up these holdings, each only if nobody renewed or took it over since; never fails. */
+  async release(tenant: TenantId, gateway: string, holdings: readonly Holding[]): Promise<void> {
+    for (const { name, revision } of holdings) {
+      // Changed, gone or unreachable: not ours to release any more, or stale soon and taken over then.
+      await this.records.deleteReservation(tenant, gateway, name, revision).catch(() => undefined);
     }
   }
 
-  /** Who holds `name` if not `target`: undefined when `target` does, or once a stale holder's reservation is taken over. */
-  async #ownerOtherThan(tenant: TenantId, gateway: string, name: string, target: string, reservedAt: string): Promise<string | undefined> {
+  async #created(tenant: TenantId, gateway: string, name: string): Promise<Holding | { owner: string }> {
     const held = await this.records.reservation(tenant, gateway, name);
-    if (!held) return this.#retake(tenant, gateway, name, target, reservedAt);
-    if (held.value.target === target) return undefined;
-    if (!(await this.#stale(tenant, gateway, held))) return held.value.target;
-    try {
-      await this.records.replaceReservation(tenant, gateway, { name, target, reservedAt }, held.revision);
-      return undefined;
-    } catch (error) {
-      if (error instanceof MandateError && error.code === 'conflict') return (await this.records.reservation(tenant, gateway, name))?.value.target ?? SOMEONE;
-      throw error;
+    return held ? { name, revision: held.revision } : { owner: SOMEONE };
+  }
+
+  /** A name someone reserved already: renewed if `target` holds it, taken over if it is stale, else whose it is. */
+  async #claim(tenant: TenantId, gateway: string, name: string, target: string, reservedAt: string): Promise<Holding | { owner: string }> {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const held = await this.records.reservation(tenant, gateway, name);
+      if (!held) {
+        const [outcome] = await this.records.createReservations(tenant, gateway, [{ name, target, reservedAt }]);
+        if (outcome === 'created') return this.#created(tenant, gateway, name);
+        continue;
+      }
+      if (held.value.target !== target && !(await this.#stale(tenant, gateway, held.value.target, held.value.name, held.value.reservedAt))) return { owner: held.value.target };
+      try {
+        const renewed = await this.records.replaceReservation(tenant, gateway, { name, target, reservedAt }, held.revision);
+        return { name, revision: renewed.revision };
+      } catch (error) {
+        if (!(error instanceof MandateError && error.code === 'conflict')) throw error;
+      }
     }
-  }
-
-  /** Deleted between the create and the read: created again, or whoever did first. */
-  async #retake(tenant: TenantId, gateway: string, name: string, target: string, reservedAt: string): Promise<string | undefined> {
-    const [outcome] = await this.records.createReservations(tenant, gateway, [{ name, target, reservedAt }]);
-    if (outcome === 'created') return undefined;
     const owner = (await this.records.reservation(tenant, gateway, name))?.value.target;
-    return owner === target ? undefined : (owner ?? SOMEONE);
+    return { owner: owner && owner !== target ? owner : SOMEONE };
   }
 
-  async #stale(tenant: TenantId, gateway: string, held: StoredDocument<ToolNameReservation>): Promise<boolean> {
-    if (this.now() - Date.parse(held.value.reservedAt) < RESERVATION_GRACE_MS) return false;
-    const owner = (await this.records.target(tenant, gateway, held.value.target))?.value;
-    return !owner || !reservedNamesOf(owner, owner.tools).includes(held.value.name);
+  async #stale(tenant: TenantId, gateway: string, owner: string, name: string, reservedAt: string): Promise<boolean> {
+    if (this.now() - Date.parse(reservedAt) < RESERVATION_GRACE_MS) return false;
+    const target = (await this.records.target(tenant, gateway, owner))?.value;
+    return !target || !reservedNamesOf(target, target.tools).includes(name);
   }
 }
