@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { findNatsServer, freePort, natsServerVersion } from './nats-server.js';
 
 /** deploy/nats/cluster: the production cluster's node configs, the template the test cluster is made from. */
@@ -35,7 +35,7 @@ export interface NatsCluster {
   readonly servers: string[];
   /** The node named by a `server_name` (a stream's leader, say). */
   node(serverName: string): ClusterNode;
-  /** Resolves once JetStream answers through `via` (a meta leader is elected). */
+  /** Resolves once JetStream answers (a meta leader is elected) and can place a stream on every node (all peers known). */
   jetStreamReady(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
@@ -125,7 +125,13 @@ export async function startNatsCluster(): Promise<NatsCluster> {
         const deadline = Date.now() + timeoutMs;
         for (;;) {
           try {
-            await (await jetstreamManager(nc, { timeout: 2_000 })).getAccountInfo();
+            const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+            await jsm.getAccountInfo();
+            // A meta leader alone is not enough: a stream of three replicas needs every peer known
+            // to it, which can take a moment longer ("no suitable peers for placement").
+            const probe = `READY_${process.pid}_${Date.now()}`;
+            await jsm.streams.add({ name: probe, subjects: [`mandate-test.ready.${probe}`], storage: StorageType.Memory, num_replicas: nodes.length });
+            await jsm.streams.delete(probe);
             return;
           } catch (error) {
             if (Date.now() > deadline) throw new Error(`JetStream did not elect a meta leader within ${timeoutMs} ms`, { cause: error });
