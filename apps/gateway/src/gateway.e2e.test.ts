@@ -340,6 +340,12 @@ describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP 
         expect(streamed.isError).toBe(true);
         expect(JSON.stringify(streamed.content)).toMatch(/more than \d+ bytes/);
         expect(tools.streamedBytes).toBeLessThan(64 * 1024 * 1024);
+        // As one server-sent event: cut off at the limit too (without the cut-off the SDK read all 256 MiB of it, then refused it as too large);
+        // the SDK tells no request of a broken stream, so the call ends at its timeout.
+        tools.setBehaviour({ mode: 'oversized', bytes: 256 * 1024 * 1024, streamed: 'sse' });
+        const sse = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });
+        expect(sse.isError).toBe(true);
+        expect(tools.streamedBytes).toBeLessThan(64 * 1024 * 1024);
         // An HTTP error is that call's tool error: the target answered, so its tools stay listed.
         tools.setBehaviour({ mode: 'http-error', status: 500 });
         const failing = await client.callTool({ name: 'sales-tools___crm_notes', arguments: { accountId: 'acc-1' } });

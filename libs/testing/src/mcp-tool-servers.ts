@@ -20,13 +20,14 @@ import { freePort } from './nats-server.js';
 /**
  * How a sample server answers from now on: normally, after a delay, with a body that is not
  * JSON-RPC, with a result larger than `bytes` (its length given, or `streamed`: chunked, without a
- * length, written until the reader stops reading), or with an HTTP error.
+ * length, written until the reader stops reading; `'sse'`: the same as one server-sent event), or
+ * with an HTTP error.
  */
 export type ToolServerBehaviour =
   | { mode: 'normal' }
   | { mode: 'slow'; delayMs: number }
   | { mode: 'malformed' }
-  | { mode: 'oversized'; bytes: number; streamed?: boolean }
+  | { mode: 'oversized'; bytes: number; streamed?: boolean | 'sse' }
   | { mode: 'http-error'; status: number };
 
 /** One request as the sample server saw it. */
@@ -80,7 +81,7 @@ export async function startSampleToolServer(): Promise<SampleToolServer> {
     if (behaviour.mode === 'slow') await new Promise((resolve) => setTimeout(resolve, (behaviour as { delayMs: number }).delayMs));
     if (behaviour.mode === 'malformed' && parsed?.method === 'tools/call') return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"this is": "not JSON-RPC"');
     if (behaviour.mode === 'http-error' && parsed?.method === 'tools/call') return void response.writeHead(behaviour.status, { 'content-type': 'text/plain' }).end('upstream trouble');
-    if (behaviour.mode === 'oversized' && behaviour.streamed && parsed?.method === 'tools/call') return streamOversized(response, (parsed as { id?: unknown }).id, behaviour.bytes);
+    if (behaviour.mode === 'oversized' && behaviour.streamed && parsed?.method === 'tools/call') return streamOversized(response, (parsed as { id?: unknown }).id, behaviour.bytes, behaviour.streamed === 'sse');
     // Stateless: a server and transport per request, as the SDK's stateless example does.
     const server = tools();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -90,18 +91,18 @@ export async function startSampleToolServer(): Promise<SampleToolServer> {
   };
   let streamedBytes = 0;
   /** A JSON-RPC result of `bytes` characters of text, written in chunks with no length, until the reader hangs up. */
-  const streamOversized = async (response: ServerResponse, id: unknown, bytes: number) => {
+  const streamOversized = async (response: ServerResponse, id: unknown, bytes: number, sse: boolean) => {
     streamedBytes = 0;
     let gone = false;
     response.on('close', () => (gone = true));
-    response.writeHead(200, { 'content-type': 'application/json' });
-    response.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id ?? null)},"result":{"content":[{"type":"text","text":"`);
+    response.writeHead(200, { 'content-type': sse ? 'text/event-stream' : 'application/json' });
+    response.write(`${sse ? 'event: message\ndata: ' : ''}{"jsonrpc":"2.0","id":${JSON.stringify(id ?? null)},"result":{"content":[{"type":"text","text":"`);
     const chunk = 'x'.repeat(64 * 1024);
     while (!gone && streamedBytes < bytes) {
       streamedBytes += chunk.length;
       if (!response.write(chunk)) await new Promise((resolve) => response.once('drain', resolve).once('close', resolve));
     }
-    if (!gone) response.end('"}]}}');
+    if (!gone) response.end(sse ? '"}]}}\n\n' : '"}]}}');
   };
   let http: Server | undefined;
   const port = await freePort();
