@@ -281,6 +281,8 @@ class TenantWriter {
         if (epoch === this.#epoch) {
           this.#head = moved;
           this.#indexed = { sequence: head.sequence, hash: head.hash };
+          // Remembered a window from when it is chained, not from when it was prepared.
+          this.#recent.renew(entries[0]!.sequence, clock());
         }
       }
     } catch (error) {
@@ -356,6 +358,10 @@ class TenantWriter {
    */
   async #ready(epoch: number): Promise<StoredDocument<ChainHead>> {
     const { repository, clock, writerId, leaseMs } = this.options;
+    // A lease that ran out is a head to load again: whatever happened meanwhile (another writer, an
+    // outage of JetStream that left the connection up, so no resync), the index must be brought to
+    // the chain and its end remembered again, as after a restart.
+    if (this.#head && leaseOf(this.#head.value).remainingMs(writerId, clock()) <= 0) this.#head = undefined;
     const loaded = this.#head === undefined;
     let head = this.#head ?? (await this.#load());
     const now = clock();

@@ -101,6 +101,17 @@ describe.skipIf(missing)('TrailRepository: entries stored a batch at a time', ()
     expect(read[7]).toEqual(entries[7]);
   });
 
+  it('writes a batch\'s first fragment before the others: when another writer has it, none of the rest is written', async () => {
+    const tenant = fresh();
+    // What another writer that took over the chain wrote first, at the same next sequence.
+    const entries = chain(300);
+    await repository.createEntries(tenant, entries.slice(128, 178));
+    // This writer's batch, 129..300, over three pages (fragments at 129, 257 would follow).
+    await expect(repository.createEntries(tenant, entries.slice(128, 300))).rejects.toMatchObject({ code: 'conflict' });
+    expect(await repository.fragmentHolding(tenant, 257)).toBeUndefined();
+    expect(await repository.entry(tenant, 200)).toBeUndefined();
+  });
+
   it('refuses to write a fragment over one that exists (conflict)', async () => {
     const tenant = fresh();
     const entries = chain(3);

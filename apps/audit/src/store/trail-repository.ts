@@ -161,11 +161,14 @@ export class TrailRepository {
   async createEntries(tenant: TenantId, entries: readonly TrailEntry[], sizes?: readonly number[]): Promise<void> {
     const fragments = fragmentsOf(entries, sizes);
     const values = await Promise.all(fragments.map(deflated));
-    const outcomes = await this.trail.createMany(
-      tenant,
-      fragments.map((fragment, i) => ({ id: padded('e', fragment[0]!.sequence), value: values[i]! })),
-    );
-    if (outcomes.includes('conflict')) throw new MandateError('conflict', 'a sequence of the chain is taken');
+    const documents = fragments.map((fragment, i) => ({ id: padded('e', fragment[0]!.sequence), value: values[i]! }));
+    // The first fragment alone, then the rest: two writers that both read head n (a handover while
+    // one of them stalled) both start at n + 1, so the first fragment decides between them. Written
+    // together, the loser's later fragments could land beyond the winner's and block the chain.
+    const [first, ...rest] = documents;
+    if (!first) return;
+    if ((await this.trail.createMany(tenant, [first])).includes('conflict')) throw new MandateError('conflict', 'a sequence of the chain is taken');
+    if (rest.length > 0 && (await this.trail.createMany(tenant, rest)).includes('conflict')) throw new MandateError('conflict', 'a sequence of the chain is taken');
   }
 
   /** Entries `from`..`to` (inclusive), `PAGES_IN_PARALLEL` pages at a time; a missing one is `undefined`. */
