@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { auditEnvSchema, dedupWindowSeconds } from './config.js';
 
 describe('audit configuration', () => {
-  it('remembers records for the intake duplicate window by default, or what AUDIT_DEDUP_WINDOW_SECONDS says (its former name still read)', () => {
+  it('remembers records for 120 s by default (far longer than the intake duplicate window), or what AUDIT_DEDUP_WINDOW_SECONDS says (its former name still read)', () => {
     expect(dedupWindowSeconds(auditEnvSchema.parse({}))).toBe(120);
     expect(dedupWindowSeconds(auditEnvSchema.parse({ AUDIT_DEDUP_WINDOW_SECONDS: '300' }))).toBe(300);
     expect(dedupWindowSeconds(auditEnvSchema.parse({ AUDIT_CLAIM_RETENTION_SECONDS: '240' }))).toBe(240);

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { baseEnvSchema } from '@mandate/config';
-import { AUDIT_INTAKE_BATCH_MAX_RECORDS, AUDIT_STREAM } from '@mandate/contracts';
+import { AUDIT_INTAKE_BATCH_MAX_RECORDS } from '@mandate/contracts';
 
 export const auditEnvSchema = baseEnvSchema.safeExtend({
   /** A signed digest per tenant this often, records or not (and one on shutdown). */
@@ -25,11 +25,11 @@ export const auditEnvSchema = baseEnvSchema.safeExtend({
   AUDIT_MAX_ACK_PENDING: z.coerce.number().int().min(AUDIT_INTAKE_BATCH_MAX_RECORDS).max(100_000).default(10_000),
   /**
    * How long a chained record is remembered for deduplication: while it can still come again.
-   * JetStream stores a republish of the same id once within the intake stream's duplicate window
-   * (2 minutes), redeliveries come within a few ack waits, and what a crash brings back later is
-   * found in the chain's end, read at every start; default that window. The index is in the audit
-   * service's memory, about 100 bytes a record: at 5,000 records/s, 600,000 records and 60 MB for
-   * 120 s.
+   * A request retried with its idempotency key publishes its records again (the SDK retries for
+   * 10 s; the intake's duplicate window, 15 s, stores most of those once already), redeliveries
+   * come within a few ack waits, and what a crash brings back later is found in the chain's end,
+   * read at every start. The index is in the audit service's memory, about 100 bytes a record: at
+   * 5,000 records/s, 600,000 records and 60 MB for the default 120 s.
    */
   AUDIT_DEDUP_WINDOW_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).optional(),
   /** The name AUDIT_DEDUP_WINDOW_SECONDS had while the index was a claim per record in the store; still read. */
@@ -48,7 +48,10 @@ export function signingKeyFile(env: AuditEnv): string {
   return env.AUDIT_SIGNING_KEY_FILE ?? join(env.MANDATE_DATA_DIR, 'keys', 'audit-signing-key.json');
 }
 
-/** The dedup window in seconds: AUDIT_DEDUP_WINDOW_SECONDS, else its former name, else the intake's duplicate window. */
+/** How long a chained record is remembered when nothing says otherwise: far beyond any retry's. */
+export const DEFAULT_DEDUP_WINDOW_SECONDS = 120;
+
+/** The dedup window in seconds: AUDIT_DEDUP_WINDOW_SECONDS, else its former name, else the default. */
 export function dedupWindowSeconds(env: Pick<AuditEnv, 'AUDIT_DEDUP_WINDOW_SECONDS' | 'AUDIT_CLAIM_RETENTION_SECONDS'>): number {
-  return env.AUDIT_DEDUP_WINDOW_SECONDS ?? env.AUDIT_CLAIM_RETENTION_SECONDS ?? AUDIT_STREAM.duplicateWindowMs / 1000;
+  return env.AUDIT_DEDUP_WINDOW_SECONDS ?? env.AUDIT_CLAIM_RETENTION_SECONDS ?? DEFAULT_DEDUP_WINDOW_SECONDS;
 }

@@ -40,7 +40,7 @@ const encoder = new TextEncoder();
  *
  * A batch's `Nats-Msg-Id` is a hash of its record ids. Nothing here retries: a failed message
  * fails each of its records, and a caller that retries its request (same idempotency key, same
- * record id) may send the record in another batch; the audit service's claim per record makes
+ * record id) may send the record in another batch; the audit service's dedup index makes
  * that second copy harmless, as it does any redelivery.
  */
 export class AuditIntakeBatches {

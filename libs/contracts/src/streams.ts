@@ -44,11 +44,13 @@ export const AUDIT_STREAM: StreamDefinition = Object.freeze({
   subjects: [ALL_AUDIT],
   denyDelete: true,
   denyPurge: true,
-  // A retried publish (same record id) within this window is stored once. Publishers give up on
-  // an acknowledgement after 5 s and a retry follows within seconds; the window is a set of ids in
-  // nats-server's memory, so it is kept as short as that allows (the audit service's own dedup
-  // index covers the same span, see AUDIT_DEDUP_WINDOW_SECONDS).
-  duplicateWindowMs: 2 * 60_000,
+  // A retried publish (same record id) within this window is stored once. The window is a set of
+  // message ids in nats-server's memory, about 300 bytes each (2 minutes at 20,000 messages/s was
+  // 700 MiB of it), and it is not what keeps a record from being chained twice: the audit service's
+  // own index does that, for AUDIT_DEDUP_WINDOW_SECONDS (120 s by default). So it covers only the
+  // retries that come quickly (the SDK's, for 10 s from a first attempt whose acknowledgement took
+  // up to 5 s), sparing the intake a second copy; a later one is stored and found a duplicate.
+  duplicateWindowMs: 15_000,
   maxAgeMs: 0,
   retention: 'workqueue',
 });
