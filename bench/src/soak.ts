@@ -14,13 +14,15 @@ import { TrailRepository } from '@mandate/audit/module';
 import { printTable } from './table.js';
 
 /*
- * `npm run bench -- --soak [--records=10000000] [--tenants=4]` (not in CI): the audit trail under
+ * `npm run bench -- --soak [--records=10000000] [--tenants=4] [--rate=N]` (not in CI): the audit trail under
  * millions of records, as `mandate up` runs it: nats-server and the audit service each in a
  * process of their own, the load from this one. Reports bytes on disk per record (everything
  * under the data dirs: every stream, every bucket, the audit service's keys), nats-server and
  * audit-service resident memory at 1, 5 and 10 million records, and records/s over the run.
  * Targets (issue 20): at most 400 bytes on disk per record, nats-server memory within 2x of its
- * value at 1 million up to 10 million, no drop in records/s over the run.
+ * value at 1 million up to 10 million, no drop in records/s over the run. `--rate` publishes that
+ * many records a second (all tenants together) instead of as fast as they are chained: at a low
+ * rate batches are small, and what the run shows is how many records a stored fragment holds.
  */
 
 /** Acknowledgements outstanding at once, as a busy fleet of services would have. */
@@ -28,6 +30,7 @@ const PUBLISH_WINDOW = 512;
 /** Publishing pauses while the intake holds more than this (chaining is what is measured, not a backlog). */
 const MAX_BACKLOG = 50_000;
 const SAMPLE_MS = 5_000;
+const END_SAMPLE_MS = 100;
 const BYTES_PER_RECORD_TARGET = 400;
 const MEMORY_GROWTH_TARGET = 2;
 /** Records/s in the last tenth of the run at least this share of the second tenth's (the first warms up). */
@@ -36,6 +39,8 @@ const RATE_KEPT_TARGET = 0.9;
 export interface SoakOptions {
   records: number;
   tenants: number;
+  /** Records a second, all tenants together; undefined: as fast as they are chained. */
+  rate?: number;
   json: boolean;
 }
 
@@ -56,13 +61,15 @@ interface Checkpoint extends Sample {
 }
 
 export function soakOptions(argv: readonly string[]): SoakOptions {
-  const flag = (name: string, fallback: number) => {
+  const flag = <T extends number | undefined>(name: string, fallback: T): number | T => {
     const raw = argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
-    const value = raw === undefined ? fallback : Number(raw.replaceAll('_', ''));
+    if (raw === undefined) return fallback;
+    const value = Number(raw.replaceAll('_', ''));
     if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`--${name} must be a positive whole number, got ${raw}`);
     return value;
   };
-  return { records: flag('records', 10_000_000), tenants: flag('tenants', 4), json: argv.includes('--json') };
+  const rate = flag('rate', undefined);
+  return { records: flag('records', 10_000_000), tenants: flag('tenants', 4), ...(rate !== undefined ? { rate } : {}), json: argv.includes('--json') };
 }
 
 /** 1, 5 and 10 million (those the run reaches), or tenths of a smaller run; always the end. */
@@ -132,6 +139,11 @@ async function soak(
           await new Promise((r) => setTimeout(r, 20));
           continue;
         }
+        const early = options.rate === undefined ? 0 : (published / options.rate) * 1000 - (performance.now() - started);
+        if (early > 0) {
+          await new Promise((r) => setTimeout(r, early));
+          continue;
+        }
         const record = soakRecord(tenants[published % tenants.length]!, published);
         published += 1;
         await publisher.publish(auditSubject(record.tenant, record.service, record.action), encoder.encode(JSON.stringify(record)), { msgID: record.id });
@@ -151,7 +163,9 @@ async function soak(
   let previous = { seconds: 0, chained: 0 };
   try {
     for (;;) {
-      await new Promise((r) => setTimeout(r, SAMPLE_MS));
+      // Once everything is published, the end is looked for every 100 ms: a 5 s step would add up
+      // to 5 s to the last tenth (the last records wait out the chain's linger, at most a second).
+      await new Promise((r) => setTimeout(r, published >= options.records ? END_SAMPLE_MS : SAMPLE_MS));
       if (failed !== undefined) throw failed;
       const sample = await measure(watched, { seconds: elapsed(), published, chained: await chained(), backlog }, previous);
       samples.push(sample);
@@ -285,13 +299,16 @@ function report(options: SoakOptions, { samples, checkpoints, seconds }: { sampl
     process.stdout.write(`${JSON.stringify({ node: process.version, cpus: cpus().length, memoryBytes: totalmem(), ...options, seconds, checkpoints, tenths, samples, verdict }, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`\nMandate soak: ${options.records.toLocaleString('en')} audit records into ${options.tenants} tenants, ${seconds.toFixed(0)} s (${process.version}, ${cpus().length} cores)\n`);
+  const rate = options.rate === undefined ? '' : `, ${options.rate.toLocaleString('en')} a second`;
+  process.stdout.write(`\nMandate soak: ${options.records.toLocaleString('en')} audit records into ${options.tenants} tenants${rate}, ${seconds.toFixed(0)} s (${process.version}, ${cpus().length} cores)\n`);
   printTable(
     ['records chained', 'disk (all stores)', 'bytes/record', 'nats-server RSS', 'audit RSS', 'records/s (last 5 s)'],
     checkpoints.map((c) => [c.chained.toLocaleString('en'), mib(c.diskBytes), c.bytesPerRecord.toFixed(0), mib(c.natsRssBytes), mib(c.auditRssBytes), c.recordsPerSecond.toFixed(0)]),
   );
   process.stdout.write(`\nAt ${last.chained.toLocaleString('en')} records, by stream:\n`);
   printTable(['stream', 'messages', 'bytes', 'bytes/record'], last.streams.map((s) => [s.name, String(s.messages), mib(s.bytes), (s.bytes / last.chained).toFixed(0)]));
+  const fragments = last.streams.find((s) => s.name === 'KV_mandate_audit_trail')?.messages;
+  if (fragments) process.stdout.write(`\nrecords per stored trail fragment (a KV key each, nats-server memory for as long as it exists): ${(last.chained / fragments).toFixed(1)}\n`);
   process.stdout.write(`\nrecords/s by tenth of the run: ${tenths.map((r) => r.toFixed(0)).join(', ')}\n`);
   process.stdout.write(`nats-server peak RSS: ${mib(peakNats)}\n`);
   process.stdout.write(`bytes on disk per record target (<= ${BYTES_PER_RECORD_TARGET}): ${verdict.bytesPerRecord}\n`);

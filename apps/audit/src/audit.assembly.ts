@@ -48,7 +48,15 @@ export class AuditTrail {
     const clock = deps.clock ?? Date.now;
     const { ring, source, generated } = await loadDigestKeys({ mode: env.MANDATE_MODE, keyJson: env.AUDIT_SIGNING_KEY, keyFile: signingKeyFile(env) });
     const repository = await TrailRepository.open(deps.store);
-    const appender = new TrailAppender({ repository, writerId: env.AUDIT_WRITER_ID, clock, logger, dedupWindowMs: dedupWindowSeconds(env) * 1000, loadTail: env.AUDIT_MAX_ACK_PENDING });
+    const appender = new TrailAppender({
+      repository,
+      writerId: env.AUDIT_WRITER_ID,
+      clock,
+      logger,
+      dedupWindowMs: dedupWindowSeconds(env) * 1000,
+      loadTail: env.AUDIT_MAX_ACK_PENDING,
+      lingerMs: env.AUDIT_CHAIN_LINGER_MS,
+    });
     const digester = new Digester(repository, ring, clock, logger);
     const verifier = new TrailVerifier(repository, ring, env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000, clock);
     const consumer = new AuditConsumer(deps.nc, appender, logger, {

@@ -32,11 +32,24 @@ export const auditEnvSchema = baseEnvSchema.safeExtend({
    * 5,000 records/s, 600,000 records and 60 MB for the default 120 s.
    */
   AUDIT_DEDUP_WINDOW_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).optional(),
+  /**
+   * How long a record may wait in the audit service for others of its tenant to be chained with it,
+   * while fewer are waiting than fill a page of 128 sequences (or than the intake lets be in flight
+   * at once). Chaining is on no caller's path (a release waits for the intake's acknowledgement
+   * only), and every batch stores a fragment, a key that costs nats-server memory for as long as it
+   * exists: at a low rate this decides the keys per record. 0 chains every record as it comes. No
+   * batch waits once the intake can deliver no more (intake/intake-window.ts). At most a quarter of
+   * AUDIT_ACK_WAIT_SECONDS.
+   */
+  AUDIT_CHAIN_LINGER_MS: z.coerce.number().int().min(0).max(10_000).default(1_000),
   /** The name AUDIT_DEDUP_WINDOW_SECONDS had while the index was a claim per record in the store; still read. */
   AUDIT_CLAIM_RETENTION_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).optional(),
 }).superRefine((env, ctx) => {
   const window = dedupWindowSeconds(env);
   const path = [env.AUDIT_DEDUP_WINDOW_SECONDS === undefined && env.AUDIT_CLAIM_RETENTION_SECONDS !== undefined ? 'AUDIT_CLAIM_RETENTION_SECONDS' : 'AUDIT_DEDUP_WINDOW_SECONDS'];
+  if (env.AUDIT_CHAIN_LINGER_MS * 4 > env.AUDIT_ACK_WAIT_SECONDS * 1000) {
+    ctx.addIssue({ code: 'custom', path: ['AUDIT_CHAIN_LINGER_MS'], message: 'must be at most a quarter of AUDIT_ACK_WAIT_SECONDS, or records waiting for their batch are delivered again' });
+  }
   if (window < 2 * env.AUDIT_ACK_WAIT_SECONDS) {
     ctx.addIssue({ code: 'custom', path, message: 'must be at least twice AUDIT_ACK_WAIT_SECONDS, or a redelivered record could come after it is forgotten' });
   }

@@ -231,6 +231,39 @@ describe.skipIf(missing)('TrailAppender: batches prepared while the one before c
     await appender.close();
   });
 
+  it('flushQueued() ends every wait at once (the intake can deliver no more); later batches wait again', async () => {
+    const [a, b] = [fresh(), fresh()];
+    const appender = new TrailAppender({ repository, writerId: 'w1', lingerMs: 10_000 });
+    const started = performance.now();
+    const appended = [a, b].flatMap((tenant) => Array.from({ length: 4 }, () => appender.append(record(tenant))));
+    await settle();
+    appender.flushQueued();
+    await Promise.all(appended);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect((await repository.fragmentHolding(a, 4))?.first).toBe(1);
+    expect((await repository.fragmentHolding(b, 4))?.first).toBe(1);
+    let settled = false;
+    const later = appender.append(record(a)).then(() => (settled = true));
+    await settle();
+    expect(settled, 'a batch after the flush waits for its linger again').toBe(false);
+    appender.flushQueued();
+    await later;
+    await appender.close();
+  });
+
+  it('hurry() ends every wait and no batch waits after it (the service is stopping)', async () => {
+    const tenant = fresh();
+    const appender = new TrailAppender({ repository, writerId: 'w1', lingerMs: 10_000 });
+    const started = performance.now();
+    const first = appender.append(record(tenant));
+    await settle();
+    appender.hurry();
+    await first;
+    await appender.append(record(tenant));
+    expect(performance.now() - started).toBeLessThan(5_000);
+    await appender.close();
+  });
+
   it('gives up its lease on close, so another writer can take over at once', async () => {
     const tenant = fresh();
     const one = new TrailAppender({ repository, writerId: 'w1' });

@@ -40,6 +40,9 @@ export interface TrailAppenderOptions {
    * release waits for JetStream's acknowledgement of the intake, not for the chain), and fewer,
    * larger batches cost less per record and store fewer, larger fragments: a fragment never
    * crosses a page, each one is a key, and keys cost nats-server memory for as long as they exist.
+   * At a low rate this is what decides how many records a fragment holds. Default 10 ms here; the
+   * service passes AUDIT_CHAIN_LINGER_MS (1 s), and its intake consumer calls `flushQueued()`
+   * when nothing more can come (intake-window.ts).
    */
   lingerMs?: number;
   logger?: Logger;
@@ -62,7 +65,7 @@ const EPOCH = new Date(0).toISOString();
  */
 export class TrailAppender {
   readonly #writers = new Map<TenantId, TenantWriter>();
-  readonly #options: Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined };
+  readonly #options: WriterOptions;
   #closed = false;
 
   constructor(options: TrailAppenderOptions) {
@@ -84,6 +87,20 @@ export class TrailAppender {
     for (const writer of this.#writers.values()) writer.forgetExpired();
   }
 
+  /** Every batch waiting for more records goes now: no more can come until some are acknowledged. */
+  flushQueued(): void {
+    for (const writer of this.#writers.values()) writer.stopLingering();
+  }
+
+  /**
+   * From now on no batch waits for more records (the service is stopping: what is in hand must be
+   * chained and acknowledged quickly, or the intake delivers it again only after an ack wait).
+   */
+  hurry(): void {
+    this.#options.lingerMs = 0;
+    for (const writer of this.#writers.values()) writer.stopLingering();
+  }
+
   /** Forgets every loaded chain head: the next batch of each tenant reads, repairs and re-checks its index first. */
   resync(): void {
     for (const writer of this.#writers.values()) writer.forgetHead();
@@ -95,6 +112,8 @@ export class TrailAppender {
     await Promise.all([...this.#writers.values()].map((writer) => writer.close()));
   }
 }
+
+type WriterOptions = Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined };
 
 /** Where the chain ends once every prepared batch is committed. */
 type ChainTip = Pick<ChainHead, 'sequence' | 'hash' | 'appendedAt'>;
@@ -169,7 +188,7 @@ class TenantWriter {
 
   constructor(
     private readonly tenant: TenantId,
-    private readonly options: Required<Omit<TrailAppenderOptions, 'logger'>> & { logger?: Logger | undefined },
+    private readonly options: WriterOptions,
   ) {
     this.#recent = new RecentRecords(options.dedupWindowMs);
   }
@@ -249,7 +268,15 @@ class TenantWriter {
     return this.#tip ? PAGE - (this.#tip.sequence % PAGE) : PAGE;
   }
 
-  /** Waits, while fewer records are queued than fill the current page, until more are or the oldest has waited `lingerMs`. */
+  /** Ends a wait for the batch to fill, if one is under way. */
+  stopLingering(): void {
+    this.#stopLingering?.();
+  }
+
+  /**
+   * Waits, while fewer records are queued than fill the current page, until more are, the oldest
+   * has waited `lingerMs` or `flushQueued()` says no more can come.
+   */
   async #linger(): Promise<void> {
     const { lingerMs } = this.options;
     const waited = performance.now() - this.#queue[0]!.queuedAt;

@@ -16,6 +16,7 @@ import { declareConsumer, declareStreams } from '@mandate/bus';
 import { lazyInstruments, type Logger } from '@mandate/telemetry';
 import type { TrailAppender } from '../domain/trail-appender.js';
 import { IntakeMigration, intakeState } from './intake-migration.js';
+import { IntakeWindow } from './intake-window.js';
 
 const instruments = lazyInstruments('@mandate/audit', (meter) => ({
   processed: meter.createCounter('mandate.audit.records', { description: 'Audit messages by what became of them: appended, duplicate, poison, retried' }),
@@ -26,6 +27,11 @@ const instruments = lazyInstruments('@mandate/audit', (meter) => ({
   }),
   lag: meter.createObservableGauge('mandate.audit.consumer.lag', { description: 'Audit records in MANDATE_AUDIT not yet acknowledged by the audit consumer (pending + in flight)' }),
 }));
+
+/** Messages the intake consumer lets be delivered and unacknowledged at once (every replica together): AUDIT_MAX_ACK_PENDING records over the most a message carries. */
+function intakeMessagesInFlight(maxAckPending: number): number {
+  return Math.max(1, Math.floor(maxAckPending / AUDIT_INTAKE_BATCH_MAX_RECORDS));
+}
 
 /** After this many deliveries, a record that still fails with anything but `unavailable` is dead-lettered. */
 const FAILED_REPEATEDLY_AFTER = 20;
@@ -86,13 +92,21 @@ export class AuditConsumer {
   #stopping = false;
   #migrating: Promise<void> | undefined;
   readonly #observeLag = (result: { observe(value: number): void }) => result.observe(this.#lag);
+  readonly #window: IntakeWindow;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly appender: TrailAppender,
     private readonly logger: Logger,
     private readonly options: AuditConsumerOptions,
-  ) {}
+  ) {
+    this.#window = new IntakeWindow({
+      limit: this.#maxAckPendingMessages,
+      inHand: () => this.#inFlight.size,
+      flush: () => this.appender.flushQueued(),
+      unacknowledged: async () => (await (await jetstreamManager(this.nc)).consumers.info(AUDIT_STREAM.name, AUDIT_CONSUMER)).num_ack_pending,
+    });
+  }
 
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
@@ -101,6 +115,7 @@ export class AuditConsumer {
     // Every service declares the streams at start-up; this one cannot start without its own.
     if (intake === 'absent') await declareStreams(this.nc, [AUDIT_STREAM], { replicas: this.options.replicas });
     await this.#consume();
+    this.#window.start();
     // After the bus comes back, what it kept may not be what it acknowledged (no fsync on 2.9):
     // every chain is reloaded and repaired before the next append.
     void (async () => {
@@ -163,13 +178,14 @@ export class AuditConsumer {
       callback: (msg) => {
         const handling = this.#handle(msg).catch((err: unknown) => this.logger.error({ err }, 'audit message handling failed'));
         this.#inFlight.add(handling);
+        this.#window.delivered();
         void handling.finally(() => this.#inFlight.delete(handling));
       },
     });
   }
 
   get #maxAckPendingMessages(): number {
-    return Math.max(1, Math.floor(this.options.maxAckPending / AUDIT_INTAKE_BATCH_MAX_RECORDS));
+    return intakeMessagesInFlight(this.options.maxAckPending);
   }
 
   async #stopConsuming(): Promise<void> {
@@ -183,6 +199,8 @@ export class AuditConsumer {
     this.#stopping = true;
     clearInterval(this.#lagTimer);
     instruments().lag.removeCallback(this.#observeLag);
+    this.appender.hurry();
+    this.#window.stop();
     await this.#migrating;
     await this.#stopConsuming();
   }
