@@ -10,10 +10,12 @@ import { allWritten, canariesFound, everySpan, everyStoredMessage } from '@manda
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSampleToolServer, type SampleToolServer } from '@mandate/testing/mcp-tool-servers';
 import { startSystem, type ServiceName, type TestSystem } from '@mandate/testing/system';
+import { VaultSeed } from '@mandate/vault/testing';
 
 /*
  * Through the gateway, as through the other services: the targets' credentials (an API key, an
- * M2M client secret and the access token it buys), the callers' tokens, a bearer that is not a
+ * M2M client secret and the access token it buys, a user's federated tokens: the refresh token the
+ * vault keeps and the access tokens it refreshes), the callers' tokens, a bearer that is not a
  * token, and a tool call's arguments (kept only as a salted digest in the audit trail, and sealed
  * in the decision log) appear in no log line of any service at trace level, no MCP error, no audit
  * record, no stored message of any stream or bucket, and no span.
@@ -78,6 +80,15 @@ describe.skipIf(missing)('canary secrets, tokens and arguments appear nowhere th
     await h.bus.request(providerCreateEndpoint, { kind: 'oauth2', tenant: 'acme', name: 'tools-m2m', vendor: 'custom', discoveryUrl: idp.discoveryUrl, clientId: 'test-app', clientSecret: 'test-app-secret', allowedWorkloads: ['sales-gateway'] });
     await h.bus.request(gatewayCreateEndpoint, { tenant: 'acme', name: 'sales', workload: { name: 'sales-gateway', privateJwk: key as never }, authorizationServers: [idp.issuer], scopesSupported: ['crm.read'] });
     await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales', target: { name: 'keyed', source: { kind: 'mcp', url: tools.url }, credential: { kind: 'api-key', provider: 'sales-tools' }, defaultScopes: ['crm.read'] } });
+    await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales', target: { name: 'federated', source: { kind: 'mcp', url: tools.url }, credential: { kind: 'oauth2-user', provider: 'tools-m2m', scopes: ['openid', 'crm.read'] }, defaultScopes: ['crm.read'] } });
+    // Sarah's consent, as the vault keeps it once given: a real token set of hers, already expired, so the first call refreshes it.
+    const sarahAtTools = await idp.userTokens({ sub: 'sarah', audience: 'https://tools.example', scope: 'openid crm.read' });
+    plantToken(sarahAtTools.accessToken);
+    canaries.add(sarahAtTools.refreshToken);
+    const seed = await VaultSeed.open(h);
+    const sarah = { iss: idp.issuer, sub: 'sarah' };
+    await seed.userTokens('acme', 'tools-m2m', sarah, ['openid', 'crm.read'], { accessToken: sarahAtTools.accessToken, refreshToken: sarahAtTools.refreshToken, expiresIn: 0 });
+    await seed.grant('acme', { workload: 'sales-gateway', provider: 'tools-m2m', user: sarah, scopes: ['openid', 'crm.read'] });
     await h.bus.request(targetAddEndpoint, { tenant: 'acme', gateway: 'sales', target: { name: 'machine', source: { kind: 'mcp', url: tools.url }, credential: { kind: 'oauth2-m2m', provider: 'tools-m2m', scopes: ['openid'] }, defaultScopes: ['crm.read'] } });
     // A policy set, so the decision log is written (arguments sealed) and a denial names the set.
     await h.bus.request(policyCreateEndpoint, { tenant: 'acme', name: 'sales', text: '@id("all") permit (principal, action, resource);\n@id("no-secrets") forbid (principal, action == Mandate::Action::"keyed___documents_list", resource);' });
@@ -100,6 +111,11 @@ describe.skipIf(missing)('canary secrets, tokens and arguments appear nowhere th
     const m2mToken = (machine?.structuredContent as { authorization?: string } | undefined)?.authorization?.replace(/^Bearer /, '');
     expect(m2mToken).toBeTruthy();
     plantToken(m2mToken!);
+    const federated = await call(sarah, 'federated___whoami', {});
+    const sarahsToken = (federated?.structuredContent as { authorization?: string } | undefined)?.authorization?.replace(/^Bearer /, '');
+    expect(sarahsToken, 'the refreshed user token reached the target').toBeTruthy();
+    expect(idp.tokenRequests.filter((r) => r.grantType === 'refresh_token' && r.status === 200)).toHaveLength(1);
+    plantToken(sarahsToken!);
     expect(JSON.stringify((await call(sarah, 'keyed___finance_spend', { accountId: CANARY_ARGUMENT }))?.content)).toContain(CANARY_ARGUMENT);
 
     // The bad paths: a denial by policy, arguments the schema refuses, an unknown tool, a bearer that is no token, a token for another audience.

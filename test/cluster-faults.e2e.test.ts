@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connectToBus, BusClient, JetStreamPublisher } from '@mandate/bus';
 import type { JWK } from 'jose';
-import { apiKeyEndpoint, auditQueryEndpoint, auditVerifyEndpoint, jobCreateEndpoint, jobRunsEndpoint, MandateError, oauth2TokenEndpoint, providerCreateEndpoint, AUDIT_STREAM, REQUEST_HEADERS, type RequestOf, type RunView } from '@mandate/contracts';
+import { apiKeyEndpoint, AUDIT_CONSUMER, auditQueryEndpoint, auditVerifyEndpoint, jobCreateEndpoint, jobRunsEndpoint, MandateError, oauth2TokenEndpoint, providerCreateEndpoint, AUDIT_STREAM, REQUEST_HEADERS, type RequestOf, type RunView } from '@mandate/contracts';
 import { MandateClient } from '@mandate/sdk';
 import { addScheduler, startTestResource } from '@mandate/scheduler/testing';
 import { VaultSeed } from '@mandate/vault/testing';
@@ -266,7 +266,7 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     expect(traffic.releases.filter((r) => r.at > killedAt + 12_000 && r.attempts > 1), 'no retries needed once the cluster settled').toEqual([]);
     expect(traffic.acked.size).toBeGreaterThan(100);
     await expectChainedExactlyOnce(traffic.acked);
-    await expect.poll(async () => (await releaseRecords()) - releasesBefore, { timeout: 30_000, message: 'one audit record per release, retried or not' }).toBe(traffic.releases.length);
+    await expectOneRecordPerRelease(releasesBefore, traffic.releases.length);
     timings.push(`  failed attempts recorded as such: ${await trailCount({ tenant: 'acme', workload: 'report-agent', service: 'vault', action: 'api-key-release', outcome: 'failed' })} so far`);
   });
 
@@ -289,7 +289,7 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
     timings.push(`rolling restart: ${traffic.releases.length} releases (${traffic.releases.filter((r) => r.attempts > 1).length} retried, ${failed.length} failed), longest ${unavailableWindow(traffic.releases)} ms; ${traffic.acked.size} audit records acknowledged`);
     expect(failed, 'every release succeeded, retries included').toEqual([]);
     await expectChainedExactlyOnce(traffic.acked);
-    await expect.poll(async () => (await releaseRecords()) - releasesBefore, { timeout: 30_000, message: 'one audit record per release, retried or not' }).toBe(traffic.releases.length);
+    await expectOneRecordPerRelease(releasesBefore, traffic.releases.length);
     timings.push(`  failed attempts recorded as such: ${await trailCount({ tenant: 'acme', workload: 'report-agent', service: 'vault', action: 'api-key-release', outcome: 'failed' })} so far`);
   });
 
@@ -476,6 +476,18 @@ describe.skipIf(missing)('a three-node NATS cluster under faults', { timeout: 30
       await replicaIdp.stop();
     }
   });
+
+  /** The trail holds one record per release of the steady load; if not in time, says where the intake stands (what is still delivered and not acknowledged). */
+  async function expectOneRecordPerRelease(before: number, releases: number): Promise<void> {
+    try {
+      await expect.poll(async () => (await releaseRecords()) - before, { timeout: 30_000, message: 'one audit record per release, retried or not' }).toBe(releases);
+    } catch (error) {
+      const info = await jetstreamManager(h.nc, { timeout: 5_000 }).then((jsm) => jsm.consumers.info(AUDIT_STREAM.name, AUDIT_CONSUMER)).catch((e: unknown) => String(e));
+      const state = typeof info === 'string' ? info : { num_pending: info.num_pending, num_ack_pending: info.num_ack_pending, num_redelivered: info.num_redelivered, num_waiting: info.num_waiting, delivered: info.delivered, ack_floor: info.ack_floor };
+      console.log(`the audit intake consumer when the release records fell short: ${JSON.stringify(state)}`);
+      throw error;
+    }
+  }
 
   /**
    * The API keys released to the steady load's workload, as the trail records them. (An attempt

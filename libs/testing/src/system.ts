@@ -127,7 +127,7 @@ export async function startSystem(options: SystemOptions): Promise<TestSystem> {
     const definition = replica.definition ?? SERVICES[name];
     const parsed = (definition.envSchema ?? baseEnvSchema).parse({ ...env, ...replica.env }) as BaseEnv;
     const running = await runService(definition, parsed, {
-      logger: replica.logger ?? createLogger(name, { level: 'silent' }),
+      logger: replica.logger ?? createLogger(name, { level: process.env.MANDATE_TEST_LOG_LEVEL ?? 'silent' }),
       ...(replica.wrapStore ? { wrapStore: replica.wrapStore } : {}),
     });
     (replicas[name] ??= []).push(running);

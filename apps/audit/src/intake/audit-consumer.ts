@@ -36,6 +36,16 @@ function intakeMessagesInFlight(maxAckPending: number): number {
 /** After this many deliveries, a record that still fails with anything but `unavailable` is dead-lettered. */
 const FAILED_REPEATEDLY_AFTER = 20;
 const LAG_POLL_MS = 5_000;
+/**
+ * The longest a record waits before it is tried again. A store that is away (`unavailable`) is no
+ * fault of the record's: every record in hand fails alike, and its delivery count keeps growing for
+ * as long as the outage lasts, so its wait stays short, and the trail catches up within seconds of
+ * the store's return (with the half-minute cap of other failures, records that had failed through a
+ * rolling restart of the NATS cluster waited up to that long after it). A record that fails for a
+ * reason of its own waits longer, until it is dead-lettered.
+ */
+const TRANSIENT_RETRY_MAX_MS = 2_000;
+const FAILING_RETRY_MAX_MS = 30_000;
 /** A legacy intake is retired once at most this many records wait: publishes pause while they are chained. */
 const MIGRATION_CUT_AT_LAG = 1_000;
 const MIGRATION_POLL_MS = 100;
@@ -78,7 +88,8 @@ interface Parsed {
  *     `MANDATE_AUDIT_DLQ` with the reason and terminated at once (the valid records of a batch
  *     with a poison one are chained first: the subject vouches for them as for any); a message
  *     that fails with an internal error `FAILED_REPEATEDLY_AFTER` times goes the same way;
- *     `unavailable` (the store is down) is retried with backoff forever;
+ *     `unavailable` (the store is down) is retried forever, its backoff capped at a few seconds
+ *     (`retryDelayMs`);
  *   - `max_ack_pending`: AUDIT_MAX_ACK_PENDING records in flight at most, so that many messages
  *     over the most a batch holds (the appender remembers at least that many records of a chain's
  *     end when it loads a head, see trail-appender.ts); in-flight records are what lets the
@@ -229,8 +240,7 @@ export class AuditConsumer {
       else if (msg.info.deliveryCount % FAILED_REPEATEDLY_AFTER === 0) {
         this.logger.warn({ err: error, ...which, deliveries: msg.info.deliveryCount }, 'an audit record keeps failing to be appended; it is retried');
       }
-      // Backoff grows with the delivery count, up to half a minute.
-      msg.nak(Math.min(30_000, 100 * 2 ** Math.min(msg.info.deliveryCount, 9)));
+      msg.nak(retryDelayMs(msg.info.deliveryCount, transient));
     }
   }
 
@@ -265,6 +275,11 @@ export class AuditConsumer {
       // Keep the last value; the next poll tries again.
     }
   }
+}
+
+/** Backoff growing with the delivery count: 200 ms, 400 ms, ... up to the cap of its kind of failure. */
+export function retryDelayMs(deliveries: number, transient: boolean): number {
+  return Math.min(transient ? TRANSIENT_RETRY_MAX_MS : FAILING_RETRY_MAX_MS, 100 * 2 ** Math.min(deliveries, 9));
 }
 
 /*

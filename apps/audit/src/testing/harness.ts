@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BusClient, connectToBus, JetStreamPublisher, runService } from '@mandate/bus';
 import { type AuditRecord, type AuditRecordInput, type TenantId } from '@mandate/contracts';
-import { JetStreamKvStore } from '@mandate/store';
+import { JetStreamKvStore, type DocumentStore } from '@mandate/store';
 import { createLogger } from '@mandate/telemetry';
 import { startNatsServer } from '@mandate/testing';
 import { AuditTrail } from '../audit.assembly.js';
@@ -18,6 +18,8 @@ export type AuditHarness = Awaited<ReturnType<typeof startAuditHarness>>;
 export interface AuditHarnessOptions {
   /** Runs against the bus before the audit service first starts: what a deployed system would already hold. */
   beforeStart?: (natsUrl: string) => Promise<void>;
+  /** Between the audit service and its store (tests inject faults there). */
+  wrapStore?: (store: DocumentStore) => DocumentStore;
 }
 
 export async function startAuditHarness(overrides: Record<string, string> = {}, options: AuditHarnessOptions = {}) {
@@ -25,7 +27,8 @@ export async function startAuditHarness(overrides: Record<string, string> = {}, 
   await options.beforeStart?.(nats.url);
   const dataDir = await mkdtemp(join(tmpdir(), 'mandate-audit-'));
   const env = auditEnvSchema.parse({ NATS_URL: nats.url, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: dataDir, AUDIT_WRITER_ID: 'audit-test', ...overrides });
-  const start = () => runService(auditService, env, { logger: createLogger('audit', { level: process.env['AUDIT_TEST_LOG'] ?? 'silent' }) });
+  const logger = createLogger('audit', { level: process.env['AUDIT_TEST_LOG'] ?? 'silent' });
+  const start = () => runService(auditService, env, { logger, ...(options.wrapStore ? { wrapStore: options.wrapStore } : {}) });
   let service = await start();
   const nc = await connectToBus({ servers: nats.url, name: 'audit-test' });
   const store = new JetStreamKvStore(nc);
