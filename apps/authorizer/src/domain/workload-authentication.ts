@@ -23,6 +23,23 @@ export interface WorkloadAuthenticationOptions {
 
 const OWN_TOKEN_TYPES = new Set(['wat+jwt', 'application/wat+jwt']);
 
+/**
+ * One jose key set per registered key set, as the directory returned it: jose clones the set it is
+ * given and imports each key on first use, so a key set made per request cloned and imported the
+ * workload's keys every time. Keyed by the object, so a workload changed in the directory (a new
+ * object) gets a key set of its own, and one no longer held is forgotten.
+ */
+const keySets = new WeakMap<object, ReturnType<typeof createLocalJWKSet>>();
+
+function keySetOf(workload: Workload): ReturnType<typeof createLocalJWKSet> {
+  let keySet = keySets.get(workload.publicKeys);
+  if (!keySet) {
+    keySet = createLocalJWKSet(workload.publicKeys as JSONWebKeySet);
+    keySets.set(workload.publicKeys, keySet);
+  }
+  return keySet;
+}
+
 function claimFailure(error: errors.JWTClaimValidationFailed): DenialReason {
   if (error.claim === 'iss' || error.claim === 'sub') return 'assertion_wrong_subject';
   if (error.claim === 'aud') return 'assertion_wrong_audience';
@@ -66,7 +83,7 @@ export class WorkloadAuthentication {
     const now = this.#options.now();
     let payload;
     try {
-      ({ payload } = await jwtVerify(assertion, createLocalJWKSet(workload.publicKeys as JSONWebKeySet), {
+      ({ payload } = await jwtVerify(assertion, keySetOf(workload), {
         issuer: workload.name,
         subject: workload.name,
         audience: this.#options.audience,
