@@ -14,8 +14,7 @@ import { loadMasterKeys } from '@mandate/crypto';
 import { startTestIdp } from '@mandate/testing/idp';
 import { signClientAssertion } from '@mandate/wat';
 // The very code `mandate up` starts nats-server and the services with (apps/cli/src/embedded), from its build.
-import { startEmbeddedNats } from '@mandate/cli/dist/embedded/nats-process.js';
-import { discoverServices, startServiceProcess, type RunningServiceProcess } from '@mandate/cli/dist/embedded/service-processes.js';
+import { discoverServices, startEmbeddedNats, startServiceProcess, type RunningServiceProcess } from '@mandate/cli/embedded';
 import { RAW_SUBJECT, type DeployedRowName, type LoadCommand, type PacedResult, type RowSetup, type SaturateResult } from './deployed-load.js';
 import { median } from './measure.js';
 import { CLOCK_TICKS_PER_SECOND } from './process-cpu.js';
