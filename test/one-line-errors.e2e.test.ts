@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MandateError, oauth2TokenEndpoint, providerCreateEndpoint } from '@mandate/contracts';
+import { oauth2TokenEndpoint, providerCreateEndpoint } from '@mandate/contracts';
 import { MandateClient } from '@mandate/sdk';
-import { freePort, natsServerMissing } from '@mandate/testing';
+import { freePort, natsServerMissing, failure } from '@mandate/testing';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 /*
@@ -11,12 +11,6 @@ import { startSystem, type TestSystem } from '@mandate/testing/system';
  */
 
 const missing = natsServerMissing('errors that say what happened');
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 describe('MandateClient.connect with NATS down', () => {
   it('throws a MandateError unavailable naming the URL, never its password', async () => {

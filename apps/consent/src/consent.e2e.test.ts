@@ -7,7 +7,6 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import {
   CONSENT_GRANTED_ALL_TENANTS,
   consentSessionGetEndpoint,
-  MandateError,
   oauth2TokenEndpoint,
   providerCreateEndpoint,
   sessionCompleteEndpoint,
@@ -17,7 +16,7 @@ import {
   type DomainEvent,
   type ConsentGrantedData,
 } from '@mandate/contracts';
-import { freePort, natsServerMissing } from '@mandate/testing';
+import { freePort, natsServerMissing, failure } from '@mandate/testing';
 import { chromiumMissing, launchChromium } from '@mandate/testing/browser';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { HttpBrowser as Browser } from '@mandate/testing/http-browser';
@@ -28,12 +27,6 @@ const missing = natsServerMissing('consent service');
 const RETURN_URL = 'https://app.example/consent/done';
 const SCOPES = ['openid', 'crm.read'];
 const RESOURCE = 'https://crm.example';
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 /** The one-time completion code the approving browser was sent to the return URL with. */
 function completionCodeOf(response: Response): string {

@@ -12,7 +12,6 @@ import {
   gatewayDeleteEndpoint,
   gatewayGetEndpoint,
   gatewayListEndpoint,
-  MandateError,
   providerCreateEndpoint,
   type InterceptedCall,
   targetAddEndpoint,
@@ -23,7 +22,7 @@ import {
 } from '@mandate/contracts';
 import { forgeIdpToken } from '@mandate/authorizer/testing';
 import { createLogger } from '@mandate/telemetry';
-import { natsServerMissing } from '@mandate/testing';
+import { natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startChangingToolServer, startEverythingServer, startSampleToolServer, type EverythingServer, type SampleToolServer } from '@mandate/testing/mcp-tool-servers';
 import { freePort } from '@mandate/testing';
@@ -34,12 +33,6 @@ import { startSystem, type TestSystem } from '@mandate/testing/system';
 const missing = natsServerMissing('gateway service');
 
 const CANARY_KEY = 'canary-gateway-api-key-93be1d';
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 describe.skipIf(missing)('the gateway, with the official MCP client, a real IdP and real upstream MCP servers', () => {
   let h: TestSystem;

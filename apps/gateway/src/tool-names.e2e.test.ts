@@ -2,9 +2,9 @@ import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { gatewayCreateEndpoint, MandateError, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint, targetListEndpoint, targetRemoveEndpoint, targetSyncEndpoint } from '@mandate/contracts';
+import { gatewayCreateEndpoint, type MandateError, policyAttachEndpoint, policyCreateEndpoint, targetAddEndpoint, targetListEndpoint, targetRemoveEndpoint, targetSyncEndpoint } from '@mandate/contracts';
 import { verifyToolCallReceipt } from '@mandate/sdk';
-import { freePort, natsServerMissing } from '@mandate/testing';
+import { freePort, natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startChangingToolServer, startExpenseToolServer, type ChangingToolServer, type ExpenseToolServer } from '@mandate/testing/mcp-tool-servers';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
@@ -16,12 +16,6 @@ const UNDER_100 = `
 permit (principal, action == Mandate::Action::"approve_expense", resource)
 when { context.input.amount.lessThan(decimal("100.0")) };
 `;
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 describe.skipIf(missing)("a target's tools named as it gives them (toolNames: as-given), beside prefixed ones", () => {
   let h: TestSystem;

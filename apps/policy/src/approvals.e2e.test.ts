@@ -17,19 +17,13 @@ import {
 import { JetStreamPublisher } from '@mandate/bus';
 import { JetStreamKvStore } from '@mandate/store';
 import { FrozenClock } from '@mandate/store/testing';
-import { freePort, natsServerMissing } from '@mandate/testing';
+import { freePort, natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 import { Approvals } from './approvals.assembly.js';
 import { ApprovalRecords } from './store/approval-records.js';
 
 const missing = natsServerMissing('policy service approvals');
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 const ISS = 'https://idp.example';
 const sarah = { iss: ISS, sub: 'sarah' };

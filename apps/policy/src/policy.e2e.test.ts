@@ -5,7 +5,6 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import {
   gatewayCreateEndpoint,
-  MandateError,
   policyActivateEndpoint,
   policyAttachEndpoint,
   policyCreateEndpoint,
@@ -19,18 +18,12 @@ import {
   targetAddEndpoint,
   targetRemoveEndpoint,
 } from '@mandate/contracts';
-import { freePort, natsServerMissing } from '@mandate/testing';
+import { freePort, natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startExpenseToolServer } from '@mandate/testing/mcp-tool-servers';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('policy service and gateway');
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 /** The seed's example: an expense under 100 is approved for people in the finance group. */
 const UNDER_100 = `

@@ -7,7 +7,6 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import {
   DECISIONS_STREAM_NAME,
   gatewayCreateEndpoint,
-  MandateError,
   policyAttachEndpoint,
   policyCreateEndpoint,
   policyExplainEndpoint,
@@ -16,18 +15,12 @@ import {
   targetRemoveEndpoint,
   type AuditRecord,
 } from '@mandate/contracts';
-import { freePort, natsServerMissing } from '@mandate/testing';
+import { freePort, natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startExpenseToolServer } from '@mandate/testing/mcp-tool-servers';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('policy replay and explain');
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 /** Waits for a condition outside a test (`expect.poll` works only inside one). */
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {

@@ -2,24 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import {
   codeExchangeEndpoint,
-  MandateError,
   oauth2TokenEndpoint,
   providerAuthorizationEndpoint,
   providerCreateEndpoint,
   consentSessionFailEndpoint,
   consentSessionGetEndpoint,
 } from '@mandate/contracts';
-import { natsServerMissing } from '@mandate/testing';
+import { natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('vault consent internals');
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 describe.skipIf(missing)("the vault's internal endpoints for the consent service", () => {
   let h: TestSystem;

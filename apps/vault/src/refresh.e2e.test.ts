@@ -1,7 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import {
-  MandateError,
   oauth2TokenEndpoint,
   providerCreateEndpoint,
   providerDeleteEndpoint,
@@ -11,7 +10,7 @@ import {
   type UserRef,
 } from '@mandate/contracts';
 import { JetStreamKvStore, type DocumentCollection, type DocumentStore } from '@mandate/store';
-import { natsServerMissing } from '@mandate/testing';
+import { natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 import { ProactiveRefresh } from './domain/proactive-refresh.js';
@@ -20,12 +19,6 @@ import { VaultSeed } from './testing/seed.js';
 const missing = natsServerMissing('vault refresh and revocation');
 const AUDIENCE = 'https://crm.acme.example';
 const SCOPES = ['crm:read'];
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 /** Marks a stored user token as expired, directly in the store (the sealed tokens stay as they are). */
 async function expireStoredTokens(h: TestSystem, user: UserRef): Promise<void> {

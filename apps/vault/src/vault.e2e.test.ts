@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import {
   apiKeyEndpoint,
-  MandateError,
+  type MandateError,
   oauth2TokenEndpoint,
   providerCreateEndpoint,
   providerDeleteEndpoint,
@@ -19,18 +19,12 @@ import {
 } from '@mandate/contracts';
 import { encodeKeySegment, JetStreamKvStore } from '@mandate/store';
 import { createLogger } from '@mandate/telemetry';
-import { natsServerMissing } from '@mandate/testing';
+import { natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 import { VaultSeed } from './testing/seed.js';
 
 const missing = natsServerMissing('vault service');
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 const CANARY_SECRET = 'canary-client-secret-7f3a9c';
 const CANARY_KEY = 'canary-api-key-51c2e8';

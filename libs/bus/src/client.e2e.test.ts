@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { echoEndpoint, MandateError } from '@mandate/contracts';
-import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
+import { echoEndpoint } from '@mandate/contracts';
+import { natsServerMissing, startNatsServer, type NatsServerHandle, failure } from '@mandate/testing';
 import { BusClient } from './client.js';
 import { connectToBus } from './connection.js';
 
@@ -19,12 +19,6 @@ authorization {
   ]
 }
 `;
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 describe.skipIf(missing)('BusClient: what a request that the bus does not carry says', () => {
   let dir: string;

@@ -4,7 +4,6 @@ import { JetStreamPublisher } from '@mandate/bus/client';
 import {
   CONSENT_GRANTED_EVENT,
   CONSENT_SERVICE,
-  MandateError,
   consentGrantedDataSchema,
   oauth2TokenEndpoint,
   providerCreateEndpoint,
@@ -13,19 +12,13 @@ import {
   type ConsentGrantedData,
 } from '@mandate/contracts';
 import { JetStreamKvStore } from '@mandate/store';
-import { natsServerMissing } from '@mandate/testing';
+import { natsServerMissing, failure } from '@mandate/testing';
 import { startTestIdp, type TestIdp } from '@mandate/testing/idp';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 import { VaultSeed } from '@mandate/vault/testing';
 import { MandateClient, waitForConsent, withAccessToken, withApiKey } from './index.js';
 
 const missing = natsServerMissing('agent SDK');
-
-async function failure(promise: Promise<unknown>): Promise<MandateError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  if (!(error instanceof MandateError)) throw new Error(`expected a MandateError, got ${String(error)}`);
-  return error;
-}
 
 const API_KEY = 'sdk-test-api-key-9d41';
 

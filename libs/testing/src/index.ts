@@ -2,3 +2,4 @@ export * from './nats-server.js';
 export * from './skip.js';
 export * from './nats-cluster.js';
 export * from './audit-intake.js';
+export * from './mandate-error.js';
