@@ -77,6 +77,17 @@ describe.skipIf(missing)('workload authentication and WAT minting', () => {
     expect(await refusal(forWorkload('report-agent', once))).toEqual({ code: 'unauthenticated', reason: 'assertion_replayed' });
   });
 
+  it('gives one WAT for an assertion sent many times at once, through either binding, and audits the others as replays', async () => {
+    const once = await assertion('trusted-backend');
+    const asks = Array.from({ length: 12 }, (_, i) =>
+      i % 2 === 0 ? forWorkload('trusted-backend', once) : h.bus.request(tokenForUserEndpoint, { tenant: 'acme', workload: 'trusted-backend', userId: 'user-7', clientAssertion: once }),
+    );
+    const outcomes = await Promise.all(asks.map((ask) => ask.then(() => 'minted', (error: unknown) => (error as MandateError).details?.['reason'])));
+    expect(outcomes.filter((outcome) => outcome === 'minted')).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome === 'assertion_replayed')).toHaveLength(11);
+    await expect.poll(() => h.audit.filter((r) => r.action === 'wat-mint' && r.actor.workload === 'trusted-backend' && r.reason === 'assertion_replayed').length).toBeGreaterThanOrEqual(11);
+  });
+
   it('refuses assertions that do not prove the workload', async () => {
     const stranger = await workloadKeyPair('agent-key-1');
     const cases: [string, Promise<string>, string][] = [
