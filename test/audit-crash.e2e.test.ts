@@ -85,7 +85,7 @@ describe.skipIf(missing)('audit trail under crashes', { timeout: 180_000 }, () =
     await Promise.all(workers);
 
     const check = await connectToBus({ servers: nats.url, name: 'audit-crash-check' });
-    const repository = await TrailRepository.open(new JetStreamKvStore(check));
+    const repository = await TrailRepository.open(new JetStreamKvStore(check), { kind: 'stream', nc: check, replicas: 1 });
     const bus = new BusClient(check, { defaultTimeoutMs: 30_000 });
     const chainOf = async (tenant: string) => {
       const head = (await repository.chainHead(tenant as TenantId))?.value.sequence ?? 0;

@@ -139,7 +139,7 @@ describe.skipIf(missing)('canary secrets, tokens and arguments appear nowhere th
     expect(logLines.length).toBeGreaterThan(20);
     expect(errors.length).toBeGreaterThanOrEqual(5);
     expect(stored.some((m) => m.where.startsWith('MANDATE_DECISIONS'))).toBe(true);
-    expect(stored.some((m) => m.where.startsWith('KV_mandate_audit_trail') && m.text.includes('"argumentsDigest"'))).toBe(true);
+    expect(stored.some((m) => m.where.startsWith('MANDATE_AUDIT_TRAIL ') && m.text.includes('"argumentsDigest"'))).toBe(true);
     expect(traced.some((span) => span.text.includes('MCP POST'))).toBe(true);
 
     expect(canariesFound(allWritten({ audit: h.audit, logLines, errors }, stored, traced), canaries)).toEqual([]);

@@ -146,7 +146,7 @@ describe.skipIf(missing)('canary secrets and tokens appear nowhere the system wr
     expect(logLines.length).toBeGreaterThan(20);
     expect(errorReplies.length).toBeGreaterThanOrEqual(10);
     // The intake stream is a work queue (emptied as records are chained): the records are read from the trail, and as they were published.
-    expect(stored.some((m) => m.where.startsWith('KV_mandate_audit_trail') && m.text.includes('"action":"api-key-release"'))).toBe(true);
+    expect(stored.some((m) => m.where.startsWith('MANDATE_AUDIT_TRAIL ') && m.text.includes('"action":"api-key-release"'))).toBe(true);
     expect(stored.some((m) => m.where.startsWith('MANDATE_EVENTS'))).toBe(true);
     expect(stored.some((m) => m.where.startsWith('KV_'))).toBe(true);
     expect(traced.length).toBeGreaterThan(10);

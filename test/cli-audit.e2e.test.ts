@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import type { TenantId, TrailEntry } from '@mandate/contracts';
 import { auditDigestEndpoint } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
-import { startAuditHarness, StoredTrailEditor, type AuditHarness } from '@mandate/audit/testing';
+import { startAuditHarness, type AuditHarness } from '@mandate/audit/testing';
 import { assertBuilt, cliEntry, root } from './processes.js';
 import { runCli } from './cli-process.js';
 
@@ -58,7 +58,7 @@ describe.skipIf(missing)('mandate audit query | tail | verify', { timeout: 90_00
 
   it('verify names the first broken record and exits non-zero once the trail is edited', async () => {
     await h.waitForSequence('acme', 5);
-    const stored = new StoredTrailEditor(h.repository, await h.store.collection('audit-trail'));
+    const stored = h.editor;
     const entry = await stored.read('acme' as TenantId, 2);
     await stored.replace('acme' as TenantId, 2, { ...entry, record: { ...entry.record, outcome: 'failed' } });
     const run = await mandate('audit', 'verify', '--from', '1', '--to', '4');

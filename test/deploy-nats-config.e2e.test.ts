@@ -15,6 +15,7 @@ import {
   AUDIT_CONSUMER,
   AUDIT_DLQ_STREAM,
   AUDIT_STREAM,
+  AUDIT_TRAIL_STREAM,
   auditQueryEndpoint,
   codeExchangeEndpoint,
   echoEndpoint,
@@ -332,6 +333,15 @@ describe.skipIf(missing)('deploy/nats', () => {
           await expect(asAudit.consumers.add(AUDIT_STREAM.name, { durable_name: 'snoop', ack_policy: AckPolicy.Explicit })).rejects.toThrow();
           expect((await jsm.consumers.info(AUDIT_STREAM.name, AUDIT_CONSUMER)).name).toBe(AUDIT_CONSUMER);
           expect((await jsm.streams.info(AUDIT_STREAM.name)).state.messages).toBe(kept);
+          // The trail it wrote the record into: it cannot delete that stream, nor purge it (JetStream would refuse the purge anyway).
+          const trail = (await jsm.streams.info(AUDIT_TRAIL_STREAM.name)).state.messages;
+          expect(trail).toBeGreaterThan(0);
+          await expect(asAudit.streams.delete(AUDIT_TRAIL_STREAM.name)).rejects.toThrow();
+          await expect(asAudit.streams.purge(AUDIT_TRAIL_STREAM.name)).rejects.toThrow();
+          // Nor give it an age limit, which would drop entries: the service creates the stream, never updates it.
+          const { config } = await jsm.streams.info(AUDIT_TRAIL_STREAM.name);
+          await expect(asAudit.streams.update(AUDIT_TRAIL_STREAM.name, { ...config, max_age: 1_000_000_000 })).rejects.toThrow();
+          expect((await jsm.streams.info(AUDIT_TRAIL_STREAM.name)).state.messages).toBe(trail);
         } finally {
           await auditUser.close();
         }
@@ -560,6 +570,8 @@ describe.skipIf(missing)('deploy/nats', () => {
     it('stops agent code from writing audit records', async () => {
       const nc = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD, inboxPrefix: '_INBOX_agent' });
       expect(await permissionError(nc, 'mandate.audit.acme.vault.token-released')).toMatch(/permissions violation/i);
+      // Nor into the trail itself.
+      expect(await permissionError(nc, 'mandate.trail.acme.entries')).toMatch(/permissions violation/i);
       await nc.close();
     });
   });

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { BusClient, JetStreamPublisher } from '@mandate/bus';
-import { AUDIT_STREAM, auditQueryEndpoint, echoEndpoint, tenantId } from '@mandate/contracts';
+import { AUDIT_STREAM, AUDIT_TRAIL_STREAM, auditQueryEndpoint, echoEndpoint, tenantId } from '@mandate/contracts';
 import { freePort, natsServerMissing } from '@mandate/testing';
 import { assertBuilt, cliEntry, spawnNode, type Spawned } from './processes.js';
 
@@ -109,9 +109,11 @@ describe.skipIf(missing)('mandate up: the whole system on the embedded default',
     const report = JSON.parse(status.output()) as { services: { name: string }[]; streams: { name: string; kind: string; messages: number; bytes: number; denyDelete: boolean }[] };
     expect(report.services.map((s) => s.name)).toContain('mandate-diagnostics');
     expect(report.streams.find((s) => s.name === AUDIT_STREAM.name)).toMatchObject({ kind: 'stream', messages: 0, denyDelete: true });
-    // The buckets the services made on first use are listed too: the trail the published record went into.
-    expect(report.streams.find((s) => s.name === 'KV_mandate_audit_trail')).toMatchObject({ kind: 'kv' });
-    expect(report.streams.find((s) => s.name === 'KV_mandate_audit_trail')!.messages).toBeGreaterThan(0);
+    // The trail the published record went into, append-only; and the buckets the services made on first use.
+    expect(report.streams.find((s) => s.name === AUDIT_TRAIL_STREAM.name)).toMatchObject({ kind: 'stream', denyDelete: true });
+    expect(report.streams.find((s) => s.name === AUDIT_TRAIL_STREAM.name)!.messages).toBeGreaterThan(0);
+    expect(report.streams.find((s) => s.name === 'KV_mandate_audit_heads')).toMatchObject({ kind: 'kv' });
+    expect(report.streams.find((s) => s.name === 'KV_mandate_audit_trail')).toBeUndefined();
 
     first.child.kill('SIGINT');
     expect(await first.exit).toBe(0);

@@ -135,7 +135,7 @@ export async function benchAudit(nc: NatsConnection, natsUrl: string, options: {
   // throughput; the soak runs the default.
   const env = auditEnvSchema.parse({ NATS_URL: natsUrl, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: dataDir, AUDIT_WRITER_ID: 'bench', AUDIT_CHAIN_LINGER_MS: '10' });
   const logger = createLogger('bench-audit', { level: 'silent' });
-  const repository = await TrailRepository.open(new JetStreamKvStore(nc));
+  const repository = await TrailRepository.open(new JetStreamKvStore(nc), { kind: 'stream', nc, replicas: 1 });
   let service: RunningService | undefined = await runService(auditService, env, { logger });
   // How long each tenant's chain must be: what was published to it.
   const chained = new Map<string, number>();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AckedPublisher, connectToBus } from '@mandate/bus';
-import { AUDIT_STREAM, auditSubject, type AuditRecord, type TenantId } from '@mandate/contracts';
+import { AUDIT_STREAM, AUDIT_TRAIL_STREAM, auditSubject, type AuditRecord, type TenantId } from '@mandate/contracts';
 import { JetStreamKvStore } from '@mandate/store';
 import { findNatsServer, freePort } from '@mandate/testing';
 import { TrailRepository } from '@mandate/audit/module';
@@ -101,7 +101,7 @@ export async function runSoak(options: SoakOptions): Promise<void> {
     });
     const jsm = await jetstreamManager(nc);
     await waitFor(async () => (await jsm.consumers.list(AUDIT_STREAM.name).next()).length > 0, 60_000, 'the audit service did not start consuming');
-    const repository = await TrailRepository.open(new JetStreamKvStore(nc));
+    const repository = await TrailRepository.open(new JetStreamKvStore(nc), { kind: 'stream', nc, replicas: 1 });
     const tenants = Array.from({ length: options.tenants }, (_, i) => `soak-${i}` as TenantId);
     const chained = async () => (await Promise.all(tenants.map((t) => repository.chainHead(t)))).reduce((sum, head) => sum + (head?.value.sequence ?? 0), 0);
     const result = await soak(nc, jsm, options, tenants, chained, { nats: nats.pid!, audit: audit.pid!, dirs: [storeDir, dataDir] });
@@ -307,8 +307,8 @@ function report(options: SoakOptions, { samples, checkpoints, seconds }: { sampl
   );
   process.stdout.write(`\nAt ${last.chained.toLocaleString('en')} records, by stream:\n`);
   printTable(['stream', 'messages', 'bytes', 'bytes/record'], last.streams.map((s) => [s.name, String(s.messages), mib(s.bytes), (s.bytes / last.chained).toFixed(0)]));
-  const fragments = last.streams.find((s) => s.name === 'KV_mandate_audit_trail')?.messages;
-  if (fragments) process.stdout.write(`\nrecords per stored trail fragment (a KV key each, nats-server memory for as long as it exists): ${(last.chained / fragments).toFixed(1)}\n`);
+  const messages = last.streams.find((s) => s.name === AUDIT_TRAIL_STREAM.name)?.messages;
+  if (messages) process.stdout.write(`\nrecords per message of the trail's stream (fragments and digests): ${(last.chained / messages).toFixed(1)}\n`);
   process.stdout.write(`\nrecords/s by tenth of the run: ${tenths.map((r) => r.toFixed(0)).join(', ')}\n`);
   process.stdout.write(`nats-server peak RSS: ${mib(peakNats)}\n`);
   process.stdout.write(`bytes on disk per record target (<= ${BYTES_PER_RECORD_TARGET}): ${verdict.bytesPerRecord}\n`);

@@ -10,23 +10,18 @@ import {
   auditVerifyEndpoint,
   MandateError,
   type TenantId,
-  type TrailDigest,
 } from '@mandate/contracts';
-import type { DocumentCollection } from '@mandate/store';
 import { natsServerMissing } from '@mandate/testing';
 import { DigestKeyRing } from './domain/signing-keys.js';
 import { signDigest, digestHash } from './domain/digests.js';
 import { TrailVerifier } from './domain/trail-verifier.js';
 import { startAuditHarness, type AuditHarness } from './testing/harness.js';
-import { StoredTrailEditor } from './testing/stored-trail.js';
 
 const missing = natsServerMissing('audit service over NATS');
-const id = (kind: 'd', n: number) => `${kind}.${String(n).padStart(12, '0')}`;
 
 describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_000 }, () => {
   let h: AuditHarness;
-  let raw: DocumentCollection<TrailDigest>;
-  let stored: StoredTrailEditor;
+  const stored = () => h.editor;
   const verify = (tenant: string, range: { from?: number | string; to?: number | string } = {}) => h.bus.request(auditVerifyEndpoint, { tenant, ...range });
 
   /** A tenant with `count` records and one digest after them. */
@@ -38,8 +33,6 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
 
   beforeAll(async () => {
     h = await startAuditHarness();
-    raw = await h.store.collection<TrailDigest>('audit-trail');
-    stored = new StoredTrailEditor(h.repository, raw as DocumentCollection<unknown>);
   });
 
   afterAll(async () => {
@@ -132,7 +125,7 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
     await seeded('quiet', 2);
     const [again] = (await h.bus.request(auditDigestEndpoint, { tenant: 'quiet' })).digests;
     expect(again).toMatchObject({ number: 2, fromSequence: 3, toSequence: 2 });
-    const first = (await raw.get('quiet' as TenantId, id('d', 1)))!.value as TrailDigest;
+    const first = await stored().storedDigest('quiet' as TenantId, 1);
     expect(again!.previousDigestHash).toBe(digestHash(first));
     const keys = await h.bus.request(auditKeysEndpoint, {});
     expect(keys.keys.map((k) => k.kid)).toEqual([again!.kid]);
@@ -149,8 +142,8 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
 
     it('a changed field', async () => {
       await seeded('t-field');
-      const entry = await stored.read('t-field' as TenantId, 3);
-      await stored.replace('t-field' as TenantId, 3, { ...entry, record: { ...entry.record, outcome: 'denied' } });
+      const entry = await stored().read('t-field' as TenantId, 3);
+      await stored().replace('t-field' as TenantId, 3, { ...entry, record: { ...entry.record, outcome: 'denied' } });
       expect(await problemOf('t-field')).toMatchObject({ kind: 'edited', sequence: 3 });
       expect(await verify('t-field')).toMatchObject({ ok: false, records: { valid: 5, total: 6 } });
     });
@@ -158,32 +151,28 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
     it('a changed field with the hash recomputed is still caught by the next link', async () => {
       await seeded('t-rehash');
       const { entryHash } = await import('./domain/chain.js');
-      const entry = await stored.read('t-rehash' as TenantId, 3);
+      const entry = await stored().read('t-rehash' as TenantId, 3);
       const forged = { ...entry, record: { ...entry.record, outcome: 'denied' as const } };
-      await stored.replace('t-rehash' as TenantId, 3, { ...forged, hash: entryHash(forged) });
+      await stored().replace('t-rehash' as TenantId, 3, { ...forged, hash: entryHash(forged) });
       expect(await problemOf('t-rehash')).toMatchObject({ kind: 'edited', sequence: 4 });
     });
 
     it('a flipped byte in a stored (deflated) fragment', async () => {
       await seeded('t-flip');
-      const fragment = (await h.repository.fragmentHolding('t-flip' as TenantId, 3))!;
-      const doc = (await raw.get('t-flip' as TenantId, fragment.id))! as unknown as { id: string; revision: number; value: { deflated: string } };
-      const bytes = Buffer.from(doc.value.deflated, 'base64');
-      bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
-      await (raw as unknown as DocumentCollection<unknown>).update('t-flip' as TenantId, doc.id, { deflated: bytes.toString('base64') }, doc.revision);
+      await stored().corruptFragment('t-flip' as TenantId, 3);
       expect(await verify('t-flip')).toMatchObject({ ok: false });
     });
 
     it('a deleted record', async () => {
       await seeded('t-delete');
-      await stored.remove('t-delete' as TenantId, 2);
+      await stored().remove('t-delete' as TenantId, 2);
       expect(await problemOf('t-delete')).toMatchObject({ kind: 'missing', sequence: 2 });
     });
 
     it('a deleted tail, with the head moved back too', async () => {
       await seeded('t-tail');
-      await stored.remove('t-tail' as TenantId, 6);
-      await stored.remove('t-tail' as TenantId, 5);
+      await stored().remove('t-tail' as TenantId, 6);
+      await stored().remove('t-tail' as TenantId, 5);
       const head = (await h.repository.chainHead('t-tail' as TenantId))!;
       const four = (await h.repository.entry('t-tail' as TenantId, 4))!;
       await h.repository.moveChainHead('t-tail' as TenantId, { ...head.value, sequence: 4, hash: four.hash }, head.revision);
@@ -192,30 +181,30 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
 
     it('two records swapped', async () => {
       await seeded('t-swap');
-      const a = await stored.read('t-swap' as TenantId, 2);
-      const b = await stored.read('t-swap' as TenantId, 3);
-      await stored.replace('t-swap' as TenantId, 2, b);
-      await stored.replace('t-swap' as TenantId, 3, a);
+      const a = await stored().read('t-swap' as TenantId, 2);
+      const b = await stored().read('t-swap' as TenantId, 3);
+      await stored().replace('t-swap' as TenantId, 2, b);
+      await stored().replace('t-swap' as TenantId, 3, a);
       expect(await problemOf('t-swap')).toMatchObject({ kind: 'reordered', sequence: 2 });
     });
 
     it('an edited digest', async () => {
       await seeded('t-digest-edit');
-      const doc = (await raw.get('t-digest-edit' as TenantId, id('d', 1)))!;
-      await raw.update('t-digest-edit' as TenantId, id('d', 1), { ...(doc.value as TrailDigest), toSequence: 5 }, doc.revision);
+      const digest = await stored().storedDigest('t-digest-edit' as TenantId, 1);
+      await stored().replaceDigest('t-digest-edit' as TenantId, 1, { ...digest, toSequence: 5 });
       expect(await verify('t-digest-edit')).toMatchObject({ ok: false, problem: { kind: 'digest-edited', digest: 1 }, digests: { valid: 0, total: 1 } });
     });
 
     it('a deleted digest', async () => {
       await seeded('t-digest-delete');
       await h.bus.request(auditDigestEndpoint, { tenant: 't-digest-delete' });
-      await raw.delete('t-digest-delete' as TenantId, id('d', 1));
+      await stored().removeDigest('t-digest-delete' as TenantId, 1);
       expect(await problemOf('t-digest-delete')).toMatchObject({ kind: 'digest-missing', digest: 1 });
     });
 
     it('the newest digests deleted, with the digest head moved back: old records no digest covers', async () => {
       await seeded('t-digest-tail');
-      await raw.delete('t-digest-tail' as TenantId, id('d', 1));
+      await stored().removeDigest('t-digest-tail' as TenantId, 1);
       const heads = await h.store.collection('audit-heads');
       await heads.delete('t-digest-tail' as TenantId, 'digests');
       const now = Date.now();
@@ -226,16 +215,16 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
 
     it('a digest signed with a key that is not trusted', async () => {
       await seeded('t-key');
-      const doc = (await raw.get('t-key' as TenantId, id('d', 1)))!;
+      const digest = await stored().storedDigest('t-key' as TenantId, 1);
       const stranger = DigestKeyRing.fromJson(DigestKeyRing.generateFile(), 'test');
-      const { kid: _kid, signature: _sig, ...unsigned } = doc.value as TrailDigest;
-      await raw.update('t-key' as TenantId, id('d', 1), signDigest(stranger, unsigned), doc.revision);
+      const { kid: _kid, signature: _sig, ...unsigned } = digest;
+      await stored().replaceDigest('t-key' as TenantId, 1, signDigest(stranger, unsigned));
       expect(await problemOf('t-key')).toMatchObject({ kind: 'unknown-key', digest: 1 });
     });
 
     it('verifies a range by sequence and by time', async () => {
       await seeded('t-range');
-      await stored.remove('t-range' as TenantId, 5);
+      await stored().remove('t-range' as TenantId, 5);
       expect(await verify('t-range', { from: 1, to: 4 })).toMatchObject({ records: { valid: 4, total: 4 }, fromSequence: 1, toSequence: 4 });
       expect(await verify('t-range', { from: 2, to: 6 })).toMatchObject({ ok: false, problem: { kind: 'missing', sequence: 5 } });
       const all = await verify('t-range', { from: '2000-01-01T00:00:00Z', to: new Date(Date.now() + 60_000).toISOString() });

@@ -47,7 +47,8 @@ export class AuditTrail {
     const { env, logger } = deps;
     const clock = deps.clock ?? Date.now;
     const { ring, source, generated } = await loadDigestKeys({ mode: env.MANDATE_MODE, keyJson: env.AUDIT_SIGNING_KEY, keyFile: signingKeyFile(env) });
-    const repository = await TrailRepository.open(deps.store);
+    const replicas = env.MANDATE_MODE === 'production' ? 3 : 1;
+    const repository = await TrailRepository.open(deps.store, env.MANDATE_STORE === 'mongodb' ? { kind: 'documents' } : { kind: 'stream', nc: deps.nc, replicas });
     const appender = new TrailAppender({
       repository,
       writerId: env.AUDIT_WRITER_ID,
@@ -62,7 +63,7 @@ export class AuditTrail {
     const consumer = new AuditConsumer(deps.nc, appender, logger, {
       ackWaitMs: env.AUDIT_ACK_WAIT_SECONDS * 1000,
       maxAckPending: env.AUDIT_MAX_ACK_PENDING,
-      replicas: env.MANDATE_MODE === 'production' ? 3 : 1,
+      replicas,
       migrateIntake: env.MANDATE_MODE !== 'production',
     });
     const trail = new AuditTrail(ring, appender, digester, verifier, new TrailQuery(repository, env.AUDIT_QUERY_SCAN_LIMIT), consumer, logger);

@@ -7,7 +7,7 @@ import type { Logger } from '@mandate/telemetry';
 import { AuditTrail } from './audit.assembly.js';
 import { auditEnvSchema } from './config.js';
 import { AuditEndpoint } from './endpoints/audit.endpoint.js';
-import { AUDIT_COLLECTIONS } from './store/trail-repository.js';
+import { AUDIT_COLLECTIONS, AUDIT_COLLECTIONS_OPENED_ON_USE } from './store/trail-repository.js';
 
 @Module({
   controllers: [AuditEndpoint],
@@ -32,6 +32,7 @@ export const auditService: ServiceDefinition = {
   envSchema: auditEnvSchema,
   endpoints: auditTrailEndpoints,
   collections: [...AUDIT_COLLECTIONS],
+  openedOnUse: [...AUDIT_COLLECTIONS_OPENED_ON_USE],
 };
 
 // What the benchmark and tests outside this app reach for.

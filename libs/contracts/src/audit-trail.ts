@@ -82,6 +82,56 @@ export function auditDlqSubject(reason: AuditPoisonReason): string {
   return `${AUDIT_DLQ_SUBJECT_PREFIX}.${reason}`;
 }
 
+/** Subject root of the stored trail: `mandate.trail.<tenant>.entries` and `mandate.trail.<tenant>.digests`. */
+export const AUDIT_TRAIL_SUBJECT_ROOT = `${SUBJECT_ROOT}.trail`;
+
+/**
+ * The trail itself on JetStream (the embedded default; MongoDB keeps documents): an append-only
+ * log, one subject of entry fragments and one of signed digests per tenant. Nothing can be deleted
+ * from it or purged, by anyone: JetStream refuses to turn `deny_delete` and `deny_purge` off once
+ * set. Only the audit service publishes here, every append conditional on the tenant's last message
+ * (`Nats-Expected-Last-Subject-Sequence`), so two writers can never both extend the same chain.
+ * Not part of `STREAMS`: the audit service declares it. Its memory in nats-server does not grow
+ * with its messages, as a KV bucket's does with its keys (docs/audit.md, "Storage growth").
+ */
+export const AUDIT_TRAIL_STREAM: StreamDefinition = Object.freeze({
+  name: 'MANDATE_AUDIT_TRAIL',
+  description: 'The audit trail: per tenant, hash-chained entries in deflated fragments (mandate.trail.<tenant>.entries) and signed digests (mandate.trail.<tenant>.digests); append-only',
+  subjects: [`${AUDIT_TRAIL_SUBJECT_ROOT}.>`],
+  denyDelete: true,
+  denyPurge: true,
+  // Appends carry no message id (the expected last sequence is what orders them): nothing is kept for the window.
+  duplicateWindowMs: 60_000,
+  maxAgeMs: 0,
+});
+
+export function trailEntriesSubject(tenant: string): string {
+  return `${AUDIT_TRAIL_SUBJECT_ROOT}.${trailTenantToken(tenant)}.entries`;
+}
+
+export function trailDigestsSubject(tenant: string): string {
+  return `${AUDIT_TRAIL_SUBJECT_ROOT}.${trailTenantToken(tenant)}.digests`;
+}
+
+function trailTenantToken(tenant: string): string {
+  if (!TENANT_ID_PATTERN.test(tenant)) throw new TypeError(`tenant must match ${TENANT_ID_PATTERN.source}, got ${JSON.stringify(tenant)}`);
+  return tenant;
+}
+
+/**
+ * Headers on a message of `MANDATE_AUDIT_TRAIL`. A fragment's body is the JSON array of its entries,
+ * deflated (RFC 1951); the headers say where it sits, so that finding an entry reads no body but
+ * the one that holds it. A digest's body is the digest's JSON.
+ */
+export const AUDIT_TRAIL_HEADERS = {
+  /** The sequence of a fragment's first entry. */
+  first: 'Mandate-Trail-First',
+  /** How many entries a fragment holds. */
+  count: 'Mandate-Trail-Count',
+  /** A digest's number. */
+  digest: 'Mandate-Trail-Digest',
+} as const;
+
 /** The hash of nothing before the first record of a chain, and before the first digest. */
 export const GENESIS_HASH = '0'.repeat(64);
 

@@ -28,6 +28,16 @@ export interface JetStreamKvStoreOptions {
   clock?: Clock;
 }
 
+/** The KV bucket a collection lives in (`mandate_<collection>`, dashes as underscores). */
+export function kvBucketOf(collection: string): string {
+  return `mandate_${collection.replaceAll('-', '_')}`;
+}
+
+/** The JetStream stream behind a collection's bucket, for what must look at a bucket without opening (and so creating) it. */
+export function kvStreamOf(collection: string): string {
+  return `KV_${kvBucketOf(collection)}`;
+}
+
 /**
  * The embedded default store: one JetStream KV bucket per collection (`mandate_<collection>`),
  * keys `<tenant>.<id>`, history 1 so a deleted secret does not linger as an older revision.
@@ -51,7 +61,7 @@ export class JetStreamKvStore implements DocumentStore {
 
   readonly collection = openOnce(
     async (name, { maxAgeMs }) => {
-      const bucket = `mandate_${name.replaceAll('-', '_')}`;
+      const bucket = kvBucketOf(name);
       // Replicated, a read goes to the leader: a direct get may be answered by a replica that is
       // still catching up (a node just restarted), and a stale read made a compare-and-swap lose
       // against its own last write, for ever (a scheduler run stuck `running` on the cluster).

@@ -2,6 +2,7 @@ import { inflateRawSync } from 'node:zlib';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { AUDIT_TRAIL_HEADERS } from '@mandate/contracts';
 
 /** Something the system wrote, where, as text: what a canary scan searches. */
 export interface Written {
@@ -11,8 +12,8 @@ export interface Written {
 
 /**
  * Every message of every JetStream stream on the server (events, audit intake, decision log, every
- * KV bucket: the trail, the vault's encrypted documents, the replay guard…): subject, headers and
- * body, with the audit trail's deflated fragments read as what they hold.
+ * KV bucket: the audit trail's stream, the vault's encrypted documents, the replay guard…): subject,
+ * headers and body, with the audit trail's deflated fragments read as what they hold.
  */
 export async function everyStoredMessage(nc: NatsConnection): Promise<Written[]> {
   const jsm = await jetstreamManager(nc);
@@ -25,10 +26,20 @@ export async function everyStoredMessage(nc: NatsConnection): Promise<Written[]>
       const headers = message.header ? [...message.header].map(([name, values]) => `${name}: ${values.join(',')}`).join('\n') : '';
       const body = message.string();
       const inflated = [...body.matchAll(/"deflated":"([A-Za-z0-9+/=]+)"/g)].map((match) => inflateRawSync(Buffer.from(match[1]!, 'base64')).toString('utf8'));
+      // A fragment of the trail's stream is its entries' JSON deflated, the whole body.
+      if (message.header?.has(AUDIT_TRAIL_HEADERS.first)) inflated.push(inflatedOrNothing(message.data));
       stored.push({ where: `${stream.config.name} #${seq} ${message.subject}`, text: [message.subject, headers, body, ...inflated].join('\n') });
     }
   }
   return stored;
+}
+
+function inflatedOrNothing(data: Uint8Array): string {
+  try {
+    return inflateRawSync(data).toString('utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Every finished span: its name, attributes, events, status and links. */

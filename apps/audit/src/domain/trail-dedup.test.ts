@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { AuditRecord, TenantId } from '@mandate/contracts';
+import { AUDIT_TRAIL_STREAM, AUDIT_TRAIL_SUBJECT_ROOT, trailEntriesSubject, type AuditRecord, type TenantId } from '@mandate/contracts';
 import { JetStreamKvStore } from '@mandate/store';
 import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
 import { TrailAppender, type AppendOutcome, type TrailAppenderOptions } from './trail-appender.js';
-import { TRAIL_COLLECTION, TrailRepository } from '../store/trail-repository.js';
+import { TrailRepository } from '../store/trail-repository.js';
+import { StreamTrailEditor } from '../testing/stored-trail.js';
 
 const missing = natsServerMissing('audit deduplication on JetStream KV');
 const WINDOW_MS = 60_000;
@@ -58,7 +59,7 @@ describe.skipIf(missing)('audit deduplication: an index of recent records, learn
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
     store = new JetStreamKvStore(nc, { clock: () => nowMs });
-    repository = await TrailRepository.open(store);
+    repository = await TrailRepository.open(store, { kind: 'stream', nc, replicas: 1 });
   });
   afterAll(async () => {
     await nc?.close();
@@ -74,13 +75,14 @@ describe.skipIf(missing)('audit deduplication: an index of recent records, learn
     expect(await writer.append(again)).toEqual<AppendOutcome>({ status: 'duplicate', sequence: 51 });
     await writer.close();
     const jsm = await jetstreamManager(nc);
-    const subjects = Object.keys((await jsm.streams.info('KV_mandate_audit_trail', { subjects_filter: `$KV.mandate_audit_trail.${tenant}.>` })).state.subjects ?? {});
-    expect(subjects.length).toBeGreaterThan(0);
-    expect(subjects.every((subject) => /\.e\.\d{12}$/.test(subject))).toBe(true);
-    expect(subjects.length).toBeLessThan(10);
+    const subjects = (await jsm.streams.info(AUDIT_TRAIL_STREAM.name, { subjects_filter: `${AUDIT_TRAIL_SUBJECT_ROOT}.${tenant}.>` })).state.subjects ?? {};
+    expect(Object.keys(subjects)).toEqual([trailEntriesSubject(tenant)]);
+    expect(subjects[trailEntriesSubject(tenant)]).toBeLessThan(10);
     const streams: string[] = [];
     for await (const info of jsm.streams.list()) streams.push(info.config.name);
+    // Nor a KV bucket per record or per fragment: the trail is the stream (a new deployment has no `audit-trail` bucket).
     expect(streams).not.toContain('KV_mandate_audit_claims');
+    expect(streams).not.toContain('KV_mandate_audit_trail');
   });
 
   it('a record that comes again within the window is a duplicate; once the window is over it is forgotten', async () => {
@@ -206,8 +208,7 @@ describe.skipIf(missing)('audit deduplication: an index of recent records, learn
     const writer = appender();
     const [a, b, lost] = [record(tenant), record(tenant), record(tenant)];
     for (const r of [a, b, lost]) await writer.append(r);
-    const trail = await store.collection(TRAIL_COLLECTION);
-    await trail.delete(tenant, `e.${String(3).padStart(12, '0')}`);
+    await new StreamTrailEditor(repository, nc).remove(tenant, 3);
     writer.resync();
     // Sequence 3 is now the repair record saying entries were lost; the lost record comes after it.
     expect(await writer.append(lost)).toEqual<AppendOutcome>({ status: 'appended', sequence: 4 });

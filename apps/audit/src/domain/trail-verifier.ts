@@ -146,7 +146,7 @@ export class TrailVerifier {
     const head = await this.repository.digestHead(tenant);
     let count = head?.value.number ?? 0;
     while (await this.repository.digest(tenant, count + 1)) count += 1;
-    const loaded = await Promise.all(Array.from({ length: count }, (_, i) => this.repository.digest(tenant, i + 1)));
+    const loaded = await this.repository.digests(tenant, 1, count);
     return loaded.map((digest, i) => {
       const number = i + 1;
       if (!digest) return { number, problem: { kind: 'digest-missing', digest: number, message: `digest ${number} is missing` } };

@@ -72,7 +72,7 @@ describe.skipIf(missing)('two audit replicas on one intake', { timeout: 120_000 
     h = await startSystem({ services: ['audit'], env: { AUDIT_WRITER_ID: 'audit-1', AUDIT_ACK_WAIT_SECONDS: '5' } });
     const first = h.service('audit');
     const second = await h.add('audit', { env: { AUDIT_WRITER_ID: 'audit-2' } });
-    const repository = await TrailRepository.open(new JetStreamKvStore(h.nc));
+    const repository = await TrailRepository.open(new JetStreamKvStore(h.nc), { kind: 'stream', nc: h.nc, replicas: 1 });
     const load = publishing(h);
     while (load.acked() < 1_500) await sleep(50);
     const consumer = await (await jetstreamManager(h.nc)).consumers.info(AUDIT_STREAM.name, AUDIT_CONSUMER);

@@ -11,6 +11,7 @@ import { AuditTrail } from '../audit.assembly.js';
 import { auditService } from '../audit.module.js';
 import { auditEnvSchema } from '../config.js';
 import { TrailRepository } from '../store/trail-repository.js';
+import { StreamTrailEditor } from './stored-trail.js';
 
 /** A real nats-server, the audit service in this process, and what tests need around them. */
 export type AuditHarness = Awaited<ReturnType<typeof startAuditHarness>>;
@@ -32,7 +33,7 @@ export async function startAuditHarness(overrides: Record<string, string> = {}, 
   let service = await start();
   const nc = await connectToBus({ servers: nats.url, name: 'audit-test' });
   const store = new JetStreamKvStore(nc);
-  const repository = await TrailRepository.open(store);
+  const repository = await TrailRepository.open(store, { kind: 'stream', nc, replicas: 1 });
   const publisher = new JetStreamPublisher(nc);
   return {
     nats,
@@ -44,9 +45,11 @@ export async function startAuditHarness(overrides: Record<string, string> = {}, 
     },
     trail: (): AuditTrail => service.app.get(AuditTrail),
     publisher,
-    /** The trail as stored, through the store port (what a tamperer with store access sees). */
+    /** The heads as stored, through the store port. */
     store,
     repository,
+    /** The trail's stream edited as someone with full access to nats-server could. */
+    editor: new StreamTrailEditor(repository, nc),
     publish: (tenant: string, extra: Partial<AuditRecordInput> = {}): Promise<AuditRecord> =>
       publisher.audit({ tenant, service: 'directory', action: 'workload-create', outcome: 'succeeded', actor: { admin: 'ops@example', workload: 'sales-brief' }, id: randomUUID(), ...extra }),
     /** Waits until the tenant's chain head reaches `sequence`. */

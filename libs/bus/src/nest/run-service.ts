@@ -25,6 +25,8 @@ export interface ServiceDefinition {
   endpoints: readonly EndpointContract[];
   /** Store collections the service owns; when set, the store is opened and injectable as `DOCUMENT_STORE`. */
   collections?: readonly string[];
+  /** Of those, the ones not prepared at start-up: the service opens them only where and when it uses them. */
+  openedOnUse?: readonly string[];
 }
 
 export interface RunningService {
@@ -66,7 +68,8 @@ export async function runService(
       ...(env.NATS_USER ? { user: env.NATS_USER, password: env.NATS_PASSWORD ?? '' } : {}),
     }));
   await declareStreams(nc, STREAMS, { replicas: env.MANDATE_MODE === 'production' ? 3 : 1 });
-  const opened = definition.collections ? await openDocumentStore(env, nc, definition.collections) : undefined;
+  const prepared = definition.collections?.filter((name) => !definition.openedOnUse?.includes(name));
+  const opened = prepared ? await openDocumentStore(env, nc, prepared) : undefined;
   const store = opened && options.wrapStore ? options.wrapStore(opened) : opened;
 
   const transport = new NatsServiceTransport({
