@@ -16,6 +16,7 @@ import {
   AUDIT_DLQ_STREAM,
   AUDIT_STREAM,
   AUDIT_TRAIL_STREAM,
+  trailEntriesSubject,
   auditQueryEndpoint,
   codeExchangeEndpoint,
   echoEndpoint,
@@ -341,6 +342,10 @@ describe.skipIf(missing)('deploy/nats', () => {
           // Nor give it an age limit, which would drop entries: the service creates the stream, never updates it.
           const { config } = await jsm.streams.info(AUDIT_TRAIL_STREAM.name);
           await expect(asAudit.streams.update(AUDIT_TRAIL_STREAM.name, { ...config, max_age: 1_000_000_000 })).rejects.toThrow();
+          // The operator's user administers every stream but this one: it cannot limit, delete or write to the trail either.
+          await expect(jsm.streams.update(AUDIT_TRAIL_STREAM.name, { ...config, max_msgs_per_subject: 1 })).rejects.toThrow();
+          await expect(jsm.streams.delete(AUDIT_TRAIL_STREAM.name)).rejects.toThrow();
+          expect(await permissionError(admin, trailEntriesSubject('deployed'))).toMatch(/permissions violation/i);
           expect((await jsm.streams.info(AUDIT_TRAIL_STREAM.name)).state.messages).toBe(trail);
         } finally {
           await auditUser.close();
@@ -571,7 +576,7 @@ describe.skipIf(missing)('deploy/nats', () => {
       const nc = await connect({ servers: url, user: 'agent', pass: passwords.AGENT_NATS_PASSWORD, inboxPrefix: '_INBOX_agent' });
       expect(await permissionError(nc, 'mandate.audit.acme.vault.token-released')).toMatch(/permissions violation/i);
       // Nor into the trail itself.
-      expect(await permissionError(nc, 'mandate.trail.acme.entries')).toMatch(/permissions violation/i);
+      expect(await permissionError(nc, trailEntriesSubject('acme'))).toMatch(/permissions violation/i);
       await nc.close();
     });
   });

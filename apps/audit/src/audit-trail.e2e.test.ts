@@ -1,14 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { deflateRawSync } from 'node:zlib';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import {
   AUDIT_DLQ_HEADERS,
+  AUDIT_TRAIL_HEADERS,
   AUDIT_DLQ_STREAM,
   auditDigestEndpoint,
   auditKeysEndpoint,
   auditQueryEndpoint,
   auditVerifyEndpoint,
   MandateError,
+  trailEntriesSubject,
   type TenantId,
 } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
@@ -161,6 +164,18 @@ describe.skipIf(missing)('audit service over a real nats-server', { timeout: 60_
       await seeded('t-flip');
       await stored().corruptFragment('t-flip' as TenantId, 3);
       expect(await verify('t-flip')).toMatchObject({ ok: false });
+    });
+
+    it('a fragment appended over the chain by someone who can publish to the stream, its entry linked and hashed', async () => {
+      await seeded('t-overlap');
+      const { entryHash } = await import('./domain/chain.js');
+      const entry = await stored().read('t-overlap' as TenantId, 4);
+      const forged = { ...entry, record: { ...entry.record, outcome: 'denied' as const } };
+      const headers = natsHeaders();
+      headers.set(AUDIT_TRAIL_HEADERS.first, '4');
+      headers.set(AUDIT_TRAIL_HEADERS.count, '1');
+      await jetstream(h.nc).publish(trailEntriesSubject('t-overlap'), deflateRawSync(JSON.stringify([{ ...forged, hash: entryHash(forged) }])), { headers });
+      expect(await problemOf('t-overlap')).toMatchObject({ kind: 'edited', sequence: 5 });
     });
 
     it('a deleted record', async () => {

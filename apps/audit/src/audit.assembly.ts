@@ -40,6 +40,7 @@ export class AuditTrail {
     readonly verifier: TrailVerifier,
     private readonly queries: TrailQuery,
     readonly consumer: AuditConsumer,
+    private readonly repository: TrailRepository,
     private readonly logger: Logger,
   ) {}
 
@@ -66,9 +67,9 @@ export class AuditTrail {
       replicas,
       migrateIntake: env.MANDATE_MODE !== 'production',
     });
-    const trail = new AuditTrail(ring, appender, digester, verifier, new TrailQuery(repository, env.AUDIT_QUERY_SCAN_LIMIT), consumer, logger);
+    const trail = new AuditTrail(ring, appender, digester, verifier, new TrailQuery(repository, env.AUDIT_QUERY_SCAN_LIMIT), consumer, repository, logger);
     await consumer.start();
-    trail.#timer = setInterval(() => void trail.#digestAll('trail digest round failed; will retry at the next interval'), env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000);
+    trail.#timer = setInterval(() => void trail.#digestRound(), env.AUDIT_DIGEST_INTERVAL_SECONDS * 1000);
     trail.#timer.unref();
     // A quiet tenant appends nothing that would make its writer forget: the index is swept too.
     trail.#sweepTimer = setInterval(() => appender.forgetExpired(), DEDUP_SWEEP_MS);
@@ -102,6 +103,17 @@ export class AuditTrail {
     await this.consumer.stop();
     await this.appender.close();
     await this.#digestAll('could not sign the shutdown digest');
+  }
+
+  /** A digest per tenant; and, since someone with the stream's rights could have given it a limit, a look at whether the trail is still kept whole. */
+  async #digestRound(): Promise<void> {
+    await this.#digestAll('trail digest round failed; will retry at the next interval');
+    try {
+      const problem = await this.repository.storageProblem();
+      if (problem) this.logger.error({ problem }, 'the audit trail is not kept whole: entries can be lost');
+    } catch (err) {
+      this.logger.warn({ err }, 'could not check how the audit trail is stored; will check at the next interval');
+    }
   }
 
   async #digestAll(failure: string): Promise<void> {

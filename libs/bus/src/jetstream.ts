@@ -15,6 +15,11 @@ export interface StreamPlacement {
 export type StreamDeclaration = { name: string; action: 'created' | 'updated' | 'unchanged' | 'retention-differs' };
 
 const STREAM_NOT_FOUND = 10059;
+
+/** Whether JetStream answered that the stream does not exist (and not that it could not answer). */
+export function isStreamNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND;
+}
 const CONSUMER_NOT_FOUND = 10014;
 
 function toStreamConfig(definition: StreamDefinition, placement: StreamPlacement): Partial<StreamConfig> & { name: string } {
@@ -56,7 +61,7 @@ async function declareStream(jsm: JetStreamManager, wanted: Partial<StreamConfig
   try {
     current = (await jsm.streams.info(wanted.name)).config;
   } catch (error) {
-    if (error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND) {
+    if (isStreamNotFound(error)) {
       await jsm.streams.add(wanted);
       return { name: wanted.name, action: 'created' };
     }

@@ -87,9 +87,12 @@ export const AUDIT_TRAIL_SUBJECT_ROOT = `${SUBJECT_ROOT}.trail`;
 
 /**
  * The trail itself on JetStream (the embedded default; MongoDB keeps documents): an append-only
- * log, one subject of entry fragments and one of signed digests per tenant. Nothing can be deleted
- * from it or purged, by anyone: JetStream refuses to turn `deny_delete` and `deny_purge` off once
- * set. Only the audit service publishes here, every append conditional on the tenant's last message
+ * log, one subject of entry fragments and one of signed digests per tenant. JetStream refuses to
+ * delete a message from it or purge it, and to turn either refusal off. What could still lose
+ * entries (deleting the stream, giving it a limit) `deploy/nats/permissions.conf` grants nobody,
+ * not the audit service and not the operator's user; the audit service refuses to start on a
+ * stream with a limit and logs it at every digest round, and `verify` finds what was lost. Only
+ * the audit service publishes here, every append conditional on the tenant's last message
  * (`Nats-Expected-Last-Subject-Sequence`), so two writers can never both extend the same chain.
  * Not part of `STREAMS`: the audit service declares it. Its memory in nats-server does not grow
  * with its messages, as a KV bucket's does with its keys (docs/audit.md, "Storage growth").
@@ -100,7 +103,7 @@ export const AUDIT_TRAIL_STREAM: StreamDefinition = Object.freeze({
   subjects: [`${AUDIT_TRAIL_SUBJECT_ROOT}.>`],
   denyDelete: true,
   denyPurge: true,
-  // Appends carry no message id (the expected last sequence is what orders them): nothing is kept for the window.
+  // Appends carry no message id (the expected last sequence is what orders them), so the window holds nothing.
   duplicateWindowMs: 60_000,
   maxAgeMs: 0,
 });

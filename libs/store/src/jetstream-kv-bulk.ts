@@ -2,7 +2,7 @@ import { createInbox, headers, type Msg, type MsgHdrs, type NatsConnection, type
 import { MandateError } from '@mandate/contracts';
 import type { CreateOutcome } from './port.js';
 
-/** JetStream refuses a write whose subject already has a message: `wrong last sequence`. */
+/** JetStream refuses a write whose subject already has a message: `wrong last sequence` (the codes 10071 and 10164 both say it). */
 export const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
 const NO_RESPONDERS = 503;
 

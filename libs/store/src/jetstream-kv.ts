@@ -278,7 +278,8 @@ function revisionOf(entry: KvEntry): number {
   return decode(entry).r ?? entry.revision;
 }
 
-function isWrongLastSequence(error: unknown): boolean {
+/** Whether JetStream refused a conditional publish because the subject's last message is another (`wrong last sequence`). */
+export function isWrongLastSequence(error: unknown): boolean {
   const cause = error instanceof MandateError ? error.cause : error;
   return cause instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.has(cause.code);
 }

@@ -1,7 +1,8 @@
-import { jetstream, jetstreamManager, JetStreamApiError, RetentionPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg, type StreamConfig } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StoredMsg, type StreamConfig } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { declareStreams } from '@mandate/bus';
+import { declareStreams, isStreamNotFound } from '@mandate/bus';
 import { AUDIT_TRAIL_HEADERS, AUDIT_TRAIL_STREAM, MandateError, trailDigestsSubject, trailEntriesSubject, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
+import { isWrongLastSequence } from '@mandate/store';
 import { deflateEntries, fragmentsOf, inflateEntries, PAGE, type StoredFragment, type TrailLog } from './trail-log.js';
 
 /*
@@ -11,10 +12,12 @@ import { deflateEntries, fragmentsOf, inflateEntries, PAGE, type StoredFragment,
  * signed digest (header: its number).
  *
  * Appending is conditional on the subject's last message (`Nats-Expected-Last-Subject-Sequence`):
- * a fragment is written only if the tenant's last stored fragment ends right before it, so two
- * writers that both read head n both try n + 1 and JetStream lets one through. Where the last
- * fragment is, this instance remembers from its own appends; when another writer moved on, the
- * append is refused (`conflict`) and the next one reads where the subject ends.
+ * fragments starting at n + 1 are written only when the chain as read holds entry n and not n + 1,
+ * after the message that was the subject's last when that was read, so two writers that both read
+ * head n both try n + 1 and JetStream lets one through. Where the subject ends, this instance
+ * remembers from its own appends (no read in the steady state); when another writer moved on, the
+ * append is refused (`conflict`) and the next one reads again. What the last message's headers
+ * claim decides nothing: a message someone else put at the end cannot stop the chain.
  *
  * Reading an entry finds the message that holds it: the subject's last message, or else a binary
  * search over the stream's sequences (each probe the subject's next message from a sequence) for
@@ -28,11 +31,11 @@ import { deflateEntries, fragmentsOf, inflateEntries, PAGE, type StoredFragment,
  * sequences and digest numbers below the first the stream holds, and the stream continues it.
  */
 
-const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
-const STREAM_NOT_FOUND = 10059;
-/** Sequences read as one stretch by `entries`, and how many stretches at once. */
+/** Numbers (sequences, digest numbers) read as one stretch, and how many stretches at once. */
 const STRETCH = 16 * PAGE;
 const STRETCHES_IN_PARALLEL = 8;
+/** How many messages a read looks past one out of line (a gap, or a message someone else put there) for the chain's next fragment. */
+const LOOK_AHEAD = 8;
 
 /** A message of the stream, placed by its headers: it holds the numbers `first`..`first + count - 1`. */
 interface Placed {
@@ -74,16 +77,23 @@ export class StreamTrailLog implements TrailLog {
    */
   static async open(nc: NatsConnection, options: StreamTrailLogOptions): Promise<StreamTrailLog> {
     const jsm = await jetstreamManager(nc);
-    const existing = await jsm.streams.info(AUDIT_TRAIL_STREAM.name).then(
-      (info) => info.config,
-      (error: unknown) => {
-        if (error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND) return undefined;
-        throw error;
-      },
-    );
-    if (existing) assertAppendOnly(existing);
-    else await declareStreams(nc, [AUDIT_TRAIL_STREAM], { replicas: options.replicas });
-    return new StreamTrailLog(jsm, jetstream(nc), options.legacy);
+    const log = new StreamTrailLog(jsm, jetstream(nc), options.legacy);
+    const unsafe = await log.wouldLoseEntries().catch((error: unknown) => {
+      if (isStreamNotFound(error)) return undefined;
+      throw error;
+    });
+    if (unsafe) throw new Error(unsafe);
+    if (unsafe === undefined) await declareStreams(nc, [AUDIT_TRAIL_STREAM], { replicas: options.replicas });
+    return log;
+  }
+
+  /**
+   * Why the stream would not keep every entry, if it would not (someone with the stream rights gave
+   * it a limit since the service started: the service checks again at every digest round); `''`
+   * when it would. Throws when the stream is not there.
+   */
+  async wouldLoseEntries(): Promise<string> {
+    return unsafeFor((await this.jsm.streams.info(AUDIT_TRAIL_STREAM.name)).config);
   }
 
   async createEntries(tenant: TenantId, entries: readonly TrailEntry[], sizes?: readonly number[]): Promise<void> {
@@ -92,8 +102,11 @@ export class StreamTrailLog implements TrailLog {
     if (first === undefined) return;
     const bodies = await Promise.all(fragments.map(deflateEntries));
     const subject = trailEntriesSubject(tenant);
-    const end = await this.#endBefore(this.#entryEnds, tenant, first, () => this.#entriesEnd(tenant, first));
-    if (end.last !== first - 1) throw new MandateError('conflict', 'a sequence of the chain is taken');
+    const end = await this.#endBefore(this.#entryEnds, tenant, subject, first, async () => {
+      const held = await this.entries(tenant, Math.max(1, first - 1), first);
+      return first === 1 ? held[0] === undefined : held[0] !== undefined && held[1] === undefined;
+    });
+    if (!end) throw new MandateError('conflict', 'a sequence of the chain is taken');
     let seq = end.seq;
     for (const [i, fragment] of fragments.entries()) {
       const headers = natsHeaders();
@@ -104,34 +117,9 @@ export class StreamTrailLog implements TrailLog {
     }
   }
 
-  /** A long range is read in stretches, each found on its own and read forward, several at once: one message at a time would be one round trip per fragment. */
-  async entries(tenant: TenantId, from: number, to: number): Promise<(TrailEntry | undefined)[]> {
-    const result = new Array<TrailEntry | undefined>(Math.max(0, to - from + 1)).fill(undefined);
-    if (from > to) return result;
-    const subject = trailEntriesSubject(tenant);
-    const stretches: [number, number][] = [];
-    for (let low = from; low <= to; low += STRETCH) stretches.push([low, Math.min(to, low + STRETCH - 1)]);
-    let placed: Placed[] = [];
-    for (let i = 0; i < stretches.length; i += STRETCHES_IN_PARALLEL) {
-      await Promise.all(
-        stretches.slice(i, i + STRETCHES_IN_PARALLEL).map(async ([low, high]) => {
-          const found = await this.#range(subject, low, high);
-          if (low === from) placed = found;
-          for (const fragment of found) {
-            (await inflateEntries(fragment.message.data)).forEach((entry, j) => {
-              const position = fragment.first + j;
-              if (position >= low && position <= high) result[position - from] = entry;
-            });
-          }
-        }),
-      );
-    }
-    const streamFirst = await this.#legacyBelow(placed, subject);
-    if (this.legacy && (streamFirst === undefined || from < streamFirst)) {
-      const older = await this.legacy.entries(tenant, from, Math.min(to, (streamFirst ?? Infinity) - 1));
-      older.forEach((entry, i) => (result[i] = entry));
-    }
-    return result;
+  entries(tenant: TenantId, from: number, to: number): Promise<(TrailEntry | undefined)[]> {
+    const legacy = this.legacy;
+    return this.#read(trailEntriesSubject(tenant), from, to, (fragment) => inflateEntries(fragment.message.data), legacy && ((low, high) => legacy.entries(tenant, low, high)));
   }
 
   async fragmentHolding(tenant: TenantId, sequence: number): Promise<StoredFragment | undefined> {
@@ -144,25 +132,15 @@ export class StreamTrailLog implements TrailLog {
     return undefined;
   }
 
-  async digests(tenant: TenantId, from: number, to: number): Promise<(TrailDigest | undefined)[]> {
-    const result = new Array<TrailDigest | undefined>(Math.max(0, to - from + 1)).fill(undefined);
-    if (from > to) return result;
-    const placed = await this.#range(trailDigestsSubject(tenant), from, to);
-    const streamFirst = await this.#legacyBelow(placed, trailDigestsSubject(tenant));
-    if (this.legacy && (streamFirst === undefined || from < streamFirst)) {
-      const older = await this.legacy.digests(tenant, from, Math.min(to, (streamFirst ?? Infinity) - 1));
-      older.forEach((digest, i) => (result[i] = digest));
-    }
-    for (const digest of placed) {
-      if (digest.first >= from && digest.first <= to) result[digest.first - from] = digestOf(digest.message);
-    }
-    return result;
+  digests(tenant: TenantId, from: number, to: number): Promise<(TrailDigest | undefined)[]> {
+    const legacy = this.legacy;
+    return this.#read(trailDigestsSubject(tenant), from, to, async (digest) => [digestOf(digest.message)], legacy && ((low, high) => legacy.digests(tenant, low, high)));
   }
 
   async createDigest(tenant: TenantId, digest: TrailDigest): Promise<boolean> {
     const subject = trailDigestsSubject(tenant);
-    const end = await this.#endBefore(this.#digestEnds, tenant, digest.number, () => this.#digestsEnd(tenant, digest.number));
-    if (end.last >= digest.number) return false;
+    const end = await this.#endBefore(this.#digestEnds, tenant, subject, digest.number, async () => (await this.digests(tenant, digest.number, digest.number))[0] === undefined);
+    if (!end) return false;
     const headers = natsHeaders();
     headers.set(AUDIT_TRAIL_HEADERS.digest, String(digest.number));
     try {
@@ -175,36 +153,23 @@ export class StreamTrailLog implements TrailLog {
     }
   }
 
-  /** Where the subject ends, as remembered when that ends right before `next`, otherwise as read now. */
-  async #endBefore(ends: Map<TenantId, SubjectEnd>, tenant: TenantId, next: number, read: () => Promise<SubjectEnd>): Promise<SubjectEnd> {
+  /**
+   * After which message of the subject `next` is appended: the one remembered, when it ends right
+   * before `next`; otherwise the subject's last message as read now, provided the trail as read
+   * then lets `next` follow (`follows`; `undefined` when it does not). The last message is read
+   * first: an append after it that lands is one after what was read.
+   */
+  async #endBefore(ends: Map<TenantId, SubjectEnd>, tenant: TenantId, subject: string, next: number, follows: () => Promise<boolean>): Promise<SubjectEnd | undefined> {
     const known = ends.get(tenant);
     if (known && known.last === next - 1) return known;
-    const end = await read();
+    const newest = await this.#newest(subject);
+    if (!(await follows())) {
+      ends.delete(tenant);
+      return undefined;
+    }
+    const end = { seq: newest?.seq ?? 0, last: next - 1 };
     ends.set(tenant, end);
     return end;
-  }
-
-  async #entriesEnd(tenant: TenantId, next: number): Promise<SubjectEnd> {
-    const last = await this.#newest(trailEntriesSubject(tenant));
-    if (last) return { seq: last.seq, last: last.first + last.count - 1 };
-    return { seq: 0, last: await this.#legacyEnd(next, async (n) => (await this.legacy!.entries(tenant, n, n))[0] !== undefined) };
-  }
-
-  async #digestsEnd(tenant: TenantId, next: number): Promise<SubjectEnd> {
-    const last = await this.#newest(trailDigestsSubject(tenant));
-    if (last) return { seq: last.seq, last: last.first };
-    return { seq: 0, last: await this.#legacyEnd(next, async (n) => (await this.legacy!.digests(tenant, n, n))[0] !== undefined) };
-  }
-
-  /**
-   * Where the trail written before the stream ends, as far as `next` is concerned: right before it
-   * when it holds `next - 1` and not `next` (it is no longer written to), at `next` when `next` is
-   * taken; without one, nothing is stored.
-   */
-  async #legacyEnd(next: number, holds: (n: number) => Promise<boolean>): Promise<number> {
-    if (!this.legacy) return 0;
-    if (await holds(next)) return next;
-    return next === 1 || (await holds(next - 1)) ? next - 1 : 0;
   }
 
   /** Publishes after the subject's message `expected` (0: the subject's first); `conflict` when the subject has moved on. */
@@ -213,19 +178,49 @@ export class StreamTrailLog implements TrailLog {
       return (await this.js.publish(subject, body, { headers, expect: { lastSubjectSequence: expected } })).seq;
     } catch (error) {
       ends.delete(tenant);
-      if (error instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.has(error.code)) throw new MandateError('conflict', taken);
+      if (isWrongLastSequence(error)) throw new MandateError('conflict', taken);
       throw new MandateError('unavailable', 'the audit trail stream did not take the append', { cause: error });
     }
   }
 
-  /** The first number the stream holds on the subject, when the legacy trail may hold what is below it. */
-  async #legacyBelow(placed: readonly Placed[], subject: string): Promise<number | undefined> {
-    if (!this.legacy) return undefined;
+  /**
+   * Numbers `from`..`to` of a subject, each at its place (a message's items from its first number
+   * on): below the first number the stream holds, from the legacy trail (`older`); a long range in
+   * stretches, each found on its own and read forward, several at once (one message after another
+   * would be a round trip each).
+   */
+  async #read<T>(subject: string, from: number, to: number, itemsOf: (message: Placed) => Promise<(T | undefined)[]>, older: ((from: number, to: number) => Promise<(T | undefined)[]>) | undefined): Promise<(T | undefined)[]> {
+    const result = new Array<T | undefined>(Math.max(0, to - from + 1)).fill(undefined);
+    if (from > to) return result;
+    if (older) {
+      const streamFirst = await this.#streamFirst(subject);
+      if (streamFirst === undefined || from < streamFirst) (await older(from, Math.min(to, (streamFirst ?? Infinity) - 1))).forEach((item, i) => (result[i] = item));
+    }
+    const stretches: [number, number][] = [];
+    for (let low = from; low <= to; low += STRETCH) stretches.push([low, Math.min(to, low + STRETCH - 1)]);
+    for (let i = 0; i < stretches.length; i += STRETCHES_IN_PARALLEL) {
+      await Promise.all(
+        stretches.slice(i, i + STRETCHES_IN_PARALLEL).map(async ([low, high]) => {
+          for (const message of await this.#range(subject, low, high)) {
+            (await itemsOf(message)).forEach((item, j) => {
+              const position = message.first + j;
+              if (position >= low && position <= high) result[position - from] = item;
+            });
+          }
+        }),
+      );
+    }
+    return result;
+  }
+
+  /** The first number the stream holds on the subject (with a legacy trail, which holds what is below it). */
+  async #streamFirst(subject: string): Promise<number | undefined> {
     const known = this.#firsts.get(subject);
     if (known !== undefined) return known;
-    const first = (await this.#next(subject, 1))?.first ?? placed[0]?.first;
+    const first = (await this.#next(subject, 1))?.first;
+    if (first === undefined || Number.isNaN(first)) return undefined;
     // Once the stream holds a subject's first message, that is where the legacy part ends, for good.
-    if (first !== undefined && !Number.isNaN(first)) this.#firsts.set(subject, first);
+    this.#firsts.set(subject, first);
     return first;
   }
 
@@ -240,16 +235,34 @@ export class StreamTrailLog implements TrailLog {
     if (!start) {
       const oldest = await this.#next(subject, 1);
       if (!oldest) return [];
-      start = oldest.first > from || Number.isNaN(oldest.first) ? oldest : await this.#lastStartingBy(subject, from, oldest, newest);
+      start = oldest.first >= from || Number.isNaN(oldest.first) ? oldest : await this.#lastStartingBy(subject, from, oldest, newest);
     }
     const found: Placed[] = [];
+    let expected: number | undefined;
     for (let at: Placed | undefined = start; at; at = await this.#next(subject, at.seq + 1)) {
       // A message whose headers do not place it holds nothing that can be found: its entries read as missing.
       if (Number.isNaN(at.first)) continue;
-      if (at.first > to) break;
+      if (at.first > to) {
+        // The chain's next fragment, beyond the range: done. Anything else (a fragment after a gap,
+        // or a message someone else put here) may have the chain's next fragments behind it.
+        if (expected === undefined || at.first === expected) break;
+        at = await this.#inLineWithin(subject, at, expected, to);
+        if (!at) break;
+      }
       found.push(at);
+      expected = at.first + at.count;
     }
     return found;
+  }
+
+  /** Among the few messages after `after`, the first that continues the chain (starts at `expected` .. `to`), if one does. */
+  async #inLineWithin(subject: string, after: Placed, expected: number, to: number): Promise<Placed | undefined> {
+    let at: Placed | undefined = after;
+    for (let looked = 0; looked < LOOK_AHEAD && at; looked += 1) {
+      at = await this.#next(subject, at.seq + 1);
+      if (at && at.first >= expected && at.first <= to) return at;
+    }
+    return undefined;
   }
 
   /** Binary search over the stream's sequences between `low` (starts at or before `target`) and `high` (after it). */
@@ -278,6 +291,7 @@ export class StreamTrailLog implements TrailLog {
 
   /** The subject's first message at or after stream sequence `seq`. */
   #next(subject: string, seq: number): Promise<Placed | undefined> {
+    // STREAM.MSG.GET takes `next_by_subj` (nats-server 2.9 and later); nats.js types it for the direct get only.
     return this.#get({ seq, next_by_subj: subject } as unknown as { seq: number });
   }
 
@@ -296,8 +310,8 @@ export class StreamTrailLog implements TrailLog {
   }
 }
 
-/** Why a stream would not keep every entry for ever, if it would not. */
-function assertAppendOnly(config: StreamConfig): void {
+/** Why a stream with this configuration would not keep every entry, or `''`. */
+function unsafeFor(config: StreamConfig): string {
   const unsafe = [
     config.deny_delete ? undefined : 'deletes are allowed (deny_delete is off)',
     config.deny_purge ? undefined : 'purges are allowed (deny_purge is off)',
@@ -306,9 +320,10 @@ function assertAppendOnly(config: StreamConfig): void {
     config.max_bytes > 0 ? `at most ${config.max_bytes} bytes are kept` : undefined,
     config.max_msgs_per_subject > 0 ? `at most ${config.max_msgs_per_subject} messages a subject are kept` : undefined,
     config.retention !== RetentionPolicy.Limits ? `its retention is ${config.retention}` : undefined,
+    config.storage !== StorageType.File ? `it is kept in ${config.storage} (lost when nats-server stops)` : undefined,
     config.sealed ? 'it is sealed' : undefined,
   ].filter((why) => why !== undefined);
-  if (unsafe.length > 0) throw new Error(`the audit trail stream ${AUDIT_TRAIL_STREAM.name} would not keep every entry: ${unsafe.join('; ')}. Restore it (as an operator) before starting the audit service`);
+  return unsafe.length > 0 ? `the audit trail stream ${AUDIT_TRAIL_STREAM.name} would not keep every entry: ${unsafe.join('; ')}. Restore it (as an operator)` : '';
 }
 
 /** A positive whole number from a header, or NaN. */

@@ -23,6 +23,8 @@ export interface TrailLog {
   digests(tenant: TenantId, from: number, to: number): Promise<(TrailDigest | undefined)[]>;
   /** Whether it was written: false when a digest with its number exists. */
   createDigest(tenant: TenantId, digest: TrailDigest): Promise<boolean>;
+  /** Why the store, as configured now, would not keep every entry (`''` when it would), where that can change under the service. */
+  wouldLoseEntries?(): Promise<string>;
 }
 
 /** A fragment as stored: where (`id`, `revision`: a document's, or the stream message's sequence twice), from which sequence, holding what. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { AUDIT_TRAIL_HEADERS, AUDIT_TRAIL_STREAM, GENESIS_HASH, trailEntriesSubject, type AuditRecord, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
+import { AUDIT_TRAIL_HEADERS, AUDIT_TRAIL_STREAM, AUDIT_TRAIL_SUBJECT_ROOT, GENESIS_HASH, trailDigestsSubject, trailEntriesSubject, type AuditRecord, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
 import { JetStreamKvStore, type DocumentCollection } from '@mandate/store';
 import { natsServerMissing, startNatsServer, type NatsServerHandle } from '@mandate/testing';
 import { chainEntry, chainLink } from '../domain/chain.js';
@@ -229,19 +229,42 @@ describe.skipIf(missing)('TrailRepository, the trail on its stream', () => {
     const tenant = fresh();
     const other = await TrailRepository.open(world.store, { kind: 'stream', nc: world.nc, replicas: 1 });
     const entries = chain(6);
-    await world.repository.createEntries(tenant, entries.slice(0, 2));
-    await other.entries(tenant, 1, 2);
     const theirs = chain(6, 'theirs');
-    const results = await Promise.allSettled([world.repository.createEntries(tenant, entries.slice(2)), other.createEntries(tenant, theirs.slice(2))]);
+    // Both learn where the subject ends (the other by being refused what is taken), so both append from memory, at once.
+    await world.repository.createEntries(tenant, entries.slice(0, 2));
+    await expect(other.createEntries(tenant, theirs.slice(1, 2))).rejects.toMatchObject({ code: 'conflict' });
+    await other.createEntries(tenant, entries.slice(2, 3));
+    await world.repository.entries(tenant, 1, 3);
+    const results = await Promise.allSettled([world.repository.createEntries(tenant, entries.slice(3)), other.createEntries(tenant, theirs.slice(3))]);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'conflict' } });
     const stored = await world.repository.entries(tenant, 1, 6);
-    expect([entries.slice(2), theirs.slice(2)]).toContainEqual(stored.slice(2));
-    // The loser learns where the chain ends and can append after it.
+    expect([entries.slice(3), theirs.slice(3)]).toContainEqual(stored.slice(3));
+    // The loser reads where the chain ends and appends after it.
     const loser = results[0]!.status === 'rejected' ? world.repository : other;
     const next = chain(7, stored[5]!.record.details ? 'theirs' : '')[6]!;
     await loser.createEntries(tenant, [next]);
     expect(await world.repository.entry(tenant, 7)).toEqual(next);
+  });
+
+  it('is not stopped by a message someone else put at the end: the chain goes on after it', async () => {
+    const { repository } = world;
+    const tenant = fresh();
+    const entries = chain(8);
+    await repository.createEntries(tenant, entries.slice(0, 4));
+    // Someone who can publish to the stream: a message whose headers place it nowhere, and one claiming far ahead.
+    for (const first of ['five', '1000']) {
+      const headers = natsHeaders();
+      headers.set(AUDIT_TRAIL_HEADERS.first, first);
+      headers.set(AUDIT_TRAIL_HEADERS.count, '3');
+      await jetstream(world.nc).publish(trailEntriesSubject(tenant), 'x', { headers });
+    }
+    // The append this instance had in mind was after its own last message: refused once (as another writer's would be), then made after them.
+    await expect(repository.createEntries(tenant, entries.slice(4, 6))).rejects.toMatchObject({ code: 'conflict' });
+    await repository.createEntries(tenant, entries.slice(4, 6));
+    const fresher = await TrailRepository.open(world.store, { kind: 'stream', nc: world.nc, replicas: 1 });
+    await fresher.createEntries(tenant, entries.slice(6));
+    expect(await repository.entries(tenant, 1, 8)).toEqual(entries);
   });
 
   it('is append-only: JetStream refuses to delete a message or purge, and to turn that off', async () => {
@@ -274,8 +297,8 @@ describe.skipIf(missing)('TrailRepository, the trail on its stream', () => {
     await repository.createEntries(tenant, chain(2 * PAGE));
     await repository.createDigest(tenant, digest(tenant, 1));
     const jsm = await jetstreamManager(world.nc);
-    const { state } = await jsm.streams.info(AUDIT_TRAIL_STREAM.name, { subjects_filter: `mandate.trail.${tenant}.>` });
-    expect(state.subjects).toEqual({ [`mandate.trail.${tenant}.entries`]: 2, [`mandate.trail.${tenant}.digests`]: 1 });
+    const { state } = await jsm.streams.info(AUDIT_TRAIL_STREAM.name, { subjects_filter: `${AUDIT_TRAIL_SUBJECT_ROOT}.${tenant}.>` });
+    expect(state.subjects).toEqual({ [trailEntriesSubject(tenant)]: 2, [trailDigestsSubject(tenant)]: 1 });
   });
 });
 
@@ -305,8 +328,8 @@ describe.skipIf(missing)('TrailRepository: a trail written on JetStream KV befor
     expect(await after.digests(tenant, 1, 3)).toEqual([digest(tenant, 1), digest(tenant, 2), undefined]);
     // Only what came after is on the stream.
     const jsm = await jetstreamManager(nc);
-    const { state } = await jsm.streams.info(AUDIT_TRAIL_STREAM.name, { subjects_filter: `mandate.trail.${tenant}.>` });
-    expect(state.subjects).toEqual({ [`mandate.trail.${tenant}.entries`]: 2, [`mandate.trail.${tenant}.digests`]: 1 });
+    const { state } = await jsm.streams.info(AUDIT_TRAIL_STREAM.name, { subjects_filter: `${AUDIT_TRAIL_SUBJECT_ROOT}.${tenant}.>` });
+    expect(state.subjects).toEqual({ [trailEntriesSubject(tenant)]: 2, [trailDigestsSubject(tenant)]: 1 });
     // A tenant new since the upgrade is on the stream alone.
     const newcomer = 'since-upgrade' as TenantId;
     await after.createEntries(newcomer, chain(3));
@@ -326,5 +349,17 @@ describe.skipIf(missing)('TrailRepository: a trail stream that would not keep ev
       /MANDATE_AUDIT_TRAIL would not keep every entry: deletes are allowed \(deny_delete is off\); messages expire/,
     );
     expect((await jsm.streams.info(AUDIT_TRAIL_STREAM.name)).config).toMatchObject({ deny_delete: false, max_age: 3_600_000_000_000 });
+  });
+
+  it('says so when a limit is given to it after the service opened it (checked again at every digest round)', async () => {
+    const { nc } = server;
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(AUDIT_TRAIL_STREAM.name);
+    const repository = await TrailRepository.open(new JetStreamKvStore(nc), { kind: 'stream', nc, replicas: 1 });
+    expect(await repository.storageProblem()).toBe('');
+    const { config } = await jsm.streams.info(AUDIT_TRAIL_STREAM.name);
+    await jsm.streams.update(AUDIT_TRAIL_STREAM.name, { ...config, max_msgs_per_subject: 1 });
+    expect(await repository.storageProblem()).toMatch(/would not keep every entry: at most 1 messages a subject are kept/);
+    expect(await (await TrailRepository.open(new JetStreamKvStore(nc), { kind: 'documents' })).storageProblem()).toBe('');
   });
 });

@@ -1,4 +1,5 @@
-import { JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { isStreamNotFound } from '@mandate/bus';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { SYSTEM_TENANT, type TenantId, type TrailDigest, type TrailEntry } from '@mandate/contracts';
 import { createUnlessTaken, kvStreamOf, type DocumentCollection, type DocumentStore, type StoredDocument } from '@mandate/store';
@@ -110,6 +111,11 @@ export class TrailRepository {
     return this.log.createDigest(tenant, digest);
   }
 
+  /** Why the trail's store would not keep every entry, as configured now; `''` when it would. */
+  async storageProblem(): Promise<string> {
+    return (await this.log.wouldLoseEntries?.()) ?? '';
+  }
+
   async chainHead(tenant: TenantId): Promise<StoredDocument<ChainHead> | undefined> {
     return (await this.heads.get(tenant, 'chain')) as StoredDocument<ChainHead> | undefined;
   }
@@ -151,8 +157,6 @@ export class TrailRepository {
   }
 }
 
-const STREAM_NOT_FOUND = 10059;
-
 async function hasStream(nc: NatsConnection, name: string): Promise<boolean> {
   const jsm = await jetstreamManager(nc);
   try {
@@ -160,7 +164,7 @@ async function hasStream(nc: NatsConnection, name: string): Promise<boolean> {
     return true;
   } catch (error) {
     // Anything but "no such stream" is no answer: starting as if there were no older trail would hide it.
-    if (error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND) return false;
+    if (isStreamNotFound(error)) return false;
     throw error;
   }
 }
