@@ -98,9 +98,21 @@ describe.skipIf(missing)('tools/list through the gateway shows each principal on
     const secret = await sarah.callTool({ name: 'sales___finance_spend', arguments: { accountId: 'acc-secret' } }).then(() => undefined, (e: unknown) => e as McpError);
     expect(secret?.code).toBe(-32003);
     expect((await sarah.callTool({ name: 'sales___finance_spend', arguments: { accountId: 'acc-1' } })).isError).toBeFalsy();
-    // A tool policy hides is still refused by policy when called by name.
-    const hidden = await bob.callTool({ name: 'sales___documents_list', arguments: { accountId: 'acc-1' } }).then(() => undefined, (e: unknown) => e as McpError);
-    expect(hidden?.code).toBe(-32003);
+    // A tool policy hides, called by name, is answered exactly as one that does not exist (no oracle: not even that policy denies it), and audited as hidden.
+    const refusal = async (client: Client, name: string, args: Record<string, unknown>) => {
+      const error = await client.callTool({ name, arguments: args }).then(() => undefined, (e: unknown) => e as McpError);
+      return { code: error?.code, message: error?.message.replace(name, '<name>'), data: error?.data };
+    };
+    const hidden = await refusal(bob, 'sales___documents_list', { accountId: 'acc-1' });
+    expect(hidden).toEqual(await refusal(bob, 'sales___no_such_tool', { accountId: 'acc-1' }));
+    expect(hidden.code).toBe(-32602);
+    // Invalid arguments of a hidden tool say nothing of its schema either.
+    expect(await refusal(bob, 'sales___documents_list', { nonsense: true })).toEqual(hidden);
+    await expect
+      .poll(() => h.audit.filter((r) => r.action === 'tool-call' && r.details?.['hiddenByPolicy'] === true && r.details['tool'] === 'documents_list' && r.actor.user?.sub === 'bob').map((r) => r.reason))
+      .toEqual(['policy_denied', 'invalid_arguments']);
+    // Decided as any call is (so a replay sees it), with the decision in the record.
+    expect(h.audit.find((r) => r.details?.['hiddenByPolicy'] === true && r.reason === 'policy_denied')?.details).toMatchObject({ policySet: 'sales-tools', policyDecision: 'deny', policyMode: 'enforce' });
   });
 
   it('a client-credentials token (no user behind it) is its client: it sees and calls only what policy grants that client', async () => {
@@ -110,8 +122,9 @@ describe.skipIf(missing)('tools/list through the gateway shows each principal on
     clients.push(agent);
     expect(await listed(agent)).toEqual(['sales___documents_list', 'sales___whoami']);
     expect((await agent.callTool({ name: 'sales___whoami', arguments: {} })).isError).toBeFalsy();
+    // A tool policy does not grant this client is one it does not see: called, it does not exist.
     const notes = await agent.callTool({ name: 'sales___crm_notes', arguments: { accountId: 'acc-1' } }).then(() => undefined, (e: unknown) => e as McpError);
-    expect(notes?.code).toBe(-32003);
+    expect(notes?.code).toBe(-32602);
     const seen = await h.bus.request(toolsForEndpoint, { tenant: 'acme', gateway: 'sales-gw', token });
     expect(seen.principal.sub).toBe('m2m-client');
     // The decision's audit record names the client as the principal.

@@ -222,8 +222,8 @@ describe.skipIf(missing)('Cedar policy on every tool call, through the gateway w
       clients.push(client);
       return client.callTool({ name: 'petty___approve_expense', arguments: { amount: 1 } }).then(() => 'allowed', (error: McpError) => error.message);
     };
-    // No policy permits petty___approve_expense: denied by default.
-    expect(await call()).toContain('Denied by policy set expenses');
+    // No policy permits petty___approve_expense: denied by default, so hidden, and called by name it is a tool that does not exist.
+    expect(await call()).toBe('MCP error -32602: Unknown tool: petty___approve_expense');
     // The removal stands, and its answer and audit record say which policies it broke.
     const removed = await h.bus.request(targetRemoveEndpoint, { tenant: 'acme', gateway: 'finance-gw', target: 'finance', actor: 'ops@acme' });
     expect(removed).toMatchObject({ removed: true, policyMisfit: { set: 'expenses', version: 1 } });

@@ -10,6 +10,7 @@ import type { Interceptors } from './interceptors.js';
 import { ConsentNeeded, type TargetCredentials } from './target-credentials.js';
 import type { DecisionLog } from './decision-log.js';
 import type { CatalogTool } from './tool-catalog.js';
+import { policyHiding } from './tool-listing.js';
 import type { ToolCallReceipts } from './tool-call-receipts.js';
 import { UpstreamFailure, type ToolResult, type UpstreamTools } from './upstream.js';
 
@@ -46,9 +47,16 @@ class CallRefused extends Error {
   constructor(
     readonly reason: Refusal,
     message: string,
+    /** The enforced policy set hides the tool from this principal (`tools/list` leaves it out): the call is answered as one to a tool that does not exist. */
+    readonly hidden = false,
   ) {
     super(message);
   }
+}
+
+/** Whether the enforced policy set hides the call's tool from its principal, as `tools/list` does. Asked only of refused calls. */
+function hiddenByPolicy(ctx: CallContext): boolean {
+  return policyHiding(ctx.request.gateway, ctx.request.principal)(ctx.tool!) === 'denied_by_policy';
 }
 
 /** When a call began, and the id its audit record will have. */
@@ -67,11 +75,15 @@ interface CallContext {
 
 /**
  * What a call must pass before anything leaves the gateway, in order: the tool must be one this
- * principal sees (first, so nothing about a hidden tool, not even its schema, shapes the answer);
+ * principal's scopes let it see (first, so nothing about a hidden tool, not even its schema,
+ * shapes the answer);
  * then its arguments must match the tool's input schema (so policy sees only what was validated: a
  * string "50" for a number never reaches it); then the gateway's policy set, if one is attached,
  * must permit the call (default deny, a forbid wins; in `log-only` mode the decision is recorded
- * and not enforced; a set that could not be loaded refuses every call).
+ * and not enforced; a set that could not be loaded refuses every call). A refused call to a tool
+ * the enforced set hides from this principal (one `tools/list` leaves out) is answered as a call to
+ * a tool that does not exist, whatever refused it: no oracle, not even that policy denies it. It is
+ * still decided and recorded as it was refused (the decision log keeps it for replay).
  */
 export function toolCallChecks(validatorFor: (tool: CatalogTool) => ReturnType<ArgumentsValidator>): readonly Check<CallContext, Refusal>[] {
   return [
@@ -89,7 +101,7 @@ export function toolCallChecks(validatorFor: (tool: CatalogTool) => ReturnType<A
       reasons: ['invalid_arguments'],
       run(ctx) {
         const outcome = validatorFor(ctx.tool!)(ctx.request.arguments);
-        if (!outcome.valid) throw new CallRefused('invalid_arguments', `Invalid arguments for tool ${ctx.request.name}: ${outcome.errorMessage ?? 'they do not match its input schema'}`);
+        if (!outcome.valid) throw new CallRefused('invalid_arguments', `Invalid arguments for tool ${ctx.request.name}: ${outcome.errorMessage ?? 'they do not match its input schema'}`, hiddenByPolicy(ctx));
       },
     },
     {
@@ -101,7 +113,7 @@ export function toolCallChecks(validatorFor: (tool: CatalogTool) => ReturnType<A
         if (gateway.policy === 'unloadable') throw new CallRefused('policy_unavailable', "Denied: this gateway's policy set cannot be loaded, so no call is permitted");
         ctx.decided = gateway.policy.evaluator.decide(policyRequestOf(ctx.request, ctx.tool!, ctx.now));
         if (ctx.decided.enforced.decision === 'deny' && gateway.policy.mode === 'enforce') {
-          throw new CallRefused('policy_denied', `Denied by policy set ${gateway.policy.name} (version ${gateway.policy.version})`);
+          throw new CallRefused('policy_denied', `Denied by policy set ${gateway.policy.name} (version ${gateway.policy.version})`, hiddenByPolicy(ctx));
         }
       },
     },
@@ -181,11 +193,12 @@ export class ToolCall {
     const begun: CallStart = { started, recordId: randomUUID() };
     const ctx: CallContext = { request, now: started };
     const refused = await runChecks(this.#checks, ctx, (error) => (error instanceof CallRefused ? error.reason : undefined));
+    const hidden = refused?.error instanceof CallRefused && refused.error.hidden;
     const policy = policyDetails(request.gateway, ctx.decided);
     if (ctx.decided && ctx.tool) this.options.decisionLog?.decided(request, ctx.tool, ctx.decided, started);
     if (refused) {
-      await this.#record(request, ctx.tool, begun, 'denied', refused.reason, policy);
-      if (refused.reason === 'unknown_tool') return { kind: 'unknown_tool' };
+      await this.#record(request, ctx.tool, begun, 'denied', refused.reason, hidden ? { ...policy, hiddenByPolicy: true } : policy);
+      if (refused.reason === 'unknown_tool' || hidden) return { kind: 'unknown_tool' };
       if (refused.reason === 'policy_denied' || refused.reason === 'policy_unavailable') {
         const attached = request.gateway.policy;
         return {
@@ -306,7 +319,7 @@ export class ToolCall {
     return createHmac('sha256', this.#auditKey).update(stableJson(args)).digest('base64url');
   }
 
-  async #record(request: ToolCallRequest, tool: CatalogTool | undefined, { started, recordId }: CallStart, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string | string[]> = {}): Promise<void> {
+  async #record(request: ToolCallRequest, tool: CatalogTool | undefined, { started, recordId }: CallStart, outcome: 'denied' | 'succeeded' | 'failed', reason?: string, extra: Record<string, string | string[] | boolean> = {}): Promise<void> {
     const latencyMs = this.#now() - started;
     const { gateway, principal } = request;
     const attributes = { gateway: gateway.name, target: tool?.target ?? '', tool: tool?.tool ?? '', outcome: reason ?? outcome };

@@ -45,8 +45,9 @@ export class ToolListing {
 export type PolicyHiddenReason = 'denied_by_policy' | 'policy_unloadable';
 
 /**
- * What the gateway's policy set hides from this principal, tool by tool: `tools/list` and
- * `mandate gateway tools` both ask here, so they cannot disagree.
+ * What the gateway's policy set hides from this principal, tool by tool: `tools/list`,
+ * `tools/call` (a hidden tool is answered as one that does not exist) and `mandate gateway tools`
+ * all ask here, so they cannot disagree.
  */
 export function policyHiding(gateway: LoadedGateway, principal: Principal): (tool: CatalogTool) => PolicyHiddenReason | undefined {
   const { policy } = gateway;
