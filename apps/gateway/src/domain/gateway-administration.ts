@@ -110,6 +110,7 @@ export class GatewayAdministration {
       await this.ports.records.deleteTarget(tenant, name, target.value.name);
       await this.#names.release(tenant, name, holdings);
     }
+    await this.#names.releaseAllOf(tenant, name);
     await this.ports.records.deleteGateway(tenant, name);
     await this.#changed(tenant, name, 'gateway-delete', actor);
     return { deleted: true };

@@ -90,6 +90,15 @@ describe.skipIf(missing)('ToolNameReservations: one target per as-given name at 
     expect(refused.message).toContain('kept (target showing already has a tool of this name at the gateway)');
   });
 
+  it("releases what is left at a gateway being deleted (a crash's reservation included), and nothing of another gateway's", async () => {
+    const names = reservations();
+    await names.reserve(TENANT, 'doomed', 'crashed', ['orphan', 'another']);
+    await names.reserve(TENANT, 'doomed-not', 'kept', ['orphan']);
+    await names.releaseAllOf(TENANT, 'doomed');
+    expect(await records.reservationsOf(TENANT, 'doomed')).toEqual([]);
+    expect((await records.reservationsOf(TENANT, 'doomed-not')).map((r) => r.value.target)).toEqual(['kept']);
+  });
+
   it('holds tool names no document id could (a slash, spaces)', async () => {
     const names = reservations();
     await names.reserve(TENANT, 'gw', 'odd', ['files/read all']);

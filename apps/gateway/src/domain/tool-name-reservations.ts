@@ -82,6 +82,16 @@ export class ToolNameReservations {
       await this.records.deleteReservation(tenant, gateway, name, revision).catch(() => undefined);
     }
   }
+  /**
+   * Releases whatever is still reserved at a gateway being deleted, once its targets are gone: what a
+   * crash or a failed release left would otherwise stay for ever (no target of that gateway will
+   * take it over). Best effort, like `release`.
+   */
+  async releaseAllOf(tenant: TenantId, gateway: string): Promise<void> {
+    const left = await this.records.reservationsOf(tenant, gateway).catch(() => []);
+    await this.release(tenant, gateway, left.map((reservation) => ({ name: reservation.value.name, revision: reservation.revision })));
+  }
+
 
   async #created(tenant: TenantId, gateway: string, name: string): Promise<Holding | { owner: string }> {
     const held = await this.records.reservation(tenant, gateway, name);

@@ -75,6 +75,18 @@ export class GatewayRecords {
     return this.names.update(tenant, reservationId(gateway, reservation.name), reservation, expectedRevision);
   }
 
+  /** Every reservation of a gateway's tool names (under `<gateway>.`, as its targets are). */
+  async reservationsOf(tenant: TenantId, gateway: string): Promise<StoredDocument<ToolNameReservation>[]> {
+    const all: StoredDocument<ToolNameReservation>[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.names.list(tenant, { prefix: `${gateway}.`, limit: 1000, ...(cursor ? { cursor } : {}) });
+      all.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return all;
+  }
+
   /** Deletes it if it is still at that revision. */
   deleteReservation(tenant: TenantId, gateway: string, name: string, expectedRevision: number): Promise<boolean> {
     return this.names.delete(tenant, reservationId(gateway, name), { expectedRevision });
