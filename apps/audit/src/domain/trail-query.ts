@@ -4,14 +4,17 @@ import type { TrailRepository } from '../store/trail-repository.js';
 type QueryRequest = ParsedRequestOf<typeof auditQueryEndpoint>;
 type QueryResponse = ResponseOf<typeof auditQueryEndpoint>;
 
-const BATCH = 200;
+/** Entries read at once, newest first: a first page's worth, then twice as many each time up to the most (each read finds where it starts once). */
+const FIRST_BATCH = 200;
+const MAX_BATCH = 3_200;
 /** Records are appended after they happen; a record that occurred this much before its append still counts. */
 const APPEND_LAG_TOLERANCE_MS = 5 * 60_000;
 
 /**
  * Answers queries by walking a tenant's chain newest first, reading entries by sequence (no
  * secondary indexes yet), until a page is full or `scanLimit` records were read; the cursor says
- * where to go on. Simple and exact, at a cost that grows with how far back the matches are.
+ * where to go on. Simple and exact, at a cost that grows with how far back the matches are; reads
+ * grow as the walk goes on, since each one finds where it starts (on the stream, a binary search).
  */
 export class TrailQuery {
   constructor(
@@ -27,8 +30,11 @@ export class TrailQuery {
     const fromMs = request.from ? Date.parse(request.from) : undefined;
     const entries: TrailEntry[] = [];
     let scanned = 0;
-    for (let high = top; high >= 1; high -= BATCH) {
-      const low = Math.max(1, high - BATCH + 1);
+    let size = FIRST_BATCH;
+    for (let high = top; high >= 1; high -= size, size = Math.min(2 * size, MAX_BATCH)) {
+      // Never past the scan limit: what a query reads at most is what it says.
+      size = Math.min(size, this.scanLimit - scanned);
+      const low = Math.max(1, high - size + 1);
       const batch = await this.repository.entries(tenant, low, high);
       for (let i = batch.length - 1; i >= 0; i -= 1) {
         const entry = batch[i];
