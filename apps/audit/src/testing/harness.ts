@@ -21,6 +21,8 @@ export interface AuditHarnessOptions {
   beforeStart?: (natsUrl: string) => Promise<void>;
   /** Between the audit service and its store (tests inject faults there). */
   wrapStore?: (store: DocumentStore) => DocumentStore;
+  /** Where the service's log lines go (warnings and errors), for tests that look for one. */
+  logTo?: NodeJS.WritableStream;
 }
 
 export async function startAuditHarness(overrides: Record<string, string> = {}, options: AuditHarnessOptions = {}) {
@@ -28,7 +30,7 @@ export async function startAuditHarness(overrides: Record<string, string> = {}, 
   await options.beforeStart?.(nats.url);
   const dataDir = await mkdtemp(join(tmpdir(), 'mandate-audit-'));
   const env = auditEnvSchema.parse({ NATS_URL: nats.url, LOG_LEVEL: 'silent', MANDATE_DATA_DIR: dataDir, AUDIT_WRITER_ID: 'audit-test', ...overrides });
-  const logger = createLogger('audit', { level: process.env['AUDIT_TEST_LOG'] ?? 'silent' });
+  const logger = options.logTo ? createLogger('audit', { level: 'warn', destination: options.logTo }) : createLogger('audit', { level: process.env['AUDIT_TEST_LOG'] ?? 'silent' });
   const start = () => runService(auditService, env, { logger, ...(options.wrapStore ? { wrapStore: options.wrapStore } : {}) });
   let service = await start();
   const nc = await connectToBus({ servers: nats.url, name: 'audit-test' });
