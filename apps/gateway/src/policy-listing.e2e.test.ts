@@ -107,10 +107,11 @@ describe.skipIf(missing)('tools/list through the gateway shows each principal on
     expect(hidden).toEqual(await refusal(bob, 'sales___no_such_tool', { accountId: 'acc-1' }));
     expect(hidden.code).toBe(-32602);
     // Invalid arguments of a hidden tool say nothing of its schema either.
+    expect(await refusal(bob, 'sales___documents_list', { nonsense: true })).toEqual(await refusal(bob, 'sales___no_such_tool', { nonsense: true }));
     expect(await refusal(bob, 'sales___documents_list', { nonsense: true })).toEqual(hidden);
     await expect
       .poll(() => h.audit.filter((r) => r.action === 'tool-call' && r.details?.['hiddenByPolicy'] === true && r.details['tool'] === 'documents_list' && r.actor.user?.sub === 'bob').map((r) => r.reason))
-      .toEqual(['policy_denied', 'invalid_arguments']);
+      .toEqual(['policy_denied', 'invalid_arguments', 'invalid_arguments']);
     // Decided as any call is (so a replay sees it), with the decision in the record.
     expect(h.audit.find((r) => r.details?.['hiddenByPolicy'] === true && r.reason === 'policy_denied')?.details).toMatchObject({ policySet: 'sales-tools', policyDecision: 'deny', policyMode: 'enforce' });
   });

@@ -54,8 +54,15 @@ class CallRefused extends Error {
   }
 }
 
-/** Whether the enforced policy set hides the call's tool from its principal, as `tools/list` does. Asked only of refused calls. */
+/**
+ * Whether the enforced policy set hides the call's tool from its principal, as `tools/list` does.
+ * Asked only of refused calls. Not while the set this call was decided with is being replaced (a
+ * reload): its answers no longer hold, and a listed tool must not read as unknown (the call is
+ * refused by policy, and made again it is decided by the new set).
+ */
 function hiddenByPolicy(ctx: CallContext): boolean {
+  const { policy } = ctx.request.gateway;
+  if (policy && policy !== 'unloadable' && policy.evaluator.superseded) return false;
   return policyHiding(ctx.request.gateway, ctx.request.principal)(ctx.tool!) === 'denied_by_policy';
 }
 
@@ -82,8 +89,10 @@ interface CallContext {
  * must permit the call (default deny, a forbid wins; in `log-only` mode the decision is recorded
  * and not enforced; a set that could not be loaded refuses every call). A refused call to a tool
  * the enforced set hides from this principal (one `tools/list` leaves out) is answered as a call to
- * a tool that does not exist, whatever refused it: no oracle, not even that policy denies it. It is
- * still decided and recorded as it was refused (the decision log keeps it for replay).
+ * a tool that does not exist, whether policy denied it or its arguments were invalid: no oracle,
+ * not even that policy denies it. It is recorded as it was refused; one policy denied was decided,
+ * so the decision log keeps it for replay. A set that cannot be loaded is the exception: every
+ * call says so (fail closed, and loudly: the gateway is broken, not the tool hidden).
  */
 export function toolCallChecks(validatorFor: (tool: CatalogTool) => ReturnType<ArgumentsValidator>): readonly Check<CallContext, Refusal>[] {
   return [

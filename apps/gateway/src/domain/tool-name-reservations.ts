@@ -82,16 +82,17 @@ export class ToolNameReservations {
       await this.records.deleteReservation(tenant, gateway, name, revision).catch(() => undefined);
     }
   }
+
   /**
    * Releases whatever is still reserved at a gateway being deleted, once its targets are gone: what a
    * crash or a failed release left would otherwise stay for ever (no target of that gateway will
-   * take it over). Best effort, like `release`.
+   * take it over). A listing that fails fails the delete, which can be made again (the gateway is
+   * still there); each release is best effort, like `release`.
    */
   async releaseAllOf(tenant: TenantId, gateway: string): Promise<void> {
-    const left = await this.records.reservationsOf(tenant, gateway).catch(() => []);
+    const left = await this.records.reservationsOf(tenant, gateway);
     await this.release(tenant, gateway, left.map((reservation) => ({ name: reservation.value.name, revision: reservation.revision })));
   }
-
 
   async #created(tenant: TenantId, gateway: string, name: string): Promise<Holding | { owner: string }> {
     const held = await this.records.reservation(tenant, gateway, name);
