@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
 import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { connectToBus, JetStreamPublisher } from '@mandate/bus';
 import { AUDIT_STREAM, auditVerifyEndpoint, type TenantId } from '@mandate/contracts';
 import { natsServerMissing } from '@mandate/testing';
 import { startAuditHarness, type AuditHarness } from '../testing/harness.js';
+import { publishing } from '../testing/publishing.js';
 
 const missing = natsServerMissing('the audit intake as a work queue');
 
@@ -26,35 +26,6 @@ async function intakeEmpties(h: AuditHarness, timeoutMs = 20_000): Promise<void>
     if (Date.now() > deadline) throw new Error(`the intake still holds ${(await intake(h)).state.messages} records`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** Publishes until stopped, each record retried until acknowledged (as services do); resolves to the acknowledged ids. */
-function publishing(h: AuditHarness, tenants: readonly string[], workers = 8): { stop(): Promise<string[]>; acked(): number } {
-  const acked: string[] = [];
-  let stopped = false;
-  const work = Array.from({ length: workers }, async (_, worker) => {
-    for (let n = 0; !stopped; n += 1) {
-      const record = { tenant: tenants[(worker + n) % tenants.length]!, id: randomUUID() };
-      for (;;) {
-        try {
-          await h.publish(record.tenant, { id: record.id });
-          acked.push(record.id);
-          break;
-        } catch {
-          if (stopped) return;
-          await new Promise((r) => setTimeout(r, 20)); // the intake is away for a moment: the same record again
-        }
-      }
-    }
-  });
-  return {
-    acked: () => acked.length,
-    async stop() {
-      stopped = true;
-      await Promise.all(work);
-      return acked;
-    },
-  };
 }
 
 const until = async (condition: () => boolean, timeoutMs = 30_000) => {
@@ -134,7 +105,8 @@ describe.skipIf(missing)('the audit intake is a buffer: records leave it once ch
     // such a record, too, is chained well inside the 10 s asserted.
     h = await startAuditHarness({ AUDIT_ACK_WAIT_SECONDS: '5' });
     const tenants = ['acme', 'globex'];
-    const load = publishing(h, tenants);
+    const harness = h;
+    const load = publishing((tenant, id) => harness.publish(tenant, { id }), tenants);
     for (let restart = 1; restart <= 3; restart += 1) {
       await until(() => load.acked() >= restart * 900 - 600);
       await h.service.stop(); // mid-stream: whatever is in hand is finished, the rest waits in the intake
@@ -177,7 +149,8 @@ describe.skipIf(missing)('the audit intake is a buffer: records leave it once ch
       },
     );
     const tenants = ['acme', 'globex'];
-    const load = publishing(h, tenants);
+    const harness = h;
+    const load = publishing((tenant, id) => harness.publish(tenant, { id }), tenants);
     const jsm = await jetstreamManager(h.nc);
     const deadline = Date.now() + 60_000;
     while ((await jsm.streams.info(AUDIT_STREAM.name).catch(() => undefined))?.config.retention !== RetentionPolicy.Workqueue) {

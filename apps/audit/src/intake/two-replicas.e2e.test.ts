@@ -1,47 +1,16 @@
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JetStreamPublisher } from '@mandate/bus';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { AUDIT_CONSUMER, AUDIT_STREAM, auditQueryEndpoint, auditVerifyEndpoint, type TenantId } from '@mandate/contracts';
 import { JetStreamKvStore } from '@mandate/store';
 import { TrailRepository } from '../store/trail-repository.js';
+import { publishing } from '../testing/publishing.js';
 import { natsServerMissing } from '@mandate/testing';
 import { startSystem, type TestSystem } from '@mandate/testing/system';
 
 const missing = natsServerMissing('two audit replicas on one intake');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TENANTS = ['replica-a', 'replica-b', 'replica-c', 'replica-d'];
-
-/** Publishers retrying each record under its id until acknowledged, as services do; resolves to the acknowledged ids. */
-function publishing(h: TestSystem, workers = 8): { stop(): Promise<string[]>; acked(): number } {
-  const publisher = new JetStreamPublisher(h.nc);
-  const acked: string[] = [];
-  let stopped = false;
-  const work = Array.from({ length: workers }, async (_, worker) => {
-    for (let n = 0; !stopped; n += 1) {
-      const id = randomUUID();
-      for (;;) {
-        try {
-          await publisher.audit({ id, tenant: TENANTS[(worker + n) % TENANTS.length]!, service: 'directory', action: 'workload-update', outcome: 'succeeded', actor: { admin: `publisher-${worker}` } });
-          acked.push(id);
-          break;
-        } catch {
-          if (stopped) return;
-          await sleep(20);
-        }
-      }
-      await sleep(2);
-    }
-  });
-  return {
-    acked: () => acked.length,
-    async stop() {
-      stopped = true;
-      await Promise.all(work);
-      return acked;
-    },
-  };
-}
 
 async function chainedIds(h: TestSystem, tenant: string): Promise<string[]> {
   const ids: string[] = [];
@@ -73,7 +42,12 @@ describe.skipIf(missing)('two audit replicas on one intake', { timeout: 120_000 
     const first = h.service('audit');
     const second = await h.add('audit', { env: { AUDIT_WRITER_ID: 'audit-2' } });
     const repository = await TrailRepository.open(new JetStreamKvStore(h.nc), { kind: 'stream', nc: h.nc, replicas: 1 });
-    const load = publishing(h);
+    const publisher = new JetStreamPublisher(h.nc);
+    const load = publishing(
+      (tenant, id, worker) => publisher.audit({ id, tenant, service: 'directory', action: 'workload-update', outcome: 'succeeded', actor: { admin: `publisher-${worker}` } }),
+      TENANTS,
+      { pauseMs: 2 },
+    );
     while (load.acked() < 1_500) await sleep(50);
     const consumer = await (await jetstreamManager(h.nc)).consumers.info(AUDIT_STREAM.name, AUDIT_CONSUMER);
     expect(consumer.num_redelivered, 'records delivered to the replica not writing their chain came again').toBeGreaterThan(0);
