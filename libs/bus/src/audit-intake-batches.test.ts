@@ -83,6 +83,8 @@ describe.skipIf(missing)('audit records published in batches, over a real nats-s
       expect(message.records.length).toBeLessThanOrEqual(AUDIT_INTAKE_BATCH_MAX_RECORDS);
       for (const record of message.records) expect(message.subject).toBe(`mandate.audit.${record.tenant}.vault.${record.action}`);
       if (message.batch) expect(message.msgId).toMatch(/^batch-[A-Za-z0-9_-]{43}$/);
+      // Every message carries a trace context: a batch its first record's.
+      expect(message.traceparent).toMatch(new RegExp(`^00-${message.records[0]!.traceId}-[0-9a-f]{16}-0[01]$`));
     }
     const sent = messages.flatMap((m) => m.records.map((r) => r.id)).sort();
     expect(sent).toEqual(published.map((r) => r.id).sort());

@@ -38,7 +38,8 @@ const encoder = new TextEncoder();
  * delivers and takes the consumer's acknowledgement of one message for many records. At a low
  * rate nothing waits (the line is idle when a record comes).
  *
- * A batch's `Nats-Msg-Id` is a hash of its record ids. Nothing here retries: a failed message
+ * A batch's `Nats-Msg-Id` is a hash of its record ids, and its `traceparent` its first record's.
+ * Nothing here retries: a failed message
  * fails each of its records, and a caller that retries its request (same idempotency key, same
  * record id) may send the record in another batch; the audit service's dedup index makes
  * that second copy harmless, as it does any redelivery.
@@ -74,7 +75,8 @@ export class AuditIntakeBatches {
     const only = batch.length === 1 ? batch[0]! : undefined;
     const sent = only
       ? this.acked.publish(subject, encoder.encode(only.json), { msgID: only.id, headers: only.headers })
-      : this.acked.publish(subject, encoder.encode(`[${batch.map((queued) => queued.json).join(',')}]`), { msgID: batchId(batch) });
+      : // A batch carries its first record's trace context, so it too has one (each record's trace and span ids are in its body).
+        this.acked.publish(subject, encoder.encode(`[${batch.map((queued) => queued.json).join(',')}]`), { msgID: batchId(batch), headers: batch[0]!.headers });
     sent.then(
       () => {
         for (const queued of batch) queued.resolve();
