@@ -76,15 +76,8 @@ export class GatewayRecords {
   }
 
   /** Every reservation of a gateway's tool names (under `<gateway>.`, as its targets are). */
-  async reservationsOf(tenant: TenantId, gateway: string): Promise<StoredDocument<ToolNameReservation>[]> {
-    const all: StoredDocument<ToolNameReservation>[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.names.list(tenant, { prefix: `${gateway}.`, limit: 1000, ...(cursor ? { cursor } : {}) });
-      all.push(...page.items);
-      cursor = page.nextCursor;
-    } while (cursor);
-    return all;
+  reservationsOf(tenant: TenantId, gateway: string): Promise<StoredDocument<ToolNameReservation>[]> {
+    return everyUnder(this.names, tenant, `${gateway}.`);
   }
 
   /** Deletes it if it is still at that revision. */
@@ -126,14 +119,19 @@ export class GatewayRecords {
   }
 
   /** Every target of a gateway (a gateway has few), in name order. */
-  async targetsOf(tenant: TenantId, gateway: string): Promise<StoredDocument<TargetDocument>[]> {
-    const all: StoredDocument<TargetDocument>[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.targets.list(tenant, { prefix: `${gateway}.`, limit: 1000, ...(cursor ? { cursor } : {}) });
-      all.push(...page.items);
-      cursor = page.nextCursor;
-    } while (cursor);
-    return all;
+  targetsOf(tenant: TenantId, gateway: string): Promise<StoredDocument<TargetDocument>[]> {
+    return everyUnder(this.targets, tenant, `${gateway}.`);
   }
+}
+
+/** Every document of a collection whose id starts with `prefix`, page after page. */
+async function everyUnder<T>(collection: DocumentCollection<T>, tenant: TenantId, prefix: string): Promise<StoredDocument<T>[]> {
+  const all: StoredDocument<T>[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await collection.list(tenant, { prefix, limit: 1000, ...(cursor ? { cursor } : {}) });
+    all.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return all;
 }
